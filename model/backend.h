@@ -1,0 +1,104 @@
+// The Backend interface: the operations a forward pass needs, implemented once per device.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "model/config.h"
+#include "model/dtype.h"
+#include "model/safetensors.h"
+#include "model/state_layout.h"
+
+namespace sympow {
+
+// A row-major matrix in a backend's memory (host for CPU, device for CUDA). Non-owning.
+struct MatrixView {
+  void* data = nullptr;
+  DType dtype = DType::kF32;
+  int64_t rows = 0;
+  int64_t cols = 0;
+
+  MatrixView Rows(int64_t first, int64_t count) const {
+    return {static_cast<std::byte*>(data) + first * cols * static_cast<int64_t>(DTypeSize(dtype)),
+            dtype, count, cols};
+  }
+};
+
+// A matrix that owns its memory; copies share it.
+struct Matrix {
+  MatrixView view;
+  std::shared_ptr<void> storage;
+
+  bool empty() const { return view.data == nullptr; }
+};
+
+// A run of consecutive batch rows that belong to one session, whose state lives in `state_slot`.
+// A segment of one row is a decode step; longer segments are prefilled in chunks.
+struct AttentionSegment {
+  int64_t first_row = 0;
+  int64_t num_rows = 0;
+  int32_t state_slot = 0;
+};
+
+struct PowerAttentionArgs {
+  int64_t layer = 0;
+  MatrixView q;         // [rows × num_heads·d], after qk-norm and RoPE
+  MatrixView k;         // [rows × num_kv_heads·d]
+  MatrixView v;         // [rows × num_kv_heads·d]
+  MatrixView log_gate;  // [rows × num_kv_heads] log g; data == nullptr without gating
+  std::span<const AttentionSegment> segments;
+  int64_t chunk_size = 64;  // prefill chunk; results do not depend on it
+  MatrixView out;           // [rows × num_heads·d]
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+
+  // ---- memory
+  virtual Matrix Allocate(int64_t rows, int64_t cols) = 0;
+  // Copies a checkpoint tensor into backend memory, viewed as [rows × cols].
+  virtual Matrix Upload(const TensorView& tensor, int64_t rows, int64_t cols) = 0;
+  virtual void CopyToHost(MatrixView from, float* to) = 0;
+
+  // ---- session states: fixed-size slots laid out as StateLayout says
+  virtual const StateLayout& state_layout() const = 0;
+  // A zeroed slot, or RESOURCE_EXHAUSTED when all are taken.
+  virtual absl::StatusOr<int32_t> AcquireStateSlot() = 0;
+  virtual void ReleaseStateSlot(int32_t slot) = 0;
+  virtual void CopyStateSlot(int32_t from, int32_t to) = 0;
+  virtual void ReadStateSlot(int32_t slot, std::span<std::byte> to) = 0;
+  virtual void WriteStateSlot(int32_t slot, std::span<const std::byte> from) = 0;
+
+  // ---- operations; `out` may alias an input only where noted
+  virtual void Embed(const Matrix& table, std::span<const int32_t> tokens, MatrixView out) = 0;
+  // RMSNorm or LayerNorm over each row; `bias` may be null.
+  virtual void Norm(NormKind kind, float eps, MatrixView x, const Matrix& weight, const Matrix* bias,
+                    MatrixView out) = 0;
+  // out = x·Wᵀ (+ bias), W of [out_features × in_features].
+  virtual void Linear(MatrixView x, const Matrix& weight, const Matrix* bias, MatrixView out) = 0;
+  // accumulate += x
+  virtual void Add(MatrixView accumulate, MatrixView x) = 0;
+  // In place: RMSNorm of every head_dim-wide slice of each row (qk-norm).
+  virtual void HeadRmsNorm(MatrixView x, int64_t head_dim, const Matrix& weight, float eps) = 0;
+  // In place: rotate-half RoPE of every head, row r at absolute position positions[r].
+  virtual void Rope(MatrixView x, int64_t head_dim, std::span<const int64_t> positions,
+                    double theta) = 0;
+  // In place: x ← logsigmoid(x + gate_bias), the per-token log forget gate.
+  virtual void LogSigmoidGate(MatrixView x, float gate_bias) = 0;
+  // out = silu(gate) · up; out may alias gate.
+  virtual void SwiGlu(MatrixView gate, MatrixView up, MatrixView out) = 0;
+  // In place: tanh-approximated GELU.
+  virtual void GeluTanh(MatrixView x) = 0;
+  // out row i = x row rows[i].
+  virtual void GatherRows(MatrixView x, std::span<const int64_t> rows, MatrixView out) = 0;
+  // Power attention for every segment, reading and advancing each segment's state slot.
+  virtual void PowerAttention(const PowerAttentionArgs& args) = 0;
+};
+
+}  // namespace sympow

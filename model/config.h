@@ -1,0 +1,56 @@
+// config.json of a sympow model: the fields of MODEL.md, parsed and validated.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include "absl/strings/string_view.h"
+
+#include "absl/status/statusor.h"
+
+namespace sympow {
+
+enum class NormKind { kRms, kLayer };
+enum class MlpKind { kSwiGlu, kGeluTanh };
+enum class StateDType { kFloat32, kBFloat16 };
+
+struct ModelConfig {
+  std::string architecture = "sympow";
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;
+  int64_t num_layers = 0;
+  int64_t num_heads = 0;
+  int64_t num_kv_heads = 0;  // default: num_heads
+  int64_t head_dim = 0;      // default: hidden_size / num_heads
+  int64_t intermediate_size = 0;
+  int64_t degree = 2;
+  int64_t chunk_size = 64;
+  bool gating = false;
+  double gate_bias = 0.0;
+  bool qk_norm = false;
+  std::optional<double> attention_scale;  // absent or null: 1/sqrt(head_dim)
+  NormKind norm = NormKind::kRms;
+  MlpKind mlp = MlpKind::kSwiGlu;
+  bool bias = false;
+  double norm_eps = 1e-5;
+  double rope_theta = 10000.0;  // 0 disables RoPE
+  bool tie_word_embeddings = false;
+  std::optional<int64_t> bos_token_id;
+  std::optional<int64_t> eos_token_id;
+  StateDType state_dtype = StateDType::kFloat32;
+
+  // s in (s·q·k)^p.
+  double AttentionScale() const;
+  int64_t QueryHeadsPerKvHead() const { return num_heads / num_kv_heads; }
+};
+
+// Parses config.json text; `source` names the file in error messages.
+absl::StatusOr<ModelConfig> ParseModelConfig(absl::string_view json_text, absl::string_view source);
+absl::StatusOr<ModelConfig> LoadModelConfig(const std::string& path);
+
+// Serialises every field, so a config round-trips through ParseModelConfig.
+std::string ModelConfigToJson(const ModelConfig& config);
+
+absl::string_view StateDTypeName(StateDType dtype);
+
+}  // namespace sympow

@@ -1,0 +1,168 @@
+#include "model/engine.h"
+
+#include <filesystem>
+#include <set>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
+namespace sympow {
+
+absl::StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const std::string& dir) {
+  if (!std::filesystem::is_directory(dir)) {
+    return absl::NotFoundError(absl::StrCat(dir, ": not a model directory"));
+  }
+  absl::StatusOr<ModelConfig> config = LoadModelConfig((std::filesystem::path(dir) / "config.json").string());
+  if (!config.ok()) return config.status();
+  absl::StatusOr<Checkpoint> checkpoint = Checkpoint::Open(dir);
+  if (!checkpoint.ok()) return checkpoint.status();
+  auto model = std::make_unique<LoadedModel>(LoadedModel{*config, std::move(*checkpoint), {}});
+  absl::StatusOr<ModelTensors> tensors = BindModelTensors(model->config, model->checkpoint);
+  if (!tensors.ok()) {
+    return absl::Status(tensors.status().code(), absl::StrCat(dir, ": ", tensors.status().message()));
+  }
+  model->tensors = std::move(*tensors);
+  return model;
+}
+
+Engine::Engine(const ModelConfig& config, std::unique_ptr<Backend> backend, EngineOptions options)
+    : config_(config),
+      backend_(std::move(backend)),
+      options_(options),
+      chunk_size_(options.chunk_size > 0 ? options.chunk_size : config.chunk_size) {}
+
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const LoadedModel& model,
+                                                       std::unique_ptr<Backend> backend,
+                                                       EngineOptions options) {
+  if (options.chunk_size < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("chunk_size must be >= 0, got ", options.chunk_size));
+  }
+  if (options.max_batch_tokens <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_batch_tokens must be positive, got ", options.max_batch_tokens));
+  }
+  std::unique_ptr<Engine> engine(new Engine(model.config, std::move(backend), options));
+  engine->weights_ = UploadWeights(model.tensors, model.config.tie_word_embeddings, *engine->backend_);
+  engine->forward_ = std::make_unique<ModelForward>(engine->config_, engine->weights_,
+                                                    *engine->backend_, engine->chunk_size_);
+  return engine;
+}
+
+absl::StatusOr<Engine::Session*> Engine::Find(SessionId session) {
+  auto it = sessions_.find(session);
+  if (it == sessions_.end()) return absl::NotFoundError(absl::StrCat("session ", session, " does not exist"));
+  return &it->second;
+}
+
+absl::Status Engine::CheckTokens(std::span<const int32_t> tokens, absl::string_view field) const {
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (tokens[i] < 0 || tokens[i] >= config_.vocab_size) {
+      return absl::InvalidArgumentError(absl::StrCat(field, "[", i, "] = ", tokens[i],
+                                                     " is outside the vocabulary [0, ",
+                                                     config_.vocab_size, ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<SessionId> Engine::CreateSession() {
+  absl::StatusOr<int32_t> slot = backend_->AcquireStateSlot();
+  if (!slot.ok()) return slot.status();
+  const SessionId id = next_session_++;
+  sessions_[id] = Session{*slot, 0};
+  return id;
+}
+
+absl::StatusOr<SessionId> Engine::ForkSession(SessionId source) {
+  absl::StatusOr<Session*> original = Find(source);
+  if (!original.ok()) return original.status();
+  const Session copy_of = **original;
+  absl::StatusOr<SessionId> fork = CreateSession();
+  if (!fork.ok()) return fork.status();
+  Session& forked = sessions_[*fork];
+  backend_->CopyStateSlot(copy_of.slot, forked.slot);
+  forked.length = copy_of.length;
+  return fork;
+}
+
+absl::Status Engine::DeleteSession(SessionId session) {
+  absl::StatusOr<Session*> found = Find(session);
+  if (!found.ok()) return found.status();
+  backend_->ReleaseStateSlot((*found)->slot);
+  sessions_.erase(session);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> Engine::SessionLength(SessionId session) const {
+  auto it = sessions_.find(session);
+  if (it == sessions_.end()) return absl::NotFoundError(absl::StrCat("session ", session, " does not exist"));
+  return it->second.length;
+}
+
+absl::StatusOr<std::vector<float>> Engine::Prefill(SessionId session, std::span<const int32_t> tokens,
+                                                   LogitsFor which) {
+  absl::StatusOr<Session*> found = Find(session);
+  if (!found.ok()) return found.status();
+  if (tokens.empty()) return absl::InvalidArgumentError("tokens is empty: nothing to prefill");
+  if (absl::Status status = CheckTokens(tokens, "tokens"); !status.ok()) return status;
+  Session& s = **found;
+  const int64_t vocab = config_.vocab_size;
+  const int64_t total = static_cast<int64_t>(tokens.size());
+  std::vector<float> logits((which == LogitsFor::kEveryToken ? total : 1) * vocab);
+  for (int64_t start = 0; start < total; start += options_.max_batch_tokens) {
+    const int64_t count = std::min(options_.max_batch_tokens, total - start);
+    ForwardBatch batch;
+    batch.tokens.assign(tokens.begin() + start, tokens.begin() + start + count);
+    for (int64_t i = 0; i < count; ++i) batch.positions.push_back(s.length + i);
+    batch.segments.push_back({0, count, s.slot});
+    float* out = logits.data();
+    if (which == LogitsFor::kEveryToken) {
+      for (int64_t i = 0; i < count; ++i) batch.logit_rows.push_back(i);
+      out += start * vocab;
+    } else if (start + count == total) {
+      batch.logit_rows.push_back(count - 1);
+    }
+    forward_->Run(batch, out);
+    s.length += count;
+  }
+  return logits;
+}
+
+absl::StatusOr<std::vector<float>> Engine::Decode(std::span<const DecodeInput> inputs) {
+  ForwardBatch batch;
+  std::set<SessionId> seen;
+  std::vector<Session*> rows;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    absl::StatusOr<Session*> found = Find(inputs[i].session);
+    if (!found.ok()) return found.status();
+    if (!seen.insert(inputs[i].session).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("inputs[", i, "]: session ", inputs[i].session, " appears twice in one batch"));
+    }
+    const int32_t token = inputs[i].token;
+    if (absl::Status status = CheckTokens({&token, 1}, absl::StrCat("inputs[", i, "].token")); !status.ok()) {
+      return status;
+    }
+    const int64_t row = static_cast<int64_t>(i);
+    batch.tokens.push_back(token);
+    batch.positions.push_back((*found)->length);
+    batch.segments.push_back({row, 1, (*found)->slot});
+    batch.logit_rows.push_back(row);
+    rows.push_back(*found);
+  }
+  std::vector<float> logits(inputs.size() * config_.vocab_size);
+  if (inputs.empty()) return logits;
+  forward_->Run(batch, logits.data());
+  for (Session* s : rows) ++s->length;
+  return logits;
+}
+
+absl::StatusOr<std::vector<std::byte>> Engine::ReadState(SessionId session) {
+  absl::StatusOr<Session*> found = Find(session);
+  if (!found.ok()) return found.status();
+  std::vector<std::byte> bytes(backend_->state_layout().Bytes());
+  backend_->ReadStateSlot((*found)->slot, bytes);
+  return bytes;
+}
+
+}  // namespace sympow

@@ -1,0 +1,96 @@
+// The Engine: loads a model onto a backend and runs sessions (chunked prefill, batched decode),
+// keeping each session's state slot and position. Not thread-safe: one caller drives it.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "model/backend.h"
+#include "model/checkpoint.h"
+#include "model/config.h"
+#include "model/device_weights.h"
+#include "model/forward.h"
+
+namespace sympow {
+
+struct EngineOptions {
+  // Prefill chunk (attention form inside, state form across); 0 takes config.chunk_size.
+  int64_t chunk_size = 0;
+  // Rows per forward pass when prefilling; longer inputs run in several passes.
+  int64_t max_batch_tokens = 2048;
+};
+
+using SessionId = uint64_t;
+
+struct DecodeInput {
+  SessionId session = 0;
+  int32_t token = 0;
+};
+
+enum class LogitsFor { kLastToken, kEveryToken };
+
+// A model directory opened and validated: config, checkpoint and bound tensors.
+struct LoadedModel {
+  ModelConfig config;
+  Checkpoint checkpoint;
+  ModelTensors tensors;
+};
+absl::StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const std::string& dir);
+
+class Engine {
+ public:
+  // Uploads the model's weights to `backend`; `model` may be released afterwards.
+  static absl::StatusOr<std::unique_ptr<Engine>> Create(const LoadedModel& model,
+                                                        std::unique_ptr<Backend> backend,
+                                                        EngineOptions options);
+
+  const ModelConfig& config() const { return config_; }
+  Backend& backend() { return *backend_; }
+  int64_t chunk_size() const { return chunk_size_; }
+
+  absl::StatusOr<SessionId> CreateSession();
+  // A new session with a copy of `source`'s state and position.
+  absl::StatusOr<SessionId> ForkSession(SessionId source);
+  absl::Status DeleteSession(SessionId session);
+  // Tokens the session has consumed.
+  absl::StatusOr<int64_t> SessionLength(SessionId session) const;
+  size_t session_count() const { return sessions_.size(); }
+
+  // Appends `tokens` to the session and returns the logits after the last one (vocab floats)
+  // or after each one (tokens × vocab).
+  absl::StatusOr<std::vector<float>> Prefill(SessionId session, std::span<const int32_t> tokens,
+                                             LogitsFor which = LogitsFor::kLastToken);
+  // Appends one token to each of several distinct sessions, all in one batch; row i of the
+  // result (vocab floats) is the next-token logits of inputs[i].session.
+  absl::StatusOr<std::vector<float>> Decode(std::span<const DecodeInput> inputs);
+
+  // The session's raw state (StateLayout bytes), e.g. for comparing or persisting it.
+  absl::StatusOr<std::vector<std::byte>> ReadState(SessionId session);
+
+ private:
+  struct Session {
+    int32_t slot = 0;
+    int64_t length = 0;
+  };
+
+  Engine(const ModelConfig& config, std::unique_ptr<Backend> backend, EngineOptions options);
+  absl::StatusOr<Session*> Find(SessionId session);
+  absl::Status CheckTokens(std::span<const int32_t> tokens, absl::string_view field) const;
+
+  ModelConfig config_;
+  std::unique_ptr<Backend> backend_;
+  EngineOptions options_;
+  int64_t chunk_size_;
+  DeviceWeights weights_;
+  std::unique_ptr<ModelForward> forward_;
+  std::map<SessionId, Session> sessions_;
+  SessionId next_session_ = 1;
+};
+
+}  // namespace sympow

@@ -1,0 +1,87 @@
+#include "model/forward.h"
+
+namespace sympow {
+
+ModelForward::ModelForward(const ModelConfig& config, const DeviceWeights& weights,
+                           Backend& backend, int64_t chunk_size)
+    : config_(config), weights_(weights), backend_(backend), chunk_size_(chunk_size) {}
+
+void ModelForward::EnsureWorkspace(int64_t rows) {
+  if (rows <= work_.rows) return;
+  const ModelConfig& c = config_;
+  work_.rows = rows;
+  work_.residual = backend_.Allocate(rows, c.hidden_size);
+  work_.normed = backend_.Allocate(rows, c.hidden_size);
+  work_.q = backend_.Allocate(rows, c.num_heads * c.head_dim);
+  work_.k = backend_.Allocate(rows, c.num_kv_heads * c.head_dim);
+  work_.v = backend_.Allocate(rows, c.num_kv_heads * c.head_dim);
+  work_.log_gate = backend_.Allocate(rows, c.num_kv_heads);
+  work_.attention = backend_.Allocate(rows, c.num_heads * c.head_dim);
+  work_.mlp_hidden = backend_.Allocate(rows, c.intermediate_size);
+  work_.mlp_up = backend_.Allocate(rows, c.intermediate_size);
+}
+
+void ModelForward::Run(const ForwardBatch& batch, float* logits) {
+  const ModelConfig& c = config_;
+  const DeviceWeights& w = weights_;
+  Backend& b = backend_;
+  const int64_t n = static_cast<int64_t>(batch.tokens.size());
+  const float eps = static_cast<float>(c.norm_eps);
+  EnsureWorkspace(n);
+  MatrixView x = work_.residual.view.Rows(0, n);
+  MatrixView a = work_.normed.view.Rows(0, n);
+  MatrixView q = work_.q.view.Rows(0, n);
+  MatrixView k = work_.k.view.Rows(0, n);
+  MatrixView v = work_.v.view.Rows(0, n);
+  MatrixView log_gate = c.gating ? work_.log_gate.view.Rows(0, n) : MatrixView{};
+  MatrixView attention = work_.attention.view.Rows(0, n);
+  MatrixView hidden = work_.mlp_hidden.view.Rows(0, n);
+  MatrixView up = work_.mlp_up.view.Rows(0, n);
+
+  b.Embed(w.embed, batch.tokens, x);
+  for (int64_t layer = 0; layer < c.num_layers; ++layer) {
+    const DeviceLayerWeights& l = w.layers[layer];
+    // a = Norm(h); h = h + o_proj(PowerAttention(a))
+    b.Norm(c.norm, eps, x, l.input_norm, &l.input_norm_bias, a);
+    b.Linear(a, l.q_proj, &l.q_proj_bias, q);
+    b.Linear(a, l.k_proj, &l.k_proj_bias, k);
+    b.Linear(a, l.v_proj, &l.v_proj_bias, v);
+    if (c.qk_norm) {
+      b.HeadRmsNorm(q, c.head_dim, l.q_norm, eps);
+      b.HeadRmsNorm(k, c.head_dim, l.k_norm, eps);
+    }
+    if (c.rope_theta > 0) {
+      b.Rope(q, c.head_dim, batch.positions, c.rope_theta);
+      b.Rope(k, c.head_dim, batch.positions, c.rope_theta);
+    }
+    if (c.gating) {
+      b.Linear(a, l.g_proj, &l.g_proj_bias, log_gate);
+      b.LogSigmoidGate(log_gate, static_cast<float>(c.gate_bias));
+    }
+    b.PowerAttention({layer, q, k, v, log_gate, batch.segments, chunk_size_, attention});
+    b.Linear(attention, l.o_proj, &l.o_proj_bias, a);
+    b.Add(x, a);
+    // m = Norm(h); h = h + MLP(m)
+    b.Norm(c.norm, eps, x, l.post_norm, &l.post_norm_bias, a);
+    b.Linear(a, l.mlp_in, &l.mlp_in_bias, hidden);
+    if (c.mlp == MlpKind::kSwiGlu) {
+      b.Linear(a, l.mlp_up, &l.mlp_up_bias, up);
+      b.SwiGlu(hidden, up, hidden);
+    } else {
+      b.GeluTanh(hidden);
+    }
+    b.Linear(hidden, l.mlp_out, &l.mlp_out_bias, a);
+    b.Add(x, a);
+  }
+  // logits = lm_head(Norm(h)), only for the rows that are sampled.
+  const int64_t m = static_cast<int64_t>(batch.logit_rows.size());
+  if (m == 0) return;
+  MatrixView picked = a.Rows(0, m);
+  Matrix head_out = b.Allocate(m, c.vocab_size);
+  b.GatherRows(x, batch.logit_rows, picked);
+  b.Norm(c.norm, eps, picked, w.final_norm, &w.final_norm_bias, picked);
+  b.Linear(picked, w.lm_head, nullptr, head_out.view);
+  b.CopyToHost(head_out.view, logits);
+}
+
+}  // namespace sympow

@@ -1,0 +1,44 @@
+// The model's forward pass over one batch of rows, written against the Backend interface.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "model/backend.h"
+#include "model/config.h"
+#include "model/device_weights.h"
+
+namespace sympow {
+
+// Rows of tokens from any number of sessions: each segment is one session's consecutive rows.
+struct ForwardBatch {
+  std::vector<int32_t> tokens;
+  std::vector<int64_t> positions;  // absolute position of each row in its session
+  std::vector<AttentionSegment> segments;
+  std::vector<int64_t> logit_rows;  // rows whose next-token logits are wanted
+};
+
+class ModelForward {
+ public:
+  ModelForward(const ModelConfig& config, const DeviceWeights& weights, Backend& backend,
+               int64_t chunk_size);
+
+  // Advances every segment's state and writes logits [logit_rows × vocab] to `logits`.
+  void Run(const ForwardBatch& batch, float* logits);
+
+ private:
+  // Activation buffers, grown to the largest batch seen.
+  struct Workspace {
+    int64_t rows = 0;
+    Matrix residual, normed, q, k, v, log_gate, attention, mlp_hidden, mlp_up;
+  };
+  void EnsureWorkspace(int64_t rows);
+
+  const ModelConfig& config_;
+  const DeviceWeights& weights_;
+  Backend& backend_;
+  int64_t chunk_size_;
+  Workspace work_;
+};
+
+}  // namespace sympow
