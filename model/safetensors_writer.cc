@@ -54,6 +54,9 @@ absl::Status WriteSafetensors(const std::string& path, const std::vector<TensorT
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;
   for (const TensorToWrite& tensor : tensors) {
+    if (header.contains(tensor.name)) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": tensor '", tensor.name, "' given twice"));
+    }
     header[tensor.name] = {{"dtype", std::string(DTypeName(tensor.dtype))},
                            {"shape", tensor.shape},
                            {"data_offsets", {offset, offset + tensor.bytes.size()}}};

@@ -10,108 +10,114 @@
 namespace sympow {
 namespace {
 
-// Collects what the config expects, then checks the checkpoint against it in one pass.
-class Binder {
- public:
-  explicit Binder(const Checkpoint& checkpoint) : checkpoint_(checkpoint) {}
+using Slot = std::function<const TensorView**(ModelTensors&)>;
 
-  void Expect(const std::string& name, std::vector<int64_t> shape, const TensorView** slot) {
-    expected_.insert(name);
-    const TensorView* view = checkpoint_.Find(name);
-    if (view == nullptr) {
-      missing_.push_back(name);
-      return;
-    }
-    if (view->shape != shape) {
-      misshapen_.push_back(absl::StrCat(name, " is ", view->ShapeString(), ", expected [",
-                                        absl::StrJoin(shape, ", "), "]"));
-    }
-    *slot = view;
-  }
+Slot LayerSlot(int64_t layer, const TensorView* LayerTensors::*member) {
+  return [layer, member](ModelTensors& m) { return &(m.layers[layer].*member); };
+}
 
-  // A weight plus, when `with_bias`, its `.bias` of the output size.
-  void ExpectLinear(const std::string& prefix, int64_t out, int64_t in, bool with_bias,
-                    const TensorView** weight, const TensorView** bias) {
-    Expect(prefix + ".weight", {out, in}, weight);
-    if (with_bias) Expect(prefix + ".bias", {out}, bias);
-  }
+Slot ModelSlot(const TensorView* ModelTensors::*member) {
+  return [member](ModelTensors& m) { return &(m.*member); };
+}
 
-  absl::Status Finish() const {
-    std::vector<std::string> problems;
-    auto report = [&](absl::string_view what, const std::vector<std::string>& names) {
-      if (names.empty()) return;
-      constexpr size_t kShown = 8;
-      std::vector<std::string> shown(names.begin(), names.begin() + std::min(names.size(), kShown));
-      std::string more = names.size() > kShown ? absl::StrCat(" and ", names.size() - kShown, " more") : "";
-      problems.push_back(absl::StrCat(what, " (", names.size(), "): ", absl::StrJoin(shown, ", "), more));
-    };
-    std::vector<std::string> extra;
-    for (const auto& [name, view] : checkpoint_.tensors()) {
-      if (!expected_.contains(name)) extra.push_back(name);
-    }
-    report("missing tensors", missing_);
-    report("wrong shapes", misshapen_);
-    report("unexpected tensors", extra);
-    if (problems.empty()) return absl::OkStatus();
-    return absl::InvalidArgumentError(absl::StrCat("weights do not match config.json: ",
-                                                   absl::StrJoin(problems, "; ")));
-  }
-
- private:
-  const Checkpoint& checkpoint_;
-  std::set<std::string> expected_;
-  std::vector<std::string> missing_;
-  std::vector<std::string> misshapen_;
-};
+// "missing tensors (3): a, b, c" with at most a few names shown.
+std::string NameList(absl::string_view what, const std::vector<std::string>& names) {
+  constexpr size_t kShown = 8;
+  std::vector<std::string> shown(names.begin(), names.begin() + std::min(names.size(), kShown));
+  const std::string more = names.size() > kShown ? absl::StrCat(" and ", names.size() - kShown, " more") : "";
+  return absl::StrCat(what, " (", names.size(), "): ", absl::StrJoin(shown, ", "), more);
+}
 
 }  // namespace
 
-absl::StatusOr<ModelTensors> BindModelTensors(const ModelConfig& c, const Checkpoint& checkpoint) {
-  Binder binder(checkpoint);
-  ModelTensors model;
+std::vector<TensorSpec> ModelTensorSpecs(const ModelConfig& c) {
+  std::vector<TensorSpec> specs;
   const int64_t hidden = c.hidden_size;
-  const int64_t q_width = c.num_heads * c.head_dim;
-  const int64_t kv_width = c.num_kv_heads * c.head_dim;
   const bool norm_bias = c.norm == NormKind::kLayer && c.bias;
-  binder.Expect("model.embed_tokens.weight", {c.vocab_size, hidden}, &model.embed);
-  model.layers.resize(c.num_layers);
+  auto add = [&](std::string name, std::vector<int64_t> shape, TensorRole role, Slot slot) {
+    specs.push_back({std::move(name), std::move(shape), role, std::move(slot)});
+  };
+  specs.reserve(16 * c.num_layers + 4);
+  add("model.embed_tokens.weight", {c.vocab_size, hidden}, TensorRole::kEmbedding,
+      ModelSlot(&ModelTensors::embed));
   for (int64_t i = 0; i < c.num_layers; ++i) {
-    LayerTensors& layer = model.layers[i];
     const std::string p = absl::StrCat("model.layers.", i, ".");
-    binder.Expect(p + "input_layernorm.weight", {hidden}, &layer.input_norm);
-    if (norm_bias) binder.Expect(p + "input_layernorm.bias", {hidden}, &layer.input_norm_bias);
-    binder.ExpectLinear(p + "self_attn.q_proj", q_width, hidden, c.bias, &layer.q_proj, &layer.q_proj_bias);
-    binder.ExpectLinear(p + "self_attn.k_proj", kv_width, hidden, c.bias, &layer.k_proj, &layer.k_proj_bias);
-    binder.ExpectLinear(p + "self_attn.v_proj", kv_width, hidden, c.bias, &layer.v_proj, &layer.v_proj_bias);
+    using L = LayerTensors;
+    auto norm = [&](const std::string& name, const TensorView* L::*weight, const TensorView* L::*bias) {
+      add(p + name + ".weight", {hidden}, TensorRole::kNormWeight, LayerSlot(i, weight));
+      if (norm_bias) add(p + name + ".bias", {hidden}, TensorRole::kBias, LayerSlot(i, bias));
+    };
+    auto linear = [&](const std::string& name, int64_t out, int64_t in, bool with_bias,
+                      const TensorView* L::*weight, const TensorView* L::*bias) {
+      add(p + name + ".weight", {out, in}, TensorRole::kProjection, LayerSlot(i, weight));
+      if (with_bias) add(p + name + ".bias", {out}, TensorRole::kBias, LayerSlot(i, bias));
+    };
+    const int64_t q_width = c.num_heads * c.head_dim;
+    const int64_t kv_width = c.num_kv_heads * c.head_dim;
+    norm("input_layernorm", &L::input_norm, &L::input_norm_bias);
+    linear("self_attn.q_proj", q_width, hidden, c.bias, &L::q_proj, &L::q_proj_bias);
+    linear("self_attn.k_proj", kv_width, hidden, c.bias, &L::k_proj, &L::k_proj_bias);
+    linear("self_attn.v_proj", kv_width, hidden, c.bias, &L::v_proj, &L::v_proj_bias);
     if (c.gating) {
-      binder.ExpectLinear(p + "self_attn.g_proj", c.num_kv_heads, hidden, true, &layer.g_proj,
-                          &layer.g_proj_bias);
+      add(p + "self_attn.g_proj.weight", {c.num_kv_heads, hidden}, TensorRole::kGateProjection,
+          LayerSlot(i, &L::g_proj));
+      add(p + "self_attn.g_proj.bias", {c.num_kv_heads}, TensorRole::kBias, LayerSlot(i, &L::g_proj_bias));
     }
     if (c.qk_norm) {
-      binder.Expect(p + "self_attn.q_norm.weight", {c.head_dim}, &layer.q_norm);
-      binder.Expect(p + "self_attn.k_norm.weight", {c.head_dim}, &layer.k_norm);
+      add(p + "self_attn.q_norm.weight", {c.head_dim}, TensorRole::kNormWeight, LayerSlot(i, &L::q_norm));
+      add(p + "self_attn.k_norm.weight", {c.head_dim}, TensorRole::kNormWeight, LayerSlot(i, &L::k_norm));
     }
-    binder.ExpectLinear(p + "self_attn.o_proj", hidden, q_width, c.bias, &layer.o_proj, &layer.o_proj_bias);
-    binder.Expect(p + "post_attention_layernorm.weight", {hidden}, &layer.post_norm);
-    if (norm_bias) binder.Expect(p + "post_attention_layernorm.bias", {hidden}, &layer.post_norm_bias);
+    linear("self_attn.o_proj", hidden, q_width, c.bias, &L::o_proj, &L::o_proj_bias);
+    norm("post_attention_layernorm", &L::post_norm, &L::post_norm_bias);
     const int64_t inter = c.intermediate_size;
     if (c.mlp == MlpKind::kSwiGlu) {
-      binder.ExpectLinear(p + "mlp.gate_proj", inter, hidden, c.bias, &layer.mlp_in, &layer.mlp_in_bias);
-      binder.ExpectLinear(p + "mlp.up_proj", inter, hidden, c.bias, &layer.mlp_up, &layer.mlp_up_bias);
-      binder.ExpectLinear(p + "mlp.down_proj", hidden, inter, c.bias, &layer.mlp_out, &layer.mlp_out_bias);
+      linear("mlp.gate_proj", inter, hidden, c.bias, &L::mlp_in, &L::mlp_in_bias);
+      linear("mlp.up_proj", inter, hidden, c.bias, &L::mlp_up, &L::mlp_up_bias);
+      linear("mlp.down_proj", hidden, inter, c.bias, &L::mlp_out, &L::mlp_out_bias);
     } else {
-      binder.ExpectLinear(p + "mlp.c_fc", inter, hidden, c.bias, &layer.mlp_in, &layer.mlp_in_bias);
-      binder.ExpectLinear(p + "mlp.c_proj", hidden, inter, c.bias, &layer.mlp_out, &layer.mlp_out_bias);
+      linear("mlp.c_fc", inter, hidden, c.bias, &L::mlp_in, &L::mlp_in_bias);
+      linear("mlp.c_proj", hidden, inter, c.bias, &L::mlp_out, &L::mlp_out_bias);
     }
   }
-  binder.Expect("model.norm.weight", {hidden}, &model.final_norm);
-  if (norm_bias) binder.Expect("model.norm.bias", {hidden}, &model.final_norm_bias);
-  if (c.tie_word_embeddings) {
-    model.lm_head = model.embed;
-  } else {
-    binder.Expect("lm_head.weight", {c.vocab_size, hidden}, &model.lm_head);
+  add("model.norm.weight", {hidden}, TensorRole::kNormWeight, ModelSlot(&ModelTensors::final_norm));
+  if (norm_bias) {
+    add("model.norm.bias", {hidden}, TensorRole::kBias, ModelSlot(&ModelTensors::final_norm_bias));
   }
-  if (absl::Status status = binder.Finish(); !status.ok()) return status;
+  if (!c.tie_word_embeddings) {
+    add("lm_head.weight", {c.vocab_size, hidden}, TensorRole::kProjection, ModelSlot(&ModelTensors::lm_head));
+  }
+  return specs;
+}
+
+absl::StatusOr<ModelTensors> BindModelTensors(const ModelConfig& c, const Checkpoint& checkpoint) {
+  ModelTensors model;
+  model.layers.resize(c.num_layers);
+  std::set<std::string> expected;
+  std::vector<std::string> missing, misshapen, unexpected;
+  for (const TensorSpec& spec : ModelTensorSpecs(c)) {
+    expected.insert(spec.name);
+    const TensorView* view = checkpoint.Find(spec.name);
+    if (view == nullptr) {
+      missing.push_back(spec.name);
+    } else if (view->shape != spec.shape) {
+      misshapen.push_back(absl::StrCat(spec.name, " is ", view->ShapeString(), ", expected [",
+                                       absl::StrJoin(spec.shape, ", "), "]"));
+    } else {
+      *spec.slot(model) = view;
+    }
+  }
+  for (const auto& [name, view] : checkpoint.tensors()) {
+    if (!expected.contains(name)) unexpected.push_back(name);
+  }
+  std::vector<std::string> problems;
+  if (!missing.empty()) problems.push_back(NameList("missing tensors", missing));
+  if (!misshapen.empty()) problems.push_back(NameList("wrong shapes", misshapen));
+  if (!unexpected.empty()) problems.push_back(NameList("unexpected tensors", unexpected));
+  if (!problems.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("weights do not match config.json: ", absl::StrJoin(problems, "; ")));
+  }
+  if (c.tie_word_embeddings) model.lm_head = model.embed;
   return model;
 }
 

@@ -1,6 +1,8 @@
 // Binds a checkpoint's tensors to the model's structure, checking names and shapes against the config.
 #pragma once
 
+#include <functional>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -44,6 +46,20 @@ struct ModelTensors {
   const TensorView* final_norm_bias = nullptr;
   const TensorView* lm_head = nullptr;  // the embedding when tie_word_embeddings
 };
+
+// What a tensor is, so tools that make random models can initialise it sensibly.
+enum class TensorRole { kEmbedding, kProjection, kGateProjection, kNormWeight, kBias };
+
+// One tensor that MODEL.md names for a config, and where it binds in ModelTensors.
+struct TensorSpec {
+  std::string name;
+  std::vector<int64_t> shape;
+  TensorRole role;
+  std::function<const TensorView**(ModelTensors&)> slot;
+};
+
+// Every tensor the config requires, in file order (embedding, layers, final norm, head).
+std::vector<TensorSpec> ModelTensorSpecs(const ModelConfig& config);
 
 // Every tensor MODEL.md names for `config` must exist with its shape; missing, misshapen and
 // unexpected tensors are reported by name. The views stay owned by `checkpoint`.

@@ -213,8 +213,8 @@ void CpuPowerAttention::DecodeHead(const PowerAttentionArgs& args, int64_t row, 
   float* key_features = scratch;
   float* query_features = key_features + D;                 // [G × D]
   float* numerator = query_features + group_ * D;            // [G × d]
-  float* new_row = numerator + group_ * d;                   // [d]
-  float* denominator = new_row + d;                          // [G]
+  float* old_row = numerator + group_ * d;                   // [d]
+  float* denominator = old_row + d;                          // [G]
   float* expansion_scratch = denominator + group_;
   const float* k = RowPtr(args.k, row) + kv_head * d;
   const float* v = RowPtr(args.v, row) + kv_head * d;
@@ -226,27 +226,32 @@ void CpuPowerAttention::DecodeHead(const PowerAttentionArgs& args, int64_t row, 
   const float gate = args.log_gate.data != nullptr ? std::exp(RowPtr(args.log_gate, row)[kv_head]) : 1.0f;
   std::fill_n(numerator, group_ * d, 0.0f);
   std::fill_n(denominator, group_, 0.0f);
-  // One pass over the state: update each row of S and z, and read it for every query head.
+  // One pass over the state: read each row of S and z for every query head, then advance it.
+  // The reads see the state before this token; the token's own weight (s·q·k)^p is added below
+  // in the attention form, exact where the expanded form would cancel (p = 4, small q·k).
   for (int64_t i = 0; i < D; ++i) {
     Storage* s_row = S + i * d;
-    const float feature = key_features[i];
-    for (int64_t j = 0; j < d; ++j) {
-      new_row[j] = gate * Load(s_row[j]) + feature * v[j];
-      Store(&s_row[j], new_row[j]);
-    }
-    const float new_z = gate * Load(z[i]) + feature;
-    Store(&z[i], new_z);
+    for (int64_t j = 0; j < d; ++j) old_row[j] = Load(s_row[j]);
+    const float old_z = Load(z[i]);
     for (int64_t g = 0; g < group_; ++g) {
       const float query_feature = query_features[g * D + i];
       float* num = numerator + g * d;
-      for (int64_t j = 0; j < d; ++j) num[j] += query_feature * new_row[j];
-      denominator[g] += query_feature * new_z;
+      for (int64_t j = 0; j < d; ++j) num[j] += query_feature * old_row[j];
+      denominator[g] += query_feature * old_z;
     }
+    const float feature = key_features[i];
+    for (int64_t j = 0; j < d; ++j) Store(&s_row[j], gate * old_row[j] + feature * v[j]);
+    Store(&z[i], gate * old_z + feature);
   }
+  const float carried = gate * scale_pow_;
   for (int64_t g = 0; g < group_; ++g) {
+    const float* q = RowPtr(args.q, row) + (kv_head * group_ + g) * d;
+    float dot = 0.0f;
+    for (int64_t j = 0; j < d; ++j) dot += q[j] * k[j];
+    const float self_weight = EvenPower(scale_ * dot, degree_);
     float* out = MutableRowPtr(args.out, row) + (kv_head * group_ + g) * d;
-    const float inverse = 1.0f / (scale_pow_ * denominator[g] + kNormalizerEpsilon);
-    for (int64_t j = 0; j < d; ++j) out[j] = scale_pow_ * numerator[g * d + j] * inverse;
+    const float inverse = 1.0f / (carried * denominator[g] + self_weight + kNormalizerEpsilon);
+    for (int64_t j = 0; j < d; ++j) out[j] = (carried * numerator[g * d + j] + self_weight * v[j]) * inverse;
   }
 }
 

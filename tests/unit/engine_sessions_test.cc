@@ -1,0 +1,87 @@
+// Engine session bookkeeping: forks, deletes, limits and input validation.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "model/random_model.h"
+#include "tests/unit/model_files.h"
+#include "tests/unit/oracle_cases.h"
+
+namespace sympow {
+namespace {
+
+using ::testing::HasSubstr;
+
+class EngineSessions : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(WriteRandomModel(dir_.path(), testing::SmallConfig(), 5).ok());
+    engine_ = testing::MakeCpuEngine(dir_.path(), {}, /*max_sessions=*/3);
+    ASSERT_NE(engine_, nullptr);
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<Engine> engine_;
+};
+
+TEST_F(EngineSessions, ForkContinuesIndependently) {
+  const std::vector<int32_t> prompt = {2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
+  SessionId original = engine_->CreateSession().value();
+  ASSERT_TRUE(engine_->Prefill(original, prompt).ok());
+  SessionId fork = engine_->ForkSession(original).value();
+  EXPECT_EQ(engine_->SessionLength(fork).value(), 10);
+  EXPECT_EQ(engine_->ReadState(fork).value(), engine_->ReadState(original).value());
+  const DecodeInput a{original, 12}, b{fork, 13};
+  std::vector<float> after_a = engine_->Decode({&a, 1}).value();
+  std::vector<float> after_b = engine_->Decode({&b, 1}).value();
+  EXPECT_NE(after_a, after_b);
+  EXPECT_NE(engine_->ReadState(fork).value(), engine_->ReadState(original).value());
+  EXPECT_EQ(engine_->SessionLength(original).value(), 11);
+}
+
+TEST_F(EngineSessions, DeletedSessionsFreeTheirSlot) {
+  std::vector<SessionId> sessions;
+  for (int i = 0; i < 3; ++i) sessions.push_back(engine_->CreateSession().value());
+  absl::StatusOr<SessionId> fourth = engine_->CreateSession();
+  EXPECT_EQ(fourth.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(fourth.status().message()), HasSubstr("all 3 state slots"));
+  ASSERT_TRUE(engine_->Prefill(sessions[0], std::vector<int32_t>{5, 6}).ok());
+  ASSERT_TRUE(engine_->DeleteSession(sessions[0]).ok());
+  SessionId reused = engine_->CreateSession().value();
+  EXPECT_EQ(engine_->SessionLength(reused).value(), 0);
+  const std::vector<std::byte> state = engine_->ReadState(reused).value();
+  EXPECT_TRUE(std::all_of(state.begin(), state.end(), [](std::byte b) { return b == std::byte{0}; }));
+  EXPECT_EQ(engine_->DeleteSession(sessions[0]).code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(EngineSessions, RejectsBadInputWithoutChangingTheSession) {
+  SessionId session = engine_->CreateSession().value();
+  ASSERT_TRUE(engine_->Prefill(session, std::vector<int32_t>{4, 5}).ok());
+  const std::vector<std::byte> before = engine_->ReadState(session).value();
+
+  absl::Status out_of_vocab = engine_->Prefill(session, std::vector<int32_t>{1, 50}).status();
+  EXPECT_EQ(out_of_vocab.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(out_of_vocab.message()), HasSubstr("tokens[1] = 50 is outside the vocabulary"));
+  EXPECT_EQ(engine_->Prefill(session, std::vector<int32_t>{}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  const std::vector<DecodeInput> duplicate = {{session, 3}, {session, 4}};
+  EXPECT_THAT(std::string(engine_->Decode(duplicate).status().message()), HasSubstr("appears twice"));
+  const DecodeInput negative{session, -1};
+  EXPECT_THAT(std::string(engine_->Decode({&negative, 1}).status().message()), HasSubstr("inputs[0].token"));
+  const DecodeInput unknown{999, 3};
+  EXPECT_EQ(engine_->Decode({&unknown, 1}).status().code(), absl::StatusCode::kNotFound);
+
+  EXPECT_EQ(engine_->ReadState(session).value(), before);
+  EXPECT_EQ(engine_->SessionLength(session).value(), 2);
+}
+
+TEST_F(EngineSessions, StateSizeFollowsTheLayout) {
+  const StateLayout& layout = engine_->backend().state_layout();
+  EXPECT_EQ(layout.expanded_dim, 136);  // C(17, 2) for head_dim 16
+  EXPECT_EQ(layout.Bytes(), 2 * 2 * (136 * 16 + 136) * 4);
+  SessionId session = engine_->CreateSession().value();
+  EXPECT_EQ(static_cast<int64_t>(engine_->ReadState(session).value().size()), layout.Bytes());
+}
+
+}  // namespace
+}  // namespace sympow
