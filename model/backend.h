@@ -78,8 +78,8 @@ class Backend {
   // ---- operations; `out` may alias an input only where noted
   virtual void Embed(const Matrix& table, std::span<const int32_t> tokens, MatrixView out) = 0;
   // RMSNorm or LayerNorm over each row; `bias` may be null.
-  virtual void Norm(NormKind kind, float eps, MatrixView x, const Matrix& weight, const Matrix* bias,
-                    MatrixView out) = 0;
+  virtual void Norm(NormKind kind, float eps, MatrixView x, const Matrix& weight,
+                    const Matrix* bias, MatrixView out) = 0;
   // out = x·Wᵀ (+ bias), W of [out_features × in_features].
   virtual void Linear(MatrixView x, const Matrix& weight, const Matrix* bias, MatrixView out) = 0;
   // accumulate += x

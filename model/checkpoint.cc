@@ -64,7 +64,8 @@ absl::StatusOr<Checkpoint> Checkpoint::Open(const std::string& dir) {
     checkpoint.files_.push_back(std::move(*file));
     return checkpoint;
   }
-  absl::StatusOr<std::map<std::string, std::string>> weight_map = ReadWeightMap(index_path.string());
+  absl::StatusOr<std::map<std::string, std::string>> weight_map =
+      ReadWeightMap(index_path.string());
   if (!weight_map.ok()) return weight_map.status();
   std::set<std::string> shard_names;
   for (const auto& [tensor, shard] : *weight_map) shard_names.insert(shard);

@@ -102,8 +102,8 @@ void Validate(const ModelConfig& c, FieldReader& r) {
   positive("intermediate_size", c.intermediate_size);
   positive("chunk_size", c.chunk_size);
   if (c.num_kv_heads > 0 && c.num_heads % c.num_kv_heads != 0) {
-    r.Error("num_kv_heads", absl::StrCat("(", c.num_kv_heads, ") must divide num_heads (",
-                                         c.num_heads, ")"));
+    r.Error("num_kv_heads",
+            absl::StrCat("(", c.num_kv_heads, ") must divide num_heads (", c.num_heads, ")"));
   }
   if (c.degree < 2 || c.degree % 2 != 0) {
     r.Error("degree", absl::StrCat("must be an even integer >= 2, got ", c.degree));
@@ -121,8 +121,8 @@ void Validate(const ModelConfig& c, FieldReader& r) {
   if (c.attention_scale && (!(*c.attention_scale > 0) || !std::isfinite(*c.attention_scale))) {
     r.Error("attention_scale", absl::StrCat("must be positive, got ", *c.attention_scale));
   }
-  for (auto [name, id] : {std::pair{"bos_token_id", c.bos_token_id},
-                          std::pair{"eos_token_id", c.eos_token_id}}) {
+  for (auto [name, id] :
+       {std::pair{"bos_token_id", c.bos_token_id}, std::pair{"eos_token_id", c.eos_token_id}}) {
     if (id && (*id < 0 || *id >= c.vocab_size)) {
       r.Error(name, absl::StrCat("must be in [0, vocab_size=", c.vocab_size, "), got ", *id));
     }
@@ -139,9 +139,11 @@ double ModelConfig::AttentionScale() const {
   return attention_scale ? *attention_scale : 1.0 / std::sqrt(static_cast<double>(head_dim));
 }
 
-absl::StatusOr<ModelConfig> ParseModelConfig(absl::string_view json_text, absl::string_view source) {
+absl::StatusOr<ModelConfig> ParseModelConfig(absl::string_view json_text,
+                                             absl::string_view source) {
   json root = json::parse(json_text, nullptr, /*allow_exceptions=*/false);
-  if (root.is_discarded()) return absl::InvalidArgumentError(absl::StrCat(source, ": not valid JSON"));
+  if (root.is_discarded())
+    return absl::InvalidArgumentError(absl::StrCat(source, ": not valid JSON"));
   if (!root.is_object()) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": must be a JSON object"));
   }

@@ -19,11 +19,12 @@ DeviceWeights UploadWeights(const ModelTensors& t, bool tied_embeddings, Backend
   w.embed = up(t.embed);
   for (const LayerTensors& l : t.layers) {
     w.layers.push_back(DeviceLayerWeights{
-        up(l.input_norm), up(l.input_norm_bias), up(l.q_proj), up(l.q_proj_bias), up(l.k_proj),
-        up(l.k_proj_bias), up(l.v_proj), up(l.v_proj_bias), up(l.g_proj), up(l.g_proj_bias),
-        up(l.q_norm), up(l.k_norm), up(l.o_proj), up(l.o_proj_bias), up(l.post_norm),
-        up(l.post_norm_bias), up(l.mlp_in), up(l.mlp_in_bias), up(l.mlp_up), up(l.mlp_up_bias),
-        up(l.mlp_out), up(l.mlp_out_bias)});
+        up(l.input_norm), up(l.input_norm_bias), up(l.q_proj),    up(l.q_proj_bias),
+        up(l.k_proj),     up(l.k_proj_bias),     up(l.v_proj),    up(l.v_proj_bias),
+        up(l.g_proj),     up(l.g_proj_bias),     up(l.q_norm),    up(l.k_norm),
+        up(l.o_proj),     up(l.o_proj_bias),     up(l.post_norm), up(l.post_norm_bias),
+        up(l.mlp_in),     up(l.mlp_in_bias),     up(l.mlp_up),    up(l.mlp_up_bias),
+        up(l.mlp_out),    up(l.mlp_out_bias)});
   }
   w.final_norm = up(t.final_norm);
   w.final_norm_bias = up(t.final_norm_bias);

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <optional>
 #include <span>
+
 #include "absl/strings/string_view.h"
 
 namespace sympow {

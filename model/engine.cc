@@ -12,14 +12,16 @@ absl::StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const std::string& dir) {
   if (!std::filesystem::is_directory(dir)) {
     return absl::NotFoundError(absl::StrCat(dir, ": not a model directory"));
   }
-  absl::StatusOr<ModelConfig> config = LoadModelConfig((std::filesystem::path(dir) / "config.json").string());
+  absl::StatusOr<ModelConfig> config =
+      LoadModelConfig((std::filesystem::path(dir) / "config.json").string());
   if (!config.ok()) return config.status();
   absl::StatusOr<Checkpoint> checkpoint = Checkpoint::Open(dir);
   if (!checkpoint.ok()) return checkpoint.status();
   auto model = std::make_unique<LoadedModel>(LoadedModel{*config, std::move(*checkpoint), {}});
   absl::StatusOr<ModelTensors> tensors = BindModelTensors(model->config, model->checkpoint);
   if (!tensors.ok()) {
-    return absl::Status(tensors.status().code(), absl::StrCat(dir, ": ", tensors.status().message()));
+    return absl::Status(tensors.status().code(),
+                        absl::StrCat(dir, ": ", tensors.status().message()));
   }
   model->tensors = std::move(*tensors);
   return model;
@@ -35,14 +37,16 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const LoadedModel& model,
                                                        std::unique_ptr<Backend> backend,
                                                        EngineOptions options) {
   if (options.chunk_size < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("chunk_size must be >= 0, got ", options.chunk_size));
+    return absl::InvalidArgumentError(
+        absl::StrCat("chunk_size must be >= 0, got ", options.chunk_size));
   }
   if (options.max_batch_tokens <= 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("max_batch_tokens must be positive, got ", options.max_batch_tokens));
   }
   std::unique_ptr<Engine> engine(new Engine(model.config, std::move(backend), options));
-  engine->weights_ = UploadWeights(model.tensors, model.config.tie_word_embeddings, *engine->backend_);
+  engine->weights_ =
+      UploadWeights(model.tensors, model.config.tie_word_embeddings, *engine->backend_);
   engine->forward_ = std::make_unique<ModelForward>(engine->config_, engine->weights_,
                                                     *engine->backend_, engine->chunk_size_);
   return engine;
@@ -50,7 +54,8 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const LoadedModel& model,
 
 absl::StatusOr<Engine::Session*> Engine::Find(SessionId session) {
   auto it = sessions_.find(session);
-  if (it == sessions_.end()) return absl::NotFoundError(absl::StrCat("session ", session, " does not exist"));
+  if (it == sessions_.end())
+    return absl::NotFoundError(absl::StrCat("session ", session, " does not exist"));
   return &it->second;
 }
 
@@ -95,11 +100,13 @@ absl::Status Engine::DeleteSession(SessionId session) {
 
 absl::StatusOr<int64_t> Engine::SessionLength(SessionId session) const {
   auto it = sessions_.find(session);
-  if (it == sessions_.end()) return absl::NotFoundError(absl::StrCat("session ", session, " does not exist"));
+  if (it == sessions_.end())
+    return absl::NotFoundError(absl::StrCat("session ", session, " does not exist"));
   return it->second.length;
 }
 
-absl::StatusOr<std::vector<float>> Engine::Prefill(SessionId session, std::span<const int32_t> tokens,
+absl::StatusOr<std::vector<float>> Engine::Prefill(SessionId session,
+                                                   std::span<const int32_t> tokens,
                                                    LogitsFor which) {
   absl::StatusOr<Session*> found = Find(session);
   if (!found.ok()) return found.status();
@@ -136,11 +143,12 @@ absl::StatusOr<std::vector<float>> Engine::Decode(std::span<const DecodeInput> i
     absl::StatusOr<Session*> found = Find(inputs[i].session);
     if (!found.ok()) return found.status();
     if (!seen.insert(inputs[i].session).second) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("inputs[", i, "]: session ", inputs[i].session, " appears twice in one batch"));
+      return absl::InvalidArgumentError(absl::StrCat("inputs[", i, "]: session ", inputs[i].session,
+                                                     " appears twice in one batch"));
     }
     const int32_t token = inputs[i].token;
-    if (absl::Status status = CheckTokens({&token, 1}, absl::StrCat("inputs[", i, "].token")); !status.ok()) {
+    if (absl::Status status = CheckTokens({&token, 1}, absl::StrCat("inputs[", i, "].token"));
+        !status.ok()) {
       return status;
     }
     const int64_t row = static_cast<int64_t>(i);

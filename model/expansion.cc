@@ -8,13 +8,14 @@ namespace sympow {
 absl::StatusOr<int64_t> ExpandedDim(int64_t head_dim, int64_t degree) {
   // Bounds keep a single head's state (D × d floats) indexable with 32-bit offsets.
   constexpr int64_t kMaxStateElements = int64_t{1} << 31;
-  if (head_dim <= 0 || degree <= 0) return absl::InvalidArgumentError("head_dim and degree must be positive");
+  if (head_dim <= 0 || degree <= 0)
+    return absl::InvalidArgumentError("head_dim and degree must be positive");
   int64_t dim = 1;  // C(d+k−1, k) for k = 0..degree, each step exact.
   for (int64_t k = 1; k <= degree; ++k) {
     dim = dim * (head_dim + k - 1) / k;
     if (dim * head_dim >= kMaxStateElements) {
-      return absl::InvalidArgumentError(absl::StrCat("D·d exceeds 2^31 elements per head at degree ",
-                                                     k, " (head_dim ", head_dim, ")"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "D·d exceeds 2^31 elements per head at degree ", k, " (head_dim ", head_dim, ")"));
     }
   }
   return dim;

@@ -44,7 +44,8 @@ absl::StatusOr<TensorView> ParseEntry(const std::string& path, const std::string
   view.file = path;
   uint64_t elements = 1;
   for (const json& dim : entry["shape"]) {
-    if (!dim.is_number_unsigned()) return bad(absl::StrCat("shape entry ", dim.dump(), " is not a non-negative integer"));
+    if (!dim.is_number_unsigned())
+      return bad(absl::StrCat("shape entry ", dim.dump(), " is not a non-negative integer"));
     const uint64_t extent = dim.get<uint64_t>();
     if (extent != 0 && elements > (uint64_t{1} << 62) / extent) return bad("shape overflows");
     elements *= extent;
@@ -59,8 +60,8 @@ absl::StatusOr<TensorView> ParseEntry(const std::string& path, const std::string
   const uint64_t end = offsets[1].get<uint64_t>();
   if (begin > end) return bad(absl::StrCat("data_offsets [", begin, ", ", end, "] are reversed"));
   if (end > data_size) {
-    return bad(absl::StrCat("data_offsets end ", end, " lies outside the data section (",
-                            data_size, " bytes)"));
+    return bad(absl::StrCat("data_offsets end ", end, " lies outside the data section (", data_size,
+                            " bytes)"));
   }
   const uint64_t expected = elements * DTypeSize(*dtype);
   if (end - begin != expected) {
@@ -81,7 +82,9 @@ int64_t TensorView::NumElements() const {
   return n;
 }
 
-std::string TensorView::ShapeString() const { return absl::StrCat("[", absl::StrJoin(shape, ", "), "]"); }
+std::string TensorView::ShapeString() const {
+  return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
+}
 
 std::vector<float> TensorView::ToFloat() const {
   std::vector<float> values(NumElements());
@@ -91,7 +94,8 @@ std::vector<float> TensorView::ToFloat() const {
 
 absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return absl::NotFoundError(absl::StrCat(path, ": cannot open: ", std::strerror(errno)));
+  if (fd < 0)
+    return absl::NotFoundError(absl::StrCat(path, ": cannot open: ", std::strerror(errno)));
   struct stat info;
   if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
     ::close(fd);
@@ -104,7 +108,8 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std
   }
   void* mapping = ::mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE, fd, 0);
   ::close(fd);
-  if (mapping == MAP_FAILED) return Invalid(path, absl::StrCat("mmap failed: ", std::strerror(errno)));
+  if (mapping == MAP_FAILED)
+    return Invalid(path, absl::StrCat("mmap failed: ", std::strerror(errno)));
 
   std::unique_ptr<SafetensorsFile> file(new SafetensorsFile());
   file->path_ = path;
@@ -119,9 +124,11 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std
                                       file_size, " bytes)"));
   }
   const char* header_text = reinterpret_cast<const char*>(bytes + 8);
-  if (header_size == 0 || header_text[0] != '{') return Invalid(path, "header is not a JSON object");
+  if (header_size == 0 || header_text[0] != '{')
+    return Invalid(path, "header is not a JSON object");
   json header = json::parse(header_text, header_text + header_size, nullptr, false);
-  if (header.is_discarded() || !header.is_object()) return Invalid(path, "header is not valid JSON");
+  if (header.is_discarded() || !header.is_object())
+    return Invalid(path, "header is not valid JSON");
 
   const std::byte* data = bytes + 8 + header_size;
   const uint64_t data_size = file_size - 8 - header_size;
@@ -130,7 +137,8 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std
     if (name == "__metadata__") {
       if (!entry.is_object()) return Invalid(path, "__metadata__ must be an object");
       for (auto& [key, value] : entry.items()) {
-        if (!value.is_string()) return Invalid(path, absl::StrCat("__metadata__ '", key, "' must be a string"));
+        if (!value.is_string())
+          return Invalid(path, absl::StrCat("__metadata__ '", key, "' must be a string"));
         file->metadata_[key] = value.get<std::string>();
       }
       continue;
@@ -143,13 +151,15 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std
   }
   // The data section must be covered exactly: sorted by offset, each tensor starts where the
   // previous one ended, and the last ends at the end of the file.
-  std::sort(by_offset.begin(), by_offset.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first || (a.first == b.first && a.second->byte_size < b.second->byte_size); });
+  std::sort(by_offset.begin(), by_offset.end(), [](const auto& a, const auto& b) {
+    return a.first < b.first || (a.first == b.first && a.second->byte_size < b.second->byte_size);
+  });
   uint64_t covered = 0;
   const TensorView* previous = nullptr;
   for (const auto& [begin, view] : by_offset) {
     if (begin < covered) {
-      return Invalid(path, absl::StrCat("tensors '", previous->name, "' and '", view->name, "' overlap"));
+      return Invalid(path,
+                     absl::StrCat("tensors '", previous->name, "' and '", view->name, "' overlap"));
     }
     if (begin > covered) {
       return Invalid(path, absl::StrCat("unused bytes [", covered, ", ", begin, ") before tensor '",
@@ -159,7 +169,8 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std
     previous = view;
   }
   if (covered != data_size) {
-    return Invalid(path, absl::StrCat(data_size - covered, " trailing bytes after the last tensor"));
+    return Invalid(path,
+                   absl::StrCat(data_size - covered, " trailing bytes after the last tensor"));
   }
   return file;
 }

@@ -23,7 +23,8 @@ uint16_t FloatToF16(float value) {
   }
   int exponent;
   const float fraction = std::frexp(magnitude, &exponent);  // magnitude = fraction · 2^exponent
-  uint32_t mantissa = static_cast<uint32_t>(std::nearbyint(std::ldexp(fraction, 11)));  // [1024, 2048]
+  uint32_t mantissa =
+      static_cast<uint32_t>(std::nearbyint(std::ldexp(fraction, 11)));  // [1024, 2048]
   if (mantissa == 2048) {
     mantissa = 1024;
     ++exponent;
@@ -55,7 +56,8 @@ absl::Status WriteSafetensors(const std::string& path, const std::vector<TensorT
   uint64_t offset = 0;
   for (const TensorToWrite& tensor : tensors) {
     if (header.contains(tensor.name)) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ": tensor '", tensor.name, "' given twice"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": tensor '", tensor.name, "' given twice"));
     }
     header[tensor.name] = {{"dtype", std::string(DTypeName(tensor.dtype))},
                            {"shape", tensor.shape},

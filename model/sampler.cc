@@ -46,7 +46,8 @@ int32_t Sampler::Sample(std::span<const float> logits, std::span<const int32_t> 
   }
   const int32_t vocab = static_cast<int32_t>(adjusted_.size());
   if (params_.temperature == 0.0f) {
-    return static_cast<int32_t>(std::max_element(adjusted_.begin(), adjusted_.end()) - adjusted_.begin());
+    return static_cast<int32_t>(std::max_element(adjusted_.begin(), adjusted_.end()) -
+                                adjusted_.begin());
   }
   // Candidates in descending logit order where a cut needs the order (top-k, top-p).
   candidates_.resize(vocab);
@@ -56,7 +57,8 @@ int32_t Sampler::Sample(std::span<const float> logits, std::span<const int32_t> 
   };
   size_t kept = candidates_.size();
   if (params_.top_k > 0 && params_.top_k < vocab) {
-    std::partial_sort(candidates_.begin(), candidates_.begin() + params_.top_k, candidates_.end(), by_logit);
+    std::partial_sort(candidates_.begin(), candidates_.begin() + params_.top_k, candidates_.end(),
+                      by_logit);
     kept = params_.top_k;
   } else if (params_.top_p < 1.0f) {
     std::sort(candidates_.begin(), candidates_.end(), by_logit);

@@ -24,7 +24,8 @@ Slot ModelSlot(const TensorView* ModelTensors::*member) {
 std::string NameList(absl::string_view what, const std::vector<std::string>& names) {
   constexpr size_t kShown = 8;
   std::vector<std::string> shown(names.begin(), names.begin() + std::min(names.size(), kShown));
-  const std::string more = names.size() > kShown ? absl::StrCat(" and ", names.size() - kShown, " more") : "";
+  const std::string more =
+      names.size() > kShown ? absl::StrCat(" and ", names.size() - kShown, " more") : "";
   return absl::StrCat(what, " (", names.size(), "): ", absl::StrJoin(shown, ", "), more);
 }
 
@@ -43,7 +44,8 @@ std::vector<TensorSpec> ModelTensorSpecs(const ModelConfig& c) {
   for (int64_t i = 0; i < c.num_layers; ++i) {
     const std::string p = absl::StrCat("model.layers.", i, ".");
     using L = LayerTensors;
-    auto norm = [&](const std::string& name, const TensorView* L::*weight, const TensorView* L::*bias) {
+    auto norm = [&](const std::string& name, const TensorView* L::*weight,
+                    const TensorView* L::*bias) {
       add(p + name + ".weight", {hidden}, TensorRole::kNormWeight, LayerSlot(i, weight));
       if (norm_bias) add(p + name + ".bias", {hidden}, TensorRole::kBias, LayerSlot(i, bias));
     };
@@ -61,11 +63,14 @@ std::vector<TensorSpec> ModelTensorSpecs(const ModelConfig& c) {
     if (c.gating) {
       add(p + "self_attn.g_proj.weight", {c.num_kv_heads, hidden}, TensorRole::kGateProjection,
           LayerSlot(i, &L::g_proj));
-      add(p + "self_attn.g_proj.bias", {c.num_kv_heads}, TensorRole::kBias, LayerSlot(i, &L::g_proj_bias));
+      add(p + "self_attn.g_proj.bias", {c.num_kv_heads}, TensorRole::kBias,
+          LayerSlot(i, &L::g_proj_bias));
     }
     if (c.qk_norm) {
-      add(p + "self_attn.q_norm.weight", {c.head_dim}, TensorRole::kNormWeight, LayerSlot(i, &L::q_norm));
-      add(p + "self_attn.k_norm.weight", {c.head_dim}, TensorRole::kNormWeight, LayerSlot(i, &L::k_norm));
+      add(p + "self_attn.q_norm.weight", {c.head_dim}, TensorRole::kNormWeight,
+          LayerSlot(i, &L::q_norm));
+      add(p + "self_attn.k_norm.weight", {c.head_dim}, TensorRole::kNormWeight,
+          LayerSlot(i, &L::k_norm));
     }
     linear("self_attn.o_proj", hidden, q_width, c.bias, &L::o_proj, &L::o_proj_bias);
     norm("post_attention_layernorm", &L::post_norm, &L::post_norm_bias);
@@ -84,7 +89,8 @@ std::vector<TensorSpec> ModelTensorSpecs(const ModelConfig& c) {
     add("model.norm.bias", {hidden}, TensorRole::kBias, ModelSlot(&ModelTensors::final_norm_bias));
   }
   if (!c.tie_word_embeddings) {
-    add("lm_head.weight", {c.vocab_size, hidden}, TensorRole::kProjection, ModelSlot(&ModelTensors::lm_head));
+    add("lm_head.weight", {c.vocab_size, hidden}, TensorRole::kProjection,
+        ModelSlot(&ModelTensors::lm_head));
   }
   return specs;
 }

@@ -1,4 +1,5 @@
-// Binds a checkpoint's tensors to the model's structure, checking names and shapes against the config.
+// Binds a checkpoint's tensors to the model's structure, checking names and shapes against the
+// config.
 #pragma once
 
 #include <functional>

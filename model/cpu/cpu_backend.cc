@@ -122,8 +122,9 @@ void CpuBackend::Rope(MatrixView x, int64_t head_dim, std::span<const int64_t> p
   for (int64_t r = 0; r < x.rows; ++r) {
     for (int64_t i = 0; i < half; ++i) {
       // Angles in double: positions reach 10^6 and beyond, where fp32 angles lose the phase.
-      const double angle = static_cast<double>(positions[r]) *
-                           std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(head_dim));
+      const double angle =
+          static_cast<double>(positions[r]) *
+          std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(head_dim));
       const float cos_a = static_cast<float>(std::cos(angle));
       const float sin_a = static_cast<float>(std::sin(angle));
       for (int64_t h = 0; h < heads; ++h) {
@@ -175,7 +176,8 @@ void CpuBackend::GatherRows(MatrixView x, std::span<const int64_t> rows, MatrixV
 void CpuBackend::PowerAttention(const PowerAttentionArgs& args) {
   std::vector<std::byte*> states;
   states.reserve(args.segments.size());
-  for (const AttentionSegment& segment : args.segments) states.push_back(slots_.Data(segment.state_slot));
+  for (const AttentionSegment& segment : args.segments)
+    states.push_back(slots_.Data(segment.state_slot));
   attention_.Run(args, states);
 }
 

@@ -34,13 +34,13 @@ float* MutableRowPtr(const MatrixView& m, int64_t row) {
 
 // Working memory of one chunk, sized for the largest chunk seen.
 struct CpuPowerAttention::ChunkBuffers {
-  std::vector<float> keys, values, queries;    // [c × d], [c × d], [G·c × d]
-  std::vector<float> key_features;             // [c × D]
-  std::vector<float> query_features;           // [G·c × D]
-  std::vector<float> scores;                   // [G·c × c]
-  std::vector<float> numerator, denominator;   // [G·c × d], [G·c]
-  std::vector<float> cumulative_log_gate;      // [c], inside the chunk
-  std::vector<float> decay_to_end;             // [c]
+  std::vector<float> keys, values, queries;   // [c × d], [c × d], [G·c × d]
+  std::vector<float> key_features;            // [c × D]
+  std::vector<float> query_features;          // [G·c × D]
+  std::vector<float> scores;                  // [G·c × c]
+  std::vector<float> numerator, denominator;  // [G·c × d], [G·c]
+  std::vector<float> cumulative_log_gate;     // [c], inside the chunk
+  std::vector<float> decay_to_end;            // [c]
 
   void Reserve(int64_t c, int64_t group, int64_t d, int64_t D) {
     keys.resize(c * d);
@@ -81,8 +81,8 @@ void CpuPowerAttention::Run(const PowerAttentionArgs& args, std::span<std::byte*
   if (!decode_rows.empty()) DecodeRows(args, decode_rows, decode_states);
 }
 
-void CpuPowerAttention::PrefillSegment(const PowerAttentionArgs& args, const AttentionSegment& segment,
-                                       std::byte* state) {
+void CpuPowerAttention::PrefillSegment(const PowerAttentionArgs& args,
+                                       const AttentionSegment& segment, std::byte* state) {
   const int64_t D = layout_.expanded_dim;
   const int64_t head_elements = layout_.ElementsPerHead();
   const int64_t chunk = std::max<int64_t>(1, std::min(args.chunk_size, segment.num_rows));
@@ -102,8 +102,8 @@ void CpuPowerAttention::PrefillSegment(const PowerAttentionArgs& args, const Att
     }
     float* z = S + D * head_dim_;
     for (int64_t start = 0; start < segment.num_rows; start += chunk) {
-      PrefillChunk(args, segment.first_row + start, std::min(chunk, segment.num_rows - start), h,
-                   S, z, buffers);
+      PrefillChunk(args, segment.first_row + start, std::min(chunk, segment.num_rows - start), h, S,
+                   z, buffers);
     }
     if (layout_.dtype == StateDType::kBFloat16) {
       uint16_t* stored = reinterpret_cast<uint16_t*>(state) + offset;
@@ -112,9 +112,8 @@ void CpuPowerAttention::PrefillSegment(const PowerAttentionArgs& args, const Att
   }
 }
 
-void CpuPowerAttention::PrefillChunk(const PowerAttentionArgs& args, int64_t first_row,
-                                     int64_t c, int64_t kv_head, float* S, float* z,
-                                     ChunkBuffers& b) {
+void CpuPowerAttention::PrefillChunk(const PowerAttentionArgs& args, int64_t first_row, int64_t c,
+                                     int64_t kv_head, float* S, float* z, ChunkBuffers& b) {
   const int64_t d = head_dim_;
   const int64_t D = layout_.expanded_dim;
   const int64_t M = group_ * c;  // query rows: every query head of the group, every token
@@ -211,10 +210,10 @@ void CpuPowerAttention::DecodeHead(const PowerAttentionArgs& args, int64_t row, 
   const int64_t d = head_dim_;
   const int64_t D = layout_.expanded_dim;
   float* key_features = scratch;
-  float* query_features = key_features + D;                 // [G × D]
-  float* numerator = query_features + group_ * D;            // [G × d]
-  float* old_row = numerator + group_ * d;                   // [d]
-  float* denominator = old_row + d;                          // [G]
+  float* query_features = key_features + D;        // [G × D]
+  float* numerator = query_features + group_ * D;  // [G × d]
+  float* old_row = numerator + group_ * d;         // [d]
+  float* denominator = old_row + d;                // [G]
   float* expansion_scratch = denominator + group_;
   const float* k = RowPtr(args.k, row) + kv_head * d;
   const float* v = RowPtr(args.v, row) + kv_head * d;
@@ -223,7 +222,8 @@ void CpuPowerAttention::DecodeHead(const PowerAttentionArgs& args, int64_t row, 
     expansion_.Expand(RowPtr(args.q, row) + (kv_head * group_ + g) * d, /*key_side=*/false,
                       expansion_scratch, query_features + g * D);
   }
-  const float gate = args.log_gate.data != nullptr ? std::exp(RowPtr(args.log_gate, row)[kv_head]) : 1.0f;
+  const float gate =
+      args.log_gate.data != nullptr ? std::exp(RowPtr(args.log_gate, row)[kv_head]) : 1.0f;
   std::fill_n(numerator, group_ * d, 0.0f);
   std::fill_n(denominator, group_, 0.0f);
   // One pass over the state: read each row of S and z for every query head, then advance it.
@@ -251,7 +251,8 @@ void CpuPowerAttention::DecodeHead(const PowerAttentionArgs& args, int64_t row, 
     const float self_weight = EvenPower(scale_ * dot, degree_);
     float* out = MutableRowPtr(args.out, row) + (kv_head * group_ + g) * d;
     const float inverse = 1.0f / (carried * denominator[g] + self_weight + kNormalizerEpsilon);
-    for (int64_t j = 0; j < d; ++j) out[j] = (carried * numerator[g * d + j] + self_weight * v[j]) * inverse;
+    for (int64_t j = 0; j < d; ++j)
+      out[j] = (carried * numerator[g * d + j] + self_weight * v[j]) * inverse;
   }
 }
 

@@ -11,13 +11,16 @@ namespace {
 
 using ::testing::HasSubstr;
 
-TensorToWrite Small(const std::string& name) { return MakeTensor(name, DType::kF32, {2}, {1.0f, 2.0f}); }
+TensorToWrite Small(const std::string& name) {
+  return MakeTensor(name, DType::kF32, {2}, {1.0f, 2.0f});
+}
 
 // Two shards: a, b in the first, c in the second, and an index listing `weight_map`.
 void WriteShards(const testing::TempDir& dir, const std::string& weight_map) {
   ASSERT_TRUE(WriteSafetensors(dir.File("s1.safetensors"), {Small("a"), Small("b")}).ok());
   ASSERT_TRUE(WriteSafetensors(dir.File("s2.safetensors"), {Small("c")}).ok());
-  testing::WriteFile(dir.File("model.safetensors.index.json"), "{\"weight_map\": " + weight_map + "}");
+  testing::WriteFile(dir.File("model.safetensors.index.json"),
+                     "{\"weight_map\": " + weight_map + "}");
 }
 
 std::string OpenError(const testing::TempDir& dir) {

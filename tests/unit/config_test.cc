@@ -9,8 +9,8 @@
 namespace sympow {
 namespace {
 
-using ::testing::HasSubstr;
 using nlohmann::json;
+using ::testing::HasSubstr;
 
 json ValidConfig() { return json::parse(ModelConfigToJson(testing::SmallConfig())); }
 
@@ -52,7 +52,8 @@ TEST(ModelConfig, DefaultsFollowHuggingFaceConventions) {
 TEST(ModelConfig, RejectsBadJson) {
   EXPECT_THAT(std::string(ParseModelConfig("{", "dir/config.json").status().message()),
               HasSubstr("dir/config.json: not valid JSON"));
-  EXPECT_THAT(std::string(ParseModelConfig("[1]", "c").status().message()), HasSubstr("JSON object"));
+  EXPECT_THAT(std::string(ParseModelConfig("[1]", "c").status().message()),
+              HasSubstr("JSON object"));
 }
 
 TEST(ModelConfig, RejectsUnknownArchitecture) {
@@ -73,8 +74,9 @@ TEST(ModelConfig, RejectsHeadDimThatDoesNotDivideHidden) {
   json config = ValidConfig();
   config.erase("head_dim");
   config["hidden_size"] = 33;
-  EXPECT_THAT(ErrorOf(config), HasSubstr("field 'head_dim' is missing and hidden_size (33) is not a "
-                                         "multiple of num_heads (2)"));
+  EXPECT_THAT(ErrorOf(config),
+              HasSubstr("field 'head_dim' is missing and hidden_size (33) is not a "
+                        "multiple of num_heads (2)"));
 }
 
 TEST(ModelConfig, RejectsKvHeadsThatDoNotDivideHeads) {
@@ -103,10 +105,10 @@ TEST(ModelConfig, RejectsWrongTypesAndMissingFields) {
 
 TEST(ModelConfig, RejectsOutOfRangeValues) {
   const std::vector<std::pair<std::string, json>> cases = {
-      {"hidden_size", 0},         {"intermediate_size", -4}, {"chunk_size", 0},
-      {"norm_eps", 0.0},          {"rope_theta", -1.0},      {"attention_scale", -0.5},
-      {"bos_token_id", 50},       {"eos_token_id", -1},      {"norm", "batch"},
-      {"mlp", "relu"},            {"state_dtype", "float16"}};
+      {"hidden_size", 0},   {"intermediate_size", -4}, {"chunk_size", 0},
+      {"norm_eps", 0.0},    {"rope_theta", -1.0},      {"attention_scale", -0.5},
+      {"bos_token_id", 50}, {"eos_token_id", -1},      {"norm", "batch"},
+      {"mlp", "relu"},      {"state_dtype", "float16"}};
   for (const auto& [field, value] : cases) {
     json config = ValidConfig();
     config[field] = value;

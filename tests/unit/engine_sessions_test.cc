@@ -49,7 +49,8 @@ TEST_F(EngineSessions, DeletedSessionsFreeTheirSlot) {
   SessionId reused = engine_->CreateSession().value();
   EXPECT_EQ(engine_->SessionLength(reused).value(), 0);
   const std::vector<std::byte> state = engine_->ReadState(reused).value();
-  EXPECT_TRUE(std::all_of(state.begin(), state.end(), [](std::byte b) { return b == std::byte{0}; }));
+  EXPECT_TRUE(
+      std::all_of(state.begin(), state.end(), [](std::byte b) { return b == std::byte{0}; }));
   EXPECT_EQ(engine_->DeleteSession(sessions[0]).code(), absl::StatusCode::kNotFound);
 }
 
@@ -60,14 +61,17 @@ TEST_F(EngineSessions, RejectsBadInputWithoutChangingTheSession) {
 
   absl::Status out_of_vocab = engine_->Prefill(session, std::vector<int32_t>{1, 50}).status();
   EXPECT_EQ(out_of_vocab.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(out_of_vocab.message()), HasSubstr("tokens[1] = 50 is outside the vocabulary"));
+  EXPECT_THAT(std::string(out_of_vocab.message()),
+              HasSubstr("tokens[1] = 50 is outside the vocabulary"));
   EXPECT_EQ(engine_->Prefill(session, std::vector<int32_t>{}).status().code(),
             absl::StatusCode::kInvalidArgument);
 
   const std::vector<DecodeInput> duplicate = {{session, 3}, {session, 4}};
-  EXPECT_THAT(std::string(engine_->Decode(duplicate).status().message()), HasSubstr("appears twice"));
+  EXPECT_THAT(std::string(engine_->Decode(duplicate).status().message()),
+              HasSubstr("appears twice"));
   const DecodeInput negative{session, -1};
-  EXPECT_THAT(std::string(engine_->Decode({&negative, 1}).status().message()), HasSubstr("inputs[0].token"));
+  EXPECT_THAT(std::string(engine_->Decode({&negative, 1}).status().message()),
+              HasSubstr("inputs[0].token"));
   const DecodeInput unknown{999, 3};
   EXPECT_EQ(engine_->Decode({&unknown, 1}).status().code(), absl::StatusCode::kNotFound);
 

@@ -53,16 +53,19 @@ void CheckDecodeMatchesPrefill(bool gating) {
     }
   }
   const double logit_error = testing::MaxRelativeError(decode_logits, prefill_logits);
-  const double state_error = testing::MaxRelativeError(StateAsFloats(engine->ReadState(decoded).value()),
-                                                       StateAsFloats(engine->ReadState(prefilled).value()));
-  std::cout << "gating=" << gating << ": after " << kTokens << " tokens, logits differ by " << logit_error
-            << " and states by " << state_error << " (relative to their max)\n";
+  const double state_error =
+      testing::MaxRelativeError(StateAsFloats(engine->ReadState(decoded).value()),
+                                StateAsFloats(engine->ReadState(prefilled).value()));
+  std::cout << "gating=" << gating << ": after " << kTokens << " tokens, logits differ by "
+            << logit_error << " and states by " << state_error << " (relative to their max)\n";
   EXPECT_LT(logit_error, kTolerance);
   EXPECT_LT(state_error, kTolerance);
 }
 
 TEST(LongDecode, DecodeMatchesPrefillAt100kTokensWithGating) { CheckDecodeMatchesPrefill(true); }
-TEST(LongDecode, DecodeMatchesPrefillAt100kTokensWithoutGating) { CheckDecodeMatchesPrefill(false); }
+TEST(LongDecode, DecodeMatchesPrefillAt100kTokensWithoutGating) {
+  CheckDecodeMatchesPrefill(false);
+}
 
 }  // namespace
 }  // namespace sympow

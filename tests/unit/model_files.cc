@@ -12,7 +12,8 @@ namespace sympow::testing {
 
 TempDir::TempDir() {
   static std::atomic<int> counter{0};
-  path_ = ::testing::TempDir() + "sympow_" + std::to_string(::getpid()) + "_" + std::to_string(counter++);
+  path_ = ::testing::TempDir() + "sympow_" + std::to_string(::getpid()) + "_" +
+          std::to_string(counter++);
   std::filesystem::remove_all(path_);
   std::filesystem::create_directories(path_);
 }

@@ -54,12 +54,15 @@ TEST_F(OracleAgreement, DecodeAfterPrefillMatchesTheFollowingPositions) {
   for (const OracleCase& c : cases()) {
     auto engine = MakeCpuEngine(c.dir);
     SessionId session = engine->CreateSession().value();
-    std::vector<float> last = engine->Prefill(session, std::span(c.tokens).first(c.prompt_length)).value();
-    EXPECT_LT(MaxRelativeError(last, c.LogitsAt(c.prompt_length - 1, 1)), ToleranceFor(c)) << c.name;
+    std::vector<float> last =
+        engine->Prefill(session, std::span(c.tokens).first(c.prompt_length)).value();
+    EXPECT_LT(MaxRelativeError(last, c.LogitsAt(c.prompt_length - 1, 1)), ToleranceFor(c))
+        << c.name;
     for (int64_t t = c.prompt_length; t < static_cast<int64_t>(c.tokens.size()); ++t) {
       const DecodeInput input{session, c.tokens[t]};
       std::vector<float> logits = engine->Decode({&input, 1}).value();
-      EXPECT_LT(MaxRelativeError(logits, c.LogitsAt(t, 1)), ToleranceFor(c)) << c.name << " at " << t;
+      EXPECT_LT(MaxRelativeError(logits, c.LogitsAt(t, 1)), ToleranceFor(c))
+          << c.name << " at " << t;
     }
   }
 }
@@ -71,13 +74,17 @@ TEST_F(OracleAgreement, SplitPrefillEqualsOnePrefill) {
     for (int64_t split : {int64_t{1}, n / 3, n - 1}) {
       SessionId session = engine->CreateSession().value();
       std::vector<float> first =
-          engine->Prefill(session, std::span(c.tokens).first(split), LogitsFor::kEveryToken).value();
+          engine->Prefill(session, std::span(c.tokens).first(split), LogitsFor::kEveryToken)
+              .value();
       std::vector<float> second =
-          engine->Prefill(session, std::span(c.tokens).subspan(split, n - split), LogitsFor::kEveryToken)
+          engine
+              ->Prefill(session, std::span(c.tokens).subspan(split, n - split),
+                        LogitsFor::kEveryToken)
               .value();
       first.insert(first.end(), second.begin(), second.end());
       EXPECT_EQ(engine->SessionLength(session).value(), n);
-      EXPECT_LT(MaxRelativeError(first, c.LogitsAt(0, n)), ToleranceFor(c)) << c.name << " split " << split;
+      EXPECT_LT(MaxRelativeError(first, c.LogitsAt(0, n)), ToleranceFor(c))
+          << c.name << " split " << split;
     }
   }
 }
@@ -88,11 +95,13 @@ TEST_F(OracleAgreement, ResultsDoNotDependOnChunkSize) {
     std::vector<std::vector<float>> states;
     for (int64_t chunk : {1, 3, 7, 64, 1000}) {
       // A small batch-token cap also splits the prompt across forward passes.
-      auto engine = MakeCpuEngine(c.dir, EngineOptions{.chunk_size = chunk, .max_batch_tokens = 13});
+      auto engine =
+          MakeCpuEngine(c.dir, EngineOptions{.chunk_size = chunk, .max_batch_tokens = 13});
       SessionId session = engine->CreateSession().value();
       std::vector<float> logits =
           engine->Prefill(session, std::span(c.tokens).first(n), LogitsFor::kEveryToken).value();
-      EXPECT_LT(MaxRelativeError(logits, c.LogitsAt(0, n)), ToleranceFor(c)) << c.name << " chunk " << chunk;
+      EXPECT_LT(MaxRelativeError(logits, c.LogitsAt(0, n)), ToleranceFor(c))
+          << c.name << " chunk " << chunk;
     }
   }
 }
@@ -112,14 +121,16 @@ TEST_F(OracleAgreement, BatchedDecodeEqualsEachSessionAlone) {
     }
     for (int step = 0; step < 3; ++step) {
       std::vector<DecodeInput> batch;
-      for (size_t i = 0; i < depths.size(); ++i) batch.push_back({together[i], c.tokens[depths[i] + step]});
+      for (size_t i = 0; i < depths.size(); ++i)
+        batch.push_back({together[i], c.tokens[depths[i] + step]});
       std::vector<float> batched = engine->Decode(batch).value();
       for (size_t i = 0; i < depths.size(); ++i) {
         const DecodeInput input{alone[i], batch[i].token};
         std::vector<float> single = engine->Decode({&input, 1}).value();
         std::span<const float> row(batched.data() + i * vocab, vocab);
         EXPECT_EQ(std::vector<float>(row.begin(), row.end()), single) << c.name << " session " << i;
-        EXPECT_LT(MaxRelativeError(single, c.LogitsAt(depths[i] + step, 1)), ToleranceFor(c)) << c.name;
+        EXPECT_LT(MaxRelativeError(single, c.LogitsAt(depths[i] + step, 1)), ToleranceFor(c))
+            << c.name;
       }
     }
   }

@@ -44,7 +44,8 @@ double RelativeError(std::span<const float> actual, std::span<const Expected> ex
   double max_error = 0.0;
   double max_magnitude = 0.0;
   for (size_t i = 0; i < std::min(actual.size(), expected.size()); ++i) {
-    const double error = std::abs(static_cast<double>(actual[i]) - static_cast<double>(expected[i]));
+    const double error =
+        std::abs(static_cast<double>(actual[i]) - static_cast<double>(expected[i]));
     max_error = std::isnan(error) ? INFINITY : std::max(max_error, error);
     max_magnitude = std::max(max_magnitude, std::abs(static_cast<double>(expected[i])));
   }
@@ -65,7 +66,8 @@ std::unique_ptr<Engine> MakeCpuEngine(const std::string& dir, EngineOptions opti
   EXPECT_TRUE(model.ok()) << model.status();
   if (!model.ok()) return nullptr;
   auto backend = std::make_unique<CpuBackend>((*model)->config, max_sessions);
-  absl::StatusOr<std::unique_ptr<Engine>> engine = Engine::Create(**model, std::move(backend), options);
+  absl::StatusOr<std::unique_ptr<Engine>> engine =
+      Engine::Create(**model, std::move(backend), options);
   EXPECT_TRUE(engine.ok()) << engine.status();
   return engine.ok() ? std::move(*engine) : nullptr;
 }

@@ -23,7 +23,8 @@ std::string RawFile(const std::string& header, size_t data_bytes) {
 std::string OpenError(const std::string& contents) {
   testing::TempDir dir;
   testing::WriteFile(dir.File("m.safetensors"), contents);
-  absl::StatusOr<std::unique_ptr<SafetensorsFile>> file = SafetensorsFile::Open(dir.File("m.safetensors"));
+  absl::StatusOr<std::unique_ptr<SafetensorsFile>> file =
+      SafetensorsFile::Open(dir.File("m.safetensors"));
   return file.ok() ? "" : std::string(file.status().message());
 }
 
@@ -34,7 +35,8 @@ TEST(Safetensors, ReadsEveryDtypeBackExactly) {
                                         MakeTensor("b.bf16", DType::kBF16, {6}, values),
                                         MakeTensor("c.f16", DType::kF16, {3, 2}, values)};
   ASSERT_TRUE(WriteSafetensors(dir.File("m.safetensors"), tensors, {{"format", "pt"}}).ok());
-  absl::StatusOr<std::unique_ptr<SafetensorsFile>> file = SafetensorsFile::Open(dir.File("m.safetensors"));
+  absl::StatusOr<std::unique_ptr<SafetensorsFile>> file =
+      SafetensorsFile::Open(dir.File("m.safetensors"));
   ASSERT_TRUE(file.ok()) << file.status();
   EXPECT_EQ((*file)->metadata().at("format"), "pt");
   ASSERT_EQ((*file)->tensors().size(), 3u);
@@ -50,7 +52,9 @@ TEST(Safetensors, ReadsEveryDtypeBackExactly) {
   EXPECT_EQ(f16[4], 65504.0f);
 }
 
-TEST(Safetensors, RejectsShortFile) { EXPECT_THAT(OpenError("abc"), HasSubstr("too short for a header")); }
+TEST(Safetensors, RejectsShortFile) {
+  EXPECT_THAT(OpenError("abc"), HasSubstr("too short for a header"));
+}
 
 TEST(Safetensors, RejectsHeaderLongerThanFile) {
   std::string bytes = RawFile("{}", 0);
@@ -113,7 +117,8 @@ TEST(Safetensors, RejectsBadMetadata) {
 }
 
 TEST(Safetensors, ReportsMissingFile) {
-  absl::StatusOr<std::unique_ptr<SafetensorsFile>> file = SafetensorsFile::Open("/nonexistent.safetensors");
+  absl::StatusOr<std::unique_ptr<SafetensorsFile>> file =
+      SafetensorsFile::Open("/nonexistent.safetensors");
   EXPECT_EQ(file.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(file.status().message()), HasSubstr("/nonexistent.safetensors"));
 }

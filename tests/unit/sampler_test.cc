@@ -91,7 +91,8 @@ TEST(Sampler, RepetitionPenaltyDiscouragesSeenTokens) {
   const std::vector<float> logits = {2.0f, 1.5f, -1.0f};
   EXPECT_EQ(sampler.Sample(logits, {}), 0);
   EXPECT_EQ(sampler.Sample(logits, std::vector<int32_t>{0}), 1);  // 2.0/1.5 < 1.5
-  EXPECT_EQ(sampler.Sample(std::vector<float>{-1.0f, -1.2f}, std::vector<int32_t>{0}), 1);  // −1.5 < −1.2
+  EXPECT_EQ(sampler.Sample(std::vector<float>{-1.0f, -1.2f}, std::vector<int32_t>{0}),
+            1);  // −1.5 < −1.2
 }
 
 TEST(Sampler, RecognisesStopTokens) {
@@ -117,10 +118,12 @@ TEST(Sampler, ValidationNamesTheField) {
   EXPECT_THAT(std::string(ValidateSamplingParams(params, 10).message()), HasSubstr("min_p"));
   params = {};
   params.repetition_penalty = 0;
-  EXPECT_THAT(std::string(ValidateSamplingParams(params, 10).message()), HasSubstr("repetition_penalty"));
+  EXPECT_THAT(std::string(ValidateSamplingParams(params, 10).message()),
+              HasSubstr("repetition_penalty"));
   params = {};
   params.stop_tokens = {1, 10};
-  EXPECT_THAT(std::string(ValidateSamplingParams(params, 10).message()), HasSubstr("stop_tokens[1]"));
+  EXPECT_THAT(std::string(ValidateSamplingParams(params, 10).message()),
+              HasSubstr("stop_tokens[1]"));
   EXPECT_TRUE(ValidateSamplingParams(SamplingParams{}, 10).ok());
 }
 

@@ -14,7 +14,8 @@ namespace {
 using ::testing::HasSubstr;
 
 // Writes SmallConfig's tensors except `drop`, with `reshape` given a wrong shape and `extra` added.
-std::string BindError(const std::string& drop, const std::string& reshape, const std::string& extra) {
+std::string BindError(const std::string& drop, const std::string& reshape,
+                      const std::string& extra) {
   testing::TempDir dir;
   const ModelConfig config = testing::SmallConfig();
   std::vector<TensorToWrite> tensors;
@@ -58,9 +59,10 @@ TEST(Weights, SpecsFollowTheConfigsOptions) {
   config.tie_word_embeddings = false;
   std::vector<std::string> names;
   for (const TensorSpec& spec : ModelTensorSpecs(config)) names.push_back(spec.name);
-  EXPECT_THAT(names, ::testing::IsSupersetOf({"model.layers.0.mlp.c_fc.bias", "model.layers.1.self_attn.o_proj.bias",
-                                              "model.norm.bias", "lm_head.weight",
-                                              "model.layers.0.input_layernorm.bias"}));
+  EXPECT_THAT(names,
+              ::testing::IsSupersetOf({"model.layers.0.mlp.c_fc.bias",
+                                       "model.layers.1.self_attn.o_proj.bias", "model.norm.bias",
+                                       "lm_head.weight", "model.layers.0.input_layernorm.bias"}));
   EXPECT_THAT(names, ::testing::Not(::testing::Contains("model.layers.0.mlp.gate_proj.weight")));
 }
 

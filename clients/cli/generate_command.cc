@@ -1,0 +1,123 @@
+// `sympow-cli generate`: prefill a prompt and stream sampled tokens, on the CPU backend.
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "clients/cli/commands.h"
+#include "model/cpu/cpu_backend.h"
+#include "model/engine.h"
+#include "model/sampler.h"
+#include "spdlog/spdlog.h"
+
+ABSL_FLAG(std::string, model, "", "model directory (config.json, model.safetensors)");
+ABSL_FLAG(std::string, prompt_ids, "", "prompt as comma-separated token ids");
+ABSL_FLAG(int64_t, max_new_tokens, 32, "tokens to generate at most");
+ABSL_FLAG(int64_t, max_prompt_tokens, 1 << 20, "longest prompt accepted");
+ABSL_FLAG(double, temperature, 0.8, "sampling temperature; 0 is greedy");
+ABSL_FLAG(int32_t, top_k, 0, "keep the k most likely tokens; 0 is off");
+ABSL_FLAG(double, top_p, 1.0, "keep the smallest set with this much probability; 1 is off");
+ABSL_FLAG(double, min_p, 0.0, "drop tokens below min_p times the best probability; 0 is off");
+ABSL_FLAG(double, repetition_penalty, 1.0, "penalise tokens already seen; 1 is off");
+ABSL_FLAG(uint64_t, seed, 0, "sampling seed: the same seed gives the same tokens");
+ABSL_FLAG(std::string, stop_ids, "", "comma-separated token ids that end generation");
+ABSL_FLAG(int64_t, chunk_size, 0, "prefill chunk; 0 takes the model's config");
+
+namespace sympow::cli {
+namespace {
+
+absl::StatusOr<std::vector<int32_t>> ParseIds(const std::string& text, absl::string_view flag) {
+  std::vector<int32_t> ids;
+  for (absl::string_view piece : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
+    int32_t id;
+    if (!absl::SimpleAtoi(piece, &id)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", flag, ": '", piece, "' is not a token id"));
+    }
+    ids.push_back(id);
+  }
+  return ids;
+}
+
+absl::Status Generate() {
+  const std::string model_dir = absl::GetFlag(FLAGS_model);
+  if (model_dir.empty()) return absl::InvalidArgumentError("--model is required");
+  absl::StatusOr<std::vector<int32_t>> prompt =
+      ParseIds(absl::GetFlag(FLAGS_prompt_ids), "prompt_ids");
+  if (!prompt.ok()) return prompt.status();
+  if (prompt->empty()) return absl::InvalidArgumentError("--prompt_ids is empty");
+  if (static_cast<int64_t>(prompt->size()) > absl::GetFlag(FLAGS_max_prompt_tokens)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the prompt has ", prompt->size(),
+        " tokens, more than --max_prompt_tokens=", absl::GetFlag(FLAGS_max_prompt_tokens)));
+  }
+  SamplingParams params;
+  params.temperature = static_cast<float>(absl::GetFlag(FLAGS_temperature));
+  params.top_k = absl::GetFlag(FLAGS_top_k);
+  params.top_p = static_cast<float>(absl::GetFlag(FLAGS_top_p));
+  params.min_p = static_cast<float>(absl::GetFlag(FLAGS_min_p));
+  params.repetition_penalty = static_cast<float>(absl::GetFlag(FLAGS_repetition_penalty));
+  params.seed = absl::GetFlag(FLAGS_seed);
+  absl::StatusOr<std::vector<int32_t>> stops = ParseIds(absl::GetFlag(FLAGS_stop_ids), "stop_ids");
+  if (!stops.ok()) return stops.status();
+  params.stop_tokens = *stops;
+
+  absl::StatusOr<std::unique_ptr<LoadedModel>> model = LoadModel(model_dir);
+  if (!model.ok()) return model.status();
+  const ModelConfig& config = (*model)->config;
+  if (absl::Status status = ValidateSamplingParams(params, config.vocab_size); !status.ok())
+    return status;
+  absl::StatusOr<std::unique_ptr<Engine>> engine =
+      Engine::Create(**model, std::make_unique<CpuBackend>(config, 1),
+                     {.chunk_size = absl::GetFlag(FLAGS_chunk_size)});
+  if (!engine.ok()) return engine.status();
+  spdlog::info(
+      "loaded {} ({} layers, hidden {}, degree {}); state {} bytes per session, {} threads",
+      model_dir, config.num_layers, config.hidden_size, config.degree,
+      (*engine)->backend().state_layout().Bytes(), std::thread::hardware_concurrency());
+
+  SessionId session = (*engine)->CreateSession().value();
+  const auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<std::vector<float>> logits = (*engine)->Prefill(session, *prompt);
+  if (!logits.ok()) return logits.status();
+  const auto prefilled = std::chrono::steady_clock::now();
+  Sampler sampler(params);
+  std::vector<int32_t> history = *prompt;
+  int64_t generated = 0;
+  while (generated < absl::GetFlag(FLAGS_max_new_tokens)) {
+    const int32_t token = sampler.Sample(*logits, history);
+    history.push_back(token);
+    ++generated;
+    std::printf("%d ", token);
+    std::fflush(stdout);
+    if (sampler.IsStop(token)) break;
+    const DecodeInput input{session, token};
+    logits = (*engine)->Decode({&input, 1});
+    if (!logits.ok()) return logits.status();
+  }
+  std::printf("\n");
+  const auto end = std::chrono::steady_clock::now();
+  const double prefill_s = std::chrono::duration<double>(prefilled - start).count();
+  const double decode_s = std::chrono::duration<double>(end - prefilled).count();
+  spdlog::info(
+      "prompt {} tokens in {:.3f} s ({:.0f} tokens/s); generated {} tokens at {:.1f} tokens/s",
+      prompt->size(), prefill_s, static_cast<double>(prompt->size()) / prefill_s, generated,
+      static_cast<double>(generated) / decode_s);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int RunGenerate() {
+  if (absl::Status status = Generate(); !status.ok()) {
+    std::fprintf(stderr, "error: %s\n", std::string(status.message()).c_str());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace sympow::cli
