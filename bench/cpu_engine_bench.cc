@@ -11,34 +11,17 @@
 
 #include "model/cpu/cpu_backend.h"
 #include "model/engine.h"
+#include "model/presets.h"
 #include "model/random_model.h"
 
 namespace sympow {
 namespace {
 
-ModelConfig TinyShape() {
-  ModelConfig c;
-  c.vocab_size = 8192;
-  c.hidden_size = 256;
-  c.num_layers = 4;
-  c.num_heads = 4;
-  c.num_kv_heads = 4;
-  c.head_dim = 64;
-  c.intermediate_size = 768;
-  c.degree = 2;
-  c.chunk_size = 128;
-  c.gating = true;
-  c.gate_bias = 6.906768;
-  c.qk_norm = true;
-  c.tie_word_embeddings = true;
-  return c;
-}
-
 // One model on disk and one engine for the whole run.
 Engine& SharedEngine() {
   static std::unique_ptr<Engine> engine = [] {
     const std::string dir = (std::filesystem::temp_directory_path() / "sympow_bench_tiny").string();
-    if (!WriteRandomModel(dir, TinyShape(), 1).ok()) std::abort();
+    if (!WriteRandomModel(dir, PresetConfig("tiny").value(), 1).ok()) std::abort();
     std::unique_ptr<LoadedModel> model = LoadModel(dir).value();
     return Engine::Create(*model, std::make_unique<CpuBackend>(model->config, 512), {}).value();
   }();

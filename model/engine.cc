@@ -106,8 +106,8 @@ absl::StatusOr<int64_t> Engine::SessionLength(SessionId session) const {
 }
 
 absl::StatusOr<std::vector<float>> Engine::Prefill(SessionId session,
-                                                   std::span<const int32_t> tokens,
-                                                   LogitsFor which) {
+                                                   std::span<const int32_t> tokens, LogitsFor which,
+                                                   const PrefillProgress& progress) {
   absl::StatusOr<Session*> found = Find(session);
   if (!found.ok()) return found.status();
   if (tokens.empty()) return absl::InvalidArgumentError("tokens is empty: nothing to prefill");
@@ -131,6 +131,7 @@ absl::StatusOr<std::vector<float>> Engine::Prefill(SessionId session,
     }
     forward_->Run(batch, out);
     s.length += count;
+    if (progress) progress(start + count, total);
   }
   return logits;
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <span>
@@ -35,6 +36,9 @@ struct DecodeInput {
 
 enum class LogitsFor { kLastToken, kEveryToken };
 
+// Told after each forward pass of a prefill: tokens done so far and the total.
+using PrefillProgress = std::function<void(int64_t done, int64_t total)>;
+
 // A model directory opened and validated: config, checkpoint and bound tensors.
 struct LoadedModel {
   ModelConfig config;
@@ -65,7 +69,8 @@ class Engine {
   // Appends `tokens` to the session and returns the logits after the last one (vocab floats)
   // or after each one (tokens × vocab).
   absl::StatusOr<std::vector<float>> Prefill(SessionId session, std::span<const int32_t> tokens,
-                                             LogitsFor which = LogitsFor::kLastToken);
+                                             LogitsFor which = LogitsFor::kLastToken,
+                                             const PrefillProgress& progress = nullptr);
   // Appends one token to each of several distinct sessions, all in one batch; row i of the
   // result (vocab floats) is the next-token logits of inputs[i].session.
   absl::StatusOr<std::vector<float>> Decode(std::span<const DecodeInput> inputs);

@@ -82,7 +82,15 @@ absl::Status Generate() {
 
   SessionId session = (*engine)->CreateSession().value();
   const auto start = std::chrono::steady_clock::now();
-  absl::StatusOr<std::vector<float>> logits = (*engine)->Prefill(session, *prompt);
+  auto last_report = start;
+  auto report_progress = [&](int64_t done, int64_t total) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_report < std::chrono::seconds(2) && done < total) return;
+    last_report = now;
+    spdlog::info("prefill {}/{} tokens ({:.0f}%)", done, total, 100.0 * done / total);
+  };
+  absl::StatusOr<std::vector<float>> logits =
+      (*engine)->Prefill(session, *prompt, LogitsFor::kLastToken, report_progress);
   if (!logits.ok()) return logits.status();
   const auto prefilled = std::chrono::steady_clock::now();
   Sampler sampler(params);

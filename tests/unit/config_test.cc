@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "model/presets.h"
+#include "model/state_layout.h"
 #include "nlohmann/json.hpp"
 #include "tests/unit/model_files.h"
 
@@ -127,6 +129,26 @@ TEST(ModelConfig, LoadReportsMissingFile) {
   absl::StatusOr<ModelConfig> missing = LoadModelConfig("/nonexistent/config.json");
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(missing.status().message()), HasSubstr("/nonexistent/config.json"));
+}
+
+}  // namespace
+}  // namespace sympow
+
+namespace sympow {
+namespace {
+
+TEST(ModelPresets, EveryPresetIsAValidConfigWithMODELmdStateSize) {
+  for (const std::string& name : PresetNames()) {
+    absl::StatusOr<ModelConfig> preset = PresetConfig(name);
+    ASSERT_TRUE(preset.ok()) << preset.status();
+    EXPECT_TRUE(ParseModelConfig(ModelConfigToJson(*preset), name).ok()) << name;
+  }
+  // MODEL.md: the 124M-class state is 78 MB in fp32, the 14B-class 1.36 GB.
+  EXPECT_EQ(StateLayout::ForConfig(PresetConfig("124m").value()).Bytes(),
+            12 * 12 * (2080 * 64 + 2080) * 4);
+  EXPECT_EQ(StateLayout::ForConfig(PresetConfig("14b").value()).Bytes(),
+            int64_t{40} * 8 * (8256 * 128 + 8256) * 4);
+  EXPECT_EQ(PresetConfig("7b").status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace
