@@ -9,6 +9,7 @@ import sys
 import numpy as np
 
 import oracle
+import _paths  # noqa: F401  (makes model/train importable)
 import safetensors_io
 
 # Each model exercises a different corner of MODEL.md; chunks are small so the oracle's sequence

@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 
+import _paths  # noqa: F401  (makes model/train importable)
 import safetensors_io
 
 EPSILON = 1e-6

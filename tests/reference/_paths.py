@@ -1,0 +1,5 @@
+"""Puts model/train (the safetensors reader and writer) on the import path."""
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "model", "train"))
