@@ -68,26 +68,28 @@ def power_attention_chunked(q, k, v, log_gate, phi, degree, scale, chunk):
     numerator = weights @ v
     denominator = weights.sum(-1)
 
-    # State form: each chunk's keys decayed to its end, carried forward chunk by chunk.
-    key_features = phi(k, key_side=True)  # [B, KV, 1, n, c, D]
-    to_end = (cumulative[..., -1:] - cumulative).exp()
-    chunk_S = (key_features * to_end[..., None]).transpose(-1, -2) @ v  # [B, KV, 1, n, D, d]
-    chunk_z = (key_features * to_end[..., None]).sum(-2)  # [B, KV, 1, n, D]
-    chunk_decay = cumulative[..., -1].exp()  # [B, KV, 1, n]
-    S = torch.zeros_like(chunk_S[:, :, :, 0])
-    z = torch.zeros_like(chunk_z[:, :, :, 0])
-    S_before, z_before = [], []
-    for j in range(n):
-        S_before.append(S)
-        z_before.append(z)
-        S = chunk_decay[..., j, None, None] * S + chunk_S[:, :, :, j]
-        z = chunk_decay[..., j, None] * z + chunk_z[:, :, :, j]
-    S_before = torch.stack(S_before, dim=3)  # [B, KV, 1, n, D, d]
-    z_before = torch.stack(z_before, dim=3)  # [B, KV, 1, n, D]
-    query_features = phi(q, key_side=False)  # [B, KV, G, n, c, D]
-    carried = scale ** degree * cumulative.exp()  # [B, KV, 1, n, c]
-    numerator = numerator + carried[..., None] * (query_features @ S_before)
-    denominator = denominator + carried * (query_features @ z_before[..., None]).squeeze(-1)
+    if n > 1:
+        # State form: chunks 0..n−2 hand their keys, decayed to their end, to the chunks after.
+        key_features = phi(k[:, :, :, :-1], key_side=True)  # [B, KV, 1, n−1, c, D]
+        to_end = (cumulative[..., :-1, -1:] - cumulative[..., :-1, :]).exp()[..., None]
+        chunk_S = (key_features * to_end).transpose(-1, -2) @ v[:, :, :, :-1]  # [B, KV, 1, n−1, D, d]
+        chunk_z = (key_features * to_end).sum(-2)  # [B, KV, 1, n−1, D]
+        chunk_decay = cumulative[..., -1].exp()  # [B, KV, 1, n]
+        S, z = chunk_S[:, :, :, 0], chunk_z[:, :, :, 0]
+        S_before, z_before = [S], [z]
+        for j in range(1, n - 1):
+            S = chunk_decay[..., j, None, None] * S + chunk_S[:, :, :, j]
+            z = chunk_decay[..., j, None] * z + chunk_z[:, :, :, j]
+            S_before.append(S)
+            z_before.append(z)
+        S_before = torch.stack(S_before, dim=3)  # state before chunks 1..n−1
+        z_before = torch.stack(z_before, dim=3)
+        query_features = phi(q[:, :, :, 1:], key_side=False)  # [B, KV, G, n−1, c, D]
+        carried = scale ** degree * cumulative[..., 1:, :].exp()  # [B, KV, 1, n−1, c]
+        numerator = torch.cat([numerator[:, :, :, :1], numerator[:, :, :, 1:] + carried[..., None] * (
+            query_features @ S_before)], dim=3)
+        denominator = torch.cat([denominator[:, :, :, :1], denominator[:, :, :, 1:] + carried * (
+            query_features @ z_before[..., None]).squeeze(-1)], dim=3)
     y = numerator / (denominator[..., None] + EPSILON)
     return y.view(B, H, n * chunk, d)[:, :, :T]
 
@@ -174,14 +176,15 @@ class Decoder(nn.Module):
 
 
 class SympowModel(nn.Module):
-    def __init__(self, config):
+    def __init__(self, config, chunk_size=None):
+        """chunk_size overrides config["chunk_size"] for this module's attention (same results)."""
         super().__init__()
         unsupported = {k: config.get(k) for k, ok in (("norm", "rms"), ("mlp", "swiglu"), ("bias", False))
                        if config.get(k, ok) != ok}
         if unsupported:
             raise NotImplementedError(f"the trainer supports rms/swiglu/no-bias only, got {unsupported}")
         self.config = config
-        self.model = Decoder(config)
+        self.model = Decoder(dict(config, chunk_size=chunk_size or config["chunk_size"]))
         if not config["tie_word_embeddings"]:
             self.lm_head = nn.Linear(config["hidden_size"], config["vocab_size"], bias=False)
 

@@ -74,6 +74,9 @@ def main():
     parser.add_argument("--eval_windows", type=int, default=64)
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--config", help="config.json to train instead of the bundled tiny shape")
+    parser.add_argument("--train_chunk", type=int, default=0,
+                        help="power-attention chunk while training (0: the config's); results do not "
+                             "depend on it, speed does (a whole-context chunk suits CPUs)")
     args = parser.parse_args()
 
     torch.manual_seed(args.seed)
@@ -88,7 +91,7 @@ def main():
     heldout_tokens = np.fromfile(os.path.join(args.data, "heldout.bin"), dtype=np.uint16)
     os.makedirs(args.out, exist_ok=True)
 
-    model = SympowModel(config).to(device)
+    model = SympowModel(config, chunk_size=args.train_chunk or None).to(device)
     model.init_weights(args.seed)
     decay = [p for n, p in model.named_parameters() if p.dim() == 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]

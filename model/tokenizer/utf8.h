@@ -1,0 +1,28 @@
+// UTF-8 helpers for the tokenizer: classify the sequence at a position, encode code points.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/strings/string_view.h"
+
+namespace sympow {
+
+enum class Utf8Status { kComplete, kIncomplete, kInvalid };
+
+struct Utf8Sequence {
+  Utf8Status status;
+  int length;          // bytes of a complete sequence; 1 for an invalid byte
+  char32_t codepoint;  // valid for kComplete
+};
+
+// Classifies the sequence starting at text[0]: complete (with its code point), a valid prefix
+// cut off by the end of `text`, or invalid (overlong, surrogate, out of range, stray byte).
+Utf8Sequence NextUtf8(absl::string_view text);
+
+void AppendUtf8(char32_t codepoint, std::string* out);
+
+// Unicode White_Space, the set a Hugging Face pattern's \s means.
+bool IsUnicodeWhitespace(char32_t codepoint);
+
+}  // namespace sympow
