@@ -1,6 +1,8 @@
 // `sympow-cli generate`: prefill a prompt and stream sampled tokens, on the CPU backend.
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -12,10 +14,14 @@
 #include "model/cpu/cpu_backend.h"
 #include "model/engine.h"
 #include "model/sampler.h"
+#include "model/tokenizer/incremental_decoder.h"
+#include "model/tokenizer/tokenizer.h"
 #include "spdlog/spdlog.h"
 
 ABSL_FLAG(std::string, model, "", "model directory (config.json, model.safetensors)");
-ABSL_FLAG(std::string, prompt_ids, "", "prompt as comma-separated token ids");
+ABSL_FLAG(std::string, prompt, "", "prompt text, encoded with the model's tokenizer.json");
+ABSL_FLAG(std::string, prompt_ids, "", "prompt as comma-separated token ids (instead of --prompt)");
+ABSL_FLAG(bool, ignore_eos, false, "keep generating past the model's eos_token_id");
 ABSL_FLAG(int64_t, max_new_tokens, 32, "tokens to generate at most");
 ABSL_FLAG(int64_t, max_prompt_tokens, 1 << 20, "longest prompt accepted");
 ABSL_FLAG(double, temperature, 0.8, "sampling temperature; 0 is greedy");
@@ -30,6 +36,9 @@ ABSL_FLAG(int64_t, chunk_size, 0, "prefill chunk; 0 takes the model's config");
 namespace sympow::cli {
 namespace {
 
+// Prompts at least this long report prefill progress.
+constexpr int64_t kReportPrefillFrom = 8192;
+
 absl::StatusOr<std::vector<int32_t>> ParseIds(const std::string& text, absl::string_view flag) {
   std::vector<int32_t> ids;
   for (absl::string_view piece : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
@@ -43,18 +52,21 @@ absl::StatusOr<std::vector<int32_t>> ParseIds(const std::string& text, absl::str
   return ids;
 }
 
+// The prompt's token ids from --prompt (with the tokenizer) or --prompt_ids.
+absl::StatusOr<std::vector<int32_t>> PromptIds(const Tokenizer* tokenizer) {
+  const std::string text = absl::GetFlag(FLAGS_prompt);
+  const std::string ids = absl::GetFlag(FLAGS_prompt_ids);
+  if (text.empty() == ids.empty())
+    return absl::InvalidArgumentError("give exactly one of --prompt and --prompt_ids");
+  if (!ids.empty()) return ParseIds(ids, "prompt_ids");
+  if (tokenizer == nullptr)
+    return absl::FailedPreconditionError("--prompt needs the model's tokenizer.json");
+  return tokenizer->Encode(text);
+}
+
 absl::Status Generate() {
   const std::string model_dir = absl::GetFlag(FLAGS_model);
   if (model_dir.empty()) return absl::InvalidArgumentError("--model is required");
-  absl::StatusOr<std::vector<int32_t>> prompt =
-      ParseIds(absl::GetFlag(FLAGS_prompt_ids), "prompt_ids");
-  if (!prompt.ok()) return prompt.status();
-  if (prompt->empty()) return absl::InvalidArgumentError("--prompt_ids is empty");
-  if (static_cast<int64_t>(prompt->size()) > absl::GetFlag(FLAGS_max_prompt_tokens)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the prompt has ", prompt->size(),
-        " tokens, more than --max_prompt_tokens=", absl::GetFlag(FLAGS_max_prompt_tokens)));
-  }
   SamplingParams params;
   params.temperature = static_cast<float>(absl::GetFlag(FLAGS_temperature));
   params.top_k = absl::GetFlag(FLAGS_top_k);
@@ -69,6 +81,26 @@ absl::Status Generate() {
   absl::StatusOr<std::unique_ptr<LoadedModel>> model = LoadModel(model_dir);
   if (!model.ok()) return model.status();
   const ModelConfig& config = (*model)->config;
+  if (config.eos_token_id && !absl::GetFlag(FLAGS_ignore_eos)) {
+    params.stop_tokens.push_back(static_cast<int32_t>(*config.eos_token_id));
+  }
+  // Token ids work without a tokenizer; text needs one, and a broken one is an error either way.
+  std::unique_ptr<Tokenizer> tokenizer;
+  if (!absl::GetFlag(FLAGS_prompt).empty() ||
+      std::filesystem::exists(model_dir + "/tokenizer.json")) {
+    absl::StatusOr<std::unique_ptr<Tokenizer>> loaded =
+        LoadTokenizerForModel(model_dir, config.vocab_size);
+    if (!loaded.ok()) return loaded.status();
+    tokenizer = std::move(*loaded);
+  }
+  absl::StatusOr<std::vector<int32_t>> prompt = PromptIds(tokenizer.get());
+  if (!prompt.ok()) return prompt.status();
+  if (prompt->empty()) return absl::InvalidArgumentError("the prompt is empty");
+  if (static_cast<int64_t>(prompt->size()) > absl::GetFlag(FLAGS_max_prompt_tokens)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the prompt has ", prompt->size(),
+        " tokens, more than --max_prompt_tokens=", absl::GetFlag(FLAGS_max_prompt_tokens)));
+  }
   if (absl::Status status = ValidateSamplingParams(params, config.vocab_size); !status.ok())
     return status;
   absl::StatusOr<std::unique_ptr<Engine>> engine =
@@ -84,6 +116,7 @@ absl::Status Generate() {
   const auto start = std::chrono::steady_clock::now();
   auto last_report = start;
   auto report_progress = [&](int64_t done, int64_t total) {
+    if (total < kReportPrefillFrom) return;
     const auto now = std::chrono::steady_clock::now();
     if (now - last_report < std::chrono::seconds(2) && done < total) return;
     last_report = now;
@@ -96,17 +129,24 @@ absl::Status Generate() {
   Sampler sampler(params);
   std::vector<int32_t> history = *prompt;
   int64_t generated = 0;
+  std::optional<IncrementalDecoder> text;
+  if (tokenizer) {
+    text.emplace(*tokenizer);
+    std::printf("%s", absl::GetFlag(FLAGS_prompt).c_str());
+  }
   while (generated < absl::GetFlag(FLAGS_max_new_tokens)) {
     const int32_t token = sampler.Sample(*logits, history);
     history.push_back(token);
     ++generated;
-    std::printf("%d ", token);
-    std::fflush(stdout);
     if (sampler.IsStop(token)) break;
+    const std::string piece = text ? text->Push(token) : absl::StrCat(token, " ");
+    std::fwrite(piece.data(), 1, piece.size(), stdout);
+    std::fflush(stdout);
     const DecodeInput input{session, token};
     logits = (*engine)->Decode({&input, 1});
     if (!logits.ok()) return logits.status();
   }
+  if (text) std::printf("%s", text->Finish().c_str());
   std::printf("\n");
   const auto end = std::chrono::steady_clock::now();
   const double prefill_s = std::chrono::duration<double>(prefilled - start).count();

@@ -299,4 +299,17 @@ absl::StatusOr<std::string> Tokenizer::Decode(std::span<const int32_t> ids) cons
   return bytes;
 }
 
+absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizerForModel(const std::string& model_dir,
+                                                                 int64_t model_vocab_size) {
+  const std::string path = model_dir + "/tokenizer.json";
+  absl::StatusOr<std::unique_ptr<Tokenizer>> tokenizer = Tokenizer::Load(path);
+  if (!tokenizer.ok()) return tokenizer.status();
+  if ((*tokenizer)->vocab_size() > model_vocab_size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": has token ids up to ", (*tokenizer)->vocab_size() - 1,
+                     " but the model's vocab_size is ", model_vocab_size));
+  }
+  return tokenizer;
+}
+
 }  // namespace sympow

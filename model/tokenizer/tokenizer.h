@@ -51,4 +51,9 @@ class Tokenizer {
   std::unique_ptr<RE2> added_token_regex_;  // longest-first alternation of the added tokens
 };
 
+// A model directory's tokenizer.json, checked to fit the model: every token id must be a row of the
+// embedding (a model may have more rows than tokens: vocabularies are often padded).
+absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizerForModel(const std::string& model_dir,
+                                                                 int64_t model_vocab_size);
+
 }  // namespace sympow

@@ -6,7 +6,7 @@ usage: tokenizer_cases.py TOKENIZER_JSON OUT.json
 import json
 import sys
 
-import _paths  # noqa: F401
+import _paths  # noqa: F401  (makes model/train importable)
 from tokenizer import Tokenizer
 
 TEXTS = [
