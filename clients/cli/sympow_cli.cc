@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
       "sympow-cli COMMAND [flags]\n"
       "  generate      stream tokens from a model on the CPU (--model, --prompt_ids, sampling "
       "flags)\n"
+      "  perplexity    next-token loss of a model over a text file (--model, --file)\n"
       "  random-model  write a model with random weights (--out, --preset)\n"
       "Run with --helpfull for every flag.");
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
@@ -24,6 +25,7 @@ int main(int argc, char** argv) {
   }
   if (command == "generate") return sympow::cli::RunGenerate();
   if (command == "random-model") return sympow::cli::RunRandomModel();
+  if (command == "perplexity") return sympow::cli::RunPerplexity();
   std::fprintf(stderr, "%s\n", absl::ProgramUsageMessage().data());
   return 2;
 }

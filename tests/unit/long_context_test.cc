@@ -7,6 +7,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "model/loss.h"
 #include "model/tokenizer/tokenizer.h"
 #include "tests/unit/oracle_cases.h"
 
@@ -22,19 +23,6 @@ constexpr int64_t kScored = 1'024;
 // How much worse (nats per token) the long-prefix loss may be than the short-prefix one.
 constexpr double kMarginNats = 0.05;
 
-// Mean next-token cross-entropy of `targets`, given the logits that predict each of them.
-double MeanLoss(std::span<const float> logits, std::span<const int32_t> targets, int64_t vocab) {
-  double total = 0.0;
-  for (size_t i = 0; i < targets.size(); ++i) {
-    std::span<const float> row = logits.subspan(i * vocab, vocab);
-    double max_logit = -INFINITY, sum = 0.0;
-    for (float value : row) max_logit = std::max<double>(max_logit, value);
-    for (float value : row) sum += std::exp(value - max_logit);
-    total += max_logit + std::log(sum) - row[targets[i]];
-  }
-  return total / static_cast<double>(targets.size());
-}
-
 // Prefills `prefix`, then scores `scored` token by token (teacher forcing).
 double LossAfter(Engine& engine, std::span<const int32_t> prefix, std::span<const int32_t> scored) {
   SessionId session = engine.CreateSession().value();
@@ -44,7 +32,12 @@ double LossAfter(Engine& engine, std::span<const int32_t> prefix, std::span<cons
   logits.insert(logits.end(), rest.begin(), rest.end());
   for (float value : logits) EXPECT_TRUE(std::isfinite(value));
   EXPECT_TRUE(engine.DeleteSession(session).ok());
-  return MeanLoss(logits, scored, engine.config().vocab_size);
+  const int64_t vocab = engine.config().vocab_size;
+  double total = 0.0;
+  for (size_t i = 0; i < scored.size(); ++i) {
+    total += NegativeLogLikelihood(std::span(logits).subspan(i * vocab, vocab), scored[i]);
+  }
+  return total / static_cast<double>(scored.size());
 }
 
 TEST(LongContext, HeldOutLossAfter100kTokensIsNoWorseThanAfterAShortPrefix) {
