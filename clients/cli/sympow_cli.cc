@@ -6,6 +6,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "clients/cli/commands.h"
+#include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
 
 int main(int argc, char** argv) {
@@ -17,6 +18,8 @@ int main(int argc, char** argv) {
       "  random-model  write a model with random weights (--out, --preset)\n"
       "Run with --helpfull for every flag.");
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+  // Logs go to stderr: stdout carries only generated text, so it can be piped.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("sympow-cli"));
   spdlog::set_pattern("[%H:%M:%S.%e] [%^%l%$] %v");
   const std::string command = positional.size() > 1 ? positional[1] : "";
   if (positional.size() > 2) {
