@@ -44,6 +44,14 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const LoadedModel& model,
     return absl::InvalidArgumentError(
         absl::StrCat("max_batch_tokens must be positive, got ", options.max_batch_tokens));
   }
+  const StateLayout expected = StateLayout::ForConfig(model.config);
+  const StateLayout& layout = backend->state_layout();
+  if (layout.Bytes() != expected.Bytes() || layout.expanded_dim != expected.expanded_dim ||
+      layout.num_layers != expected.num_layers || layout.num_kv_heads != expected.num_kv_heads) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("backend '", backend->name(), "' was made for another model: its states are ",
+                     layout.Bytes(), " bytes, this model's ", expected.Bytes()));
+  }
   std::unique_ptr<Engine> engine(new Engine(model.config, std::move(backend), options));
   engine->weights_ =
       UploadWeights(model.tensors, model.config.tie_word_embeddings, *engine->backend_);

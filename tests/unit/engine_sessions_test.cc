@@ -2,6 +2,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "model/cpu/cpu_backend.h"
 #include "model/random_model.h"
 #include "tests/unit/model_files.h"
 #include "tests/unit/oracle_cases.h"
@@ -77,6 +78,20 @@ TEST_F(EngineSessions, RejectsBadInputWithoutChangingTheSession) {
 
   EXPECT_EQ(engine_->ReadState(session).value(), before);
   EXPECT_EQ(engine_->SessionLength(session).value(), 2);
+}
+
+TEST(EngineCreate, RejectsABackendMadeForAnotherModel) {
+  testing::TempDir dir;
+  ASSERT_TRUE(WriteRandomModel(dir.path(), testing::SmallConfig(), 5).ok());
+  std::unique_ptr<LoadedModel> model = LoadModel(dir.path()).value();
+  ModelConfig other = testing::SmallConfig();
+  other.num_layers = 3;
+  absl::StatusOr<std::unique_ptr<Engine>> engine =
+      Engine::Create(*model, std::make_unique<CpuBackend>(other, 1), {});
+  EXPECT_THAT(std::string(engine.status().message()), HasSubstr("was made for another model"));
+  EXPECT_FALSE(
+      Engine::Create(*model, std::make_unique<CpuBackend>(model->config, 1), {.chunk_size = -1})
+          .ok());
 }
 
 TEST_F(EngineSessions, StateSizeFollowsTheLayout) {
