@@ -1,0 +1,280 @@
+#include "server/engine_worker.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "model/loss.h"
+#include "spdlog/spdlog.h"
+
+namespace sympow::server {
+namespace {
+
+std::string ReasonName(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::kLength:
+      return "length";
+    case FinishReason::kStop:
+      return "stop";
+    case FinishReason::kCancelled:
+      return "cancelled";
+    case FinishReason::kShutdown:
+      return "shutdown";
+  }
+  return "unknown";
+}
+
+// The token's log-probability and, when asked, the `top` most likely tokens' (raw model logits).
+TokenOutput WithLogprobs(int32_t token, std::span<const float> logits, bool logprobs, int32_t top) {
+  TokenOutput out{token, 0.0f, {}};
+  if (!logprobs) return out;
+  out.logprob = static_cast<float>(-NegativeLogLikelihood(logits, token));
+  if (top <= 0) return out;
+  std::vector<int32_t> order(logits.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int32_t>(i);
+  std::partial_sort(order.begin(), order.begin() + top, order.end(),
+                    [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
+  const float shift = out.logprob - logits[token];  // log-softmax = logit + shift
+  for (int32_t i = 0; i < top; ++i)
+    out.top_logprobs.emplace_back(order[i], logits[order[i]] + shift);
+  return out;
+}
+
+}  // namespace
+
+EngineWorker::EngineWorker(std::unique_ptr<Engine> engine, const Tokenizer& tokenizer,
+                           ServerMetrics& metrics, EngineWorkerOptions options)
+    : engine_(std::move(engine)), tokenizer_(tokenizer), metrics_(metrics), options_(options) {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+EngineWorker::~EngineWorker() { Stop(); }
+
+absl::Status EngineWorker::Submit(std::shared_ptr<Request> request) {
+  absl::MutexLock lock(&mutex_);
+  if (stopping_) return absl::UnavailableError("the server is shutting down");
+  if (static_cast<int64_t>(waiting_.size()) >= options_.max_waiting_requests) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the request queue is full (--max_queued_requests=", options_.max_waiting_requests, ")"));
+  }
+  waiting_.push_back(std::move(request));
+  return absl::OkStatus();
+}
+
+void EngineWorker::Run(const std::function<void(Engine&)>& fn) {
+  absl::Notification done;
+  {
+    absl::MutexLock lock(&mutex_);
+    if (exited_) {  // no worker thread any more: the engine is ours alone
+      fn(*engine_);
+      return;
+    }
+    calls_.push_back([&] {
+      fn(*engine_);
+      done.Notify();
+    });
+  }
+  done.WaitForNotification();
+}
+
+void EngineWorker::Stop() {
+  {
+    absl::MutexLock lock(&mutex_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+bool EngineWorker::TakeWork() {
+  std::deque<std::function<void()>> calls;
+  std::deque<std::shared_ptr<Request>> arrived;
+  bool stopping;
+  {
+    absl::MutexLock lock(&mutex_);
+    auto has_work = [this]() ABSL_SHARED_LOCKS_REQUIRED(mutex_) {
+      return stopping_ || !calls_.empty() || !waiting_.empty() || !active_.empty();
+    };
+    mutex_.Await(absl::Condition(&has_work));
+    calls.swap(calls_);
+    arrived.swap(waiting_);
+    stopping = stopping_;
+  }
+  for (auto& call : calls) call();
+  for (auto& request : arrived) {
+    Active active;
+    active.request = std::move(request);
+    active.sampler = std::make_unique<Sampler>(active.request->sampling);
+    active.decoder = std::make_unique<IncrementalDecoder>(tokenizer_);
+    active.history = active.request->prompt;
+    active_.push_back(std::move(active));
+  }
+  if (stopping) {
+    for (Active& active : active_) Finish(active, FinishReason::kShutdown);
+    active_.clear();
+    // Calls that raced with the stop still run, so their callers never wait forever.
+    absl::MutexLock lock(&mutex_);
+    for (auto& call : calls_) call();
+    calls_.clear();
+    for (auto& request : waiting_) {
+      RequestEvent event;
+      event.finished = true;
+      event.reason = FinishReason::kShutdown;
+      request->events.Push(std::move(event));
+    }
+    waiting_.clear();
+    exited_ = true;
+    return false;
+  }
+  return true;
+}
+
+void EngineWorker::Loop() {
+  while (TakeWork()) {
+    for (Active& active : active_) {
+      if (active.request->cancelled.load()) Finish(active, FinishReason::kCancelled);
+    }
+    std::erase_if(active_, [](const Active& a) { return a.done; });
+    PrefillOneChunk();
+    DecodeBatch();
+    std::erase_if(active_, [](const Active& a) { return a.done; });
+    int64_t waiting;
+    {
+      absl::MutexLock lock(&mutex_);
+      waiting = static_cast<int64_t>(waiting_.size());
+    }
+    metrics_.Queue(static_cast<int64_t>(active_.size()), waiting);
+  }
+}
+
+void EngineWorker::PrefillOneChunk() {
+  for (Active& active : active_) {
+    Request& request = *active.request;
+    const int64_t remaining = static_cast<int64_t>(request.prompt.size()) - active.prefilled;
+    if (active.done || remaining <= 0) continue;
+    const int64_t count = std::min(remaining, options_.prefill_chunk_tokens);
+    const absl::Time start = absl::Now();
+    absl::StatusOr<std::vector<float>> logits = engine_->Prefill(
+        request.session, std::span(request.prompt).subspan(active.prefilled, count));
+    metrics_.Step(count, absl::ToDoubleSeconds(absl::Now() - start));
+    if (!logits.ok()) return Fail(active, logits.status());
+    active.prefilled += count;
+    metrics_.PromptTokens(count);
+    if (!request.generate) {
+      RequestEvent progress;
+      progress.prefilled_tokens = active.prefilled;
+      progress.session_tokens = engine_->SessionLength(request.session).value_or(0);
+      request.events.Push(std::move(progress));
+      if (active.prefilled == static_cast<int64_t>(request.prompt.size()))
+        Finish(active, FinishReason::kLength);
+    } else if (active.prefilled == static_cast<int64_t>(request.prompt.size())) {
+      SampleNext(active, *logits);
+    }
+    return;  // one chunk per step: decode rows wait at most one chunk
+  }
+}
+
+void EngineWorker::DecodeBatch() {
+  std::vector<DecodeInput> inputs;
+  std::vector<Active*> rows;
+  for (Active& active : active_) {
+    if (active.done || !active.pending) continue;
+    inputs.push_back({active.request->session, active.pending->token});
+    rows.push_back(&active);
+  }
+  if (inputs.empty()) return;
+  const absl::Time start = absl::Now();
+  absl::StatusOr<std::vector<float>> logits = engine_->Decode(inputs);
+  metrics_.Step(static_cast<int64_t>(inputs.size()), absl::ToDoubleSeconds(absl::Now() - start));
+  if (!logits.ok()) {
+    for (Active* active : rows) Fail(*active, logits.status());
+    return;
+  }
+  const int64_t vocab = engine_->config().vocab_size;
+  metrics_.GenerationTokens(static_cast<int64_t>(rows.size()));
+  for (size_t i = 0; i < rows.size(); ++i) {
+    Active& active = *rows[i];
+    const TokenOutput committed = *active.pending;
+    active.pending.reset();
+    ++active.generated;
+    Emit(active, committed);
+    if (active.done) continue;
+    if (active.generated >= active.request->max_new_tokens) {
+      Finish(active, FinishReason::kLength);
+      continue;
+    }
+    SampleNext(active, std::span(*logits).subspan(i * vocab, vocab));
+  }
+}
+
+void EngineWorker::SampleNext(Active& active, std::span<const float> logits) {
+  const int32_t token = active.sampler->Sample(logits, active.history);
+  if (active.sampler->IsStop(token)) return Finish(active, FinishReason::kStop);
+  active.history.push_back(token);
+  active.pending =
+      WithLogprobs(token, logits, active.request->logprobs, active.request->top_logprobs);
+}
+
+void EngineWorker::Emit(Active& active, const TokenOutput& token) {
+  const absl::Time now = absl::Now();
+  if (active.first_token_time == absl::InfinitePast()) {
+    active.first_token_time = now;
+    metrics_.FirstToken(absl::ToDoubleSeconds(now - active.request->arrival));
+  } else {
+    metrics_.InterToken(absl::ToDoubleSeconds(now - active.last_token_time));
+  }
+  active.last_token_time = now;
+  active.held_text += active.decoder->Push(token.token);
+  RequestEvent event;
+  event.tokens.push_back(token);
+  // A stop string ends the stream before it; text that could begin one waits for more.
+  size_t stop_at = std::string::npos;
+  size_t keep = 0;
+  for (const std::string& stop : active.request->stop_strings) {
+    stop_at = std::min(stop_at, active.held_text.find(stop));
+    for (size_t n = std::min(stop.size() - 1, active.held_text.size()); n > keep; --n) {
+      if (active.held_text.compare(active.held_text.size() - n, n, stop, 0, n) == 0) {
+        keep = n;
+        break;
+      }
+    }
+  }
+  if (stop_at != std::string::npos) {
+    event.text = active.held_text.substr(0, stop_at);
+    active.held_text.clear();
+    active.request->events.Push(std::move(event));
+    return Finish(active, FinishReason::kStop);
+  }
+  event.text = active.held_text.substr(0, active.held_text.size() - keep);
+  active.held_text.erase(0, active.held_text.size() - keep);
+  active.request->events.Push(std::move(event));
+}
+
+void EngineWorker::Finish(Active& active, FinishReason reason) {
+  if (active.done) return;
+  active.done = true;
+  Request& request = *active.request;
+  RequestEvent event;
+  event.text = active.held_text + active.decoder->Finish();
+  event.finished = true;
+  event.reason = reason;
+  event.session_tokens = engine_->SessionLength(request.session).value_or(0);
+  event.first_token_time = active.first_token_time;
+  request.events.Push(std::move(event));
+  metrics_.RequestFinished(ReasonName(reason), active.prefilled, active.generated,
+                           absl::ToDoubleSeconds(absl::Now() - request.arrival));
+}
+
+void EngineWorker::Fail(Active& active, const absl::Status& error) {
+  active.done = true;
+  spdlog::error("request on session {} failed: {}", active.request->session, error.ToString());
+  RequestEvent event;
+  event.finished = true;
+  event.error = error;
+  active.request->events.Push(std::move(event));
+  metrics_.RequestFinished("error", active.prefilled, active.generated,
+                           absl::ToDoubleSeconds(absl::Now() - active.request->arrival));
+}
+
+}  // namespace sympow::server

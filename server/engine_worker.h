@@ -1,0 +1,84 @@
+// The engine worker: one thread that owns the Engine and runs it in steps. Each step prefills one
+// chunk of the oldest unfinished prompt and decodes one token for every generating request in a
+// single batch, so a long prompt never stalls other streams for more than one chunk.
+#pragma once
+
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "model/engine.h"
+#include "model/sampler.h"
+#include "model/tokenizer/incremental_decoder.h"
+#include "model/tokenizer/tokenizer.h"
+#include "server/metrics.h"
+#include "server/request.h"
+
+namespace sympow::server {
+
+struct EngineWorkerOptions {
+  int64_t prefill_chunk_tokens = 512;  // prompt tokens prefilled per step
+  int64_t max_waiting_requests = 256;  // queue depth before RESOURCE_EXHAUSTED
+};
+
+class EngineWorker {
+ public:
+  EngineWorker(std::unique_ptr<Engine> engine, const Tokenizer& tokenizer, ServerMetrics& metrics,
+               EngineWorkerOptions options);
+  ~EngineWorker();
+
+  // Queues a request; RESOURCE_EXHAUSTED when the queue is full, UNAVAILABLE after Stop().
+  absl::Status Submit(std::shared_ptr<Request> request);
+  // Runs `fn` on the worker thread between steps and waits for it (session bookkeeping).
+  void Run(const std::function<void(Engine&)>& fn);
+  // Ends every request with FinishReason::kShutdown and joins the thread.
+  void Stop();
+
+ private:
+  // A request in the engine: where its prompt and generation stand.
+  struct Active {
+    std::shared_ptr<Request> request;
+    int64_t prefilled = 0;
+    std::optional<TokenOutput> pending;  // sampled; committed to the session by the next decode
+    int64_t generated = 0;
+    std::unique_ptr<Sampler> sampler;
+    std::vector<int32_t> history;  // prompt and output, for the repetition penalty
+    std::unique_ptr<IncrementalDecoder> decoder;
+    std::string held_text;  // text that might be the start of a stop string
+    absl::Time first_token_time = absl::InfinitePast();
+    absl::Time last_token_time;
+    bool done = false;
+  };
+
+  void Loop();
+  // Takes queued calls and requests; false when stopping.
+  bool TakeWork();
+  void PrefillOneChunk();
+  void DecodeBatch();
+  // Samples the next token from `logits`, or finishes the request on a stop token.
+  void SampleNext(Active& active, std::span<const float> logits);
+  // Streams a committed token: its text (held back while it may start a stop string).
+  void Emit(Active& active, const TokenOutput& token);
+  void Finish(Active& active, FinishReason reason);
+  void Fail(Active& active, const absl::Status& error);
+
+  std::unique_ptr<Engine> engine_;
+  const Tokenizer& tokenizer_;
+  ServerMetrics& metrics_;
+  EngineWorkerOptions options_;
+
+  absl::Mutex mutex_;
+  std::deque<std::shared_ptr<Request>> waiting_ ABSL_GUARDED_BY(mutex_);
+  std::deque<std::function<void()>> calls_ ABSL_GUARDED_BY(mutex_);
+  bool stopping_ ABSL_GUARDED_BY(mutex_) = false;
+  bool exited_ ABSL_GUARDED_BY(mutex_) = false;  // the thread has run its last call
+
+  std::vector<Active> active_;  // worker thread only
+  std::thread thread_;
+};
+
+}  // namespace sympow::server

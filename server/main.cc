@@ -1,0 +1,147 @@
+// sympow-server: loads a model and serves the sympow.v1 gRPC API, gRPC health and reflection, and
+// Prometheus metrics. SIGTERM or SIGINT: stop accepting calls, let streams finish within
+// --shutdown_grace_s, then end the rest (FINISH_REASON_SHUTDOWN).
+#include <csignal>
+#include <string>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/synchronization/notification.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/server_builder.h"
+#include "model/cpu/cpu_backend.h"
+#include "model/engine.h"
+#include "model/tokenizer/tokenizer.h"
+#include "server/engine_worker.h"
+#include "server/metrics.h"
+#include "server/service.h"
+#include "spdlog/spdlog.h"
+
+ABSL_FLAG(std::string, model, "models/sympow-tiny",
+          "model directory (config.json, model.safetensors, tokenizer.json)");
+ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
+          "gRPC address, host:port (0.0.0.0:PORT for all interfaces)");
+ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9090", "Prometheus /metrics address; empty: off");
+ABSL_FLAG(int64_t, max_sessions, 256, "sessions held at once (each costs one fixed-size state)");
+ABSL_FLAG(int64_t, max_prompt_tokens, 1 << 20, "longest input one request may carry");
+ABSL_FLAG(int64_t, max_new_tokens, 4096, "the most tokens a request may ask to generate");
+ABSL_FLAG(int64_t, default_max_new_tokens, 256, "tokens generated when a request does not say");
+ABSL_FLAG(int64_t, max_queued_requests, 256,
+          "requests waiting for the engine before RESOURCE_EXHAUSTED");
+ABSL_FLAG(int64_t, prefill_chunk_tokens, 512,
+          "prompt tokens prefilled per engine step, between decode steps");
+ABSL_FLAG(int64_t, max_message_bytes, 16 << 20, "largest gRPC request message accepted");
+ABSL_FLAG(double, shutdown_grace_s, 10.0, "seconds running calls get to finish on SIGTERM/SIGINT");
+
+namespace {
+
+absl::Notification* shutdown_requested = nullptr;
+
+void OnSignal(int) {
+  if (shutdown_requested != nullptr && !shutdown_requested->HasBeenNotified())
+    shutdown_requested->Notify();
+}
+
+int Serve() {
+  using namespace sympow;
+  const std::string model_dir = absl::GetFlag(FLAGS_model);
+  absl::StatusOr<std::unique_ptr<LoadedModel>> model = LoadModel(model_dir);
+  if (!model.ok()) {
+    spdlog::critical("{}", std::string(model.status().message()));
+    return 1;
+  }
+  const ModelConfig config = (*model)->config;
+  absl::StatusOr<std::unique_ptr<Tokenizer>> tokenizer =
+      LoadTokenizerForModel(model_dir, config.vocab_size);
+  if (!tokenizer.ok()) {
+    spdlog::critical("{}", std::string(tokenizer.status().message()));
+    return 1;
+  }
+  const int64_t max_sessions = absl::GetFlag(FLAGS_max_sessions);
+  auto backend = std::make_unique<CpuBackend>(config, max_sessions);
+  const int64_t state_bytes = backend->state_layout().Bytes();
+  const std::string backend_name = backend->name();
+  absl::StatusOr<std::unique_ptr<Engine>> engine = Engine::Create(**model, std::move(backend), {});
+  if (!engine.ok()) {
+    spdlog::critical("{}", std::string(engine.status().message()));
+    return 1;
+  }
+  model->reset();  // the engine holds its own copy of the weights
+  spdlog::info(
+      "model {}: {} layers, hidden {}, degree {}, vocab {}; backend {}; state {:.2f} MB per "
+      "session, "
+      "{} sessions ({:.1f} MB) at most",
+      model_dir, config.num_layers, config.hidden_size, config.degree, config.vocab_size,
+      backend_name, state_bytes / 1e6, max_sessions, state_bytes * max_sessions / 1e6);
+
+  server::ServerMetrics metrics;
+  if (const std::string address = absl::GetFlag(FLAGS_metrics_listen); !address.empty()) {
+    if (absl::Status status = metrics.Expose(address); !status.ok()) {
+      spdlog::critical("{}", std::string(status.message()));
+      return 1;
+    }
+    spdlog::info("metrics on http://{}/metrics", address);
+  }
+  server::EngineWorker worker(std::move(*engine), **tokenizer, metrics,
+                              {.prefill_chunk_tokens = absl::GetFlag(FLAGS_prefill_chunk_tokens),
+                               .max_waiting_requests = absl::GetFlag(FLAGS_max_queued_requests)});
+  server::SympowService service(
+      config, state_bytes, backend_name, **tokenizer, worker, metrics,
+      {.max_sessions = max_sessions,
+       .max_prompt_tokens = absl::GetFlag(FLAGS_max_prompt_tokens),
+       .max_new_tokens = absl::GetFlag(FLAGS_max_new_tokens),
+       .default_max_new_tokens = absl::GetFlag(FLAGS_default_max_new_tokens),
+       .max_queued_requests = absl::GetFlag(FLAGS_max_queued_requests),
+       .model_path = model_dir});
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int bound_port = 0;
+  builder.AddListeningPort(absl::GetFlag(FLAGS_listen), grpc::InsecureServerCredentials(),
+                           &bound_port);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(absl::GetFlag(FLAGS_max_message_bytes)));
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> grpc_server = builder.BuildAndStart();
+  if (grpc_server == nullptr || bound_port == 0) {
+    spdlog::critical("--listen={}: cannot listen there", absl::GetFlag(FLAGS_listen));
+    return 1;
+  }
+  grpc_server->GetHealthCheckService()->SetServingStatus(true);
+  spdlog::info("serving sympow.v1.Sympow on {} (port {})", absl::GetFlag(FLAGS_listen), bound_port);
+
+  absl::Notification shutdown;
+  shutdown_requested = &shutdown;
+  std::signal(SIGTERM, OnSignal);
+  std::signal(SIGINT, OnSignal);
+  shutdown.WaitForNotification();
+  spdlog::info("shutting down: new calls refused, running ones get {} s",
+               absl::GetFlag(FLAGS_shutdown_grace_s));
+  grpc_server->GetHealthCheckService()->SetServingStatus(false);
+  // Streams still running at the deadline are ended by the worker with FINISH_REASON_SHUTDOWN.
+  std::thread stopper([&] {
+    absl::SleepFor(absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_s)));
+    worker.Stop();
+  });
+  grpc_server->Shutdown(
+      std::chrono::system_clock::now() +
+      std::chrono::milliseconds(static_cast<int64_t>(absl::GetFlag(FLAGS_shutdown_grace_s) * 1000) +
+                                2000));
+  worker.Stop();
+  stopper.join();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "sympow-server --model DIR --listen HOST:PORT --metrics_listen HOST:PORT [flags]");
+  absl::ParseCommandLine(argc, argv);
+  spdlog::set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%^%l%$] %v");
+  return Serve();
+}

@@ -1,0 +1,126 @@
+#include "server/metrics.h"
+
+#include <exception>
+
+#include "absl/strings/str_cat.h"
+
+namespace sympow::server {
+namespace {
+
+using prometheus::BuildCounter;
+using prometheus::BuildGauge;
+using prometheus::BuildHistogram;
+using prometheus::Histogram;
+
+Histogram::BucketBoundaries LatencyBuckets() {
+  return {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1,  0.25,
+          0.5,   0.75,  1.0,  2.5,  5.0,  10.0, 20.0, 40.0, 80.0};
+}
+
+Histogram::BucketBoundaries TokenCountBuckets() {
+  return {1,    2,    5,    10,    20,    50,    100,    200,    500,
+          1000, 2000, 5000, 10000, 20000, 50000, 100000, 1000000};
+}
+
+}  // namespace
+
+ServerMetrics::ServerMetrics() : registry_(std::make_shared<prometheus::Registry>()) {
+  auto& r = *registry_;
+  request_success_ =
+      &BuildCounter()
+           .Name("sympow:request_success_total")
+           .Help("Requests finished, by finished_reason (length, stop, cancelled, shutdown, error)")
+           .Register(r);
+  auto histogram = [&](const char* name, const char* help, Histogram::BucketBoundaries buckets) {
+    return &BuildHistogram().Name(name).Help(help).Register(r).Add({}, std::move(buckets));
+  };
+  time_to_first_token_ =
+      histogram("sympow:time_to_first_token_seconds",
+                "Seconds from a request's arrival to its first token", LatencyBuckets());
+  time_per_output_token_ =
+      histogram("sympow:time_per_output_token_seconds",
+                "Seconds between consecutive tokens of a request", LatencyBuckets());
+  e2e_latency_ = histogram("sympow:e2e_request_latency_seconds",
+                           "Seconds from arrival to the last token", LatencyBuckets());
+  request_prompt_tokens_ =
+      histogram("sympow:request_prompt_tokens", "Prompt tokens per request", TokenCountBuckets());
+  request_generation_tokens_ = histogram("sympow:request_generation_tokens",
+                                         "Generated tokens per request", TokenCountBuckets());
+  batch_size_ =
+      histogram("sympow:batch_size", "Rows (decode tokens plus prefill tokens) per engine step",
+                TokenCountBuckets());
+  step_time_ = histogram("sympow:step_time_seconds", "Seconds per engine step", LatencyBuckets());
+  prompt_tokens_ = &BuildCounter()
+                        .Name("sympow:prompt_tokens_total")
+                        .Help("Prompt tokens prefilled")
+                        .Register(r)
+                        .Add({});
+  generation_tokens_ = &BuildCounter()
+                            .Name("sympow:generation_tokens_total")
+                            .Help("Tokens generated")
+                            .Register(r)
+                            .Add({});
+  running_ = &BuildGauge()
+                  .Name("sympow:num_requests_running")
+                  .Help("Requests in the engine's batch")
+                  .Register(r)
+                  .Add({});
+  waiting_ = &BuildGauge()
+                  .Name("sympow:num_requests_waiting")
+                  .Help("Requests queued for the engine")
+                  .Register(r)
+                  .Add({});
+  sessions_device_ = &BuildGauge()
+                          .Name("sympow:sessions")
+                          .Help("Sessions by where their state lives")
+                          .Register(r)
+                          .Add({{"location", "device"}});
+  state_bytes_used_ = &BuildGauge()
+                           .Name("sympow:state_bytes_used")
+                           .Help("Bytes of session states held")
+                           .Register(r)
+                           .Add({});
+  state_bytes_capacity_ =
+      &BuildGauge()
+           .Name("sympow:state_bytes_capacity")
+           .Help("Bytes of session state the server may hold (max_sessions × state size)")
+           .Register(r)
+           .Add({});
+}
+
+absl::Status ServerMetrics::Expose(const std::string& address) {
+  try {
+    exposer_ = std::make_unique<prometheus::Exposer>(address);
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat("--metrics_listen=", address, ": ", e.what()));
+  }
+  exposer_->RegisterCollectable(registry_);
+  return absl::OkStatus();
+}
+
+void ServerMetrics::RequestFinished(const std::string& outcome, int64_t prompt_tokens,
+                                    int64_t generated_tokens, double e2e_seconds) {
+  request_success_->Add({{"finished_reason", outcome}}).Increment();
+  request_prompt_tokens_->Observe(static_cast<double>(prompt_tokens));
+  request_generation_tokens_->Observe(static_cast<double>(generated_tokens));
+  e2e_latency_->Observe(e2e_seconds);
+}
+
+void ServerMetrics::Step(int64_t batch_rows, double seconds) {
+  batch_size_->Observe(static_cast<double>(batch_rows));
+  step_time_->Observe(seconds);
+}
+
+void ServerMetrics::Queue(int64_t running, int64_t waiting) {
+  running_->Set(static_cast<double>(running));
+  waiting_->Set(static_cast<double>(waiting));
+}
+
+void ServerMetrics::Sessions(int64_t on_device, int64_t state_bytes_used,
+                             int64_t state_bytes_capacity) {
+  sessions_device_->Set(static_cast<double>(on_device));
+  state_bytes_used_->Set(static_cast<double>(state_bytes_used));
+  state_bytes_capacity_->Set(static_cast<double>(state_bytes_capacity));
+}
+
+}  // namespace sympow::server

@@ -1,0 +1,56 @@
+// Prometheus metrics of the server, named like vLLM's (prefix sympow:) so dashboards translate.
+// docs/metrics.md describes each.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "prometheus/counter.h"
+#include "prometheus/exposer.h"
+#include "prometheus/family.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
+
+namespace sympow::server {
+
+class ServerMetrics {
+ public:
+  ServerMetrics();
+
+  // Serves /metrics on `address` (host:port); an error when the port cannot be bound.
+  absl::Status Expose(const std::string& address);
+  prometheus::Registry& registry() { return *registry_; }
+
+  void RequestFinished(const std::string& outcome, int64_t prompt_tokens, int64_t generated_tokens,
+                       double e2e_seconds);
+  void FirstToken(double seconds) { time_to_first_token_->Observe(seconds); }
+  void InterToken(double seconds) { time_per_output_token_->Observe(seconds); }
+  void PromptTokens(int64_t n) { prompt_tokens_->Increment(static_cast<double>(n)); }
+  void GenerationTokens(int64_t n) { generation_tokens_->Increment(static_cast<double>(n)); }
+  void Step(int64_t batch_rows, double seconds);
+  void Queue(int64_t running, int64_t waiting);
+  void Sessions(int64_t on_device, int64_t state_bytes_used, int64_t state_bytes_capacity);
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  prometheus::Family<prometheus::Counter>* request_success_;
+  prometheus::Histogram* time_to_first_token_;
+  prometheus::Histogram* time_per_output_token_;
+  prometheus::Histogram* e2e_latency_;
+  prometheus::Histogram* request_prompt_tokens_;
+  prometheus::Histogram* request_generation_tokens_;
+  prometheus::Histogram* batch_size_;
+  prometheus::Histogram* step_time_;
+  prometheus::Counter* prompt_tokens_;
+  prometheus::Counter* generation_tokens_;
+  prometheus::Gauge* running_;
+  prometheus::Gauge* waiting_;
+  prometheus::Gauge* sessions_device_;
+  prometheus::Gauge* state_bytes_used_;
+  prometheus::Gauge* state_bytes_capacity_;
+};
+
+}  // namespace sympow::server

@@ -1,0 +1,409 @@
+#include "server/service.h"
+
+#include <random>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/time_util.h"
+#include "model/config.h"
+#include "model/tokenizer/utf8.h"
+#include "server/status_mapping.h"
+#include "spdlog/spdlog.h"
+
+namespace sympow::server {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+constexpr int32_t kMaxTopLogprobs = 20;
+constexpr int64_t kDefaultPageSize = 100;
+constexpr int64_t kMaxPageSize = 1000;
+// How often a waiting handler checks whether its client is still there.
+constexpr absl::Duration kClientPoll = absl::Milliseconds(20);
+
+absl::Status Invalid(absl::string_view field, absl::string_view problem) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", problem));
+}
+
+v1::FinishReason ToProto(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::kLength:
+      return v1::FINISH_REASON_LENGTH;
+    case FinishReason::kStop:
+      return v1::FINISH_REASON_STOP;
+    case FinishReason::kCancelled:
+      return v1::FINISH_REASON_CANCELLED;
+    case FinishReason::kShutdown:
+      return v1::FINISH_REASON_SHUTDOWN;
+  }
+  return v1::FINISH_REASON_UNSPECIFIED;
+}
+
+// Proto strings must be UTF-8: invalid bytes become U+FFFD.
+std::string ValidUtf8(const std::string& bytes) {
+  std::string out;
+  absl::string_view rest = bytes;
+  while (!rest.empty()) {
+    const Utf8Sequence sequence = NextUtf8(rest);
+    if (sequence.status == Utf8Status::kComplete) {
+      out.append(rest.data(), sequence.length);
+      rest.remove_prefix(sequence.length);
+    } else {
+      out += "\xEF\xBF\xBD";
+      rest.remove_prefix(sequence.status == Utf8Status::kIncomplete ? rest.size() : 1);
+    }
+  }
+  return out;
+}
+
+absl::Status ToSampling(const v1::GenerateRequest& request, int64_t vocab, SamplingParams* out) {
+  const v1::SamplingParams& s = request.sampling();
+  if (s.has_temperature()) out->temperature = s.temperature();
+  out->top_k = s.top_k();
+  if (s.has_top_p()) out->top_p = s.top_p();
+  out->min_p = s.min_p();
+  if (s.has_repetition_penalty()) out->repetition_penalty = s.repetition_penalty();
+  out->seed = s.has_seed() ? s.seed() : std::random_device{}();
+  out->stop_tokens.assign(request.stop_token_ids().begin(), request.stop_token_ids().end());
+  absl::Status valid = ValidateSamplingParams(*out, vocab);
+  if (!valid.ok()) {
+    const bool about_stops = absl::StrContains(valid.message(), "stop_tokens");
+    return Invalid(about_stops ? "stop_token_ids" : "sampling", valid.message());
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+SympowService::SympowService(const ModelConfig& config, int64_t state_bytes,
+                             std::string backend_name, const Tokenizer& tokenizer,
+                             EngineWorker& worker, ServerMetrics& metrics, ServiceLimits limits)
+    : config_(config),
+      state_bytes_(state_bytes),
+      backend_name_(std::move(backend_name)),
+      tokenizer_(tokenizer),
+      worker_(worker),
+      metrics_(metrics),
+      limits_(std::move(limits)),
+      sessions_(limits_.max_sessions) {
+  UpdateSessionGauges();
+}
+
+absl::StatusOr<std::vector<int32_t>> SympowService::ToTokens(const v1::Input& input,
+                                                             absl::string_view field) const {
+  std::vector<int32_t> ids;
+  if (input.has_token_ids()) {
+    const auto& given = input.token_ids().ids();
+    for (int i = 0; i < given.size(); ++i) {
+      if (given[i] < 0 || given[i] >= config_.vocab_size) {
+        return Invalid(
+            absl::StrCat(field, ".token_ids.ids[", i, "]"),
+            absl::StrCat(given[i], " is outside the vocabulary [0, ", config_.vocab_size, ")"));
+      }
+    }
+    ids.assign(given.begin(), given.end());
+  } else {
+    ids = tokenizer_.Encode(input.text());
+  }
+  if (static_cast<int64_t>(ids.size()) > limits_.max_prompt_tokens) {
+    return Invalid(
+        field,
+        absl::StrCat(ids.size(), " tokens exceed --max_prompt_tokens=", limits_.max_prompt_tokens));
+  }
+  return ids;
+}
+
+absl::StatusOr<SessionRecord> SympowService::NewSession(bool ephemeral) {
+  if (absl::Status capacity = sessions_.CheckCapacity(); !capacity.ok()) return capacity;
+  absl::StatusOr<SessionId> engine_session = absl::InternalError("unset");
+  worker_.Run([&](Engine& engine) { engine_session = engine.CreateSession(); });
+  if (!engine_session.ok()) return engine_session.status();
+  SessionRecord record = sessions_.Add(*engine_session, ephemeral);
+  UpdateSessionGauges();
+  return record;
+}
+
+void SympowService::EndSession(const SessionRecord& record) {
+  worker_.Run([&](Engine& engine) { engine.DeleteSession(record.engine_session).IgnoreError(); });
+  UpdateSessionGauges();
+}
+
+void SympowService::UpdateSessionGauges() {
+  const int64_t count = sessions_.size();
+  metrics_.Sessions(count, count * state_bytes_, limits_.max_sessions * state_bytes_);
+}
+
+RequestEvent SympowService::Stream(grpc::ServerContext* context,
+                                   const std::shared_ptr<Request>& request,
+                                   const std::function<bool(const RequestEvent&)>& on_event) {
+  while (true) {
+    std::optional<RequestEvent> event = request->events.Pop(kClientPoll);
+    if (!event) {
+      if (context->IsCancelled()) request->cancelled = true;
+      continue;
+    }
+    if (event->finished) return *event;
+    if (!request->cancelled && !on_event(*event)) request->cancelled = true;  // the client is gone
+  }
+}
+
+grpc::Status SympowService::Generate(grpc::ServerContext* context,
+                                     const v1::GenerateRequest* request,
+                                     grpc::ServerWriter<v1::GenerateResponse>* writer) {
+  auto fail = [](const absl::Status& status) { return ToGrpc(status); };
+  absl::StatusOr<std::vector<int32_t>> prompt = ToTokens(request->input(), "input");
+  if (!prompt.ok()) return fail(prompt.status());
+  if (prompt->empty())
+    return fail(Invalid("input", "is empty: give text or token_ids to start from"));
+  if (request->max_new_tokens() < 0 || request->max_new_tokens() > limits_.max_new_tokens) {
+    return fail(Invalid("max_new_tokens",
+                        absl::StrCat(request->max_new_tokens(), " is outside [0, --max_new_tokens=",
+                                     limits_.max_new_tokens, "]")));
+  }
+  if (request->top_logprobs() < 0 || request->top_logprobs() > kMaxTopLogprobs) {
+    return fail(Invalid("top_logprobs", absl::StrCat(request->top_logprobs(), " is outside [0, ",
+                                                     kMaxTopLogprobs, "]")));
+  }
+  for (int i = 0; i < request->stop_size(); ++i) {
+    if (request->stop(i).empty()) return fail(Invalid(absl::StrCat("stop[", i, "]"), "is empty"));
+  }
+  auto job = std::make_shared<Request>();
+  if (absl::Status status = ToSampling(*request, config_.vocab_size, &job->sampling);
+      !status.ok()) {
+    return fail(status);
+  }
+  if (config_.eos_token_id && !request->ignore_eos()) {
+    job->sampling.stop_tokens.push_back(static_cast<int32_t>(*config_.eos_token_id));
+  }
+
+  const bool ephemeral = request->session_id().empty();
+  absl::StatusOr<SessionRecord> session =
+      ephemeral ? NewSession(true) : sessions_.Acquire(request->session_id());
+  if (!session.ok()) return fail(session.status());
+  job->session = session->engine_session;
+  job->prompt = std::move(*prompt);
+  job->max_new_tokens =
+      request->max_new_tokens() > 0 ? request->max_new_tokens() : limits_.default_max_new_tokens;
+  job->stop_strings.assign(request->stop().begin(), request->stop().end());
+  job->logprobs = request->logprobs();
+  job->top_logprobs = request->logprobs() ? request->top_logprobs() : 0;
+  const int64_t prompt_tokens = static_cast<int64_t>(job->prompt.size());
+
+  grpc::Status result = grpc::Status::OK;
+  if (absl::Status queued = worker_.Submit(job); !queued.ok()) {
+    result = fail(queued);
+  } else {
+    int64_t generated = 0;
+    RequestEvent last = Stream(context, job, [&](const RequestEvent& event) {
+      v1::GenerateResponse response;
+      v1::Delta* delta = response.mutable_delta();
+      delta->set_text(ValidUtf8(event.text));
+      for (const TokenOutput& token : event.tokens) {
+        v1::GeneratedToken* out = delta->add_tokens();
+        out->set_token_id(token.token);
+        if (job->logprobs) out->set_logprob(token.logprob);
+        for (const auto& [id, logprob] : token.top_logprobs) {
+          v1::TokenLogprob* alternative = out->add_top_logprobs();
+          alternative->set_token_id(id);
+          alternative->set_logprob(logprob);
+          alternative->set_text(ValidUtf8(tokenizer_.TokenBytes(id)));
+        }
+        ++generated;
+      }
+      return writer->Write(response);
+    });
+    if (!last.error.ok()) {
+      result = fail(last.error);
+    } else if (context->IsCancelled()) {
+      result = grpc::Status(grpc::StatusCode::CANCELLED, "the client cancelled the call");
+    } else {
+      v1::GenerateResponse response;
+      v1::Finished* finished = response.mutable_finished();
+      if (!last.text.empty()) {  // text held back to the end (a character or stop-string prefix)
+        v1::GenerateResponse tail;
+        tail.mutable_delta()->set_text(ValidUtf8(last.text));
+        writer->Write(tail);
+      }
+      finished->set_reason(ToProto(last.reason));
+      finished->set_session_id(session->id);
+      v1::Usage* usage = finished->mutable_usage();
+      usage->set_prompt_tokens(static_cast<int32_t>(prompt_tokens));
+      usage->set_generated_tokens(static_cast<int32_t>(generated));
+      usage->set_session_tokens(last.session_tokens);
+      if (last.first_token_time != absl::InfinitePast()) {
+        usage->set_time_to_first_token_s(
+            absl::ToDoubleSeconds(last.first_token_time - job->arrival));
+      }
+      usage->set_total_time_s(absl::ToDoubleSeconds(absl::Now() - job->arrival));
+      writer->Write(response);
+    }
+  }
+  if (ephemeral) {
+    sessions_.Remove(session->id, /*even_if_busy=*/true).IgnoreError();
+    EndSession(*session);
+  } else {
+    sessions_.Release(session->id);
+  }
+  return result;
+}
+
+grpc::Status SympowService::Append(grpc::ServerContext* context, const v1::AppendRequest* request,
+                                   grpc::ServerWriter<v1::AppendResponse>* writer) {
+  absl::StatusOr<std::vector<int32_t>> tokens = ToTokens(request->input(), "input");
+  if (!tokens.ok()) return ToGrpc(tokens.status());
+  if (tokens->empty()) return ToGrpc(Invalid("input", "is empty: nothing to append"));
+  absl::StatusOr<SessionRecord> session = sessions_.Acquire(request->session_id());
+  if (!session.ok()) return ToGrpc(session.status());
+  auto job = std::make_shared<Request>();
+  job->session = session->engine_session;
+  job->prompt = std::move(*tokens);
+  job->generate = false;
+  const int64_t total = static_cast<int64_t>(job->prompt.size());
+  grpc::Status result = grpc::Status::OK;
+  if (absl::Status queued = worker_.Submit(job); !queued.ok()) {
+    result = ToGrpc(queued);
+  } else {
+    RequestEvent last = Stream(context, job, [&](const RequestEvent& event) {
+      v1::AppendResponse progress;
+      progress.set_appended_tokens(event.prefilled_tokens);
+      progress.set_total_tokens(total);
+      progress.set_session_tokens(event.session_tokens);
+      return writer->Write(progress);
+    });
+    if (!last.error.ok()) result = ToGrpc(last.error);
+    if (context->IsCancelled())
+      result = grpc::Status(grpc::StatusCode::CANCELLED, "the client cancelled the call");
+  }
+  sessions_.Release(session->id);
+  return result;
+}
+
+void SympowService::FillSession(const SessionRecord& record, v1::Session* out) {
+  int64_t tokens = 0;
+  worker_.Run(
+      [&](Engine& engine) { tokens = engine.SessionLength(record.engine_session).value_or(0); });
+  out->set_session_id(record.id);
+  out->set_token_count(tokens);
+  out->set_state_bytes(state_bytes_);
+  out->set_location(v1::STATE_LOCATION_DEVICE);
+  *out->mutable_created() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(record.created));
+  *out->mutable_last_used() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(record.last_used));
+  out->set_busy(record.busy);
+}
+
+grpc::Status SympowService::CreateSession(grpc::ServerContext* context,
+                                          const v1::CreateSessionRequest* request,
+                                          v1::Session* response) {
+  std::vector<int32_t> system_prompt;
+  if (request->has_system_prompt()) {
+    absl::StatusOr<std::vector<int32_t>> tokens =
+        ToTokens(request->system_prompt(), "system_prompt");
+    if (!tokens.ok()) return ToGrpc(tokens.status());
+    system_prompt = std::move(*tokens);
+  }
+  absl::StatusOr<SessionRecord> session = NewSession(false);
+  if (!session.ok()) return ToGrpc(session.status());
+  if (!system_prompt.empty()) {
+    sessions_.Acquire(session->id).IgnoreError();
+    auto job = std::make_shared<Request>();
+    job->session = session->engine_session;
+    job->prompt = std::move(system_prompt);
+    job->generate = false;
+    absl::Status status = worker_.Submit(job);
+    if (status.ok()) status = Stream(context, job, [](const RequestEvent&) { return true; }).error;
+    sessions_.Release(session->id);
+    if (!status.ok() || context->IsCancelled()) {
+      sessions_.Remove(session->id).IgnoreError();
+      EndSession(*session);
+      return status.ok() ? grpc::Status(grpc::StatusCode::CANCELLED,
+                                        "cancelled while prefilling system_prompt")
+                         : ToGrpc(status);
+    }
+  }
+  spdlog::info("created session {}", session->id);
+  FillSession(sessions_.Get(session->id).value(), response);
+  return grpc::Status::OK;
+}
+
+grpc::Status SympowService::GetSession(grpc::ServerContext*, const v1::GetSessionRequest* request,
+                                       v1::Session* response) {
+  absl::StatusOr<SessionRecord> session = sessions_.Get(request->session_id());
+  if (!session.ok()) return ToGrpc(session.status());
+  FillSession(*session, response);
+  return grpc::Status::OK;
+}
+
+grpc::Status SympowService::ListSessions(grpc::ServerContext*,
+                                         const v1::ListSessionsRequest* request,
+                                         v1::ListSessionsResponse* response) {
+  if (request->page_size() < 0) return ToGrpc(Invalid("page_size", "must be >= 0"));
+  const int64_t page_size = request->page_size() == 0
+                                ? kDefaultPageSize
+                                : std::min<int64_t>(request->page_size(), kMaxPageSize);
+  bool more = false;
+  std::vector<SessionRecord> page = sessions_.List(request->page_token(), page_size, &more);
+  for (const SessionRecord& record : page) FillSession(record, response->add_sessions());
+  if (more && !page.empty()) response->set_next_page_token(page.back().id);
+  return grpc::Status::OK;
+}
+
+grpc::Status SympowService::ForkSession(grpc::ServerContext*, const v1::ForkSessionRequest* request,
+                                        v1::Session* response) {
+  absl::StatusOr<SessionRecord> source = sessions_.Get(request->session_id());
+  if (!source.ok()) return ToGrpc(source.status());
+  if (absl::Status capacity = sessions_.CheckCapacity(); !capacity.ok()) return ToGrpc(capacity);
+  absl::StatusOr<SessionId> fork = absl::InternalError("unset");
+  worker_.Run([&](Engine& engine) { fork = engine.ForkSession(source->engine_session); });
+  if (!fork.ok()) return ToGrpc(fork.status());
+  SessionRecord record = sessions_.Add(*fork, false);
+  UpdateSessionGauges();
+  spdlog::info("forked session {} from {}", record.id, source->id);
+  FillSession(record, response);
+  return grpc::Status::OK;
+}
+
+grpc::Status SympowService::DeleteSession(grpc::ServerContext*,
+                                          const v1::DeleteSessionRequest* request,
+                                          v1::DeleteSessionResponse*) {
+  absl::StatusOr<SessionRecord> removed = sessions_.Remove(request->session_id());
+  if (!removed.ok()) return ToGrpc(removed.status());
+  EndSession(*removed);
+  spdlog::info("deleted session {}", removed->id);
+  return grpc::Status::OK;
+}
+
+grpc::Status SympowService::Tokenize(grpc::ServerContext*, const v1::TokenizeRequest* request,
+                                     v1::TokenizeResponse* response) {
+  for (int32_t id : tokenizer_.Encode(request->text())) {
+    response->add_token_ids(id);
+    response->add_pieces(ValidUtf8(tokenizer_.TokenBytes(id)));
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status SympowService::Detokenize(grpc::ServerContext*, const v1::DetokenizeRequest* request,
+                                       v1::DetokenizeResponse* response) {
+  absl::StatusOr<std::string> text = tokenizer_.Decode(
+      std::vector<int32_t>(request->token_ids().begin(), request->token_ids().end()));
+  if (!text.ok()) return ToGrpc(Invalid("token_ids", text.status().message()));
+  response->set_text(ValidUtf8(*text));
+  return grpc::Status::OK;
+}
+
+grpc::Status SympowService::GetModelInfo(grpc::ServerContext*, const v1::GetModelInfoRequest*,
+                                         v1::ModelInfo* response) {
+  response->set_config_json(ModelConfigToJson(config_));
+  response->set_model_path(limits_.model_path);
+  response->set_vocab_size(config_.vocab_size);
+  response->set_eos_token_id(config_.eos_token_id ? static_cast<int32_t>(*config_.eos_token_id)
+                                                  : -1);
+  response->set_state_bytes_per_session(state_bytes_);
+  response->set_backend(backend_name_);
+  response->set_max_sessions(static_cast<int32_t>(limits_.max_sessions));
+  response->set_max_prompt_tokens(static_cast<int32_t>(limits_.max_prompt_tokens));
+  response->set_max_new_tokens(static_cast<int32_t>(limits_.max_new_tokens));
+  response->set_max_queued_requests(static_cast<int32_t>(limits_.max_queued_requests));
+  return grpc::Status::OK;
+}
+
+}  // namespace sympow::server

@@ -1,0 +1,50 @@
+// The server's named sessions: public ids, engine sessions, times, and who is using them.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "model/engine.h"
+
+namespace sympow::server {
+
+struct SessionRecord {
+  std::string id;
+  SessionId engine_session = 0;
+  absl::Time created;
+  absl::Time last_used;
+  bool busy = false;
+  bool ephemeral = false;  // made for one Generate call, deleted after it
+};
+
+class SessionRegistry {
+ public:
+  explicit SessionRegistry(int64_t max_sessions) : max_sessions_(max_sessions) {}
+
+  // RESOURCE_EXHAUSTED when max_sessions exist (checked before an engine session is made).
+  absl::Status CheckCapacity() const;
+  // Registers an engine session under a new random id.
+  SessionRecord Add(SessionId engine_session, bool ephemeral);
+  // Marks the session busy for one call; NOT_FOUND or FAILED_PRECONDITION (already busy).
+  absl::StatusOr<SessionRecord> Acquire(const std::string& id);
+  void Release(const std::string& id);
+  absl::StatusOr<SessionRecord> Get(const std::string& id) const;
+  // Removes an idle session and returns it; FAILED_PRECONDITION while busy.
+  absl::StatusOr<SessionRecord> Remove(const std::string& id, bool even_if_busy = false);
+  // Up to `limit` sessions with ids after `after`, in id order, and whether more follow.
+  std::vector<SessionRecord> List(const std::string& after, int64_t limit, bool* more) const;
+  int64_t size() const;
+
+ private:
+  int64_t max_sessions_;
+  mutable absl::Mutex mutex_;
+  std::map<std::string, SessionRecord> sessions_ ABSL_GUARDED_BY(mutex_);
+};
+
+}  // namespace sympow::server
