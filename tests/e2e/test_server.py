@@ -1,0 +1,204 @@
+"""sympow-server end to end: a real server on loopback, real gRPC clients, real /metrics scrapes."""
+import concurrent.futures
+import os
+import re
+import subprocess
+import time
+import urllib.request
+
+import grpc
+import pytest
+
+from conftest import BUILD, MODEL, RunningServer, metric_value
+from sympow.v1 import sympow_pb2 as pb
+from sympow_client import GenerationResult, SympowClient
+
+GREEDY = dict(temperature=0.0, ignore_eos=True)
+
+
+@pytest.fixture
+def client(server):
+    with SympowClient(server.address, timeout_s=120) as c:
+        yield c
+
+
+def test_health_reports_serving(server):
+    channel = grpc.insecure_channel(server.address)
+    check = channel.unary_unary("/grpc.health.v1.Health/Check")
+    assert check(b"", timeout=10) == b"\x08\x01"  # HealthCheckResponse{status: SERVING}
+
+
+def test_streaming_matches_local_generation_with_the_same_seed(client):
+    prompt = "And God said"
+    streamed = "".join(client.generate(prompt, max_new_tokens=24, seed=9, temperature=0.8, top_p=0.95,
+                                       ignore_eos=True))
+    local = subprocess.run([os.path.join(BUILD, "clients", "cli", "sympow-cli"), "generate", "--model", MODEL,
+                            "--prompt", prompt, "--max_new_tokens", "24", "--seed", "9", "--temperature", "0.8",
+                            "--top_p", "0.95", "--ignore_eos"], capture_output=True, text=True, check=True).stdout
+    assert prompt + streamed + "\n" == local
+
+
+def test_continuing_a_session_equals_one_shot_generation(client):
+    session = client.create_session()
+    first = client.complete([5, 6, 7, 8], session_id=session.session_id, max_new_tokens=6, **GREEDY)
+    second = client.complete([9, 10], session_id=session.session_id, max_new_tokens=6, **GREEDY)
+    one_shot = client.complete([5, 6, 7, 8] + first.token_ids + [9, 10], max_new_tokens=6, **GREEDY)
+    assert second.token_ids == one_shot.token_ids
+    assert second.session_tokens == 4 + 6 + 2 + 6
+    assert client.get_session(session.session_id).token_count == 18
+
+
+def test_forks_are_independent(client):
+    session = client.create_session(system_prompt="In the beginning")
+    fork = client.fork_session(session.session_id)
+    assert fork.token_count == session.token_count > 0
+    a = client.complete(" God", session_id=session.session_id, max_new_tokens=5, **GREEDY)
+    b = client.complete(" God", session_id=fork.session_id, max_new_tokens=5, **GREEDY)
+    assert a.token_ids == b.token_ids  # same state, same input
+    client.complete(" and more", session_id=fork.session_id, max_new_tokens=3, **GREEDY)
+    assert client.get_session(session.session_id).token_count == session.token_count + 1 + 5
+    assert client.get_session(fork.session_id).token_count > client.get_session(session.session_id).token_count
+
+
+def test_cancel_mid_stream_then_continue(client):
+    session = client.create_session()
+    stream = client.stub.Generate(pb.GenerateRequest(input=pb.Input(text="The"), session_id=session.session_id,
+                                                     max_new_tokens=400, ignore_eos=True))
+    received = 0
+    for response in stream:
+        received += len(response.delta.tokens)
+        if received >= 3:
+            stream.cancel()
+            break
+    deadline = time.time() + 10
+    while client.get_session(session.session_id).busy and time.time() < deadline:
+        time.sleep(0.05)
+    held = client.get_session(session.session_id)
+    assert not held.busy
+    assert held.token_count >= 1 + received  # every streamed token was committed first
+    after = client.complete(" more", session_id=session.session_id, max_new_tokens=4, **GREEDY)
+    assert after.session_tokens == held.token_count + 2 + 4 - 1 or after.session_tokens > held.token_count
+
+
+def test_deadline_exceeded_leaves_the_session_usable(client):
+    session = client.create_session()
+    with pytest.raises(grpc.RpcError) as error:
+        client.complete("The", session_id=session.session_id, max_new_tokens=4000, ignore_eos=True, timeout_s=0.3)
+    assert error.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    deadline = time.time() + 10
+    while client.get_session(session.session_id).busy and time.time() < deadline:
+        time.sleep(0.05)
+    assert client.complete(" end", session_id=session.session_id, max_new_tokens=2, **GREEDY).generated_tokens == 2
+
+
+def test_32_concurrent_streams_each_equal_their_result_alone(client):
+    prompts = [f"Verse {i}: the" for i in range(32)]
+
+    def run(i):
+        return client.complete(prompts[i], max_new_tokens=12, seed=100 + i, temperature=0.9, ignore_eos=True).text
+
+    with concurrent.futures.ThreadPoolExecutor(32) as pool:
+        together = list(pool.map(run, range(32)))
+    alone = [run(i) for i in range(32)]
+    assert together == alone
+
+
+def test_two_calls_on_one_session_conflict(client):
+    session = client.create_session()
+    stream = client.stub.Generate(pb.GenerateRequest(input=pb.Input(text="The"), session_id=session.session_id,
+                                                     max_new_tokens=300, ignore_eos=True))
+    next(stream)
+    with pytest.raises(grpc.RpcError) as error:
+        client.complete("x", session_id=session.session_id, max_new_tokens=2)
+    assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "busy" in error.value.details()
+    stream.cancel()
+
+
+@pytest.mark.parametrize("request_fields, code, field", [
+    (dict(input=pb.Input(text="x"), session_id="s-nope"), grpc.StatusCode.NOT_FOUND, "session_id"),
+    (dict(input=pb.Input(text="x"), sampling=pb.SamplingParams(top_p=0.0)), grpc.StatusCode.INVALID_ARGUMENT, "top_p"),
+    (dict(input=pb.Input(text="x"), sampling=pb.SamplingParams(temperature=-1)), grpc.StatusCode.INVALID_ARGUMENT,
+     "temperature"),
+    (dict(input=pb.Input(text="")), grpc.StatusCode.INVALID_ARGUMENT, "input"),
+    (dict(input=pb.Input(text="word " * 4000)), grpc.StatusCode.INVALID_ARGUMENT, "max_prompt_tokens"),
+    (dict(input=pb.Input(token_ids=pb.TokenIds(ids=[1, 99999]))), grpc.StatusCode.INVALID_ARGUMENT,
+     "input.token_ids.ids[1]"),
+    (dict(input=pb.Input(text="x"), max_new_tokens=10**6), grpc.StatusCode.INVALID_ARGUMENT, "max_new_tokens"),
+    (dict(input=pb.Input(text="x"), stop_token_ids=[-3]), grpc.StatusCode.INVALID_ARGUMENT, "stop_token_ids"),
+    (dict(input=pb.Input(text="x" * 2_000_000)), grpc.StatusCode.RESOURCE_EXHAUSTED, ""),
+])
+def test_bad_input_gets_the_right_code_and_names_the_field(client, request_fields, code, field):
+    with pytest.raises(grpc.RpcError) as error:
+        list(client.stub.Generate(pb.GenerateRequest(**request_fields), timeout=30))
+    assert error.value.code() == code
+    assert field in error.value.details()
+    assert client.complete("still serving", max_new_tokens=2).generated_tokens == 2
+
+
+def test_session_api_errors(client):
+    for call, request in ((client.stub.GetSession, pb.GetSessionRequest(session_id="s-none")),
+                          (client.stub.ForkSession, pb.ForkSessionRequest(session_id="s-none")),
+                          (client.stub.DeleteSession, pb.DeleteSessionRequest(session_id="s-none"))):
+        with pytest.raises(grpc.RpcError) as error:
+            call(request)
+        assert error.value.code() == grpc.StatusCode.NOT_FOUND and "s-none" in error.value.details()
+    with pytest.raises(grpc.RpcError) as error:
+        list(client.append("s-none", "text"))
+    assert error.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_append_streams_progress_and_sessions_list(client):
+    session = client.create_session()
+    progress = list(client.append(session.session_id, "And it came to pass. " * 300))
+    assert progress[-1].appended_tokens == progress[-1].total_tokens > 512
+    assert len(progress) >= 2  # prefilled in chunks
+    listed = {s.session_id: s for s in client.list_sessions()}
+    assert listed[session.session_id].token_count == progress[-1].session_tokens
+    client.delete_session(session.session_id)
+    assert session.session_id not in {s.session_id for s in client.list_sessions()}
+
+
+def test_stop_strings_end_the_stream_before_them(client):
+    full = client.complete("And God said", max_new_tokens=30, **GREEDY)
+    stop = full.text[5:9]
+    stopped = client.complete("And God said", max_new_tokens=30, stop=[stop], **GREEDY)
+    assert stopped.finish_reason == "stop"
+    assert stop not in stopped.text and full.text.startswith(stopped.text)
+
+
+def test_tokenize_detokenize_and_model_info(client):
+    ids = client.tokenize("In the beginning")
+    assert client.detokenize(ids) == "In the beginning"
+    info = client.model_info()
+    assert info.vocab_size == 8192 and info.state_bytes_per_session > 0 and info.backend == "cpu"
+
+
+def test_metrics_are_prometheus_text_and_move(server, client):
+    url = f"http://127.0.0.1:{server.metrics_port}/metrics"
+    before = urllib.request.urlopen(url, timeout=10).read().decode()
+    for line in before.splitlines():  # the text exposition format: comments or `name{labels} value`
+        if line.startswith("#"):
+            assert re.match(r"# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* ", line), line
+            continue
+        series, value = line.rsplit(" ", 1)
+        assert re.match(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="[^"]*",?)*\})?$', series), line
+        float(value)
+    generated_before = metric_value(before, "sympow:generation_tokens_total") or 0
+    client.complete("The", max_new_tokens=5, **GREEDY)
+    after = urllib.request.urlopen(url, timeout=10).read().decode()
+    assert metric_value(after, "sympow:generation_tokens_total") >= generated_before + 5
+    assert metric_value(after, "sympow:time_to_first_token_seconds_count") >= 1
+    assert metric_value(after, "sympow:state_bytes_capacity") > 0
+
+
+def test_sigterm_finishes_running_streams():
+    running = RunningServer("--shutdown_grace_s", "1")
+    with SympowClient(running.address) as client:
+        result = GenerationResult()
+        stream = client.generate("The", max_new_tokens=4000, ignore_eos=True, result=result)
+        next(stream)
+        running.process.send_signal(15)
+        list(stream)
+    assert result.finish_reason == "shutdown"
+    assert running.process.wait(timeout=30) == 0
