@@ -268,7 +268,7 @@ void EngineWorker::Finish(Active& active, FinishReason reason) {
 
 void EngineWorker::Fail(Active& active, const absl::Status& error) {
   active.done = true;
-  spdlog::error("request on session {} failed: {}", active.request->session, error.ToString());
+  spdlog::error("[{}] failed: {}", active.request->id, error.ToString());
   RequestEvent event;
   event.finished = true;
   event.error = error;

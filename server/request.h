@@ -35,6 +35,7 @@ struct RequestEvent {
 };
 
 struct Request {
+  std::string id;  // for logs: the client's x-request-id, or one the server makes
   SessionId session = 0;
   std::vector<int32_t> prompt;  // appended to the session first
   bool generate = true;         // false: Append only

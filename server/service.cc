@@ -1,5 +1,6 @@
 #include "server/service.h"
 
+#include <atomic>
 #include <random>
 
 #include "absl/strings/match.h"
@@ -20,6 +21,16 @@ constexpr int64_t kDefaultPageSize = 100;
 constexpr int64_t kMaxPageSize = 1000;
 // How often a waiting handler checks whether its client is still there.
 constexpr absl::Duration kClientPoll = absl::Milliseconds(20);
+
+// The client's x-request-id metadata, or a fresh id, to tie a call's log lines together.
+std::string RequestId(const grpc::ServerContext& context) {
+  static std::atomic<uint64_t> counter{0};
+  const auto& metadata = context.client_metadata();
+  auto given = metadata.find("x-request-id");
+  if (given != metadata.end())
+    return std::string(given->second.data(), std::min<size_t>(given->second.size(), 64));
+  return absl::StrCat("r-", ++counter);
+}
 
 absl::Status Invalid(absl::string_view field, absl::string_view problem) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", problem));
@@ -150,7 +161,11 @@ RequestEvent SympowService::Stream(grpc::ServerContext* context,
 grpc::Status SympowService::Generate(grpc::ServerContext* context,
                                      const v1::GenerateRequest* request,
                                      grpc::ServerWriter<v1::GenerateResponse>* writer) {
-  auto fail = [](const absl::Status& status) { return ToGrpc(status); };
+  const std::string request_id = RequestId(*context);
+  auto fail = [&](const absl::Status& status) {
+    spdlog::warn("[{}] Generate refused: {}", request_id, status.ToString());
+    return ToGrpc(status);
+  };
   absl::StatusOr<std::vector<int32_t>> prompt = ToTokens(request->input(), "input");
   if (!prompt.ok()) return fail(prompt.status());
   if (prompt->empty())
@@ -180,6 +195,7 @@ grpc::Status SympowService::Generate(grpc::ServerContext* context,
   absl::StatusOr<SessionRecord> session =
       ephemeral ? NewSession(true) : sessions_.Acquire(request->session_id());
   if (!session.ok()) return fail(session.status());
+  job->id = request_id;
   job->session = session->engine_session;
   job->prompt = std::move(*prompt);
   job->max_new_tokens =
@@ -188,6 +204,8 @@ grpc::Status SympowService::Generate(grpc::ServerContext* context,
   job->logprobs = request->logprobs();
   job->top_logprobs = request->logprobs() ? request->top_logprobs() : 0;
   const int64_t prompt_tokens = static_cast<int64_t>(job->prompt.size());
+  spdlog::info("[{}] Generate on {}: {} prompt tokens, up to {} new", request_id, session->id,
+               prompt_tokens, job->max_new_tokens);
 
   grpc::Status result = grpc::Status::OK;
   if (absl::Status queued = worker_.Submit(job); !queued.ok()) {
@@ -237,6 +255,9 @@ grpc::Status SympowService::Generate(grpc::ServerContext* context,
       usage->set_total_time_s(absl::ToDoubleSeconds(absl::Now() - job->arrival));
       writer->Write(response);
     }
+    spdlog::info("[{}] done: {} tokens generated, {}, session holds {}", request_id, generated,
+                 result.ok() ? v1::FinishReason_Name(ToProto(last.reason)) : result.error_message(),
+                 last.session_tokens);
   }
   if (ephemeral) {
     sessions_.Remove(session->id, /*even_if_busy=*/true).IgnoreError();
@@ -255,9 +276,11 @@ grpc::Status SympowService::Append(grpc::ServerContext* context, const v1::Appen
   absl::StatusOr<SessionRecord> session = sessions_.Acquire(request->session_id());
   if (!session.ok()) return ToGrpc(session.status());
   auto job = std::make_shared<Request>();
+  job->id = RequestId(*context);
   job->session = session->engine_session;
   job->prompt = std::move(*tokens);
   job->generate = false;
+  spdlog::info("[{}] Append to {}: {} tokens", job->id, session->id, job->prompt.size());
   const int64_t total = static_cast<int64_t>(job->prompt.size());
   grpc::Status result = grpc::Status::OK;
   if (absl::Status queued = worker_.Submit(job); !queued.ok()) {
