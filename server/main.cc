@@ -121,17 +121,17 @@ int Serve() {
   spdlog::info("shutting down: new calls refused, running ones get {} s",
                absl::GetFlag(FLAGS_shutdown_grace_s));
   grpc_server->GetHealthCheckService()->SetServingStatus(false);
-  // Streams still running at the deadline are ended by the worker with FINISH_REASON_SHUTDOWN.
+  // Streams still running at the deadline are ended by the worker with FINISH_REASON_SHUTDOWN;
+  // grpc's Shutdown returns once every call has ended.
+  const absl::Duration grace = absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_s));
+  absl::Notification calls_ended;
   std::thread stopper([&] {
-    absl::SleepFor(absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_s)));
-    worker.Stop();
+    if (!calls_ended.WaitForNotificationWithTimeout(grace)) worker.Stop();
   });
-  grpc_server->Shutdown(
-      std::chrono::system_clock::now() +
-      std::chrono::milliseconds(static_cast<int64_t>(absl::GetFlag(FLAGS_shutdown_grace_s) * 1000) +
-                                2000));
-  worker.Stop();
+  grpc_server->Shutdown(absl::ToChronoTime(absl::Now() + grace + absl::Seconds(2)));
+  calls_ended.Notify();
   stopper.join();
+  worker.Stop();
   spdlog::info("stopped");
   return 0;
 }

@@ -2,16 +2,19 @@
 #pragma once
 
 #include <string>
-
-#include "absl/flags/declare.h"
-
-// The model directory, shared by the commands that load one (defined in generate_command.cc).
-ABSL_DECLARE_FLAG(std::string, model);
+#include <vector>
 
 namespace sympow::cli {
 
-int RunGenerate();
-int RunRandomModel();
+// Local (with --model).
+int RunLocalGenerate();
 int RunPerplexity();
+int RunRandomModel();
+
+// Against a sympow-server (--server).
+int RunRemoteGenerate();
+int RunChat();
+int RunSessions(const std::vector<std::string>& args);
+int RunTokenize(const std::vector<std::string>& args);
 
 }  // namespace sympow::cli

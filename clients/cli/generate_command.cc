@@ -1,4 +1,4 @@
-// `sympow-cli generate`: prefill a prompt and stream sampled tokens, on the CPU backend.
+// `sympow-cli generate --model DIR`: prefill a prompt and stream sampled tokens, on the local CPU.
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -10,6 +10,7 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "clients/cli/cli_flags.h"
 #include "clients/cli/commands.h"
 #include "model/cpu/cpu_backend.h"
 #include "model/engine.h"
@@ -18,19 +19,7 @@
 #include "model/tokenizer/tokenizer.h"
 #include "spdlog/spdlog.h"
 
-ABSL_FLAG(std::string, model, "", "model directory (config.json, model.safetensors)");
-ABSL_FLAG(std::string, prompt, "", "prompt text, encoded with the model's tokenizer.json");
-ABSL_FLAG(std::string, prompt_ids, "", "prompt as comma-separated token ids (instead of --prompt)");
-ABSL_FLAG(bool, ignore_eos, false, "keep generating past the model's eos_token_id");
-ABSL_FLAG(int64_t, max_new_tokens, 32, "tokens to generate at most");
 ABSL_FLAG(int64_t, max_prompt_tokens, 1 << 20, "longest prompt accepted");
-ABSL_FLAG(double, temperature, 0.8, "sampling temperature; 0 is greedy");
-ABSL_FLAG(int32_t, top_k, 0, "keep the k most likely tokens; 0 is off");
-ABSL_FLAG(double, top_p, 1.0, "keep the smallest set with this much probability; 1 is off");
-ABSL_FLAG(double, min_p, 0.0, "drop tokens below min_p times the best probability; 0 is off");
-ABSL_FLAG(double, repetition_penalty, 1.0, "penalise tokens already seen; 1 is off");
-ABSL_FLAG(uint64_t, seed, 0, "sampling seed: the same seed gives the same tokens");
-ABSL_FLAG(std::string, stop_ids, "", "comma-separated token ids that end generation");
 ABSL_FLAG(int64_t, chunk_size, 0, "prefill chunk; 0 takes the model's config");
 
 namespace sympow::cli {
@@ -38,19 +27,6 @@ namespace {
 
 // Prompts at least this long report prefill progress.
 constexpr int64_t kReportPrefillFrom = 8192;
-
-absl::StatusOr<std::vector<int32_t>> ParseIds(const std::string& text, absl::string_view flag) {
-  std::vector<int32_t> ids;
-  for (absl::string_view piece : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
-    int32_t id;
-    if (!absl::SimpleAtoi(piece, &id)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--", flag, ": '", piece, "' is not a token id"));
-    }
-    ids.push_back(id);
-  }
-  return ids;
-}
 
 // The prompt's token ids from --prompt (with the tokenizer) or --prompt_ids.
 absl::StatusOr<std::vector<int32_t>> PromptIds(const Tokenizer* tokenizer) {
@@ -67,16 +43,9 @@ absl::StatusOr<std::vector<int32_t>> PromptIds(const Tokenizer* tokenizer) {
 absl::Status Generate() {
   const std::string model_dir = absl::GetFlag(FLAGS_model);
   if (model_dir.empty()) return absl::InvalidArgumentError("--model is required");
-  SamplingParams params;
-  params.temperature = static_cast<float>(absl::GetFlag(FLAGS_temperature));
-  params.top_k = absl::GetFlag(FLAGS_top_k);
-  params.top_p = static_cast<float>(absl::GetFlag(FLAGS_top_p));
-  params.min_p = static_cast<float>(absl::GetFlag(FLAGS_min_p));
-  params.repetition_penalty = static_cast<float>(absl::GetFlag(FLAGS_repetition_penalty));
-  params.seed = absl::GetFlag(FLAGS_seed);
-  absl::StatusOr<std::vector<int32_t>> stops = ParseIds(absl::GetFlag(FLAGS_stop_ids), "stop_ids");
-  if (!stops.ok()) return stops.status();
-  params.stop_tokens = *stops;
+  absl::StatusOr<SamplingParams> sampling = SamplingFromFlags();
+  if (!sampling.ok()) return sampling.status();
+  SamplingParams& params = *sampling;
 
   absl::StatusOr<std::unique_ptr<LoadedModel>> model = LoadModel(model_dir);
   if (!model.ok()) return model.status();
@@ -160,12 +129,9 @@ absl::Status Generate() {
 
 }  // namespace
 
-int RunGenerate() {
-  if (absl::Status status = Generate(); !status.ok()) {
-    std::fprintf(stderr, "error: %s\n", std::string(status.message()).c_str());
-    return 1;
-  }
-  return 0;
+int RunLocalGenerate() {
+  absl::Status status = Generate();
+  return status.ok() ? 0 : ReportError(status);
 }
 
 }  // namespace sympow::cli

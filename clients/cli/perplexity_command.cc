@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/flags/flag.h"
+#include "clients/cli/cli_flags.h"
 #include "clients/cli/commands.h"
 #include "model/cpu/cpu_backend.h"
 #include "model/engine.h"
@@ -73,11 +74,8 @@ absl::Status Perplexity() {
 }  // namespace
 
 int RunPerplexity() {
-  if (absl::Status status = Perplexity(); !status.ok()) {
-    std::fprintf(stderr, "error: %s\n", std::string(status.message()).c_str());
-    return 1;
-  }
-  return 0;
+  absl::Status status = Perplexity();
+  return status.ok() ? 0 : ReportError(status);
 }
 
 }  // namespace sympow::cli

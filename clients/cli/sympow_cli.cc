@@ -1,34 +1,50 @@
-// sympow-cli: local tools around a sympow model (generation, random models for benchmarks).
+// sympow-cli: a client for sympow-server (chat, generate, sessions, tokenize) and local tools
+// (generate --model, perplexity, random-model). Flags may come before or after the command.
 #include <cstdio>
 #include <string>
 #include <vector>
 
+#include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "clients/cli/cli_flags.h"
 #include "clients/cli/commands.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "sympow-cli COMMAND [flags]\n"
-      "  generate      stream tokens from a model on the CPU (--model, --prompt_ids, sampling "
-      "flags)\n"
-      "  perplexity    next-token loss of a model over a text file (--model, --file)\n"
-      "  random-model  write a model with random weights (--out, --preset)\n"
+      "sympow-cli COMMAND [args] [flags]\n"
+      "Against a server (--server, default localhost:50051):\n"
+      "  chat                      interactive streaming chat on a session (--session to resume)\n"
+      "  generate                  stream a completion (--prompt; --session to continue one)\n"
+      "  sessions create|list|show|fork|delete [ID]\n"
+      "  tokenize TEXT\n"
+      "Local:\n"
+      "  generate --model DIR      generate on this machine's CPU\n"
+      "  perplexity --model DIR --file F   next-token loss over a text file\n"
+      "  random-model --out DIR    write a model with random weights (--preset)\n"
       "Run with --helpfull for every flag.");
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
   // Logs go to stderr: stdout carries only generated text, so it can be piped.
   spdlog::set_default_logger(spdlog::stderr_color_mt("sympow-cli"));
   spdlog::set_pattern("[%H:%M:%S.%e] [%^%l%$] %v");
   const std::string command = positional.size() > 1 ? positional[1] : "";
-  if (positional.size() > 2) {
-    std::fprintf(stderr, "error: unexpected argument '%s'\n", positional[2]);
+  const std::vector<std::string> args(positional.begin() + std::min<size_t>(2, positional.size()),
+                                      positional.end());
+  using namespace sympow::cli;
+  const bool takes_args = command == "sessions" || command == "tokenize";
+  if (!takes_args && !args.empty()) {
+    std::fprintf(stderr, "error: unexpected argument '%s'\n", args[0].c_str());
     return 2;
   }
-  if (command == "generate") return sympow::cli::RunGenerate();
-  if (command == "random-model") return sympow::cli::RunRandomModel();
-  if (command == "perplexity") return sympow::cli::RunPerplexity();
+  if (command == "generate")
+    return absl::GetFlag(FLAGS_model).empty() ? RunRemoteGenerate() : RunLocalGenerate();
+  if (command == "chat") return RunChat();
+  if (command == "sessions") return RunSessions(args);
+  if (command == "tokenize") return RunTokenize(args);
+  if (command == "perplexity") return RunPerplexity();
+  if (command == "random-model") return RunRandomModel();
   std::fprintf(stderr, "%s\n", absl::ProgramUsageMessage().data());
   return 2;
 }
