@@ -223,3 +223,13 @@ def test_sigterm_finishes_running_streams():
         list(stream)
     assert result.finish_reason == "shutdown"
     assert running.process.wait(timeout=30) == 0
+
+
+def test_python_client_example_runs(server):
+    example = os.path.join(os.path.dirname(__file__), "..", "..", "clients", "python", "examples", "chat.py")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [os.path.join(BUILD, "python"), os.path.join(os.path.dirname(__file__), "..", "..", "clients", "python")]))
+    result = subprocess.run(["/usr/bin/python3", example, server.address], capture_output=True, text=True,
+                            timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "A fool and his money" in result.stdout and "MB state" in result.stdout
