@@ -233,3 +233,22 @@ def test_python_client_example_runs(server):
                             timeout=120, env=env)
     assert result.returncode == 0, result.stderr
     assert "A fool and his money" in result.stdout and "MB state" in result.stdout
+
+
+def test_session_limit_is_resource_exhausted_and_frees_on_delete():
+    running = RunningServer("--max_sessions", "2")
+    try:
+        with SympowClient(running.address) as client:
+            first = client.create_session()
+            client.create_session()
+            with pytest.raises(grpc.RpcError) as error:
+                client.create_session()
+            assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "--max_sessions" in error.value.details()
+            with pytest.raises(grpc.RpcError) as error:
+                client.complete("ephemeral sessions count too", max_new_tokens=1)
+            assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            client.delete_session(first.session_id)
+            assert client.create_session().token_count == 0
+    finally:
+        assert running.stop() == 0
