@@ -28,6 +28,14 @@ def test_health_reports_serving(server):
     assert check(b"", timeout=10) == b"\x08\x01"  # HealthCheckResponse{status: SERVING}
 
 
+def test_reflection_lists_the_services(server):
+    channel = grpc.insecure_channel(server.address)
+    reflect = channel.stream_stream("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo")
+    # ServerReflectionRequest{list_services: ""} is field 7, an empty string.
+    replies = list(reflect(iter([b"\x3a\x00"]), timeout=10))
+    assert b"sympow.v1.Sympow" in replies[0] and b"grpc.health.v1.Health" in replies[0]
+
+
 def test_streaming_matches_local_generation_with_the_same_seed(client):
     prompt = "And God said"
     streamed = "".join(client.generate(prompt, max_new_tokens=24, seed=9, temperature=0.8, top_p=0.95,
