@@ -1,10 +1,8 @@
 """Checks the oracle itself, against formulations that share none of its code."""
-import json
 
 import numpy as np
 import pytest
 
-import make_models
 import oracle
 import safetensors_io
 
@@ -43,14 +41,6 @@ def test_strong_forgetting_leaves_only_the_current_token():
     y = oracle.power_attention(q, k, v, np.full(6, -200.0), 2, 1.0)
     weights = (q * k).sum(-1) ** 2
     np.testing.assert_allclose(y, v * (weights / (weights + oracle.EPSILON))[:, None], rtol=1e-12)
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    out = tmp_path_factory.mktemp("models")
-    make_models.main(str(out))
-    with open(out / "cases.json") as f:
-        return json.load(f)["cases"]
 
 
 def test_every_generated_model_is_causal(models):

@@ -1,28 +1,17 @@
 """The trainer's PyTorch model (chunked power attention) against the float64 oracle."""
-import json
-
 import numpy as np
 import pytest
 import torch
 
 import _paths  # noqa: F401  (makes model/train importable)
-import make_models
 import oracle
 from model import SympowModel
 
 
-@pytest.fixture(scope="module")
-def cases(tmp_path_factory):
-    out = tmp_path_factory.mktemp("models")
-    make_models.main(str(out))
-    with open(out / "cases.json") as f:
-        return json.load(f)["cases"]
-
-
 @pytest.mark.parametrize("chunk", [None, 5, 1000])
-def test_chunked_training_model_matches_the_oracle_in_float64(cases, chunk):
+def test_chunked_training_model_matches_the_oracle_in_float64(models, chunk):
     checked = 0
-    for case in cases:
+    for case in models:
         reference = oracle.Model(case["dir"])
         if reference.config.get("norm", "rms") != "rms" or reference.config.get("bias"):
             continue  # the trainer covers the bundled model's options only
@@ -36,7 +25,7 @@ def test_chunked_training_model_matches_the_oracle_in_float64(cases, chunk):
     assert checked >= 5
 
 
-def test_trainer_rejects_options_it_does_not_implement(cases):
-    config = dict(oracle.Model(cases[0]["dir"]).config, mlp="gelu_tanh")
+def test_trainer_rejects_options_it_does_not_implement(models):
+    config = dict(oracle.Model(models[0]["dir"]).config, mlp="gelu_tanh")
     with pytest.raises(NotImplementedError, match="gelu_tanh"):
         SympowModel(config)
