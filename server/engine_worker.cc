@@ -243,6 +243,7 @@ void EngineWorker::Emit(Active& active, const TokenOutput& token) {
   if (stop_at != std::string::npos) {
     event.text = active.held_text.substr(0, stop_at);
     active.held_text.clear();
+    active.decoder->Finish();  // bytes after the stop string are dropped with it
     active.request->events.Push(std::move(event));
     return Finish(active, FinishReason::kStop);
   }

@@ -301,10 +301,19 @@ grpc::Status SympowService::Append(grpc::ServerContext* context, const v1::Appen
   return result;
 }
 
-void SympowService::FillSession(const SessionRecord& record, v1::Session* out) {
-  int64_t tokens = 0;
-  worker_.Run(
-      [&](Engine& engine) { tokens = engine.SessionLength(record.engine_session).value_or(0); });
+void SympowService::FillSessions(const std::vector<SessionRecord>& records,
+                                 const std::function<v1::Session*()>& next) {
+  // One trip to the worker for all the token counts: a page waits for one step, not one each.
+  std::vector<int64_t> tokens(records.size());
+  worker_.Run([&](Engine& engine) {
+    for (size_t i = 0; i < records.size(); ++i) {
+      tokens[i] = engine.SessionLength(records[i].engine_session).value_or(0);
+    }
+  });
+  for (size_t i = 0; i < records.size(); ++i) FillSession(records[i], tokens[i], next());
+}
+
+void SympowService::FillSession(const SessionRecord& record, int64_t tokens, v1::Session* out) {
   out->set_session_id(record.id);
   out->set_token_count(tokens);
   out->set_state_bytes(state_bytes_);
@@ -344,7 +353,7 @@ grpc::Status SympowService::CreateSession(grpc::ServerContext* context,
     }
   }
   spdlog::info("created session {}", session->id);
-  FillSession(sessions_.Get(session->id).value(), response);
+  FillSessions({sessions_.Get(session->id).value()}, [&] { return response; });
   return grpc::Status::OK;
 }
 
@@ -352,7 +361,7 @@ grpc::Status SympowService::GetSession(grpc::ServerContext*, const v1::GetSessio
                                        v1::Session* response) {
   absl::StatusOr<SessionRecord> session = sessions_.Get(request->session_id());
   if (!session.ok()) return ToGrpc(session.status());
-  FillSession(*session, response);
+  FillSessions({*session}, [&] { return response; });
   return grpc::Status::OK;
 }
 
@@ -365,7 +374,7 @@ grpc::Status SympowService::ListSessions(grpc::ServerContext*,
                                 : std::min<int64_t>(request->page_size(), kMaxPageSize);
   bool more = false;
   std::vector<SessionRecord> page = sessions_.List(request->page_token(), page_size, &more);
-  for (const SessionRecord& record : page) FillSession(record, response->add_sessions());
+  FillSessions(page, [&] { return response->add_sessions(); });
   if (more && !page.empty()) response->set_next_page_token(page.back().id);
   return grpc::Status::OK;
 }
@@ -381,7 +390,7 @@ grpc::Status SympowService::ForkSession(grpc::ServerContext*, const v1::ForkSess
   SessionRecord record = sessions_.Add(*fork, false);
   UpdateSessionGauges();
   spdlog::info("forked session {} from {}", record.id, source->id);
-  FillSession(record, response);
+  FillSessions({record}, [&] { return response; });
   return grpc::Status::OK;
 }
 

@@ -51,7 +51,10 @@ class SympowService final : public sympow::v1::Sympow::Service {
   // client goes away; returns the final event.
   RequestEvent Stream(grpc::ServerContext* context, const std::shared_ptr<Request>& request,
                       const std::function<bool(const RequestEvent&)>& on_event);
-  void FillSession(const SessionRecord& record, v1::Session* out);
+  // Describes each record into the message `next()` returns, in order.
+  void FillSessions(const std::vector<SessionRecord>& records,
+                    const std::function<v1::Session*()>& next);
+  void FillSession(const SessionRecord& record, int64_t tokens, v1::Session* out);
   void UpdateSessionGauges();
 
   const ModelConfig& config_;
