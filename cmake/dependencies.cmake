@@ -16,6 +16,7 @@ find_package(benchmark CONFIG REQUIRED)
 # spinning threads fight OpenMP's for the cores (3x slower prefill measured on 2 cores).
 find_package(OpenBLAS CONFIG REQUIRED
   PATHS /usr/lib/${CMAKE_LIBRARY_ARCHITECTURE}/openblas-openmp/cmake/openblas NO_DEFAULT_PATH)
+find_package(ZLIB REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(RE2 REQUIRED IMPORTED_TARGET re2)
 

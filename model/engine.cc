@@ -174,6 +174,22 @@ absl::StatusOr<std::vector<float>> Engine::Decode(std::span<const DecodeInput> i
   return logits;
 }
 
+absl::StatusOr<SessionId> Engine::RestoreSession(std::span<const std::byte> state, int64_t length) {
+  if (static_cast<int64_t>(state.size()) != backend_->state_layout().Bytes()) {
+    return absl::InvalidArgumentError(absl::StrCat("a state of ", state.size(),
+                                                   " bytes does not fit this model's ",
+                                                   backend_->state_layout().Bytes()));
+  }
+  if (length < 0)
+    return absl::InvalidArgumentError(absl::StrCat("length ", length, " is negative"));
+  absl::StatusOr<SessionId> session = CreateSession();
+  if (!session.ok()) return session.status();
+  Session& restored = sessions_[*session];
+  backend_->WriteStateSlot(restored.slot, state);
+  restored.length = length;
+  return session;
+}
+
 absl::StatusOr<std::vector<std::byte>> Engine::ReadState(SessionId session) {
   absl::StatusOr<Session*> found = Find(session);
   if (!found.ok()) return found.status();

@@ -77,6 +77,8 @@ class Engine {
 
   // The session's raw state (StateLayout bytes), e.g. for comparing or persisting it.
   absl::StatusOr<std::vector<std::byte>> ReadState(SessionId session);
+  // A new session holding `state` (as ReadState gave it) after `length` tokens.
+  absl::StatusOr<SessionId> RestoreSession(std::span<const std::byte> state, int64_t length);
 
  private:
   struct Session {

@@ -2,6 +2,7 @@
 // Prometheus metrics. SIGTERM or SIGINT: stop accepting calls, let streams finish within
 // --shutdown_grace_s, then end the rest (FINISH_REASON_SHUTDOWN).
 #include <csignal>
+#include <filesystem>
 #include <string>
 #include <thread>
 
@@ -14,6 +15,7 @@
 #include "grpcpp/server_builder.h"
 #include "model/cpu/cpu_backend.h"
 #include "model/engine.h"
+#include "model/fingerprint.h"
 #include "model/tokenizer/tokenizer.h"
 #include "server/engine_worker.h"
 #include "server/metrics.h"
@@ -34,6 +36,10 @@ ABSL_FLAG(int64_t, max_queued_requests, 256,
 ABSL_FLAG(int64_t, prefill_chunk_tokens, 512,
           "prompt tokens prefilled per engine step, between decode steps");
 ABSL_FLAG(int64_t, max_message_bytes, 16 << 20, "largest gRPC request message accepted");
+ABSL_FLAG(
+    std::string, state_dir, "",
+    "directory for session snapshots: sessions survive restarts (and kill -9) as of their last "
+    "completed call; empty: sessions end with the process");
 ABSL_FLAG(double, shutdown_grace_s, 10.0, "seconds running calls get to finish on SIGTERM/SIGINT");
 
 namespace {
@@ -69,6 +75,7 @@ int Serve() {
     spdlog::critical("{}", std::string(engine.status().message()));
     return 1;
   }
+  const std::string fingerprint = ModelFingerprint(**model);
   model->reset();  // the engine holds its own copy of the weights
   spdlog::info(
       "model {}: {} layers, hidden {}, degree {}, vocab {}; backend {}; state {:.2f} MB per "
@@ -95,7 +102,18 @@ int Serve() {
        .max_new_tokens = absl::GetFlag(FLAGS_max_new_tokens),
        .default_max_new_tokens = absl::GetFlag(FLAGS_default_max_new_tokens),
        .max_queued_requests = absl::GetFlag(FLAGS_max_queued_requests),
-       .model_path = model_dir});
+       .model_path = model_dir,
+       .state_dir = absl::GetFlag(FLAGS_state_dir),
+       .model_fingerprint = fingerprint});
+  if (const std::string state_dir = absl::GetFlag(FLAGS_state_dir); !state_dir.empty()) {
+    std::error_code error;
+    std::filesystem::create_directories(state_dir, error);
+    if (error) {
+      spdlog::critical("--state_dir={}: {}", state_dir, error.message());
+      return 1;
+    }
+    spdlog::info("restored {} sessions from {}", service.RestoreSessions(), state_dir);
+  }
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

@@ -8,6 +8,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "model/config.h"
 #include "model/tokenizer/utf8.h"
+#include "server/snapshot.h"
 #include "server/status_mapping.h"
 #include "spdlog/spdlog.h"
 
@@ -139,6 +140,60 @@ void SympowService::EndSession(const SessionRecord& record) {
   UpdateSessionGauges();
 }
 
+absl::Status SympowService::Persist(const SessionRecord& record) {
+  if (limits_.state_dir.empty() || record.ephemeral) return absl::OkStatus();
+  Snapshot snapshot;
+  snapshot.session_id = record.id;
+  snapshot.model_fingerprint = limits_.model_fingerprint;
+  snapshot.state_dtype = std::string(StateDTypeName(config_.state_dtype));
+  snapshot.created = record.created;
+  snapshot.saved = absl::Now();
+  absl::Status read = absl::OkStatus();
+  worker_.Run([&](Engine& engine) {
+    absl::StatusOr<std::vector<std::byte>> state = engine.ReadState(record.engine_session);
+    read = state.status();
+    if (state.ok()) snapshot.state = std::move(*state);
+    snapshot.token_count = engine.SessionLength(record.engine_session).value_or(0);
+  });
+  absl::Status status = read.ok() ? WriteSnapshot(limits_.state_dir, snapshot) : read;
+  if (!status.ok()) {
+    spdlog::error("session {} not persisted (its previous snapshot stays): {}", record.id,
+                  status.ToString());
+    return absl::Status(status.code(), absl::StrCat("session ", record.id,
+                                                    " was not persisted: ", status.message()));
+  }
+  return absl::OkStatus();
+}
+
+int64_t SympowService::RestoreSessions() {
+  if (limits_.state_dir.empty()) return 0;
+  int64_t restored = 0;
+  for (const std::string& path : ListSnapshots(limits_.state_dir)) {
+    absl::StatusOr<Snapshot> snapshot = ReadSnapshot(path, limits_.model_fingerprint, state_bytes_);
+    if (!snapshot.ok()) {
+      spdlog::warn("skipping snapshot: {}", snapshot.status().ToString());
+      continue;
+    }
+    if (absl::Status capacity = sessions_.CheckCapacity(); !capacity.ok()) {
+      spdlog::warn("not restoring {} and later snapshots: {}", path, capacity.ToString());
+      break;
+    }
+    absl::StatusOr<SessionId> session = absl::InternalError("unset");
+    worker_.Run([&](Engine& engine) {
+      session = engine.RestoreSession(snapshot->state, snapshot->token_count);
+    });
+    if (!session.ok()) {
+      spdlog::warn("skipping snapshot {}: {}", path, session.status().ToString());
+      continue;
+    }
+    sessions_.AddRestored(
+        {snapshot->session_id, *session, snapshot->created, snapshot->saved, false, false});
+    ++restored;
+  }
+  UpdateSessionGauges();
+  return restored;
+}
+
 void SympowService::UpdateSessionGauges() {
   const int64_t count = sessions_.size();
   metrics_.Sessions(count, count * state_bytes_, limits_.max_sessions * state_bytes_);
@@ -230,8 +285,11 @@ grpc::Status SympowService::Generate(grpc::ServerContext* context,
       }
       return writer->Write(response);
     });
+    const absl::Status persisted = Persist(*session);
     if (!last.error.ok()) {
       result = fail(last.error);
+    } else if (!persisted.ok()) {
+      result = fail(persisted);
     } else if (context->IsCancelled()) {
       result = grpc::Status(grpc::StatusCode::CANCELLED, "the client cancelled the call");
     } else {
@@ -294,6 +352,8 @@ grpc::Status SympowService::Append(grpc::ServerContext* context, const v1::Appen
       return writer->Write(progress);
     });
     if (!last.error.ok()) result = ToGrpc(last.error);
+    if (absl::Status persisted = Persist(*session); !persisted.ok() && result.ok())
+      result = ToGrpc(persisted);
     if (context->IsCancelled())
       result = grpc::Status(grpc::StatusCode::CANCELLED, "the client cancelled the call");
   }
@@ -352,6 +412,11 @@ grpc::Status SympowService::CreateSession(grpc::ServerContext* context,
                          : ToGrpc(status);
     }
   }
+  if (absl::Status persisted = Persist(*session); !persisted.ok()) {
+    sessions_.Remove(session->id).IgnoreError();
+    EndSession(*session);
+    return ToGrpc(persisted);
+  }
   spdlog::info("created session {}", session->id);
   FillSessions({sessions_.Get(session->id).value()}, [&] { return response; });
   return grpc::Status::OK;
@@ -389,6 +454,11 @@ grpc::Status SympowService::ForkSession(grpc::ServerContext*, const v1::ForkSess
   if (!fork.ok()) return ToGrpc(fork.status());
   SessionRecord record = sessions_.Add(*fork, false);
   UpdateSessionGauges();
+  if (absl::Status persisted = Persist(record); !persisted.ok()) {
+    sessions_.Remove(record.id).IgnoreError();
+    EndSession(record);
+    return ToGrpc(persisted);
+  }
   spdlog::info("forked session {} from {}", record.id, source->id);
   FillSessions({record}, [&] { return response; });
   return grpc::Status::OK;
@@ -400,6 +470,13 @@ grpc::Status SympowService::DeleteSession(grpc::ServerContext*,
   absl::StatusOr<SessionRecord> removed = sessions_.Remove(request->session_id());
   if (!removed.ok()) return ToGrpc(removed.status());
   EndSession(*removed);
+  if (!limits_.state_dir.empty()) {
+    if (absl::Status removed_file = RemoveSnapshot(limits_.state_dir, removed->id);
+        !removed_file.ok()) {
+      spdlog::error("session {} deleted but its snapshot stays: {}", removed->id,
+                    removed_file.ToString());
+    }
+  }
   spdlog::info("deleted session {}", removed->id);
   return grpc::Status::OK;
 }

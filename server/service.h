@@ -20,6 +20,10 @@ class SympowService final : public sympow::v1::Sympow::Service {
                 const Tokenizer& tokenizer, EngineWorker& worker, ServerMetrics& metrics,
                 ServiceLimits limits);
 
+  // Loads every snapshot in --state_dir (skipping, and logging, any that is corrupt or from
+  // another model); returns how many sessions came back.
+  int64_t RestoreSessions();
+
   grpc::Status Generate(grpc::ServerContext* context, const v1::GenerateRequest* request,
                         grpc::ServerWriter<v1::GenerateResponse>* writer) override;
   grpc::Status Append(grpc::ServerContext* context, const v1::AppendRequest* request,
@@ -56,6 +60,9 @@ class SympowService final : public sympow::v1::Sympow::Service {
                     const std::function<v1::Session*()>& next);
   void FillSession(const SessionRecord& record, int64_t tokens, v1::Session* out);
   void UpdateSessionGauges();
+  // Saves the session's state to --state_dir (when set): a session is durable once a call on it
+  // completes. An error leaves the previous snapshot in place.
+  absl::Status Persist(const SessionRecord& record);
 
   const ModelConfig& config_;
   int64_t state_bytes_;

@@ -13,6 +13,9 @@ struct ServiceLimits {
   int64_t default_max_new_tokens = 256;  // when a request asks for 0
   int64_t max_queued_requests = 256;
   std::string model_path;
+  // Where session snapshots live; empty: sessions end with the process.
+  std::string state_dir;
+  std::string model_fingerprint;  // written into snapshots, checked when they are read
 };
 
 }  // namespace sympow::server

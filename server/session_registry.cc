@@ -37,6 +37,11 @@ SessionRecord SessionRegistry::Add(SessionId engine_session, bool ephemeral) {
   return record;
 }
 
+void SessionRegistry::AddRestored(const SessionRecord& record) {
+  absl::MutexLock lock(&mutex_);
+  sessions_[record.id] = record;
+}
+
 absl::StatusOr<SessionRecord> SessionRegistry::Acquire(const std::string& id) {
   absl::MutexLock lock(&mutex_);
   auto it = sessions_.find(id);

@@ -31,6 +31,8 @@ class SessionRegistry {
   absl::Status CheckCapacity() const;
   // Registers an engine session under a new random id.
   SessionRecord Add(SessionId engine_session, bool ephemeral);
+  // Registers a session restored from a snapshot under its old id and times.
+  void AddRestored(const SessionRecord& record);
   // Marks the session busy for one call; NOT_FOUND or FAILED_PRECONDITION (already busy).
   absl::StatusOr<SessionRecord> Acquire(const std::string& id);
   void Release(const std::string& id);

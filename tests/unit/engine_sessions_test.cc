@@ -39,6 +39,16 @@ TEST_F(EngineSessions, ForkContinuesIndependently) {
   EXPECT_EQ(engine_->SessionLength(original).value(), 11);
 }
 
+TEST_F(EngineSessions, RestoredSessionContinuesExactlyLikeTheOriginal) {
+  SessionId original = engine_->CreateSession().value();
+  ASSERT_TRUE(engine_->Prefill(original, std::vector<int32_t>{3, 4, 5, 6, 7}).ok());
+  SessionId restored = engine_->RestoreSession(engine_->ReadState(original).value(), 5).value();
+  EXPECT_EQ(engine_->SessionLength(restored).value(), 5);
+  const DecodeInput a{original, 9}, b{restored, 9};
+  EXPECT_EQ(engine_->Decode({&a, 1}).value(), engine_->Decode({&b, 1}).value());
+  EXPECT_FALSE(engine_->RestoreSession(std::vector<std::byte>(10), 1).ok());
+}
+
 TEST_F(EngineSessions, DeletedSessionsFreeTheirSlot) {
   std::vector<SessionId> sessions;
   for (int i = 0; i < 3; ++i) sessions.push_back(engine_->CreateSession().value());
