@@ -54,10 +54,12 @@ EngineWorker::~EngineWorker() { Stop(); }
 absl::Status EngineWorker::Submit(std::shared_ptr<Request> request) {
   absl::MutexLock lock(&mutex_);
   if (stopping_) return absl::UnavailableError("the server is shutting down");
-  if (static_cast<int64_t>(waiting_.size()) >= options_.max_waiting_requests) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "the request queue is full (--max_queued_requests=", options_.max_waiting_requests, ")"));
+  if (in_flight_ >= options_.max_requests) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the server is running or queueing ", in_flight_,
+                     " requests (--max_queued_requests); retry shortly"));
   }
+  ++in_flight_;
   waiting_.push_back(std::move(request));
   return absl::OkStatus();
 }
@@ -123,6 +125,7 @@ bool EngineWorker::TakeWork() {
       event.reason = FinishReason::kShutdown;
       request->events.Push(std::move(event));
     }
+    in_flight_ -= static_cast<int64_t>(waiting_.size());
     waiting_.clear();
     exited_ = true;
     return false;
@@ -262,7 +265,7 @@ void EngineWorker::Finish(Active& active, FinishReason reason) {
   event.reason = reason;
   event.session_tokens = engine_->SessionLength(request.session).value_or(0);
   event.first_token_time = active.first_token_time;
-  request.events.Push(std::move(event));
+  End(request, std::move(event));
   metrics_.RequestFinished(ReasonName(reason), active.prefilled, active.generated,
                            absl::ToDoubleSeconds(absl::Now() - request.arrival));
 }
@@ -273,9 +276,17 @@ void EngineWorker::Fail(Active& active, const absl::Status& error) {
   RequestEvent event;
   event.finished = true;
   event.error = error;
-  active.request->events.Push(std::move(event));
+  End(*active.request, std::move(event));
   metrics_.RequestFinished("error", active.prefilled, active.generated,
                            absl::ToDoubleSeconds(absl::Now() - active.request->arrival));
+}
+
+void EngineWorker::End(Request& request, RequestEvent event) {
+  {
+    absl::MutexLock lock(&mutex_);
+    --in_flight_;
+  }
+  request.events.Push(std::move(event));
 }
 
 }  // namespace sympow::server

@@ -22,7 +22,7 @@ namespace sympow::server {
 
 struct EngineWorkerOptions {
   int64_t prefill_chunk_tokens = 512;  // prompt tokens prefilled per step
-  int64_t max_waiting_requests = 256;  // queue depth before RESOURCE_EXHAUSTED
+  int64_t max_requests = 256;          // requests queued or running before RESOURCE_EXHAUSTED
 };
 
 class EngineWorker {
@@ -31,7 +31,8 @@ class EngineWorker {
                EngineWorkerOptions options);
   ~EngineWorker();
 
-  // Queues a request; RESOURCE_EXHAUSTED when the queue is full, UNAVAILABLE after Stop().
+  // Queues a request; RESOURCE_EXHAUSTED when max_requests are queued or running, UNAVAILABLE
+  // after Stop().
   absl::Status Submit(std::shared_ptr<Request> request);
   // Runs `fn` on the worker thread between steps and waits for it (session bookkeeping).
   void Run(const std::function<void(Engine&)>& fn);
@@ -65,6 +66,8 @@ class EngineWorker {
   void Emit(Active& active, const TokenOutput& token);
   void Finish(Active& active, FinishReason reason);
   void Fail(Active& active, const absl::Status& error);
+  // Sends the request's last event and frees its place among max_requests.
+  void End(Request& request, RequestEvent event);
 
   std::unique_ptr<Engine> engine_;
   const Tokenizer& tokenizer_;
@@ -75,7 +78,8 @@ class EngineWorker {
   std::deque<std::shared_ptr<Request>> waiting_ ABSL_GUARDED_BY(mutex_);
   std::deque<std::function<void()>> calls_ ABSL_GUARDED_BY(mutex_);
   bool stopping_ ABSL_GUARDED_BY(mutex_) = false;
-  bool exited_ ABSL_GUARDED_BY(mutex_) = false;  // the thread has run its last call
+  int64_t in_flight_ ABSL_GUARDED_BY(mutex_) = 0;  // submitted and not yet finished
+  bool exited_ ABSL_GUARDED_BY(mutex_) = false;    // the thread has run its last call
 
   std::vector<Active> active_;  // worker thread only
   std::thread thread_;

@@ -32,7 +32,7 @@ ABSL_FLAG(int64_t, max_prompt_tokens, 1 << 20, "longest input one request may ca
 ABSL_FLAG(int64_t, max_new_tokens, 4096, "the most tokens a request may ask to generate");
 ABSL_FLAG(int64_t, default_max_new_tokens, 256, "tokens generated when a request does not say");
 ABSL_FLAG(int64_t, max_queued_requests, 256,
-          "requests waiting for the engine before RESOURCE_EXHAUSTED");
+          "requests queued or running before further ones get RESOURCE_EXHAUSTED");
 ABSL_FLAG(int64_t, prefill_chunk_tokens, 512,
           "prompt tokens prefilled per engine step, between decode steps");
 ABSL_FLAG(int64_t, max_message_bytes, 16 << 20, "largest gRPC request message accepted");
@@ -94,7 +94,7 @@ int Serve() {
   }
   server::EngineWorker worker(std::move(*engine), **tokenizer, metrics,
                               {.prefill_chunk_tokens = absl::GetFlag(FLAGS_prefill_chunk_tokens),
-                               .max_waiting_requests = absl::GetFlag(FLAGS_max_queued_requests)});
+                               .max_requests = absl::GetFlag(FLAGS_max_queued_requests)});
   server::SympowService service(
       config, state_bytes, backend_name, **tokenizer, worker, metrics,
       {.max_sessions = max_sessions,

@@ -165,6 +165,36 @@ def test_bad_input_gets_the_right_code_and_names_the_field(client, request_field
     assert client.complete("still serving", max_new_tokens=2).generated_tokens == 2
 
 
+def test_logprobs_come_with_each_token(client):
+    responses = list(client.stub.Generate(pb.GenerateRequest(
+        input=pb.Input(text="And God"), max_new_tokens=4, ignore_eos=True, logprobs=True, top_logprobs=3,
+        sampling=pb.SamplingParams(temperature=0.0))))
+    tokens = [t for r in responses if r.HasField("delta") for t in r.delta.tokens]
+    assert len(tokens) == 4
+    for token in tokens:
+        assert token.HasField("logprob") and token.logprob <= 0
+        alternatives = [a.logprob for a in token.top_logprobs]
+        assert len(alternatives) == 3 and alternatives == sorted(alternatives, reverse=True)
+        assert token.token_id == token.top_logprobs[0].token_id  # greedy picks the most likely
+        assert abs(token.logprob - alternatives[0]) < 1e-5
+
+
+def test_list_sessions_pages(client):
+    made = {client.create_session().session_id for _ in range(5)}
+    seen, token, pages = set(), "", 0
+    while True:
+        page = client.stub.ListSessions(pb.ListSessionsRequest(page_size=2, page_token=token))
+        assert len(page.sessions) <= 2
+        seen.update(s.session_id for s in page.sessions)
+        pages += 1
+        token = page.next_page_token
+        if not token:
+            break
+    assert made <= seen and pages >= 3
+    for session_id in made:
+        client.delete_session(session_id)
+
+
 def test_session_api_errors(client):
     for call, request in ((client.stub.GetSession, pb.GetSessionRequest(session_id="s-none")),
                           (client.stub.ForkSession, pb.ForkSessionRequest(session_id="s-none")),
@@ -219,6 +249,8 @@ def test_metrics_are_prometheus_text_and_move(server, client):
     assert metric_value(after, "sympow:generation_tokens_total") >= generated_before + 5
     assert metric_value(after, "sympow:time_to_first_token_seconds_count") >= 1
     assert metric_value(after, "sympow:state_bytes_capacity") > 0
+    # The concurrent streams earlier were decoded together: some steps had more than one row.
+    assert metric_value(after, "sympow:batch_size_bucket", 'le="1"') < metric_value(after, "sympow:batch_size_count")
 
 
 def test_sigterm_finishes_running_streams():
@@ -241,6 +273,33 @@ def test_python_client_example_runs(server):
                             timeout=120, env=env)
     assert result.returncode == 0, result.stderr
     assert "A fool and his money" in result.stdout and "MB state" in result.stdout
+
+
+def test_request_limit_is_resource_exhausted_with_a_retry_hint():
+    running = RunningServer("--max_queued_requests", "2")
+    try:
+        with SympowClient(running.address) as client:
+            streams = [client.stub.Generate(pb.GenerateRequest(input=pb.Input(text="The"), max_new_tokens=4000,
+                                                               ignore_eos=True)) for _ in range(2)]
+            for stream in streams:
+                next(stream)
+            with pytest.raises(grpc.RpcError) as error:
+                client.complete("one too many", max_new_tokens=1)
+            assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "retry" in error.value.details()
+            for stream in streams:
+                stream.cancel()
+            deadline = time.time() + 10
+            while time.time() < deadline:
+                try:
+                    assert client.complete("now there is room", max_new_tokens=1).generated_tokens == 1
+                    break
+                except grpc.RpcError:
+                    time.sleep(0.1)
+            else:
+                pytest.fail("the limit never freed up")
+    finally:
+        assert running.stop() == 0
 
 
 def test_session_limit_is_resource_exhausted_and_frees_on_delete():
