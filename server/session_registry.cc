@@ -87,11 +87,17 @@ std::vector<SessionRecord> SessionRegistry::List(const std::string& after, int64
                                                  bool* more) const {
   absl::MutexLock lock(&mutex_);
   std::vector<SessionRecord> page;
-  auto it = after.empty() ? sessions_.begin() : sessions_.upper_bound(after);
-  for (; it != sessions_.end() && static_cast<int64_t>(page.size()) < limit; ++it) {
-    if (!it->second.ephemeral) page.push_back(it->second);
+  *more = false;
+  // Ephemeral sessions (one Generate call's) are not listed, nor counted towards `more`.
+  for (auto it = after.empty() ? sessions_.begin() : sessions_.upper_bound(after);
+       it != sessions_.end(); ++it) {
+    if (it->second.ephemeral) continue;
+    if (static_cast<int64_t>(page.size()) == limit) {
+      *more = true;
+      break;
+    }
+    page.push_back(it->second);
   }
-  *more = it != sessions_.end();
   return page;
 }
 
