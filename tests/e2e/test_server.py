@@ -162,7 +162,7 @@ def test_bad_input_gets_the_right_code_and_names_the_field(client, request_field
         list(client.stub.Generate(pb.GenerateRequest(**request_fields), timeout=30))
     assert error.value.code() == code
     assert field in error.value.details()
-    assert client.complete("still serving", max_new_tokens=2).generated_tokens == 2
+    assert client.complete("still serving", max_new_tokens=2, ignore_eos=True).generated_tokens == 2
 
 
 def test_logprobs_come_with_each_token(client):
@@ -292,7 +292,7 @@ def test_request_limit_is_resource_exhausted_with_a_retry_hint():
             deadline = time.time() + 10
             while time.time() < deadline:
                 try:
-                    assert client.complete("now there is room", max_new_tokens=1).generated_tokens == 1
+                    assert client.complete("now there is room", max_new_tokens=1, ignore_eos=True).generated_tokens == 1
                     break
                 except grpc.RpcError:
                     time.sleep(0.1)
