@@ -51,23 +51,6 @@ v1::FinishReason ToProto(FinishReason reason) {
   return v1::FINISH_REASON_UNSPECIFIED;
 }
 
-// Proto strings must be UTF-8: invalid bytes become U+FFFD.
-std::string ValidUtf8(const std::string& bytes) {
-  std::string out;
-  absl::string_view rest = bytes;
-  while (!rest.empty()) {
-    const Utf8Sequence sequence = NextUtf8(rest);
-    if (sequence.status == Utf8Status::kComplete) {
-      out.append(rest.data(), sequence.length);
-      rest.remove_prefix(sequence.length);
-    } else {
-      out += "\xEF\xBF\xBD";
-      rest.remove_prefix(sequence.status == Utf8Status::kIncomplete ? rest.size() : 1);
-    }
-  }
-  return out;
-}
-
 absl::Status ToSampling(const v1::GenerateRequest& request, int64_t vocab, SamplingParams* out) {
   const v1::SamplingParams& s = request.sampling();
   if (s.has_temperature()) out->temperature = s.temperature();
@@ -133,6 +116,11 @@ absl::StatusOr<SessionRecord> SympowService::NewSession(bool ephemeral) {
   SessionRecord record = sessions_.Add(*engine_session, ephemeral);
   UpdateSessionGauges();
   return record;
+}
+
+void SympowService::Discard(const SessionRecord& record) {
+  sessions_.Remove(record.id, /*even_if_busy=*/true).IgnoreError();
+  EndSession(record);
 }
 
 void SympowService::EndSession(const SessionRecord& record) {
@@ -270,7 +258,7 @@ grpc::Status SympowService::Generate(grpc::ServerContext* context,
     RequestEvent last = Stream(context, job, [&](const RequestEvent& event) {
       v1::GenerateResponse response;
       v1::Delta* delta = response.mutable_delta();
-      delta->set_text(ValidUtf8(event.text));
+      delta->set_text(ToValidUtf8(event.text));
       for (const TokenOutput& token : event.tokens) {
         v1::GeneratedToken* out = delta->add_tokens();
         out->set_token_id(token.token);
@@ -279,7 +267,7 @@ grpc::Status SympowService::Generate(grpc::ServerContext* context,
           v1::TokenLogprob* alternative = out->add_top_logprobs();
           alternative->set_token_id(id);
           alternative->set_logprob(logprob);
-          alternative->set_text(ValidUtf8(tokenizer_.TokenBytes(id)));
+          alternative->set_text(ToValidUtf8(tokenizer_.TokenBytes(id)));
         }
         ++generated;
       }
@@ -297,7 +285,7 @@ grpc::Status SympowService::Generate(grpc::ServerContext* context,
       v1::Finished* finished = response.mutable_finished();
       if (!last.text.empty()) {  // text held back to the end (a character or stop-string prefix)
         v1::GenerateResponse tail;
-        tail.mutable_delta()->set_text(ValidUtf8(last.text));
+        tail.mutable_delta()->set_text(ToValidUtf8(last.text));
         writer->Write(tail);
       }
       finished->set_reason(ToProto(last.reason));
@@ -318,8 +306,7 @@ grpc::Status SympowService::Generate(grpc::ServerContext* context,
                  last.session_tokens);
   }
   if (ephemeral) {
-    sessions_.Remove(session->id, /*even_if_busy=*/true).IgnoreError();
-    EndSession(*session);
+    Discard(*session);
   } else {
     sessions_.Release(session->id);
   }
@@ -405,16 +392,14 @@ grpc::Status SympowService::CreateSession(grpc::ServerContext* context,
     if (status.ok()) status = Stream(context, job, [](const RequestEvent&) { return true; }).error;
     sessions_.Release(session->id);
     if (!status.ok() || context->IsCancelled()) {
-      sessions_.Remove(session->id).IgnoreError();
-      EndSession(*session);
+      Discard(*session);
       return status.ok() ? grpc::Status(grpc::StatusCode::CANCELLED,
                                         "cancelled while prefilling system_prompt")
                          : ToGrpc(status);
     }
   }
   if (absl::Status persisted = Persist(*session); !persisted.ok()) {
-    sessions_.Remove(session->id).IgnoreError();
-    EndSession(*session);
+    Discard(*session);
     return ToGrpc(persisted);
   }
   spdlog::info("created session {}", session->id);
@@ -455,8 +440,7 @@ grpc::Status SympowService::ForkSession(grpc::ServerContext*, const v1::ForkSess
   SessionRecord record = sessions_.Add(*fork, false);
   UpdateSessionGauges();
   if (absl::Status persisted = Persist(record); !persisted.ok()) {
-    sessions_.Remove(record.id).IgnoreError();
-    EndSession(record);
+    Discard(record);
     return ToGrpc(persisted);
   }
   spdlog::info("forked session {} from {}", record.id, source->id);
@@ -485,7 +469,7 @@ grpc::Status SympowService::Tokenize(grpc::ServerContext*, const v1::TokenizeReq
                                      v1::TokenizeResponse* response) {
   for (int32_t id : tokenizer_.Encode(request->text())) {
     response->add_token_ids(id);
-    response->add_pieces(ValidUtf8(tokenizer_.TokenBytes(id)));
+    response->add_pieces(ToValidUtf8(tokenizer_.TokenBytes(id)));
   }
   return grpc::Status::OK;
 }
@@ -495,7 +479,7 @@ grpc::Status SympowService::Detokenize(grpc::ServerContext*, const v1::Detokeniz
   absl::StatusOr<std::string> text = tokenizer_.Decode(
       std::vector<int32_t>(request->token_ids().begin(), request->token_ids().end()));
   if (!text.ok()) return ToGrpc(Invalid("token_ids", text.status().message()));
-  response->set_text(ValidUtf8(*text));
+  response->set_text(ToValidUtf8(*text));
   return grpc::Status::OK;
 }
 

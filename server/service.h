@@ -50,7 +50,10 @@ class SympowService final : public sympow::v1::Sympow::Service {
                                                 absl::string_view field) const;
   // A new engine session, registered; RESOURCE_EXHAUSTED at the session limit.
   absl::StatusOr<SessionRecord> NewSession(bool ephemeral);
+  // Frees an engine session that is already out of the registry.
   void EndSession(const SessionRecord& record);
+  // Takes a session out of the registry (busy or not) and frees it.
+  void Discard(const SessionRecord& record);
   // Runs a request in the worker and hands each event to `on_event` until it finishes or the
   // client goes away; returns the final event.
   RequestEvent Stream(grpc::ServerContext* context, const std::shared_ptr<Request>& request,

@@ -53,6 +53,29 @@ void AppendUtf8(char32_t c, std::string* out) {
   }
 }
 
+size_t AppendValidUtf8(absl::string_view bytes, bool hold_incomplete_tail, std::string* out) {
+  constexpr char32_t kReplacementCharacter = 0xFFFD;
+  absl::string_view rest = bytes;
+  while (!rest.empty()) {
+    const Utf8Sequence sequence = NextUtf8(rest);
+    if (sequence.status == Utf8Status::kIncomplete && hold_incomplete_tail) break;
+    if (sequence.status == Utf8Status::kComplete) {
+      out->append(rest.data(), sequence.length);
+      rest.remove_prefix(sequence.length);
+    } else {
+      AppendUtf8(kReplacementCharacter, out);
+      rest.remove_prefix(sequence.status == Utf8Status::kIncomplete ? rest.size() : 1);
+    }
+  }
+  return bytes.size() - rest.size();
+}
+
+std::string ToValidUtf8(absl::string_view bytes) {
+  std::string out;
+  AppendValidUtf8(bytes, /*hold_incomplete_tail=*/false, &out);
+  return out;
+}
+
 bool IsUnicodeWhitespace(char32_t c) {
   return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
          (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
