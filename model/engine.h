@@ -64,7 +64,6 @@ class Engine {
   absl::Status DeleteSession(SessionId session);
   // Tokens the session has consumed.
   absl::StatusOr<int64_t> SessionLength(SessionId session) const;
-  size_t session_count() const { return sessions_.size(); }
 
   // Appends `tokens` to the session and returns the logits after the last one (vocab floats)
   // or after each one (tokens × vocab).

@@ -21,7 +21,6 @@ class ServerMetrics {
 
   // Serves /metrics on `address` (host:port); an error when the port cannot be bound.
   absl::Status Expose(const std::string& address);
-  prometheus::Registry& registry() { return *registry_; }
 
   void RequestFinished(const std::string& outcome, int64_t prompt_tokens, int64_t generated_tokens,
                        double e2e_seconds);

@@ -18,7 +18,6 @@ class CpuStateSlots {
   void Release(int32_t slot);
   std::byte* Data(int32_t slot) { return slots_[slot].get(); }
   int64_t slot_bytes() const { return slot_bytes_; }
-  int64_t in_use() const { return static_cast<int64_t>(slots_.size() - free_.size()); }
 
  private:
   int64_t slot_bytes_;
