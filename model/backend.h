@@ -65,6 +65,8 @@ class Backend {
   // Copies a checkpoint tensor into backend memory, viewed as [rows × cols].
   virtual Matrix Upload(const TensorView& tensor, int64_t rows, int64_t cols) = 0;
   virtual void CopyToHost(MatrixView from, float* to) = 0;
+  // Fills an fp32 matrix from host memory (rows × cols floats).
+  virtual void CopyFromHost(const float* from, MatrixView to) = 0;
 
   // ---- session states: fixed-size slots laid out as StateLayout says
   virtual const StateLayout& state_layout() const = 0;

@@ -13,7 +13,7 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server_builder.h"
-#include "model/cpu/cpu_backend.h"
+#include "model/backend_factory.h"
 #include "model/engine.h"
 #include "model/fingerprint.h"
 #include "model/tokenizer/tokenizer.h"
@@ -27,6 +27,8 @@ ABSL_FLAG(std::string, model, "models/sympow-tiny",
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "gRPC address, host:port (0.0.0.0:PORT for all interfaces)");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9090", "Prometheus /metrics address; empty: off");
+ABSL_FLAG(std::string, device, "auto",
+          "backend: cpu, cuda, or auto (cuda when this build has it and a GPU is present)");
 ABSL_FLAG(int64_t, max_sessions, 256, "sessions held at once (each costs one fixed-size state)");
 ABSL_FLAG(int64_t, max_prompt_tokens, 1 << 20, "longest input one request may carry");
 ABSL_FLAG(int64_t, max_new_tokens, 4096, "the most tokens a request may ask to generate");
@@ -67,10 +69,17 @@ int Serve() {
     return 1;
   }
   const int64_t max_sessions = absl::GetFlag(FLAGS_max_sessions);
-  auto backend = std::make_unique<CpuBackend>(config, max_sessions);
-  const int64_t state_bytes = backend->state_layout().Bytes();
-  const std::string backend_name = backend->name();
-  absl::StatusOr<std::unique_ptr<Engine>> engine = Engine::Create(**model, std::move(backend), {});
+  absl::StatusOr<std::unique_ptr<Backend>> backend =
+      CreateBackend(absl::GetFlag(FLAGS_device), config, max_sessions);
+  if (!backend.ok()) {
+    spdlog::critical("--device={}: {}", absl::GetFlag(FLAGS_device),
+                     std::string(backend.status().message()));
+    return 1;
+  }
+  const int64_t state_bytes = (*backend)->state_layout().Bytes();
+  const std::string backend_name = (*backend)->name();
+  absl::StatusOr<std::unique_ptr<Engine>> engine =
+      Engine::Create(**model, std::move(*backend), {});
   if (!engine.ok()) {
     spdlog::critical("{}", std::string(engine.status().message()));
     return 1;

@@ -11,6 +11,7 @@
 #include "model/sampler.h"
 
 ABSL_DECLARE_FLAG(std::string, model);
+ABSL_DECLARE_FLAG(std::string, device);
 ABSL_DECLARE_FLAG(std::string, server);
 ABSL_DECLARE_FLAG(std::string, session);
 ABSL_DECLARE_FLAG(std::string, prompt);

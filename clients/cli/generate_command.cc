@@ -12,7 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "clients/cli/cli_flags.h"
 #include "clients/cli/commands.h"
-#include "model/cpu/cpu_backend.h"
+#include "model/backend_factory.h"
 #include "model/engine.h"
 #include "model/sampler.h"
 #include "model/tokenizer/incremental_decoder.h"
@@ -72,9 +72,11 @@ absl::Status Generate() {
   }
   if (absl::Status status = ValidateSamplingParams(params, config.vocab_size); !status.ok())
     return status;
-  absl::StatusOr<std::unique_ptr<Engine>> engine =
-      Engine::Create(**model, std::make_unique<CpuBackend>(config, 1),
-                     {.chunk_size = absl::GetFlag(FLAGS_chunk_size)});
+  absl::StatusOr<std::unique_ptr<Backend>> backend =
+      CreateBackend(absl::GetFlag(FLAGS_device), config, 1);
+  if (!backend.ok()) return backend.status();
+  absl::StatusOr<std::unique_ptr<Engine>> engine = Engine::Create(
+      **model, std::move(*backend), {.chunk_size = absl::GetFlag(FLAGS_chunk_size)});
   if (!engine.ok()) return engine.status();
   spdlog::info(
       "loaded {} ({} layers, hidden {}, degree {}); state {} bytes per session, {} threads",

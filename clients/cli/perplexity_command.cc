@@ -10,7 +10,7 @@
 #include "absl/flags/flag.h"
 #include "clients/cli/cli_flags.h"
 #include "clients/cli/commands.h"
-#include "model/cpu/cpu_backend.h"
+#include "model/backend_factory.h"
 #include "model/engine.h"
 #include "model/loss.h"
 #include "model/tokenizer/tokenizer.h"
@@ -43,8 +43,11 @@ absl::Status Perplexity() {
     ids.resize(absl::GetFlag(FLAGS_max_tokens));
   }
   if (ids.size() < 2) return absl::InvalidArgumentError("--file: fewer than 2 tokens to score");
+  absl::StatusOr<std::unique_ptr<Backend>> backend =
+      CreateBackend(absl::GetFlag(FLAGS_device), (*model)->config, 1);
+  if (!backend.ok()) return backend.status();
   absl::StatusOr<std::unique_ptr<Engine>> engine =
-      Engine::Create(**model, std::make_unique<CpuBackend>((*model)->config, 1), {});
+      Engine::Create(**model, std::move(*backend), {});
   if (!engine.ok()) return engine.status();
   const int64_t vocab = (*model)->config.vocab_size;
   SessionId session = (*engine)->CreateSession().value();

@@ -53,6 +53,10 @@ void CpuBackend::CopyToHost(MatrixView from, float* to) {
   std::memcpy(to, from.data, from.rows * from.cols * sizeof(float));
 }
 
+void CpuBackend::CopyFromHost(const float* from, MatrixView to) {
+  std::memcpy(to.data, from, to.rows * to.cols * sizeof(float));
+}
+
 absl::StatusOr<int32_t> CpuBackend::AcquireStateSlot() { return slots_.Acquire(); }
 void CpuBackend::ReleaseStateSlot(int32_t slot) { slots_.Release(slot); }
 

@@ -17,6 +17,7 @@ class CpuBackend final : public Backend {
   Matrix Allocate(int64_t rows, int64_t cols) override;
   Matrix Upload(const TensorView& tensor, int64_t rows, int64_t cols) override;
   void CopyToHost(MatrixView from, float* to) override;
+  void CopyFromHost(const float* from, MatrixView to) override;
 
   const StateLayout& state_layout() const override { return layout_; }
   absl::StatusOr<int32_t> AcquireStateSlot() override;

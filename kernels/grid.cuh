@@ -1,0 +1,41 @@
+// Launch geometry and reductions shared by the kernels.
+#pragma once
+
+#include <cstdint>
+
+namespace sympow::kernels {
+
+constexpr int kThreads = 256;
+
+// Blocks for a grid-stride loop over n items: enough to fill the GPU, never zero.
+inline unsigned GridFor(int64_t n) {
+  const int64_t blocks = (n + kThreads - 1) / kThreads;
+  return static_cast<unsigned>(blocks < 1 ? 1 : (blocks > 65535 ? 65535 : blocks));
+}
+
+__device__ inline int64_t GlobalThread() {
+  return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+}
+__device__ inline int64_t GridThreads() { return static_cast<int64_t>(gridDim.x) * blockDim.x; }
+
+template <typename T>
+__device__ inline T WarpSum(T value) {
+  for (int offset = 16; offset > 0; offset /= 2) value += __shfl_xor_sync(0xffffffffu, value, offset);
+  return value;
+}
+
+// Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets the total.
+template <typename T>
+__device__ inline T BlockSum(T value) {
+  __shared__ T partial[32];
+  value = WarpSum(value);
+  const int warp = threadIdx.x / 32;
+  if (threadIdx.x % 32 == 0) partial[warp] = value;
+  __syncthreads();
+  T total = 0;
+  for (int w = 0; w < static_cast<int>(blockDim.x / 32); ++w) total += partial[w];
+  __syncthreads();
+  return total;
+}
+
+}  // namespace sympow::kernels

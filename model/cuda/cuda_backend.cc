@@ -1,0 +1,316 @@
+#include "model/cuda/cuda_backend.h"
+
+#include <cmath>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "kernels/elementwise.h"
+#include "model/cuda/cuda_check.h"
+#include "model/expansion.h"
+
+namespace sympow {
+namespace {
+
+float* Floats(const MatrixView& m) { return static_cast<float*>(m.data); }
+const float* Floats(const Matrix& m) { return static_cast<const float*>(m.view.data); }
+const float* OptionalFloats(const Matrix* m) {
+  return m != nullptr && !m->empty() ? Floats(*m) : nullptr;
+}
+
+// What the kernels cover; anything else is refused when the backend is made.
+absl::Status CheckSupported(const ModelConfig& config, const StateLayout& layout) {
+  const int64_t group = config.QueryHeadsPerKvHead();
+  if (config.head_dim % 16 != 0 || config.head_dim > 256) {
+    return absl::UnimplementedError(absl::StrCat(
+        "the CUDA backend needs head_dim a multiple of 16 up to 256, got ", config.head_dim));
+  }
+  if (config.degree > kernels::kMaxDegree) {
+    return absl::UnimplementedError(absl::StrCat("the CUDA backend supports degree up to ",
+                                                 kernels::kMaxDegree, ", got ", config.degree));
+  }
+  if (group > kernels::kMaxGroup) {
+    return absl::UnimplementedError(absl::StrCat("the CUDA backend supports up to ",
+                                                 kernels::kMaxGroup,
+                                                 " query heads per kv head, got ", group));
+  }
+  if (layout.expanded_dim % 4 != 0) {
+    return absl::UnimplementedError(absl::StrCat(
+        "the CUDA backend needs an expanded dimension divisible by 4, got ", layout.expanded_dim));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(const ModelConfig& config,
+                                                                 int64_t max_state_slots) {
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+    cudaGetLastError();  // clear the sticky error of a machine without a GPU
+    return absl::FailedPreconditionError("no CUDA device is available");
+  }
+  const StateLayout layout = StateLayout::ForConfig(config);
+  if (absl::Status supported = CheckSupported(config, layout); !supported.ok()) return supported;
+  std::unique_ptr<CudaBackend> backend(new CudaBackend(config, max_state_slots));
+  const size_t bytes = static_cast<size_t>(layout.Bytes()) * max_state_slots;
+  if (cudaMalloc(&backend->slots_, bytes) != cudaSuccess) {
+    cudaGetLastError();
+    return absl::ResourceExhaustedError(absl::StrCat(
+        max_state_slots, " state slots of ", layout.Bytes(), " bytes do not fit on the GPU"));
+  }
+  return backend;
+}
+
+CudaBackend::CudaBackend(const ModelConfig& config, int64_t max_state_slots)
+    : layout_(StateLayout::ForConfig(config)), max_slots_(max_state_slots) {
+  CudaCheck(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+  CublasCheck(cublasCreate(&cublas_), "cublasCreate");
+  CublasCheck(cublasSetStream(cublas_, stream_), "cublasSetStream");
+
+  const SymmetricExpansion expansion(static_cast<int>(config.head_dim),
+                                     static_cast<int>(config.degree));
+  std::vector<uint8_t> monomials;
+  std::vector<float> key_weights;
+  for (int64_t m = 0; m < expansion.dim(); ++m) {
+    for (int factor : expansion.Monomial(m)) monomials.push_back(static_cast<uint8_t>(factor));
+    key_weights.push_back(expansion.KeyWeight(m));
+  }
+  shape_.num_heads = static_cast<int>(config.num_heads);
+  shape_.num_kv_heads = static_cast<int>(config.num_kv_heads);
+  shape_.head_dim = static_cast<int>(config.head_dim);
+  shape_.expanded_dim = static_cast<int>(expansion.dim());
+  shape_.degree = static_cast<int>(config.degree);
+  shape_.scale = static_cast<float>(config.AttentionScale());
+  shape_.scale_pow = static_cast<float>(std::pow(config.AttentionScale(), config.degree));
+  shape_.monomials = monomials_.Upload(monomials, stream_);
+  shape_.key_weights = key_weights_.Upload(key_weights, stream_);
+}
+
+CudaBackend::~CudaBackend() {
+  cudaStreamSynchronize(stream_);
+  cudaFree(slots_);
+  cublasDestroy(cublas_);
+  cudaStreamDestroy(stream_);
+}
+
+void CudaBackend::Synchronize() { CudaCheck(cudaStreamSynchronize(stream_), "synchronize"); }
+
+Matrix CudaBackend::Allocate(int64_t rows, int64_t cols) {
+  void* data = nullptr;
+  CudaCheck(cudaMalloc(&data, std::max<int64_t>(1, rows * cols) * sizeof(float)), "cudaMalloc");
+  CudaCheck(cudaMemsetAsync(data, 0, std::max<int64_t>(1, rows * cols) * sizeof(float), stream_),
+            "cudaMemset");
+  std::shared_ptr<void> storage(data, [](void* p) { cudaFree(p); });
+  return Matrix{{data, DType::kF32, rows, cols}, storage};
+}
+
+Matrix CudaBackend::Upload(const TensorView& tensor, int64_t rows, int64_t cols) {
+  const int64_t n = rows * cols;
+  std::vector<float> widened(n);
+  ConvertToFloat(tensor.dtype, tensor.data, n, widened.data());
+  Matrix matrix = Allocate(rows, cols);
+  std::vector<uint16_t> bf16;
+  const void* source = widened.data();
+  size_t bytes = n * sizeof(float);
+  if (rows > 1) {  // matrices go to BF16; norms and biases (one row) stay fp32
+    bf16.resize(n);
+    for (int64_t i = 0; i < n; ++i) bf16[i] = FloatToBf16(widened[i]);
+    source = bf16.data();
+    bytes = n * sizeof(uint16_t);
+    matrix.view.dtype = DType::kBF16;
+  }
+  CudaCheck(cudaMemcpyAsync(matrix.view.data, source, bytes, cudaMemcpyHostToDevice, stream_),
+            "upload");
+  Synchronize();
+  return matrix;
+}
+
+void CudaBackend::CopyToHost(MatrixView from, float* to) {
+  CudaCheck(cudaMemcpyAsync(to, from.data, from.rows * from.cols * sizeof(float),
+                            cudaMemcpyDeviceToHost, stream_),
+            "copy to host");
+  Synchronize();
+}
+
+void CudaBackend::CopyFromHost(const float* from, MatrixView to) {
+  CudaCheck(cudaMemcpyAsync(to.data, from, to.rows * to.cols * sizeof(float),
+                            cudaMemcpyHostToDevice, stream_),
+            "copy from host");
+  Synchronize();
+}
+
+std::byte* CudaBackend::SlotData(int32_t slot) const {
+  return slots_ + static_cast<int64_t>(slot) * layout_.Bytes();
+}
+
+absl::StatusOr<int32_t> CudaBackend::AcquireStateSlot() {
+  int32_t slot;
+  if (!free_slots_.empty()) {
+    slot = free_slots_.back();
+    free_slots_.pop_back();
+  } else if (next_unused_slot_ < max_slots_) {
+    slot = next_unused_slot_++;
+  } else {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("all ", max_slots_, " GPU state slots are in use"));
+  }
+  CudaCheck(cudaMemsetAsync(SlotData(slot), 0, layout_.Bytes(), stream_), "zero state slot");
+  return slot;
+}
+
+void CudaBackend::ReleaseStateSlot(int32_t slot) { free_slots_.push_back(slot); }
+
+void CudaBackend::CopyStateSlot(int32_t from, int32_t to) {
+  CudaCheck(cudaMemcpyAsync(SlotData(to), SlotData(from), layout_.Bytes(),
+                            cudaMemcpyDeviceToDevice, stream_),
+            "copy state slot");
+}
+
+void CudaBackend::ReadStateSlot(int32_t slot, std::span<std::byte> to) {
+  CudaCheck(cudaMemcpyAsync(to.data(), SlotData(slot), std::min<size_t>(to.size(), layout_.Bytes()),
+                            cudaMemcpyDeviceToHost, stream_),
+            "read state slot");
+  Synchronize();
+}
+
+void CudaBackend::WriteStateSlot(int32_t slot, std::span<const std::byte> from) {
+  CudaCheck(cudaMemcpyAsync(SlotData(slot), from.data(),
+                            std::min<size_t>(from.size(), layout_.Bytes()), cudaMemcpyHostToDevice,
+                            stream_),
+            "write state slot");
+  Synchronize();
+}
+
+void CudaBackend::Embed(const Matrix& table, std::span<const int32_t> tokens, MatrixView out) {
+  const int32_t* device_tokens = tokens_.Upload(tokens, stream_);
+  kernels::Embed(static_cast<const uint16_t*>(table.view.data), device_tokens,
+                 static_cast<int64_t>(tokens.size()), table.view.cols, Floats(out), stream_);
+  CheckLaunch("Embed");
+}
+
+void CudaBackend::Norm(NormKind kind, float eps, MatrixView x, const Matrix& weight,
+                       const Matrix* bias, MatrixView out) {
+  kernels::Norm(kind == NormKind::kLayer, eps, Floats(x), x.rows, x.cols, Floats(weight),
+                OptionalFloats(bias), Floats(out), stream_);
+  CheckLaunch("Norm");
+}
+
+void CudaBackend::Linear(MatrixView x, const Matrix& weight, const Matrix* bias, MatrixView out) {
+  const int out_features = static_cast<int>(weight.view.rows);
+  const int in_features = static_cast<int>(weight.view.cols);
+  const int rows = static_cast<int>(x.rows);
+  const float alpha = 1.0f, beta = 0.0f;
+  // Row-major out = x·Wᵀ is column-major outᵀ = W_colᵀ·x_col.
+  if (weight.view.dtype == DType::kBF16) {
+    uint16_t* x_bf16 = bf16_activations_.Reserve(x.rows * x.cols);
+    kernels::FloatToBf16(Floats(x), x_bf16, x.rows * x.cols, stream_);
+    CheckLaunch("FloatToBf16");
+    CublasCheck(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, out_features, rows, in_features,
+                             &alpha, weight.view.data, CUDA_R_16BF, in_features, x_bf16,
+                             CUDA_R_16BF, in_features, &beta, out.data, CUDA_R_32F, out_features,
+                             CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                "Linear (BF16)");
+  } else {
+    CublasCheck(cublasSgemm(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, out_features, rows, in_features,
+                            &alpha, Floats(weight), in_features, Floats(x), in_features, &beta,
+                            Floats(out), out_features),
+                "Linear (fp32)");
+  }
+  if (const float* bias_data = OptionalFloats(bias)) {
+    kernels::AddBias(Floats(out), bias_data, x.rows, out_features, stream_);
+    CheckLaunch("AddBias");
+  }
+}
+
+void CudaBackend::Add(MatrixView accumulate, MatrixView x) {
+  kernels::Add(Floats(accumulate), Floats(x), accumulate.rows * accumulate.cols, stream_);
+  CheckLaunch("Add");
+}
+
+void CudaBackend::HeadRmsNorm(MatrixView x, int64_t head_dim, const Matrix& weight, float eps) {
+  kernels::HeadRmsNorm(Floats(x), x.rows, x.cols, head_dim, Floats(weight), eps, stream_);
+  CheckLaunch("HeadRmsNorm");
+}
+
+void CudaBackend::Rope(MatrixView x, int64_t head_dim, std::span<const int64_t> positions,
+                       double theta) {
+  const int64_t* device_positions = row_indices_.Upload(positions, stream_);
+  kernels::Rope(Floats(x), x.rows, x.cols, head_dim, device_positions, theta, stream_);
+  CheckLaunch("Rope");
+}
+
+void CudaBackend::LogSigmoidGate(MatrixView x, float gate_bias) {
+  kernels::LogSigmoidGate(Floats(x), x.rows * x.cols, gate_bias, stream_);
+  CheckLaunch("LogSigmoidGate");
+}
+
+void CudaBackend::SwiGlu(MatrixView gate, MatrixView up, MatrixView out) {
+  kernels::SwiGlu(Floats(gate), Floats(up), Floats(out), gate.rows * gate.cols, stream_);
+  CheckLaunch("SwiGlu");
+}
+
+void CudaBackend::GeluTanh(MatrixView x) {
+  kernels::GeluTanh(Floats(x), x.rows * x.cols, stream_);
+  CheckLaunch("GeluTanh");
+}
+
+void CudaBackend::GatherRows(MatrixView x, std::span<const int64_t> rows, MatrixView out) {
+  const int64_t* device_rows = row_indices_.Upload(rows, stream_);
+  kernels::GatherRows(Floats(x), device_rows, static_cast<int64_t>(rows.size()), x.cols,
+                      Floats(out), stream_);
+  CheckLaunch("GatherRows");
+}
+
+void CudaBackend::PowerAttention(const PowerAttentionArgs& args) {
+  const kernels::AttentionRows rows{Floats(args.q), Floats(args.k), Floats(args.v),
+                                    static_cast<const float*>(args.log_gate.data),
+                                    Floats(args.out)};
+  const int64_t layer_offset = layout_.HeadOffset(args.layer, 0) * layout_.ElementBytes();
+  const int64_t layer_elements = layout_.num_kv_heads * layout_.ElementsPerHead();
+  const bool bf16_state = layout_.dtype == StateDType::kBFloat16;
+
+  std::vector<kernels::DecodeRow> decode;
+  std::vector<kernels::PrefillSegment> prefill;
+  int64_t max_segment_rows = 0;
+  int64_t widened_segments = 0;
+  for (const AttentionSegment& segment : args.segments) {
+    std::byte* state = SlotData(segment.state_slot) + layer_offset;
+    if (segment.num_rows == 1) {
+      decode.push_back({segment.first_row, state});
+    } else if (segment.num_rows > 1) {
+      prefill.push_back({segment.first_row, segment.num_rows, reinterpret_cast<float*>(state)});
+      max_segment_rows = std::max(max_segment_rows, segment.num_rows);
+      widened_segments += bf16_state ? 1 : 0;
+    }
+  }
+  if (!prefill.empty()) {
+    // A bf16 state is prefilled on an fp32 copy and rounded once at the end, as on the CPU.
+    float* widened = widened_states_.Reserve(widened_segments * layer_elements);
+    std::vector<uint16_t*> stored(prefill.size());
+    if (bf16_state) {
+      for (size_t i = 0; i < prefill.size(); ++i) {
+        stored[i] = reinterpret_cast<uint16_t*>(prefill[i].state);
+        prefill[i].state = widened + i * layer_elements;
+        kernels::Bf16ToFloat(stored[i], prefill[i].state, layer_elements, stream_);
+      }
+    }
+    float* denominators = denominators_.Reserve(args.q.rows * shape_.num_heads);
+    kernels::PowerPrefill(shape_, rows, prefill_segments_.Upload(prefill, stream_),
+                          static_cast<int64_t>(prefill.size()), max_segment_rows, denominators,
+                          stream_);
+    CheckLaunch("PowerPrefill");
+    for (size_t i = 0; bf16_state && i < prefill.size(); ++i) {
+      kernels::FloatToBf16(prefill[i].state, stored[i], layer_elements, stream_);
+    }
+  }
+  if (!decode.empty()) {
+    const int64_t count = static_cast<int64_t>(decode.size());
+    float* scratch = decode_scratch_.Reserve(count * shape_.num_heads * (shape_.head_dim + 1));
+    kernels::PowerDecode(shape_, rows, decode_rows_.Upload(decode, stream_), count, bf16_state,
+                         scratch, stream_);
+    CheckLaunch("PowerDecode");
+  }
+}
+
+}  // namespace sympow

@@ -1,0 +1,85 @@
+// The CUDA backend: weights resident in BF16 (vectors in fp32), fp32 activations, projections
+// through cuBLAS (BF16 in, fp32 accumulate), power attention through kernels/, and session states
+// in one device allocation cut into fixed slots. All work is queued on one stream; only
+// CopyToHost and the state-slot reads and writes wait for it.
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <memory>
+#include <vector>
+
+#include "kernels/power_attention.h"
+#include "model/backend.h"
+#include "model/cuda/device_array.h"
+
+namespace sympow {
+
+class CudaBackend final : public Backend {
+ public:
+  // FAILED_PRECONDITION without a usable GPU, UNIMPLEMENTED for shapes the kernels do not cover,
+  // RESOURCE_EXHAUSTED when the state slots do not fit in device memory.
+  static absl::StatusOr<std::unique_ptr<CudaBackend>> Create(const ModelConfig& config,
+                                                             int64_t max_state_slots);
+  ~CudaBackend() override;
+
+  std::string name() const override { return "cuda"; }
+
+  Matrix Allocate(int64_t rows, int64_t cols) override;
+  Matrix Upload(const TensorView& tensor, int64_t rows, int64_t cols) override;
+  void CopyToHost(MatrixView from, float* to) override;
+  void CopyFromHost(const float* from, MatrixView to) override;
+
+  const StateLayout& state_layout() const override { return layout_; }
+  absl::StatusOr<int32_t> AcquireStateSlot() override;
+  void ReleaseStateSlot(int32_t slot) override;
+  void CopyStateSlot(int32_t from, int32_t to) override;
+  void ReadStateSlot(int32_t slot, std::span<std::byte> to) override;
+  void WriteStateSlot(int32_t slot, std::span<const std::byte> from) override;
+
+  void Embed(const Matrix& table, std::span<const int32_t> tokens, MatrixView out) override;
+  void Norm(NormKind kind, float eps, MatrixView x, const Matrix& weight, const Matrix* bias,
+            MatrixView out) override;
+  void Linear(MatrixView x, const Matrix& weight, const Matrix* bias, MatrixView out) override;
+  void Add(MatrixView accumulate, MatrixView x) override;
+  void HeadRmsNorm(MatrixView x, int64_t head_dim, const Matrix& weight, float eps) override;
+  void Rope(MatrixView x, int64_t head_dim, std::span<const int64_t> positions,
+            double theta) override;
+  void LogSigmoidGate(MatrixView x, float gate_bias) override;
+  void SwiGlu(MatrixView gate, MatrixView up, MatrixView out) override;
+  void GeluTanh(MatrixView x) override;
+  void GatherRows(MatrixView x, std::span<const int64_t> rows, MatrixView out) override;
+  void PowerAttention(const PowerAttentionArgs& args) override;
+
+  cudaStream_t stream() const { return stream_; }
+  // Waits for everything queued so far.
+  void Synchronize();
+
+ private:
+  CudaBackend(const ModelConfig& config, int64_t max_state_slots);
+  std::byte* SlotData(int32_t slot) const;
+
+  StateLayout layout_;
+  int64_t max_slots_;
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  std::byte* slots_ = nullptr;
+  std::vector<int32_t> free_slots_;
+  int32_t next_unused_slot_ = 0;
+
+  kernels::PowerAttentionShape shape_;
+  DeviceArray<uint8_t> monomials_;
+  DeviceArray<float> key_weights_;
+
+  DeviceArray<int32_t> tokens_;
+  DeviceArray<int64_t> row_indices_;
+  DeviceArray<uint16_t> bf16_activations_;
+  DeviceArray<kernels::DecodeRow> decode_rows_;
+  DeviceArray<kernels::PrefillSegment> prefill_segments_;
+  DeviceArray<float> decode_scratch_;
+  DeviceArray<float> denominators_;
+  DeviceArray<float> widened_states_;  // fp32 copies of bf16 states while they are prefilled
+};
+
+}  // namespace sympow

@@ -1,0 +1,49 @@
+// A grow-only device buffer for per-call data (token ids, row lists, scratch). Growing frees the
+// old memory, which cudaFree orders after the work already queued on the device.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <span>
+
+#include "model/cuda/cuda_check.h"
+
+namespace sympow {
+
+template <typename T>
+class DeviceArray {
+ public:
+  DeviceArray() = default;
+  DeviceArray(const DeviceArray&) = delete;
+  DeviceArray& operator=(const DeviceArray&) = delete;
+  ~DeviceArray() { cudaFree(data_); }
+
+  // Room for at least n elements; the contents are undefined after growing.
+  T* Reserve(int64_t n) {
+    if (n > capacity_) {
+      CudaCheck(cudaFree(data_), "cudaFree");
+      data_ = nullptr;
+      CudaCheck(cudaMalloc(&data_, static_cast<size_t>(n) * sizeof(T)), "cudaMalloc");
+      capacity_ = n;
+    }
+    return data_;
+  }
+
+  // Copies `values` in, ordered on `stream` after the work already queued there.
+  T* Upload(std::span<const T> values, cudaStream_t stream) {
+    T* device = Reserve(static_cast<int64_t>(values.size()));
+    if (!values.empty()) {
+      CudaCheck(cudaMemcpyAsync(device, values.data(), values.size_bytes(), cudaMemcpyHostToDevice,
+                                stream),
+                "cudaMemcpyAsync to device");
+    }
+    return device;
+  }
+
+ private:
+  T* data_ = nullptr;
+  int64_t capacity_ = 0;
+};
+
+}  // namespace sympow
