@@ -5,9 +5,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 
-#include "model/cpu/cpu_backend.h"
+#include "model/backend_factory.h"
 #include "nlohmann/json.hpp"
 
 namespace sympow::testing {
@@ -24,12 +25,14 @@ std::vector<OracleCase> LoadOracleCases() {
   for (const auto& entry : index["cases"]) {
     OracleCase c;
     c.name = entry["name"];
-    c.dir = entry["dir"];
+    // Paths relative to the index, so the data can move (to the GPU machine, for one).
+    c.dir = (std::filesystem::path(dir) / c.name).string();
     c.tokens = entry["tokens"].get<std::vector<int32_t>>();
     c.prompt_length = entry["prompt_length"];
     c.vocab_size = entry["vocab_size"];
     c.logits.resize(c.tokens.size() * c.vocab_size);
-    std::ifstream logits(entry["logits_file"].get<std::string>(), std::ios::binary);
+    const std::filesystem::path logits_file = entry["logits_file"].get<std::string>();
+    std::ifstream logits(std::filesystem::path(c.dir) / logits_file.filename(), std::ios::binary);
     logits.read(reinterpret_cast<char*>(c.logits.data()),
                 static_cast<std::streamsize>(c.logits.size() * sizeof(double)));
     EXPECT_TRUE(logits.good()) << "short logits file for " << c.name;
@@ -62,12 +65,20 @@ double MaxRelativeError(std::span<const float> actual, std::span<const float> ex
 
 std::unique_ptr<Engine> MakeCpuEngine(const std::string& dir, EngineOptions options,
                                       int64_t max_sessions) {
+  return MakeEngine(dir, "cpu", options, max_sessions);
+}
+
+std::unique_ptr<Engine> MakeEngine(const std::string& dir, const std::string& device,
+                                   EngineOptions options, int64_t max_sessions) {
   absl::StatusOr<std::unique_ptr<LoadedModel>> model = LoadModel(dir);
   EXPECT_TRUE(model.ok()) << model.status();
   if (!model.ok()) return nullptr;
-  auto backend = std::make_unique<CpuBackend>((*model)->config, max_sessions);
+  absl::StatusOr<std::unique_ptr<Backend>> backend =
+      CreateBackend(device, (*model)->config, max_sessions);
+  EXPECT_TRUE(backend.ok()) << backend.status();
+  if (!backend.ok()) return nullptr;
   absl::StatusOr<std::unique_ptr<Engine>> engine =
-      Engine::Create(**model, std::move(backend), options);
+      Engine::Create(**model, std::move(*backend), options);
   EXPECT_TRUE(engine.ok()) << engine.status();
   return engine.ok() ? std::move(*engine) : nullptr;
 }

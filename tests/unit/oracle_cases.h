@@ -34,5 +34,8 @@ double MaxRelativeError(std::span<const float> actual, std::span<const float> ex
 // An engine on the CPU backend for the model in `dir`.
 std::unique_ptr<Engine> MakeCpuEngine(const std::string& dir, EngineOptions options = {},
                                       int64_t max_sessions = 64);
+// An engine on the backend CreateBackend makes for `device` ("cpu", "cuda", "auto").
+std::unique_ptr<Engine> MakeEngine(const std::string& dir, const std::string& device,
+                                   EngineOptions options = {}, int64_t max_sessions = 64);
 
 }  // namespace sympow::testing

@@ -1,0 +1,286 @@
+// GPU kernel benchmark: the hardware ceilings (device copy bandwidth, cuBLAS BF16 GEMM) and
+// sympow's power-attention decode and prefill, all in one run on one GPU. Writes a JSON report
+// (--out) that bench/peers/report.py merges with the peers' figures.
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <curand.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstdint>
+#include <fstream>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "kernels/elementwise.h"
+#include "kernels/power_attention.h"
+#include "model/cuda/cuda_check.h"
+#include "model/cuda/device_array.h"
+#include "model/expansion.h"
+#include "nlohmann/json.hpp"
+#include "spdlog/spdlog.h"
+
+ABSL_FLAG(std::string, out, "kernels_bench.json", "where to write the JSON report");
+ABSL_FLAG(int64_t, max_prefill_context, 1 << 20, "longest prefill context measured");
+
+namespace sympow {
+namespace {
+
+struct AttentionShape {
+  std::string name;
+  int layers, heads, kv_heads, head_dim, degree;
+};
+
+const AttentionShape k124m{"124m", 12, 12, 12, 64, 2};
+const AttentionShape k14b{"14b", 40, 40, 8, 128, 2};
+
+// Median milliseconds of `run` over `repeats` timed calls after two warm-up calls.
+double TimeMs(cudaStream_t stream, int repeats, const std::function<void()>& run) {
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  for (int i = 0; i < 2; ++i) run();
+  std::vector<double> times;
+  for (int i = 0; i < repeats; ++i) {
+    cudaEventRecord(start, stream);
+    run();
+    cudaEventRecord(stop, stream);
+    CudaCheck(cudaEventSynchronize(stop), "timing");
+    float ms = 0;
+    cudaEventElapsedTime(&ms, start, stop);
+    times.push_back(ms);
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  std::nth_element(times.begin(), times.begin() + times.size() / 2, times.end());
+  return times[times.size() / 2];
+}
+
+// Device-to-device copy of 2 GiB; bytes moved = read + written.
+double CopyTerabytesPerSecond(cudaStream_t stream) {
+  const size_t bytes = size_t{2} << 30;
+  DeviceArray<std::byte> from, to;
+  from.Reserve(bytes);
+  to.Reserve(bytes);
+  const double ms = TimeMs(stream, 10, [&] {
+    cudaMemcpyAsync(to.Reserve(bytes), from.Reserve(bytes), bytes, cudaMemcpyDeviceToDevice, stream);
+  });
+  return 2.0 * bytes / (ms * 1e-3) / 1e12;
+}
+
+double GemmTeraflops(cudaStream_t stream, cublasHandle_t cublas) {
+  const int n = 8192;
+  DeviceArray<uint16_t> a, b;
+  DeviceArray<float> c;
+  a.Reserve(int64_t{n} * n);
+  b.Reserve(int64_t{n} * n);
+  c.Reserve(int64_t{n} * n);
+  cudaMemsetAsync(a.Reserve(int64_t{n} * n), 0, size_t{2} * n * n, stream);
+  cudaMemsetAsync(b.Reserve(int64_t{n} * n), 0, size_t{2} * n * n, stream);
+  const float alpha = 1.0f, beta = 0.0f;
+  const double ms = TimeMs(stream, 10, [&] {
+    CublasCheck(cublasGemmEx(cublas, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &alpha, a.Reserve(0),
+                             CUDA_R_16BF, n, b.Reserve(0), CUDA_R_16BF, n, &beta, c.Reserve(0),
+                             CUDA_R_32F, n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                "gemm");
+  });
+  return 2.0 * n * n * n / (ms * 1e-3) / 1e12;
+}
+
+// The device tables of φ for a shape, kept alive with the shape that points at them.
+struct DeviceShape {
+  kernels::PowerAttentionShape shape;
+  DeviceArray<uint8_t> monomials;
+  DeviceArray<float> key_weights;
+
+  DeviceShape(const AttentionShape& s, cudaStream_t stream) {
+    const SymmetricExpansion expansion(s.head_dim, s.degree);
+    std::vector<uint8_t> factors;
+    std::vector<float> weights;
+    for (int64_t m = 0; m < expansion.dim(); ++m) {
+      for (int f : expansion.Monomial(m)) factors.push_back(static_cast<uint8_t>(f));
+      weights.push_back(expansion.KeyWeight(m));
+    }
+    shape.num_heads = s.heads;
+    shape.num_kv_heads = s.kv_heads;
+    shape.head_dim = s.head_dim;
+    shape.expanded_dim = static_cast<int>(expansion.dim());
+    shape.degree = s.degree;
+    shape.scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
+    shape.scale_pow = std::pow(shape.scale, s.degree);
+    shape.monomials = monomials.Upload(factors, stream);
+    shape.key_weights = key_weights.Upload(weights, stream);
+    CudaCheck(cudaStreamSynchronize(stream), "tables");
+  }
+  int64_t StateElementsPerLayer() const {
+    return int64_t{shape.num_kv_heads} * shape.expanded_dim * (shape.head_dim + 1);
+  }
+};
+
+// Normal random activations, drawn on the device (a 1M-token layer holds billions of them).
+void FillRandom(DeviceArray<float>& array, int64_t n, uint64_t seed) {
+  curandGenerator_t generator;
+  curandCreateGenerator(&generator, CURAND_RNG_PSEUDO_PHILOX4_32_10);
+  curandSetPseudoRandomGeneratorSeed(generator, seed);
+  if (curandGenerateNormal(generator, array.Reserve(n + n % 2), n + n % 2, 0.0f, 1.0f) !=
+      CURAND_STATUS_SUCCESS) {
+    spdlog::critical("curandGenerateNormal failed");
+    std::abort();
+  }
+  curandDestroyGenerator(generator);
+}
+
+struct Activations {
+  DeviceArray<float> q, k, v, log_gate, out;
+  kernels::AttentionRows rows;
+  Activations(const kernels::PowerAttentionShape& s, int64_t n, cudaStream_t stream) {
+    FillRandom(q, n * s.num_heads * s.head_dim, 1);
+    FillRandom(k, n * s.num_kv_heads * s.head_dim, 2);
+    FillRandom(v, n * s.num_kv_heads * s.head_dim, 3);
+    std::vector<float> gates(n * s.num_kv_heads, -0.001f);
+    log_gate.Upload(gates, stream);
+    out.Reserve(n * s.num_heads * s.head_dim);
+    // Unit-normal entries keep s·q·k O(1), as qk-norm does in a model.
+    rows = {q.Reserve(0), k.Reserve(0), v.Reserve(0), log_gate.Reserve(0), out.Reserve(0)};
+    CudaCheck(cudaStreamSynchronize(stream), "activations");
+  }
+};
+
+nlohmann::json BenchDecode(const AttentionShape& s, int sessions, bool bf16, double copy_tbps,
+                           cudaStream_t stream) {
+  DeviceShape device(s, stream);
+  const int64_t element_bytes = bf16 ? 2 : 4;
+  const int64_t state_bytes = device.StateElementsPerLayer() * element_bytes * s.layers;
+  DeviceArray<std::byte> states;
+  std::byte* base = states.Reserve(state_bytes * sessions);
+  cudaMemsetAsync(base, 0, state_bytes * sessions, stream);
+  Activations act(device.shape, sessions, stream);
+  DeviceArray<float> scratch;
+  scratch.Reserve(int64_t{sessions} * s.heads * (s.head_dim + 1));
+  std::vector<DeviceArray<kernels::DecodeRow>> rows_by_layer(s.layers);
+  for (int layer = 0; layer < s.layers; ++layer) {
+    std::vector<kernels::DecodeRow> rows;
+    for (int i = 0; i < sessions; ++i) {
+      rows.push_back({i, base + i * state_bytes +
+                             layer * device.StateElementsPerLayer() * element_bytes});
+    }
+    rows_by_layer[layer].Upload(rows, stream);
+  }
+  auto step = [&] {
+    for (int layer = 0; layer < s.layers; ++layer) {
+      kernels::PowerDecode(device.shape, act.rows, rows_by_layer[layer].Reserve(0), sessions, bf16,
+                           scratch.Reserve(0), stream);
+    }
+  };
+  const double eager_ms = TimeMs(stream, 20, step);
+  // The same step captured once as a CUDA graph and replayed, as the server's decode loop can.
+  cudaGraph_t graph;
+  cudaGraphExec_t exec;
+  CudaCheck(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "capture");
+  step();
+  CudaCheck(cudaStreamEndCapture(stream, &graph), "capture");
+  CudaCheck(cudaGraphInstantiate(&exec, graph, 0), "instantiate");
+  const double graph_ms = TimeMs(stream, 20, [&] { cudaGraphLaunch(exec, stream); });
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  const double moved = 2.0 * state_bytes * sessions;  // every state read once and written once
+  const double tbps = moved / (graph_ms * 1e-3) / 1e12;
+  spdlog::info("decode {} x{} {}: {:.1f} us/step (eager {:.1f}), {:.2f} TB/s = {:.0f}% of copy",
+               s.name, sessions, bf16 ? "bf16" : "fp32", graph_ms * 1e3, eager_ms * 1e3, tbps,
+               100 * tbps / copy_tbps);
+  return {{"shape", s.name},
+          {"sessions", sessions},
+          {"state_dtype", bf16 ? "bfloat16" : "float32"},
+          {"state_bytes_per_session", state_bytes},
+          {"us_per_step", graph_ms * 1e3},
+          {"us_per_step_eager", eager_ms * 1e3},
+          {"us_per_session_layer", graph_ms * 1e3 / (sessions * s.layers)},
+          {"state_TBps", tbps},
+          {"bw_fraction", tbps / copy_tbps}};
+}
+
+// One layer of one sequence of `context` tokens prefilled from an empty state.
+nlohmann::json BenchPrefill(const AttentionShape& s, int64_t context, double gemm_tflops,
+                            cudaStream_t stream) {
+  DeviceShape device(s, stream);
+  DeviceArray<float> state, denominators;
+  float* state_data = state.Reserve(device.StateElementsPerLayer());
+  Activations act(device.shape, context, stream);
+  denominators.Reserve(context * s.heads);
+  DeviceArray<kernels::PrefillSegment> segment;
+  const std::vector<kernels::PrefillSegment> one = {{0, context, state_data}};
+  segment.Upload(one, stream);
+  const double ms = TimeMs(stream, context >= (1 << 18) ? 3 : 10, [&] {
+    cudaMemsetAsync(state_data, 0, device.StateElementsPerLayer() * sizeof(float), stream);
+    kernels::PowerPrefill(device.shape, act.rows, segment.Reserve(0), 1, context,
+                          denominators.Reserve(0), stream);
+  });
+  CheckLaunch("prefill");
+  const double D = device.shape.expanded_dim;
+  // Matmul work per token and query head: the state read (2·D·d) and, per kv head, the update
+  // (2·D·d), plus the attention inside a 64-token chunk (2·64·d twice).
+  const double flops_per_token =
+      s.heads * (2.0 * D * s.head_dim + 4.0 * 64 * s.head_dim) + s.kv_heads * 2.0 * D * s.head_dim;
+  const double tokens_per_s = context / (ms * 1e-3);
+  const double tflops = flops_per_token * tokens_per_s / 1e12;
+  spdlog::info("prefill {} layer, {} tokens: {:.2f} ms, {:.2f} M tokens/s, {:.1f} TFLOP/s = {:.1f}% "
+               "of GEMM",
+               s.name, context, ms, tokens_per_s / 1e6, tflops, 100 * tflops / gemm_tflops);
+  return {{"shape", s.name},       {"context", context},         {"ms", ms},
+          {"tokens_per_s", tokens_per_s}, {"TFLOPs", tflops},
+          {"flops_fraction", tflops / gemm_tflops}};
+}
+
+int Run() {
+  cudaStream_t stream;
+  CudaCheck(cudaStreamCreate(&stream), "stream");
+  cublasHandle_t cublas;
+  CublasCheck(cublasCreate(&cublas), "cublas");
+  CublasCheck(cublasSetStream(cublas, stream), "cublas stream");
+  cudaDeviceProp props;
+  cudaGetDeviceProperties(&props, 0);
+  nlohmann::json report;
+  report["gpu"] = props.name;
+  const double copy_tbps = CopyTerabytesPerSecond(stream);
+  const double gemm_tflops = GemmTeraflops(stream, cublas);
+  spdlog::info("{}: copy {:.2f} TB/s, BF16 GEMM {:.0f} TFLOP/s", props.name, copy_tbps, gemm_tflops);
+  report["copy_TBps"] = copy_tbps;
+  report["gemm_TFLOPs"] = gemm_tflops;
+
+  size_t free_bytes = 0, total_bytes = 0;
+  cudaMemGetInfo(&free_bytes, &total_bytes);
+  for (bool bf16 : {false, true}) {
+    for (int sessions : {1, 16, 64, 256}) {
+      report["decode"].push_back(BenchDecode(k124m, sessions, bf16, copy_tbps, stream));
+    }
+    const int64_t per_session =
+        DeviceShape(k14b, stream).StateElementsPerLayer() * (bf16 ? 2 : 4) * k14b.layers;
+    const int fit = static_cast<int>(std::min<int64_t>(256, free_bytes * 0.8 / per_session));
+    for (int sessions : {1, 16, 64, 256}) {
+      if (sessions <= fit) report["decode"].push_back(BenchDecode(k14b, sessions, bf16, copy_tbps, stream));
+    }
+    if (fit < 256 && fit > 64) report["decode"].push_back(BenchDecode(k14b, fit, bf16, copy_tbps, stream));
+  }
+  for (int64_t context = 1024; context <= absl::GetFlag(FLAGS_max_prefill_context); context *= 4) {
+    report["prefill"].push_back(BenchPrefill(k124m, context, gemm_tflops, stream));
+  }
+  for (int64_t context : {4096, 65536}) {
+    report["prefill"].push_back(BenchPrefill(k14b, context, gemm_tflops, stream));
+  }
+  std::ofstream(absl::GetFlag(FLAGS_out)) << report.dump(2) << "\n";
+  spdlog::info("wrote {}", absl::GetFlag(FLAGS_out));
+  return 0;
+}
+
+}  // namespace
+}  // namespace sympow
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  return sympow::Run();
+}

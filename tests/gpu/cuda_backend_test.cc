@@ -1,0 +1,288 @@
+// The CUDA backend against the float64 oracle and against the CPU backend. Runs on the GPU
+// machine (tests/gpu/run.sh); every figure it prints goes into bench/results/gpu_correctness.md.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "model/backend_factory.h"
+#include "model/tokenizer/tokenizer.h"
+#include "tests/unit/model_files.h"
+#include "tests/unit/oracle_cases.h"
+
+namespace sympow {
+namespace {
+
+using testing::MaxRelativeError;
+
+// Logits through BF16 weights and BF16 GEMM inputs (fp32 accumulate) against float64.
+constexpr double kGpuLogitTolerance = 3e-2;
+// The chunked prefill multiplies on tensor cores in TF32 (10-bit mantissa), fp32 accumulate.
+constexpr double kPrefillTolerance = 5e-3;
+// Decode runs in fp32 on CUDA cores, as the CPU does: only summation order differs.
+constexpr double kDecodeTolerance = 1e-4;
+// bf16 state storage: one rounding of 2^-9 relative can land either side.
+constexpr double kBf16StateTolerance = 1.5e-2;
+
+// The repository root: $SYMPOW_SOURCE_DIR on the GPU machine, else where this was built from.
+std::string SourcePath(const std::string& relative) {
+  const char* root = std::getenv("SYMPOW_SOURCE_DIR");
+  return std::string(root != nullptr ? root : SYMPOW_SOURCE_DIR) + "/" + relative;
+}
+
+void Report(const std::string& what, double error) {
+  std::printf("[figure] %s: %.3g\n", what.c_str(), error);
+}
+
+TEST(GpuOracle, PrefillAndDecodeLogitsMatchTheFloat64Oracle) {
+  const std::vector<testing::OracleCase> cases = testing::LoadOracleCases();
+  ASSERT_FALSE(cases.empty());
+  for (const testing::OracleCase& c : cases) {
+    auto engine = testing::MakeEngine(c.dir, "cuda");
+    ASSERT_NE(engine, nullptr) << c.name;
+    const int64_t n = static_cast<int64_t>(c.tokens.size());
+    SessionId session = engine->CreateSession().value();
+    std::vector<float> prefill =
+        engine->Prefill(session, std::span(c.tokens).first(c.prompt_length), LogitsFor::kEveryToken)
+            .value();
+    double worst = MaxRelativeError(prefill, c.LogitsAt(0, c.prompt_length));
+    for (int64_t t = c.prompt_length; t < n; ++t) {
+      std::vector<float> step = engine->Decode({{DecodeInput{session, c.tokens[t]}}}).value();
+      if (t + 1 < n || c.LogitsAt(t, 1).size() == step.size()) {
+        worst = std::max(worst, MaxRelativeError(step, c.LogitsAt(t, 1)));
+      }
+    }
+    Report(absl::StrCat("oracle ", c.name, " (prefill + decode logits)"), worst);
+    EXPECT_LT(worst, kGpuLogitTolerance) << c.name;
+  }
+}
+
+// A one-layer config for exercising PowerAttention alone.
+ModelConfig AttentionConfig(int64_t head_dim, int64_t degree, int64_t heads, int64_t kv_heads,
+                            bool gating, StateDType state) {
+  ModelConfig c = testing::SmallConfig();
+  c.num_layers = 1;
+  c.head_dim = head_dim;
+  c.degree = degree;
+  c.num_heads = heads;
+  c.num_kv_heads = kv_heads;
+  c.gating = gating;
+  c.state_dtype = state;
+  return c;
+}
+
+// Random attention inputs: unit-normal q and k (as after qk-norm, over √d), values, and log
+// gates of logsigmoid(N(6.9, 1)) as a fresh gated model has.
+struct AttentionInputs {
+  int64_t rows;
+  std::vector<float> q, k, v, log_gate;
+  AttentionInputs(const ModelConfig& c, int64_t rows, uint64_t seed) : rows(rows) {
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<float> normal;
+    auto fill = [&](std::vector<float>& x, int64_t n) {
+      x.resize(n);
+      for (float& value : x) value = normal(rng);
+    };
+    fill(q, rows * c.num_heads * c.head_dim);
+    fill(k, rows * c.num_kv_heads * c.head_dim);
+    fill(v, rows * c.num_kv_heads * c.head_dim);
+    log_gate.resize(rows * c.num_kv_heads);
+    for (float& g : log_gate) g = -std::log1p(std::exp(-(6.9f + normal(rng))));
+  }
+};
+
+// One backend with the inputs uploaded and a slot per session.
+struct AttentionRun {
+  std::unique_ptr<Backend> backend;
+  Matrix q, k, v, log_gate, out;
+  std::vector<int32_t> slots;
+  const ModelConfig& config;
+
+  AttentionRun(const std::string& device, const ModelConfig& c, const AttentionInputs& in,
+               int64_t sessions)
+      : config(c) {
+    backend = CreateBackend(device, c, sessions).value();
+    q = Upload(in.q, in.rows, c.num_heads * c.head_dim);
+    k = Upload(in.k, in.rows, c.num_kv_heads * c.head_dim);
+    v = Upload(in.v, in.rows, c.num_kv_heads * c.head_dim);
+    log_gate = Upload(in.log_gate, in.rows, c.num_kv_heads);
+    out = backend->Allocate(in.rows, c.num_heads * c.head_dim);
+    for (int64_t s = 0; s < sessions; ++s) slots.push_back(backend->AcquireStateSlot().value());
+  }
+  Matrix Upload(const std::vector<float>& x, int64_t rows, int64_t cols) {
+    Matrix m = backend->Allocate(rows, cols);
+    backend->CopyFromHost(x.data(), m.view);
+    return m;
+  }
+  // Runs segments {first_row, rows, session index} over the rows [first, first + count).
+  void Run(int64_t first, int64_t count, const std::vector<AttentionSegment>& segments) {
+    PowerAttentionArgs args{0,
+                            q.view.Rows(first, count),
+                            k.view.Rows(first, count),
+                            v.view.Rows(first, count),
+                            config.gating ? log_gate.view.Rows(first, count) : MatrixView{},
+                            segments,
+                            config.chunk_size,
+                            out.view.Rows(first, count)};
+    backend->PowerAttention(args);
+  }
+  std::vector<float> Output() {
+    std::vector<float> host(out.view.rows * out.view.cols);
+    backend->CopyToHost(out.view, host.data());
+    return host;
+  }
+  std::vector<float> State(int32_t slot) {
+    std::vector<std::byte> bytes(backend->state_layout().Bytes());
+    backend->ReadStateSlot(slot, bytes);
+    const int64_t n = backend->state_layout().Elements();
+    std::vector<float> values(n);
+    if (backend->state_layout().dtype == StateDType::kFloat32) {
+      std::memcpy(values.data(), bytes.data(), n * sizeof(float));
+    } else {
+      ConvertToFloat(DType::kBF16, bytes.data(), n, values.data());
+    }
+    return values;
+  }
+};
+
+struct KernelShape {
+  int64_t head_dim, degree, heads, kv_heads;
+  bool gating;
+  StateDType state;
+  std::string Name() const {
+    return absl::StrCat("d", head_dim, " p", degree, " heads ", heads, "/", kv_heads,
+                        gating ? " gated" : "",
+                        state == StateDType::kBFloat16 ? " bf16-state" : " fp32-state");
+  }
+};
+
+class GpuKernels : public ::testing::TestWithParam<KernelShape> {};
+
+// Ragged prefill segments (1 … 777 rows, across every chunk boundary) in one launch, then one
+// decode step of each session in one batch, against the CPU backend: outputs and states.
+TEST_P(GpuKernels, PrefillAndDecodeMatchTheCpuBackend) {
+  const KernelShape s = GetParam();
+  const ModelConfig c = AttentionConfig(s.head_dim, s.degree, s.heads, s.kv_heads, s.gating, s.state);
+  const std::vector<int64_t> lengths = {1, 2, 63, 64, 65, 128, 200, 777};
+  const int64_t sessions = static_cast<int64_t>(lengths.size());
+  int64_t prefill_rows = 0;
+  std::vector<AttentionSegment> prefill;
+  for (int64_t i = 0; i < sessions; ++i) {
+    prefill.push_back({prefill_rows, lengths[i], static_cast<int32_t>(i)});
+    prefill_rows += lengths[i];
+  }
+  std::vector<AttentionSegment> decode;
+  for (int64_t i = 0; i < sessions; ++i) decode.push_back({i, 1, static_cast<int32_t>(i)});
+  const AttentionInputs inputs(c, prefill_rows + sessions, 7);
+  AttentionRun cpu("cpu", c, inputs, sessions), gpu("cuda", c, inputs, sessions);
+  for (AttentionRun* run : {&cpu, &gpu}) {
+    run->Run(0, prefill_rows, prefill);
+    run->Run(prefill_rows, sessions, decode);
+  }
+  const std::vector<float> expected = cpu.Output(), actual = gpu.Output();
+  const int64_t width = c.num_heads * c.head_dim;
+  const std::span<const float> e(expected), a(actual);
+  const double prefill_error =
+      MaxRelativeError(a.first(prefill_rows * width), e.first(prefill_rows * width));
+  const double decode_error =
+      MaxRelativeError(a.subspan(prefill_rows * width), e.subspan(prefill_rows * width));
+  double state_error = 0.0;
+  for (int64_t i = 0; i < sessions; ++i) {
+    state_error = std::max(state_error, MaxRelativeError(gpu.State(gpu.slots[i]),
+                                                         cpu.State(cpu.slots[i])));
+  }
+  Report(absl::StrCat(s.Name(), " prefill outputs vs CPU"), prefill_error);
+  Report(absl::StrCat(s.Name(), " decode outputs vs CPU"), decode_error);
+  Report(absl::StrCat(s.Name(), " states vs CPU"), state_error);
+  const bool bf16 = s.state == StateDType::kBFloat16;
+  EXPECT_LT(prefill_error, kPrefillTolerance);
+  EXPECT_LT(decode_error, bf16 ? kBf16StateTolerance : kPrefillTolerance);
+  EXPECT_LT(state_error, bf16 ? kBf16StateTolerance : kPrefillTolerance);
+}
+
+// 256 sessions decoding as one batch, each from its own state, three steps in a row.
+TEST_P(GpuKernels, BatchOf256DecodingSessionsMatchesTheCpuBackend) {
+  const KernelShape s = GetParam();
+  const ModelConfig c = AttentionConfig(s.head_dim, s.degree, s.heads, s.kv_heads, s.gating, s.state);
+  if (StateLayout::ForConfig(c).Bytes() > (int64_t{64} << 20)) GTEST_SKIP() << "state too large for 256";
+  constexpr int64_t kSessions = 256, kSteps = 3;
+  const AttentionInputs inputs(c, kSessions * kSteps, 11);
+  AttentionRun cpu("cpu", c, inputs, kSessions), gpu("cuda", c, inputs, kSessions);
+  std::vector<AttentionSegment> batch;
+  for (int64_t i = 0; i < kSessions; ++i) batch.push_back({i, 1, static_cast<int32_t>(i)});
+  for (AttentionRun* run : {&cpu, &gpu}) {
+    for (int64_t step = 0; step < kSteps; ++step) run->Run(step * kSessions, kSessions, batch);
+  }
+  const double error = MaxRelativeError(gpu.Output(), cpu.Output());
+  Report(absl::StrCat(s.Name(), " 256-session decode outputs vs CPU"), error);
+  EXPECT_LT(error, s.state == StateDType::kBFloat16 ? kBf16StateTolerance : kDecodeTolerance);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, GpuKernels,
+    ::testing::Values(KernelShape{64, 2, 2, 2, true, StateDType::kFloat32},
+                      KernelShape{64, 2, 2, 2, false, StateDType::kFloat32},
+                      KernelShape{64, 2, 2, 2, true, StateDType::kBFloat16},
+                      KernelShape{128, 2, 10, 2, true, StateDType::kFloat32},
+                      KernelShape{32, 4, 4, 2, true, StateDType::kFloat32},
+                      KernelShape{64, 4, 1, 1, true, StateDType::kFloat32},
+                      KernelShape{32, 2, 8, 1, true, StateDType::kBFloat16}));
+
+// One session: 1M tokens prefilled in one call against the same 1M tokens decoded one by one.
+TEST(GpuLongContext, MillionTokenPrefillMatchesMillionDecodeSteps) {
+  constexpr int64_t kTokens = 1 << 20;
+  const ModelConfig c = AttentionConfig(64, 2, 1, 1, true, StateDType::kFloat32);
+  const AttentionInputs inputs(c, kTokens, 13);
+  AttentionRun prefilled("cuda", c, inputs, 1), decoded("cuda", c, inputs, 1);
+  prefilled.Run(0, kTokens, {{0, kTokens, 0}});
+  const std::vector<AttentionSegment> one = {{0, 1, 0}};
+  for (int64_t t = 0; t < kTokens; ++t) decoded.Run(t, 1, one);
+  const std::vector<float> a = prefilled.Output(), b = decoded.Output();
+  constexpr int64_t kTail = 1024;
+  const int64_t width = c.num_heads * c.head_dim;
+  const double output_error = MaxRelativeError(std::span(a).last(kTail * width),
+                                               std::span(b).last(kTail * width));
+  const double state_error = MaxRelativeError(prefilled.State(0), decoded.State(0));
+  bool finite = true;
+  for (float x : a) finite = finite && std::isfinite(x);
+  Report("1M tokens: last 1024 outputs, prefill vs decode", output_error);
+  Report("1M tokens: final state, prefill vs decode", state_error);
+  EXPECT_TRUE(finite);
+  EXPECT_LT(output_error, kPrefillTolerance);
+  EXPECT_LT(state_error, kPrefillTolerance);
+}
+
+// The bundled model end to end: 4k tokens of held-out text prefilled, then 64 decode steps.
+TEST(GpuModel, BundledModelLogitsMatchTheCpuEngine) {
+  const std::string dir = SourcePath("models/sympow-tiny");
+  auto tokenizer = LoadTokenizerForModel(dir, 8192).value();
+  std::vector<int32_t> ids =
+      tokenizer->Encode(testing::ReadFile(SourcePath("tests/fixtures/heldout.txt")));
+  ids.resize(4096 + 64);
+  auto cpu = testing::MakeEngine(dir, "cpu"), gpu = testing::MakeEngine(dir, "cuda");
+  ASSERT_NE(gpu, nullptr);
+  double worst = 0.0;
+  SessionId cs = cpu->CreateSession().value(), gs = gpu->CreateSession().value();
+  const std::span<const int32_t> prompt = std::span(ids).first(4096);
+  worst = MaxRelativeError(gpu->Prefill(gs, prompt, LogitsFor::kEveryToken).value(),
+                           cpu->Prefill(cs, prompt, LogitsFor::kEveryToken).value());
+  Report("bundled model, 4096-token prefill logits vs CPU", worst);
+  double decode_worst = 0.0;
+  for (size_t t = 4096; t < ids.size(); ++t) {
+    decode_worst = std::max(decode_worst,
+                            MaxRelativeError(gpu->Decode({{DecodeInput{gs, ids[t]}}}).value(),
+                                             cpu->Decode({{DecodeInput{cs, ids[t]}}}).value()));
+  }
+  Report("bundled model, 64 decode steps logits vs CPU", decode_worst);
+  EXPECT_LT(worst, kGpuLogitTolerance);
+  EXPECT_LT(decode_worst, kGpuLogitTolerance);
+}
+
+}  // namespace
+}  // namespace sympow

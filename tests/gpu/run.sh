@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# GPU correctness tests, kernel benchmarks and a CUDA serving smoke test, in three steps:
+#   tests/gpu/run.sh bundle   here: build with CUDA, pack binaries + oracle data into
+#                             build/gpu-bundle.tar.xz (carry it to the GPU machine)
+#   tests/gpu/run.sh device   on the GPU machine, from the repository root: run everything and
+#                             write logs and JSON to $OUT
+#   tests/gpu/run.sh report DIR   here: turn DIR (the device's $OUT) into bench/results/
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+step=${1:?usage: tests/gpu/run.sh bundle|device|report DIR}
+
+case "$step" in
+bundle)
+  bash scripts/build.sh
+  test -x build/tests/gpu/cuda_backend_test || { echo "no CUDA build (nvcc missing?)" >&2; exit 1; }
+  /usr/bin/python3 tests/reference/make_models.py build/testdata/oracle
+  rm -rf build/gpu-bundle build/gpu-bundle.tar.xz
+  ../shared/tools/gpu-bundle build/gpu-bundle build/tests/gpu/cuda_backend_test \
+    build/bench/cuda_kernels_bench build/server/sympow-server build/clients/cli/sympow-cli
+  cp -r build/testdata/oracle build/gpu-bundle/oracle
+  tar -C build -cJf build/gpu-bundle.tar.xz gpu-bundle
+  ls -la build/gpu-bundle.tar.xz
+  ;;
+device)
+  : "${OUT:?run on the GPU machine, where \$OUT is set}"
+  work=$(mktemp -d)
+  tar -C "$work" -xJf build/gpu-bundle.tar.xz
+  bundle=$work/gpu-bundle
+  export LD_LIBRARY_PATH=$bundle/lib:/usr/local/cuda/lib64
+  export SYMPOW_SOURCE_DIR=$PWD SYMPOW_ORACLE_DIR=$bundle/oracle
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
+  git rev-parse HEAD > "$OUT/commit.txt" 2>/dev/null || true
+  status=0
+  timeout 240 "$bundle/bin/cuda_backend_test" 2>&1 | tee "$OUT/gpu_tests.log" || status=1
+  timeout 200 "$bundle/bin/cuda_kernels_bench" --out "$OUT/kernels_bench.json" 2>&1 | tee "$OUT/kernels_bench.log" || status=1
+  timeout 150 /opt/torch/.venv/bin/python bench/peers/peers.py "$OUT/peers.json" 2>&1 | tee "$OUT/peers.log" || status=1
+  # Serving on the GPU: the server with --device cuda, a streamed completion through gRPC, and
+  # the local CLI scoring the held-out text on the GPU.
+  "$bundle/bin/sympow-server" --device cuda --model models/sympow-tiny --listen 127.0.0.1:50151 \
+    --metrics_listen 127.0.0.1:9191 > "$OUT/server.log" 2>&1 &
+  server=$!
+  for _ in $(seq 100); do grep -q "serving sympow" "$OUT/server.log" && break; sleep 0.2; done
+  "$bundle/bin/sympow-cli" generate --server 127.0.0.1:50151 --prompt "And God said" \
+    --max_new_tokens 64 --seed 7 2>&1 | tee "$OUT/cli_generate.log" || status=1
+  kill -TERM "$server"; wait "$server" || true
+  "$bundle/bin/sympow-cli" perplexity --device cuda --model models/sympow-tiny \
+    --file tests/fixtures/heldout.txt 2>&1 | tail -3 | tee "$OUT/perplexity_cuda.log" || status=1
+  exit $status
+  ;;
+report)
+  dir=${2:?usage: tests/gpu/run.sh report DIR}
+  /usr/bin/python3 bench/peers/report.py "$dir" bench/results
+  ;;
+*)
+  echo "unknown step '$step' (bundle, device, report)" >&2
+  exit 2
+  ;;
+esac
