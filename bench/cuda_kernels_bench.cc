@@ -7,8 +7,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <cstdint>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <random>
@@ -68,7 +68,8 @@ double CopyTerabytesPerSecond(cudaStream_t stream) {
   from.Reserve(bytes);
   to.Reserve(bytes);
   const double ms = TimeMs(stream, 10, [&] {
-    cudaMemcpyAsync(to.Reserve(bytes), from.Reserve(bytes), bytes, cudaMemcpyDeviceToDevice, stream);
+    cudaMemcpyAsync(to.Reserve(bytes), from.Reserve(bytes), bytes, cudaMemcpyDeviceToDevice,
+                    stream);
   });
   return 2.0 * bytes / (ms * 1e-3) / 1e12;
 }
@@ -166,8 +167,8 @@ nlohmann::json BenchDecode(const AttentionShape& s, int sessions, bool bf16, dou
   for (int layer = 0; layer < s.layers; ++layer) {
     std::vector<kernels::DecodeRow> rows;
     for (int i = 0; i < sessions; ++i) {
-      rows.push_back({i, base + i * state_bytes +
-                             layer * device.StateElementsPerLayer() * element_bytes});
+      rows.push_back(
+          {i, base + i * state_bytes + layer * device.StateElementsPerLayer() * element_bytes});
     }
     rows_by_layer[layer].Upload(rows, stream);
   }
@@ -204,36 +205,49 @@ nlohmann::json BenchDecode(const AttentionShape& s, int sessions, bool bf16, dou
           {"bw_fraction", tbps / copy_tbps}};
 }
 
-// One layer of one sequence of `context` tokens prefilled from an empty state.
+// One layer of one sequence of `context` tokens prefilled from an empty state, in passes of at
+// most kPassTokens rows with the state carried between them, as the engine runs long prompts.
+constexpr int64_t kPassTokens = 65536;
+
 nlohmann::json BenchPrefill(const AttentionShape& s, int64_t context, double gemm_tflops,
                             cudaStream_t stream) {
   DeviceShape device(s, stream);
-  DeviceArray<float> state, denominators;
+  const int64_t pass = std::min(context, kPassTokens);
+  DeviceArray<float> state, workspace;
   float* state_data = state.Reserve(device.StateElementsPerLayer());
-  Activations act(device.shape, context, stream);
-  denominators.Reserve(context * s.heads);
-  DeviceArray<kernels::PrefillSegment> segment;
-  const std::vector<kernels::PrefillSegment> one = {{0, context, state_data}};
-  segment.Upload(one, stream);
+  Activations act(device.shape, pass, stream);
+  std::vector<kernels::PrefillSegment> segments = {{0, pass, state_data}};
+  const std::vector<kernels::PrefillChunk> chunks = kernels::PlanPrefill(device.shape, segments);
+  workspace.Reserve(
+      kernels::PrefillWorkspaceFloats(device.shape, static_cast<int64_t>(chunks.size())));
+  DeviceArray<kernels::PrefillSegment> device_segments;
+  DeviceArray<kernels::PrefillChunk> device_chunks;
+  device_segments.Upload(segments, stream);
+  device_chunks.Upload(chunks, stream);
   const double ms = TimeMs(stream, context >= (1 << 18) ? 3 : 10, [&] {
     cudaMemsetAsync(state_data, 0, device.StateElementsPerLayer() * sizeof(float), stream);
-    kernels::PowerPrefill(device.shape, act.rows, segment.Reserve(0), 1, context,
-                          denominators.Reserve(0), stream);
+    for (int64_t done = 0; done < context; done += pass) {
+      kernels::PowerPrefill(device.shape, act.rows, device_segments.Reserve(0), 1,
+                            device_chunks.Reserve(0), static_cast<int64_t>(chunks.size()),
+                            workspace.Reserve(0), stream);
+    }
   });
   CheckLaunch("prefill");
   const double D = device.shape.expanded_dim;
-  // Matmul work per token and query head: the state read (2·D·d) and, per kv head, the update
-  // (2·D·d), plus the attention inside a 64-token chunk (2·64·d twice).
-  const double flops_per_token =
-      s.heads * (2.0 * D * s.head_dim + 4.0 * 64 * s.head_dim) + s.kv_heads * 2.0 * D * s.head_dim;
+  const double chunk = kernels::PrefillChunkTokens(s.head_dim);
+  // Useful matmul work per token: each query head reads the state (2·D·d) and attends causally
+  // inside its chunk (2 · chunk/2 · d, twice); each kv head advances the state (2·D·d).
+  const double flops_per_token = s.heads * (2.0 * D * s.head_dim + 2.0 * chunk * s.head_dim) +
+                                 s.kv_heads * 2.0 * D * s.head_dim;
   const double tokens_per_s = context / (ms * 1e-3);
   const double tflops = flops_per_token * tokens_per_s / 1e12;
-  spdlog::info("prefill {} layer, {} tokens: {:.2f} ms, {:.2f} M tokens/s, {:.1f} TFLOP/s = {:.1f}% "
-               "of GEMM",
-               s.name, context, ms, tokens_per_s / 1e6, tflops, 100 * tflops / gemm_tflops);
-  return {{"shape", s.name},       {"context", context},         {"ms", ms},
-          {"tokens_per_s", tokens_per_s}, {"TFLOPs", tflops},
-          {"flops_fraction", tflops / gemm_tflops}};
+  spdlog::info(
+      "prefill {} layer, {} tokens: {:.2f} ms, {:.2f} M tokens/s, {:.1f} TFLOP/s = {:.1f}% "
+      "of GEMM",
+      s.name, context, ms, tokens_per_s / 1e6, tflops, 100 * tflops / gemm_tflops);
+  return {{"shape", s.name},  {"context", context},
+          {"ms", ms},         {"tokens_per_s", tokens_per_s},
+          {"TFLOPs", tflops}, {"flops_fraction", tflops / gemm_tflops}};
 }
 
 int Run() {
@@ -248,7 +262,8 @@ int Run() {
   report["gpu"] = props.name;
   const double copy_tbps = CopyTerabytesPerSecond(stream);
   const double gemm_tflops = GemmTeraflops(stream, cublas);
-  spdlog::info("{}: copy {:.2f} TB/s, BF16 GEMM {:.0f} TFLOP/s", props.name, copy_tbps, gemm_tflops);
+  spdlog::info("{}: copy {:.2f} TB/s, BF16 GEMM {:.0f} TFLOP/s", props.name, copy_tbps,
+               gemm_tflops);
   report["copy_TBps"] = copy_tbps;
   report["gemm_TFLOPs"] = gemm_tflops;
 
@@ -262,9 +277,11 @@ int Run() {
         DeviceShape(k14b, stream).StateElementsPerLayer() * (bf16 ? 2 : 4) * k14b.layers;
     const int fit = static_cast<int>(std::min<int64_t>(256, free_bytes * 0.8 / per_session));
     for (int sessions : {1, 16, 64, 256}) {
-      if (sessions <= fit) report["decode"].push_back(BenchDecode(k14b, sessions, bf16, copy_tbps, stream));
+      if (sessions <= fit)
+        report["decode"].push_back(BenchDecode(k14b, sessions, bf16, copy_tbps, stream));
     }
-    if (fit < 256 && fit > 64) report["decode"].push_back(BenchDecode(k14b, fit, bf16, copy_tbps, stream));
+    if (fit < 256 && fit > 64)
+      report["decode"].push_back(BenchDecode(k14b, fit, bf16, copy_tbps, stream));
   }
   for (int64_t context = 1024; context <= absl::GetFlag(FLAGS_max_prefill_context); context *= 4) {
     report["prefill"].push_back(BenchPrefill(k124m, context, gemm_tflops, stream));

@@ -169,8 +169,8 @@ void GatherRows(const float* x, const int64_t* rows, int64_t count, int64_t cols
 }
 
 void FloatToBf16(const float* x, uint16_t* out, int64_t n, cudaStream_t stream) {
-  FloatToBf16Kernel<<<GridFor(n), kThreads, 0, stream>>>(
-      x, reinterpret_cast<__nv_bfloat16*>(out), n);
+  FloatToBf16Kernel<<<GridFor(n), kThreads, 0, stream>>>(x, reinterpret_cast<__nv_bfloat16*>(out),
+                                                         n);
 }
 
 void Bf16ToFloat(const uint16_t* x, float* out, int64_t n, cudaStream_t stream) {

@@ -20,7 +20,8 @@ __device__ inline int64_t GridThreads() { return static_cast<int64_t>(gridDim.x)
 
 template <typename T>
 __device__ inline T WarpSum(T value) {
-  for (int offset = 16; offset > 0; offset /= 2) value += __shfl_xor_sync(0xffffffffu, value, offset);
+  for (int offset = 16; offset > 0; offset /= 2)
+    value += __shfl_xor_sync(0xffffffffu, value, offset);
   return value;
 }
 

@@ -5,6 +5,7 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
+#include <vector>
 
 namespace sympow::kernels {
 
@@ -12,11 +13,11 @@ namespace sympow::kernels {
 struct PowerAttentionShape {
   int num_heads = 0;
   int num_kv_heads = 0;
-  int head_dim = 0;      // d: a multiple of 16, at most 256
+  int head_dim = 0;      // d: 32, 64 or 128
   int expanded_dim = 0;  // D
   int degree = 0;        // p, at most kMaxDegree
   float scale = 1.0f;
-  float scale_pow = 1.0f;            // scale^p
+  float scale_pow = 1.0f;              // scale^p
   const uint8_t* monomials = nullptr;  // [D × p] sorted indices of each feature's factors
   const float* key_weights = nullptr;  // [D] multinomial weights (key side)
 };
@@ -39,11 +40,21 @@ struct DecodeRow {
   void* state;
 };
 
-// One prefill segment: consecutive batch rows and an fp32 state for this layer.
+// One prefill segment: consecutive batch rows and an fp32 state for this layer. PlanPrefill fills
+// in where its chunks sit in the plan.
 struct PrefillSegment {
   int64_t first_row;
   int64_t num_rows;
   float* state;
+  int32_t first_chunk = 0;
+  int32_t num_chunks = 0;
+};
+
+// A chunk of one segment's rows: the unit of the chunk-parallel prefill.
+struct PrefillChunk {
+  int64_t first_row;
+  int32_t num_rows;
+  int32_t segment;
 };
 
 // Decodes one token for each of `count` rows; `scratch` holds count·num_heads·(d+1) floats.
@@ -51,10 +62,21 @@ void PowerDecode(const PowerAttentionShape& shape, const AttentionRows& rows,
                  const DecodeRow* decode_rows, int64_t count, bool bf16_state, float* scratch,
                  cudaStream_t stream);
 
-// Prefills every segment (any length), advancing its fp32 state; `denominators` holds
-// rows·num_heads floats, rows counted from row 0 of the batch.
+// Tokens per prefill chunk for a head dimension (the kernels are built for d = 32, 64, 128).
+int PrefillChunkTokens(int head_dim);
+// Cuts the segments into chunks (filling their first_chunk and num_chunks).
+std::vector<PrefillChunk> PlanPrefill(const PowerAttentionShape& shape,
+                                      std::vector<PrefillSegment>& segments);
+// Floats of workspace PowerPrefill needs for `chunks` chunks: one state per chunk and kv head.
+int64_t PrefillWorkspaceFloats(const PowerAttentionShape& shape, int64_t chunks);
+
+// Prefills every segment (any length), advancing its fp32 state, in three launches: each chunk's
+// own contribution to the state (φ(k)ᵀv with the gates, on tensor cores); a scan over each
+// segment's chunks that leaves the state before every chunk in the workspace and the final state
+// in the segment's slot; and every chunk's outputs from the state before it plus the gated causal
+// attention inside it. φ is expanded tile by tile in shared memory, never stored whole.
 void PowerPrefill(const PowerAttentionShape& shape, const AttentionRows& rows,
-                  const PrefillSegment* segments, int64_t count, int64_t max_segment_rows,
-                  float* denominators, cudaStream_t stream);
+                  const PrefillSegment* segments, int64_t segment_count, const PrefillChunk* chunks,
+                  int64_t chunk_count, float* workspace, cudaStream_t stream);
 
 }  // namespace sympow::kernels

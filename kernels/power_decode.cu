@@ -10,44 +10,74 @@
 namespace sympow::kernels {
 namespace {
 
-constexpr int kDecodeTile = 128;  // features of S per block
+constexpr int kDecodeTile = 256;  // features of S per block
 
-struct Vec4 {
-  float x, y, z, w;
+// kVector consecutive state elements, 16 bytes of storage, widened to fp32.
+template <typename Storage>
+struct Vector {
+  static constexpr int kSize = 16 / sizeof(Storage);
+  float x[kSize];
 };
 
-__device__ inline Vec4 Load4(const float* p) {
+__device__ inline Vector<float> Load(const float* p) {
   const float4 v = *reinterpret_cast<const float4*>(p);
-  return {v.x, v.y, v.z, v.w};
+  return {{v.x, v.y, v.z, v.w}};
 }
-__device__ inline void Store4(float* p, Vec4 v) {
-  *reinterpret_cast<float4*>(p) = make_float4(v.x, v.y, v.z, v.w);
+__device__ inline void Store(float* p, const Vector<float>& v) {
+  *reinterpret_cast<float4*>(p) = make_float4(v.x[0], v.x[1], v.x[2], v.x[3]);
 }
-__device__ inline Vec4 Load4(const __nv_bfloat16* p) {
-  const uint2 bits = *reinterpret_cast<const uint2*>(p);
-  const float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&bits.x));
-  const float2 b = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&bits.y));
-  return {a.x, a.y, b.x, b.y};
+__device__ inline Vector<__nv_bfloat16> Load(const __nv_bfloat16* p) {
+  const uint4 bits = *reinterpret_cast<const uint4*>(p);
+  const uint32_t words[4] = {bits.x, bits.y, bits.z, bits.w};
+  Vector<__nv_bfloat16> v;
+  for (int i = 0; i < 4; ++i) {
+    const float2 pair = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&words[i]));
+    v.x[2 * i] = pair.x;
+    v.x[2 * i + 1] = pair.y;
+  }
+  return v;
 }
-__device__ inline void Store4(__nv_bfloat16* p, Vec4 v) {
-  const __nv_bfloat162 a = __floats2bfloat162_rn(v.x, v.y);
-  const __nv_bfloat162 b = __floats2bfloat162_rn(v.z, v.w);
-  uint2 bits;
-  bits.x = *reinterpret_cast<const uint32_t*>(&a);
-  bits.y = *reinterpret_cast<const uint32_t*>(&b);
-  *reinterpret_cast<uint2*>(p) = bits;
+__device__ inline void Store(__nv_bfloat16* p, const Vector<__nv_bfloat16>& v) {
+  uint32_t words[4];
+  for (int i = 0; i < 4; ++i) {
+    const __nv_bfloat162 pair = __floats2bfloat162_rn(v.x[2 * i], v.x[2 * i + 1]);
+    words[i] = *reinterpret_cast<const uint32_t*>(&pair);
+  }
+  *reinterpret_cast<uint4*>(p) = make_uint4(words[0], words[1], words[2], words[3]);
 }
 __device__ inline float LoadOne(const float* p) { return *p; }
 __device__ inline float LoadOne(const __nv_bfloat16* p) { return __bfloat162float(*p); }
 __device__ inline void StoreOne(float* p, float v) { *p = v; }
 __device__ inline void StoreOne(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
 
+// Reads one state row (its kSize columns of this thread) for every query head, then writes it
+// gated and advanced by the token.
+template <typename Storage, int kGroup>
+__device__ inline void AdvanceRow(Storage* s, const float* phi_q_column, float phi_k, float gate,
+                                  const Vector<Storage>& value, int group,
+                                  float (&numerator)[kGroup][Vector<Storage>::kSize]) {
+  constexpr int kSize = Vector<Storage>::kSize;
+  Vector<Storage> row = Load(s);
+#pragma unroll
+  for (int g = 0; g < kGroup; ++g) {
+    if (g < group) {
+      const float w = phi_q_column[g * kDecodeTile];
+#pragma unroll
+      for (int j = 0; j < kSize; ++j) numerator[g][j] += w * row.x[j];
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < kSize; ++j) row.x[j] = gate * row.x[j] + phi_k * value.x[j];
+  Store(s, row);
+}
+
 // grid (feature tiles, kv heads, rows); scratch: numerators [rows × H × d], then denominators
-// [rows × H], zeroed by the caller.
-template <typename Storage>
+// [rows × H], zeroed by the caller. kGroup bounds the query heads per kv head (registers).
+template <typename Storage, int kGroup>
 __global__ void __launch_bounds__(kThreads)
     DecodeStateKernel(PowerAttentionShape shape, AttentionRows rows, const DecodeRow* decode_rows,
                       int64_t count, float* scratch) {
+  constexpr int kSize = Vector<Storage>::kSize;
   extern __shared__ float shared[];
   const int d = shape.head_dim;
   const int D = shape.expanded_dim;
@@ -57,12 +87,12 @@ __global__ void __launch_bounds__(kThreads)
   const int first_feature = blockIdx.x * kDecodeTile;
   const int tile = min(kDecodeTile, D - first_feature);
 
-  float* q = shared;                        // [group × d]
-  float* k = q + group * d;                 // [d]
-  float* v = k + d;                         // [d]
-  float* phi_q = v + d;                     // [group × tile]
-  float* phi_k = phi_q + group * kDecodeTile;  // [tile]
-  float* sum = phi_k + kDecodeTile;         // [group × d] numerators, then [group] denominators
+  float* q = shared;                           // [group × d]
+  float* k = q + group * d;                    // [d]
+  float* v = k + d;                            // [d]
+  float* phi_q = v + d;                        // [group × kDecodeTile]
+  float* phi_k = phi_q + group * kDecodeTile;  // [kDecodeTile]
+  float* sum = phi_k + kDecodeTile;            // [group × d] numerators, then [group] denominators
 
   const float* q_row = rows.q + decode.row * shape.num_heads * d + h * group * d;
   for (int i = threadIdx.x; i < group * d; i += blockDim.x) {
@@ -80,54 +110,48 @@ __global__ void __launch_bounds__(kThreads)
   for (int f = threadIdx.x; f < tile; f += blockDim.x) {
     const uint8_t* factors = shape.monomials + (first_feature + f) * shape.degree;
     phi_k[f] = shape.key_weights[first_feature + f] * Monomial(k, factors, shape.degree);
-    for (int g = 0; g < group; ++g) phi_q[g * kDecodeTile + f] = Monomial(q + g * d, factors, shape.degree);
+    for (int g = 0; g < group; ++g) {
+      phi_q[g * kDecodeTile + f] = Monomial(q + g * d, factors, shape.degree);
+    }
   }
   __syncthreads();
 
   Storage* S = static_cast<Storage*>(decode.state) + static_cast<int64_t>(h) * D * (d + 1);
   Storage* z = S + static_cast<int64_t>(D) * d;
-  const int lanes = d / 4;
-  const int col = (threadIdx.x % lanes) * 4;
+  const int lanes = d / kSize;
+  const int col = (threadIdx.x % lanes) * kSize;
   const int row_groups = blockDim.x / lanes;
-  float numerator[kMaxGroup][4] = {};
-  if (static_cast<int>(threadIdx.x) < row_groups * lanes) {
-    const Vec4 value = {v[col], v[col + 1], v[col + 2], v[col + 3]};
-    for (int f = threadIdx.x / lanes; f < tile; f += row_groups) {
-      Storage* s = S + static_cast<int64_t>(first_feature + f) * d + col;
-      const Vec4 old = Load4(s);
-#pragma unroll
-      for (int g = 0; g < kMaxGroup; ++g) {
-        if (g < group) {
-          const float w = phi_q[g * kDecodeTile + f];
-          numerator[g][0] += w * old.x;
-          numerator[g][1] += w * old.y;
-          numerator[g][2] += w * old.z;
-          numerator[g][3] += w * old.w;
-        }
-      }
-      const float w = phi_k[f];
-      Store4(s, {gate * old.x + w * value.x, gate * old.y + w * value.y, gate * old.z + w * value.z,
-                 gate * old.w + w * value.w});
-    }
-#pragma unroll
-    for (int g = 0; g < kMaxGroup; ++g) {
-      if (g < group) {
-        for (int j = 0; j < 4; ++j) atomicAdd(&sum[g * d + col + j], numerator[g][j]);
-      }
+  float numerator[kGroup][kSize] = {};
+  Vector<Storage> value;
+  for (int j = 0; j < kSize; ++j) value.x[j] = v[col + j];
+  // Two rows per iteration, so each thread has two 16-byte loads in flight.
+  for (int f = threadIdx.x / lanes; f < tile; f += 2 * row_groups) {
+    Storage* s = S + static_cast<int64_t>(first_feature + f) * d + col;
+    AdvanceRow<Storage, kGroup>(s, phi_q + f, phi_k[f], gate, value, group, numerator);
+    const int next = f + row_groups;
+    if (next < tile) {
+      AdvanceRow<Storage, kGroup>(s + static_cast<int64_t>(row_groups) * d, phi_q + next,
+                                  phi_k[next], gate, value, group, numerator);
     }
   }
-  float denominator[kMaxGroup] = {};
+#pragma unroll
+  for (int g = 0; g < kGroup; ++g) {
+    if (g < group) {
+      for (int j = 0; j < kSize; ++j) atomicAdd(&sum[g * d + col + j], numerator[g][j]);
+    }
+  }
+  float denominator[kGroup] = {};
   for (int f = threadIdx.x; f < tile; f += blockDim.x) {
     Storage* zf = z + first_feature + f;
     const float old = LoadOne(zf);
 #pragma unroll
-    for (int g = 0; g < kMaxGroup; ++g) {
+    for (int g = 0; g < kGroup; ++g) {
       if (g < group) denominator[g] += phi_q[g * kDecodeTile + f] * old;
     }
     StoreOne(zf, gate * old + phi_k[f]);
   }
 #pragma unroll
-  for (int g = 0; g < kMaxGroup; ++g) {
+  for (int g = 0; g < kGroup; ++g) {
     if (g < group) {
       const float total = WarpSum(denominator[g]);
       if (threadIdx.x % 32 == 0) atomicAdd(&sum[group * d + g], total);
@@ -135,7 +159,8 @@ __global__ void __launch_bounds__(kThreads)
   }
   __syncthreads();
   float* numerators = scratch + (blockIdx.z * shape.num_heads + h * group) * d;
-  float* denominators = scratch + count * shape.num_heads * d + blockIdx.z * shape.num_heads + h * group;
+  float* denominators =
+      scratch + count * shape.num_heads * d + blockIdx.z * shape.num_heads + h * group;
   for (int i = threadIdx.x; i < group * d; i += blockDim.x) atomicAdd(&numerators[i], sum[i]);
   if (threadIdx.x < group) atomicAdd(&denominators[threadIdx.x], sum[group * d + threadIdx.x]);
 }
@@ -144,28 +169,31 @@ __global__ void __launch_bounds__(kThreads)
 __global__ void DecodeFinishKernel(PowerAttentionShape shape, AttentionRows rows,
                                    const DecodeRow* decode_rows, int64_t count,
                                    const float* scratch) {
-  const int64_t task = GlobalThread() / 32;
-  if (task >= count * shape.num_heads) return;
   const int lane = threadIdx.x % 32;
-  const int64_t i = task / shape.num_heads;
-  const int head = task % shape.num_heads;
-  const int d = shape.head_dim;
-  const int kv_head = head / (shape.num_heads / shape.num_kv_heads);
-  const int64_t row = decode_rows[i].row;
-  const float* q = rows.q + (row * shape.num_heads + head) * d;
-  const float* k = rows.k + (row * shape.num_kv_heads + kv_head) * d;
-  const float* v = rows.v + (row * shape.num_kv_heads + kv_head) * d;
-  float dot = 0.0f;
-  for (int j = lane; j < d; j += 32) dot += q[j] * k[j];
-  dot = WarpSum(dot);
-  const float self_weight = EvenPower(shape.scale * dot, shape.degree);
-  const float gate = rows.log_gate ? expf(rows.log_gate[row * shape.num_kv_heads + kv_head]) : 1.0f;
-  const float carried = gate * shape.scale_pow;
-  const float* numerator = scratch + task * d;
-  const float denominator = scratch[count * shape.num_heads * d + task];
-  const float inverse = 1.0f / (carried * denominator + self_weight + kNormalizerEpsilon);
-  float* out = rows.out + (row * shape.num_heads + head) * d;
-  for (int j = lane; j < d; j += 32) out[j] = (carried * numerator[j] + self_weight * v[j]) * inverse;
+  for (int64_t task = GlobalThread() / 32; task < count * shape.num_heads;
+       task += GridThreads() / 32) {
+    const int64_t i = task / shape.num_heads;
+    const int head = task % shape.num_heads;
+    const int d = shape.head_dim;
+    const int kv_head = head / (shape.num_heads / shape.num_kv_heads);
+    const int64_t row = decode_rows[i].row;
+    const float* q = rows.q + (row * shape.num_heads + head) * d;
+    const float* k = rows.k + (row * shape.num_kv_heads + kv_head) * d;
+    const float* v = rows.v + (row * shape.num_kv_heads + kv_head) * d;
+    float dot = 0.0f;
+    for (int j = lane; j < d; j += 32) dot += q[j] * k[j];
+    dot = WarpSum(dot);
+    const float self_weight = EvenPower(shape.scale * dot, shape.degree);
+    const float gate =
+        rows.log_gate ? expf(rows.log_gate[row * shape.num_kv_heads + kv_head]) : 1.0f;
+    const float carried = gate * shape.scale_pow;
+    const float* numerator = scratch + task * d;
+    const float denominator = scratch[count * shape.num_heads * d + task];
+    const float inverse = 1.0f / (carried * denominator + self_weight + kNormalizerEpsilon);
+    float* out = rows.out + (row * shape.num_heads + head) * d;
+    for (int j = lane; j < d; j += 32)
+      out[j] = (carried * numerator[j] + self_weight * v[j]) * inverse;
+  }
 }
 
 }  // namespace
@@ -181,12 +209,19 @@ void PowerDecode(const PowerAttentionShape& shape, const AttentionRows& rows,
                   static_cast<unsigned>(count));
   const size_t shared = sizeof(float) * ((group + 2) * shape.head_dim + (group + 1) * kDecodeTile +
                                          group * shape.head_dim + group);
-  if (bf16_state) {
-    DecodeStateKernel<__nv_bfloat16>
+  const bool grouped = group > 1;
+  if (bf16_state && grouped) {
+    DecodeStateKernel<__nv_bfloat16, kMaxGroup>
+        <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, scratch);
+  } else if (bf16_state) {
+    DecodeStateKernel<__nv_bfloat16, 1>
+        <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, scratch);
+  } else if (grouped) {
+    DecodeStateKernel<float, kMaxGroup>
         <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, scratch);
   } else {
-    DecodeStateKernel<float><<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count,
-                                                                 scratch);
+    DecodeStateKernel<float, 1>
+        <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, scratch);
   }
   DecodeFinishKernel<<<GridFor(count * shape.num_heads * 32), kThreads, 0, stream>>>(
       shape, rows, decode_rows, count, scratch);

@@ -1,10 +1,11 @@
-// Chunked prefill on tensor cores (TF32 wmma, fp32 accumulation). One block per (segment, kv
-// head, 16-column slice of d) walks its segment chunk by chunk. For each chunk it sweeps the
-// state in tiles of 64 features: φ(q) and φ(k) of the tile are expanded in shared memory, the
-// queries read the old tile (state form), and the tile advances by the chunk's keys and values.
-// Then the attention form inside the chunk (gated, causal) adds to the same accumulators. The
-// un-normalised numerators go to `out`; the slice-0 block also keeps the denominators, and a
-// last kernel divides.
+// Chunk-parallel prefill on tensor cores (TF32 wmma, fp32 accumulation), in three kernels:
+//  1. ChunkStateKernel, per (feature tile, kv head, chunk): ΔS = Σ_s exp(G_last − G_s)·φ(k_s)v_sᵀ
+//     and Δz the same with v = 1 (a column of ones next to v gives z from the same products);
+//  2. ScanKernel, per state element: walks each segment's chunks in order, leaving the state
+//     before each chunk in the workspace and the final state in the segment's slot;
+//  3. ChunkOutputKernel, per (query head, chunk): s^p·exp(G_t)·φ(q_t)·[S | z] over the state
+//     before the chunk, plus the gated causal attention (s·q·k)^p·exp(G_t − G_s) inside it, with
+//     the ones column again giving the denominator.
 #include <mma.h>
 
 #include "kernels/grid.cuh"
@@ -16,14 +17,8 @@ namespace {
 
 using namespace nvcuda;
 
-constexpr int kRows = 64;      // query rows of a chunk: group × chunk tokens, padded
-constexpr int kTokens = 64;    // key rows of a chunk, padded
-constexpr int kFeatures = 64;  // features per state tile
-constexpr int kSlice = 16;     // columns of d per block
-constexpr int kWarps = 4;      // warp w owns rows [16w, 16w + 16)
-constexpr int kBlock = kWarps * 32;
-
-using FragA = wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major>;
+using FragARow = wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major>;
+using FragACol = wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::col_major>;
 using FragBRow = wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major>;
 using FragBCol = wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::col_major>;
 using FragC = wmma::fragment<wmma::accumulator, 16, 16, 8, float>;
@@ -34,227 +29,369 @@ __device__ inline void LoadTf32(Frag& frag, const float* p, unsigned ldm) {
   for (int i = 0; i < frag.num_elements; ++i) frag.x[i] = wmma::__float_to_tf32(frag.x[i]);
 }
 
-// Shared memory of one block, in floats.
-struct Layout {
-  int q, k, v, log_gate, query_scale, key_decay, phi_q, phi_k, tile, z, total;
-  __host__ __device__ explicit Layout(int d) {
-    q = 0;                              // [kRows × d], row m = g·c + t
-    k = q + kRows * d;                  // [kTokens × d]
-    v = k + kTokens * d;                // [kTokens × kSlice]
-    log_gate = v + kTokens * kSlice;    // [kTokens] cumulative inside the chunk
-    query_scale = log_gate + kTokens;   // [kTokens] s^p·exp(G_t)
-    key_decay = query_scale + kTokens;  // [kTokens] exp(G_last − G_s)
-    phi_q = key_decay + kTokens;        // [kRows × kFeatures]; the chunk's scores afterwards
-    phi_k = phi_q + kRows * kFeatures;  // [kFeatures × kTokens] (transposed)
-    tile = phi_k + kFeatures * kTokens; // [kFeatures × kSlice] of S
-    z = tile + kFeatures * kSlice;      // [kFeatures]
-    total = z + kFeatures;
-  }
+// Per head dimension: tokens per chunk (shared memory bounds it), and the width of [v | 1 | 0…].
+template <int kD>
+struct Dims {
+  static constexpr int kChunk = kD <= 64 ? 128 : 64;
+  static constexpr int kWide = kD + 16;
+  static constexpr int kColumnBlocks = kWide / 16;
+  static constexpr int kStateTile = 64;  // features per ChunkStateKernel block
+  static constexpr int kQueryTile = 32;  // features per step of ChunkOutputKernel
 };
 
-__global__ void __launch_bounds__(kBlock)
-    PrefillKernel(PowerAttentionShape shape, AttentionRows rows, const PrefillSegment* segments,
-                  float* denominators) {
-  extern __shared__ float shared[];
-  const int d = shape.head_dim;
-  const int D = shape.expanded_dim;
-  const int p = shape.degree;
-  const int group = shape.num_heads / shape.num_kv_heads;
-  const int chunk = kRows / group;  // tokens per chunk
-  const int h = blockIdx.y;
-  const int col0 = blockIdx.x * kSlice;
-  const bool keeps_denominator = blockIdx.x == 0;
-  const PrefillSegment segment = segments[blockIdx.z];
-  const Layout at(d);
-  float* q = shared + at.q;
-  float* k = shared + at.k;
-  float* v = shared + at.v;
-  float* log_gate = shared + at.log_gate;
-  float* query_scale = shared + at.query_scale;
-  float* key_decay = shared + at.key_decay;
-  float* phi_q = shared + at.phi_q;
-  float* phi_k = shared + at.phi_k;
-  float* tile = shared + at.tile;
-  float* z_tile = shared + at.z;
-  float* S = segment.state + static_cast<int64_t>(h) * D * (d + 1);
-  float* z = S + static_cast<int64_t>(D) * d;
-  const int warp = threadIdx.x / 32;
-  const int H = shape.num_heads;
-
-  for (int64_t start = 0; start < segment.num_rows; start += chunk) {
-    const int n = static_cast<int>(min(static_cast<int64_t>(chunk), segment.num_rows - start));
-    const int64_t first = segment.first_row + start;
-    // Load the chunk: queries of every head of the group, keys, this slice of the values.
-    for (int i = threadIdx.x; i < kRows * d; i += blockDim.x) {
-      const int m = i / d, j = i % d, g = m / chunk, t = m % chunk;
-      q[i] = g < group && t < n ? rows.q[((first + t) * H + h * group + g) * d + j] : 0.0f;
+// Loads a chunk's keys [C × d] and values with the ones column [C × (d+16)], zero past n rows,
+// and the cumulative log gates of its tokens. Every thread of the block takes part.
+template <int kD>
+__device__ void LoadKeysValues(const PowerAttentionShape& shape, const AttentionRows& rows,
+                               const PrefillChunk& chunk, int kv_head, float* k, float* v_wide,
+                               float* log_gate) {
+  using C = Dims<kD>;
+  const int n = chunk.num_rows;
+  for (int i = threadIdx.x; i < C::kChunk * kD; i += blockDim.x) {
+    const int t = i / kD, j = i % kD;
+    k[i] = t < n ? rows.k[((chunk.first_row + t) * shape.num_kv_heads + kv_head) * kD + j] : 0.0f;
+  }
+  for (int i = threadIdx.x; i < C::kChunk * C::kWide; i += blockDim.x) {
+    const int t = i / C::kWide, j = i % C::kWide;
+    float value = 0.0f;
+    if (t < n && j < kD) {
+      value = rows.v[((chunk.first_row + t) * shape.num_kv_heads + kv_head) * kD + j];
+    } else if (t < n && j == kD) {
+      value = 1.0f;
     }
-    for (int i = threadIdx.x; i < kTokens * d; i += blockDim.x) {
-      const int t = i / d, j = i % d;
-      k[i] = t < n ? rows.k[((first + t) * shape.num_kv_heads + h) * d + j] : 0.0f;
+    v_wide[i] = value;
+  }
+  if (threadIdx.x == 0) {
+    float running = 0.0f;
+    for (int t = 0; t < n; ++t) {
+      if (rows.log_gate)
+        running += rows.log_gate[(chunk.first_row + t) * shape.num_kv_heads + kv_head];
+      log_gate[t] = running;
     }
-    for (int i = threadIdx.x; i < kTokens * kSlice; i += blockDim.x) {
-      const int t = i / kSlice, j = i % kSlice;
-      v[i] = t < n ? rows.v[((first + t) * shape.num_kv_heads + h) * d + col0 + j] : 0.0f;
-    }
-    if (threadIdx.x == 0) {
-      float running = 0.0f;
-      for (int t = 0; t < n; ++t) {
-        if (rows.log_gate) running += rows.log_gate[(first + t) * shape.num_kv_heads + h];
-        log_gate[t] = running;
-      }
-    }
-    __syncthreads();
-    const float last = log_gate[n - 1];
-    const float end_decay = expf(last);
-    for (int t = threadIdx.x; t < kTokens; t += blockDim.x) {
-      query_scale[t] = t < n ? shape.scale_pow * expf(log_gate[t]) : 0.0f;
-      key_decay[t] = t < n ? expf(last - log_gate[t]) : 0.0f;
-    }
-
-    FragC numerator;
-    wmma::fill_fragment(numerator, 0.0f);
-    float denominator = 0.0f;  // of row threadIdx.x, slice 0 only
-    for (int f0 = 0; f0 < D; f0 += kFeatures) {
-      const int features = min(kFeatures, D - f0);
-      __syncthreads();
-      for (int i = threadIdx.x; i < kRows * kFeatures; i += blockDim.x) {
-        const int m = i / kFeatures, f = i % kFeatures, t = m % chunk;
-        float value = 0.0f;
-        if (f < features && m < group * chunk && t < n) {
-          value = query_scale[t] * Monomial(q + m * d, shape.monomials + (f0 + f) * p, p);
-        }
-        phi_q[i] = value;
-      }
-      for (int i = threadIdx.x; i < kFeatures * kTokens; i += blockDim.x) {
-        const int f = i / kTokens, s = i % kTokens;
-        float value = 0.0f;
-        if (f < features && s < n) {
-          value = shape.key_weights[f0 + f] * key_decay[s] *
-                  Monomial(k + s * d, shape.monomials + (f0 + f) * p, p);
-        }
-        phi_k[i] = value;
-      }
-      for (int i = threadIdx.x; i < kFeatures * kSlice; i += blockDim.x) {
-        const int f = i / kSlice, j = i % kSlice;
-        tile[i] = f < features ? S[static_cast<int64_t>(f0 + f) * d + col0 + j] : 0.0f;
-      }
-      if (keeps_denominator && threadIdx.x < kFeatures) {
-        z_tile[threadIdx.x] = threadIdx.x < features ? z[f0 + threadIdx.x] : 0.0f;
-      }
-      __syncthreads();
-      // State form: the queries read the tile as it was before this chunk.
-      for (int kk = 0; kk < kFeatures; kk += 8) {
-        FragA a;
-        FragBRow b;
-        LoadTf32(a, phi_q + warp * 16 * kFeatures + kk, kFeatures);
-        LoadTf32(b, tile + kk * kSlice, kSlice);
-        wmma::mma_sync(numerator, a, b, numerator);
-      }
-      if (keeps_denominator && threadIdx.x < kRows) {
-        for (int f = 0; f < kFeatures; ++f) denominator += phi_q[threadIdx.x * kFeatures + f] * z_tile[f];
-      }
-      __syncthreads();
-      // Advance the tile: S ← exp(G_last)·S + Σ_s exp(G_last − G_s)·φ(k_s)·v_sᵀ.
-      FragC advanced;
-      wmma::load_matrix_sync(advanced, tile + warp * 16 * kSlice, kSlice, wmma::mem_row_major);
-      for (int i = 0; i < advanced.num_elements; ++i) advanced.x[i] *= end_decay;
-      for (int kk = 0; kk < kTokens; kk += 8) {
-        FragA a;
-        FragBRow b;
-        LoadTf32(a, phi_k + warp * 16 * kTokens + kk, kTokens);
-        LoadTf32(b, v + kk * kSlice, kSlice);
-        wmma::mma_sync(advanced, a, b, advanced);
-      }
-      wmma::store_matrix_sync(tile + warp * 16 * kSlice, advanced, kSlice, wmma::mem_row_major);
-      if (keeps_denominator && threadIdx.x < features) {
-        float added = 0.0f;
-        for (int s = 0; s < kTokens; ++s) added += phi_k[threadIdx.x * kTokens + s];
-        z[f0 + threadIdx.x] = end_decay * z_tile[threadIdx.x] + added;
-      }
-      __syncthreads();
-      for (int i = threadIdx.x; i < features * kSlice; i += blockDim.x) {
-        S[static_cast<int64_t>(f0 + i / kSlice) * d + col0 + i % kSlice] = tile[i];
-      }
-    }
-    __syncthreads();
-    // Attention form inside the chunk: scores (s·q·k)^p·exp(G_t − G_s) for s ≤ t, into phi_q.
-    float* scores = phi_q;
-    for (int c0 = 0; c0 < kTokens; c0 += 16) {
-      FragC block_scores;
-      wmma::fill_fragment(block_scores, 0.0f);
-      for (int kk = 0; kk < d; kk += 8) {
-        FragA a;
-        FragBCol b;
-        LoadTf32(a, q + warp * 16 * d + kk, d);
-        LoadTf32(b, k + c0 * d + kk, d);
-        wmma::mma_sync(block_scores, a, b, block_scores);
-      }
-      wmma::store_matrix_sync(scores + warp * 16 * kTokens + c0, block_scores, kTokens,
-                              wmma::mem_row_major);
-    }
-    __syncwarp();
-    for (int i = threadIdx.x % 32; i < 16 * kTokens; i += 32) {
-      const int m = warp * 16 + i / kTokens, s = i % kTokens, t = m % chunk;
-      float& score = scores[m * kTokens + s];
-      const bool visible = m < group * chunk && t < n && s <= t;
-      score = visible ? EvenPower(shape.scale * score, p) * expf(log_gate[t] - log_gate[s]) : 0.0f;
-    }
-    __syncwarp();
-    for (int kk = 0; kk < kTokens; kk += 8) {
-      FragA a;
-      FragBRow b;
-      LoadTf32(a, scores + warp * 16 * kTokens + kk, kTokens);
-      LoadTf32(b, v + kk * kSlice, kSlice);
-      wmma::mma_sync(numerator, a, b, numerator);
-    }
-    __syncthreads();
-    if (keeps_denominator && threadIdx.x < kRows) {
-      for (int s = 0; s < kTokens; ++s) denominator += scores[threadIdx.x * kTokens + s];
-    }
-    // Un-normalised numerators out, staged through the tile buffer (kRows × kSlice floats).
-    float* staged = phi_k;
-    wmma::store_matrix_sync(staged + warp * 16 * kSlice, numerator, kSlice, wmma::mem_row_major);
-    __syncthreads();
-    for (int i = threadIdx.x; i < kRows * kSlice; i += blockDim.x) {
-      const int m = i / kSlice, j = i % kSlice, g = m / chunk, t = m % chunk;
-      if (g < group && t < n) rows.out[((first + t) * H + h * group + g) * d + col0 + j] = staged[i];
-    }
-    if (keeps_denominator && threadIdx.x < kRows) {
-      const int g = threadIdx.x / chunk, t = threadIdx.x % chunk;
-      if (g < group && t < n) denominators[(first + t) * H + h * group + g] = denominator;
-    }
-    __syncthreads();
   }
 }
 
-// out ← out / (denominator + ε) over every segment's rows; grid.y = segment.
-__global__ void PrefillFinishKernel(int heads, int head_dim, const PrefillSegment* segments,
-                                    const float* denominators, float* out) {
-  const PrefillSegment segment = segments[blockIdx.y];
-  const int64_t width = static_cast<int64_t>(heads) * head_dim;
-  for (int64_t i = GlobalThread(); i < segment.num_rows * width; i += GridThreads()) {
-    const int64_t row = segment.first_row + i / width;
-    const int64_t element = row * width + i % width;
-    out[element] /= denominators[row * heads + (i % width) / head_dim] + kNormalizerEpsilon;
+// The factors of features [f0, f0 + count) as [degree × count] (conflict-free reads) and, for
+// keys, their multinomial weights; features past D get weight 0 and factor 0.
+__device__ void LoadFeatureTile(const PowerAttentionShape& shape, int f0, int count, int* factors,
+                                float* weights) {
+  for (int i = threadIdx.x; i < count * shape.degree; i += blockDim.x) {
+    const int j = i / count, f = i % count;
+    factors[i] = f0 + f < shape.expanded_dim ? shape.monomials[(f0 + f) * shape.degree + j] : 0;
   }
+  if (weights == nullptr) return;
+  for (int f = threadIdx.x; f < count; f += blockDim.x) {
+    weights[f] = f0 + f < shape.expanded_dim ? shape.key_weights[f0 + f] : 0.0f;
+  }
+}
+
+__device__ inline float TileMonomial(const float* x, const int* factors, int f, int count,
+                                     int degree) {
+  float product = x[factors[f]];
+  for (int j = 1; j < degree; ++j) product *= x[factors[j * count + f]];
+  return product;
+}
+
+// grid (feature tiles of 64, kv heads, chunks), 4 warps. Writes ΔS, Δz of the chunk into its
+// workspace state and exp(total log gate) into decays.
+template <int kD>
+__global__ void __launch_bounds__(128)
+    ChunkStateKernel(PowerAttentionShape shape, AttentionRows rows, const PrefillChunk* chunks,
+                     float* workspace, float* decays) {
+  using C = Dims<kD>;
+  constexpr int kTile = C::kStateTile;
+  extern __shared__ float shared[];
+  float* k = shared;                                         // [C × d]
+  float* v_wide = k + C::kChunk * kD;                        // [C × (d+16)]
+  float* log_gate = v_wide + C::kChunk * C::kWide;           // [C]
+  float* key_decay = log_gate + C::kChunk;                   // [C]
+  float* phi_k = key_decay + C::kChunk;                      // [C × tile], token-major
+  float* weights = phi_k + C::kChunk * kTile;                // [tile]
+  float* staging = weights + kTile;                          // [4 warps × 16 × 16]
+  int* factors = reinterpret_cast<int*>(staging + 4 * 256);  // [p × tile]
+
+  const PrefillChunk chunk = chunks[blockIdx.z];
+  const int h = blockIdx.y;
+  const int f0 = blockIdx.x * kTile;
+  const int n = chunk.num_rows;
+  const int D = shape.expanded_dim;
+  const int64_t state_elements = static_cast<int64_t>(D) * (kD + 1);
+  float* delta =
+      workspace + (static_cast<int64_t>(blockIdx.z) * shape.num_kv_heads + h) * state_elements;
+
+  LoadKeysValues<kD>(shape, rows, chunk, h, k, v_wide, log_gate);
+  LoadFeatureTile(shape, f0, kTile, factors, weights);
+  __syncthreads();
+  const float last = log_gate[n - 1];
+  for (int t = threadIdx.x; t < C::kChunk; t += blockDim.x) {
+    key_decay[t] = t < n ? expf(last - log_gate[t]) : 0.0f;
+  }
+  if (blockIdx.x == 0 && threadIdx.x == 0) decays[blockIdx.z * shape.num_kv_heads + h] = expf(last);
+  __syncthreads();
+  for (int i = threadIdx.x; i < C::kChunk * kTile; i += blockDim.x) {
+    const int s = i / kTile, f = i % kTile;
+    phi_k[i] =
+        key_decay[s] * weights[f] * TileMonomial(k + s * kD, factors, f, kTile, shape.degree);
+  }
+  __syncthreads();
+
+  // Warp w: features [16w, 16w + 16) of the tile against every column block of [v | 1].
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  float* mine = staging + warp * 256;
+  for (int block = 0; block < C::kColumnBlocks; ++block) {
+    FragC sum;
+    wmma::fill_fragment(sum, 0.0f);
+    for (int kk = 0; kk < C::kChunk; kk += 8) {
+      FragACol a;  // φ(k)ᵀ: element (f, s) sits at phi_k[s·tile + f]
+      FragBRow b;
+      LoadTf32(a, phi_k + kk * kTile + warp * 16, kTile);
+      LoadTf32(b, v_wide + kk * C::kWide + block * 16, C::kWide);
+      wmma::mma_sync(sum, a, b, sum);
+    }
+    wmma::store_matrix_sync(mine, sum, 16, wmma::mem_row_major);
+    __syncwarp();
+    for (int i = lane; i < 256; i += 32) {
+      const int f = f0 + warp * 16 + i / 16, j = block * 16 + i % 16;
+      if (f >= D || j > kD) continue;
+      if (j < kD) {
+        delta[static_cast<int64_t>(f) * kD + j] = mine[i];
+      } else {
+        delta[static_cast<int64_t>(D) * kD + f] = mine[i];
+      }
+    }
+    __syncwarp();
+  }
+}
+
+// grid (element blocks, kv heads, segments): S_before(chunk 0) = slot state;
+// S_before(n+1) = decay_n·S_before(n) + ΔS_n; the slot ends with the state after the last chunk.
+__global__ void ScanKernel(const PrefillSegment* segments, int kv_heads, int64_t state_elements,
+                           float* workspace, const float* decays) {
+  const PrefillSegment segment = segments[blockIdx.z];
+  const int h = blockIdx.y;
+  for (int64_t e = GlobalThread(); e < state_elements; e += GridThreads()) {
+    float* state = segment.state + h * state_elements + e;
+    float x = *state;
+    for (int c = segment.first_chunk; c < segment.first_chunk + segment.num_chunks; ++c) {
+      float* slot = workspace + (static_cast<int64_t>(c) * kv_heads + h) * state_elements + e;
+      const float delta = *slot;
+      *slot = x;
+      x = decays[c * kv_heads + h] * x + delta;
+    }
+    *state = x;
+  }
+}
+
+// grid (query heads, chunks), C/16 warps; warp w owns the chunk's rows [16w, 16w + 16).
+template <int kD>
+__global__ void ChunkOutputKernel(PowerAttentionShape shape, AttentionRows rows,
+                                  const PrefillChunk* chunks, const float* workspace) {
+  using C = Dims<kD>;
+  constexpr int kTile = C::kQueryTile;
+  extern __shared__ float shared[];
+  float* q = shared;                                // [C × d]; the results at the end
+  float* k = q + C::kChunk * kD;                    // [C × d]
+  float* v_wide = k + C::kChunk * kD;               // [C × (d+16)]
+  float* log_gate = v_wide + C::kChunk * C::kWide;  // [C]
+  float* query_scale = log_gate + C::kChunk;        // [C]
+  float* state_tile = query_scale + C::kChunk;      // [tile × (d+16)]: S rows, z, zeros
+  float* phi_q = state_tile + kTile * C::kWide;     // [C × tile]
+  float* scores = phi_q + C::kChunk * kTile;        // [C × C]
+  int* factors = reinterpret_cast<int*>(scores + C::kChunk * C::kChunk);  // [p × tile]
+
+  const int head = blockIdx.x;
+  const int kv_head = head / (shape.num_heads / shape.num_kv_heads);
+  const PrefillChunk chunk = chunks[blockIdx.y];
+  const int n = chunk.num_rows;
+  const int D = shape.expanded_dim;
+  const int64_t state_elements = static_cast<int64_t>(D) * (kD + 1);
+  const float* before =
+      workspace +
+      (static_cast<int64_t>(blockIdx.y) * shape.num_kv_heads + kv_head) * state_elements;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+
+  for (int i = threadIdx.x; i < C::kChunk * kD; i += blockDim.x) {
+    const int t = i / kD, j = i % kD;
+    q[i] = t < n ? rows.q[((chunk.first_row + t) * shape.num_heads + head) * kD + j] : 0.0f;
+  }
+  LoadKeysValues<kD>(shape, rows, chunk, kv_head, k, v_wide, log_gate);
+  __syncthreads();
+  for (int t = threadIdx.x; t < C::kChunk; t += blockDim.x) {
+    query_scale[t] = t < n ? shape.scale_pow * expf(log_gate[t]) : 0.0f;
+  }
+
+  FragC result[C::kColumnBlocks];
+  for (int block = 0; block < C::kColumnBlocks; ++block) wmma::fill_fragment(result[block], 0.0f);
+  // State form: the state before the chunk, a tile of features at a time.
+  for (int f0 = 0; f0 < D; f0 += kTile) {
+    __syncthreads();
+    for (int i = threadIdx.x; i < kTile * C::kWide; i += blockDim.x) {
+      const int f = i / C::kWide, j = i % C::kWide;
+      float value = 0.0f;
+      if (f0 + f < D && j < kD) {
+        value = before[static_cast<int64_t>(f0 + f) * kD + j];
+      } else if (f0 + f < D && j == kD) {
+        value = before[static_cast<int64_t>(D) * kD + f0 + f];
+      }
+      state_tile[i] = value;
+    }
+    LoadFeatureTile(shape, f0, kTile, factors, nullptr);
+    __syncthreads();
+    for (int i = threadIdx.x; i < C::kChunk * kTile; i += blockDim.x) {
+      const int t = i / kTile, f = i % kTile;
+      phi_q[i] = f0 + f < D
+                     ? query_scale[t] * TileMonomial(q + t * kD, factors, f, kTile, shape.degree)
+                     : 0.0f;
+    }
+    __syncthreads();
+    for (int kk = 0; kk < kTile; kk += 8) {
+      FragARow a;
+      LoadTf32(a, phi_q + warp * 16 * kTile + kk, kTile);
+      for (int block = 0; block < C::kColumnBlocks; ++block) {
+        FragBRow b;
+        LoadTf32(b, state_tile + kk * C::kWide + block * 16, C::kWide);
+        wmma::mma_sync(result[block], a, b, result[block]);
+      }
+    }
+  }
+  // Attention form inside the chunk, on the warp's own rows of the scores.
+  for (int c0 = 0; c0 < C::kChunk; c0 += 16) {
+    FragC block_scores;
+    wmma::fill_fragment(block_scores, 0.0f);
+    for (int kk = 0; kk < kD; kk += 8) {
+      FragARow a;
+      FragBCol b;  // kᵀ: element (j, s) sits at k[s·d + j]
+      LoadTf32(a, q + warp * 16 * kD + kk, kD);
+      LoadTf32(b, k + c0 * kD + kk, kD);
+      wmma::mma_sync(block_scores, a, b, block_scores);
+    }
+    wmma::store_matrix_sync(scores + warp * 16 * C::kChunk + c0, block_scores, C::kChunk,
+                            wmma::mem_row_major);
+  }
+  __syncwarp();
+  for (int i = lane; i < 16 * C::kChunk; i += 32) {
+    const int t = warp * 16 + i / C::kChunk, s = i % C::kChunk;
+    float& score = scores[t * C::kChunk + s];
+    score = t < n && s <= t
+                ? EvenPower(shape.scale * score, shape.degree) * expf(log_gate[t] - log_gate[s])
+                : 0.0f;
+  }
+  __syncwarp();
+  for (int kk = 0; kk < C::kChunk; kk += 8) {
+    FragARow a;
+    LoadTf32(a, scores + warp * 16 * C::kChunk + kk, C::kChunk);
+    for (int block = 0; block < C::kColumnBlocks; ++block) {
+      FragBRow b;
+      LoadTf32(b, v_wide + kk * C::kWide + block * 16, C::kWide);
+      wmma::mma_sync(result[block], a, b, result[block]);
+    }
+  }
+  __syncthreads();  // everyone is done with q and k: they become the results [C × (d+16)]
+  float* results = q;
+  for (int block = 0; block < C::kColumnBlocks; ++block) {
+    wmma::store_matrix_sync(results + warp * 16 * C::kWide + block * 16, result[block], C::kWide,
+                            wmma::mem_row_major);
+  }
+  __syncwarp();
+  for (int i = lane; i < 16 * kD; i += 32) {
+    const int t = warp * 16 + i / kD, j = i % kD;
+    if (t >= n) continue;
+    const float* row = results + t * C::kWide;
+    rows.out[((chunk.first_row + t) * shape.num_heads + head) * kD + j] =
+        row[j] / (row[kD] + kNormalizerEpsilon);
+  }
+}
+
+template <int kD>
+size_t ChunkStateShared(int degree) {
+  using C = Dims<kD>;
+  return sizeof(float) * (C::kChunk * kD + C::kChunk * C::kWide + 2 * C::kChunk +
+                          C::kChunk * C::kStateTile + C::kStateTile + 4 * 256) +
+         sizeof(int) * degree * C::kStateTile;
+}
+
+template <int kD>
+size_t ChunkOutputShared(int degree) {
+  using C = Dims<kD>;
+  return sizeof(float) *
+             (2 * C::kChunk * kD + C::kChunk * C::kWide + 2 * C::kChunk + C::kQueryTile * C::kWide +
+              C::kChunk * C::kQueryTile + C::kChunk * C::kChunk) +
+         sizeof(int) * degree * C::kQueryTile;
+}
+
+template <int kD>
+void Launch(const PowerAttentionShape& shape, const AttentionRows& rows,
+            const PrefillSegment* segments, int64_t segment_count, const PrefillChunk* chunks,
+            int64_t chunk_count, float* workspace, cudaStream_t stream) {
+  using C = Dims<kD>;
+  const int64_t state_elements = static_cast<int64_t>(shape.expanded_dim) * (kD + 1);
+  float* deltas = workspace;
+  float* decays = workspace + chunk_count * shape.num_kv_heads * state_elements;
+
+  const size_t state_shared = ChunkStateShared<kD>(shape.degree);
+  cudaFuncSetAttribute(ChunkStateKernel<kD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                       static_cast<int>(state_shared));
+  const dim3 state_grid((shape.expanded_dim + C::kStateTile - 1) / C::kStateTile,
+                        shape.num_kv_heads, static_cast<unsigned>(chunk_count));
+  ChunkStateKernel<kD>
+      <<<state_grid, 128, state_shared, stream>>>(shape, rows, chunks, deltas, decays);
+
+  const dim3 scan_grid(GridFor(state_elements), shape.num_kv_heads,
+                       static_cast<unsigned>(segment_count));
+  ScanKernel<<<scan_grid, kThreads, 0, stream>>>(segments, shape.num_kv_heads, state_elements,
+                                                 deltas, decays);
+
+  const size_t output_shared = ChunkOutputShared<kD>(shape.degree);
+  cudaFuncSetAttribute(ChunkOutputKernel<kD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                       static_cast<int>(output_shared));
+  const dim3 output_grid(shape.num_heads, static_cast<unsigned>(chunk_count));
+  ChunkOutputKernel<kD>
+      <<<output_grid, C::kChunk * 2, output_shared, stream>>>(shape, rows, chunks, deltas);
 }
 
 }  // namespace
 
+int PrefillChunkTokens(int head_dim) {
+  return head_dim <= 32 ? Dims<32>::kChunk : head_dim <= 64 ? Dims<64>::kChunk : Dims<128>::kChunk;
+}
+
+std::vector<PrefillChunk> PlanPrefill(const PowerAttentionShape& shape,
+                                      std::vector<PrefillSegment>& segments) {
+  const int chunk = PrefillChunkTokens(shape.head_dim);
+  std::vector<PrefillChunk> chunks;
+  for (size_t i = 0; i < segments.size(); ++i) {
+    PrefillSegment& segment = segments[i];
+    segment.first_chunk = static_cast<int32_t>(chunks.size());
+    for (int64_t start = 0; start < segment.num_rows; start += chunk) {
+      chunks.push_back({segment.first_row + start,
+                        static_cast<int32_t>(std::min<int64_t>(chunk, segment.num_rows - start)),
+                        static_cast<int32_t>(i)});
+    }
+    segment.num_chunks = static_cast<int32_t>(chunks.size()) - segment.first_chunk;
+  }
+  return chunks;
+}
+
+int64_t PrefillWorkspaceFloats(const PowerAttentionShape& shape, int64_t chunks) {
+  const int64_t state_elements = static_cast<int64_t>(shape.expanded_dim) * (shape.head_dim + 1);
+  return chunks * shape.num_kv_heads * (state_elements + 1);
+}
+
 void PowerPrefill(const PowerAttentionShape& shape, const AttentionRows& rows,
-                  const PrefillSegment* segments, int64_t count, int64_t max_segment_rows,
-                  float* denominators, cudaStream_t stream) {
-  if (count == 0) return;
-  const size_t shared = sizeof(float) * Layout(shape.head_dim).total;
-  cudaFuncSetAttribute(PrefillKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                       static_cast<int>(shared));
-  const dim3 grid(shape.head_dim / kSlice, shape.num_kv_heads, static_cast<unsigned>(count));
-  PrefillKernel<<<grid, kBlock, shared, stream>>>(shape, rows, segments, denominators);
-  const dim3 finish(GridFor(max_segment_rows * shape.num_heads * shape.head_dim),
-                    static_cast<unsigned>(count));
-  PrefillFinishKernel<<<finish, kThreads, 0, stream>>>(shape.num_heads, shape.head_dim, segments,
-                                                       denominators, rows.out);
+                  const PrefillSegment* segments, int64_t segment_count, const PrefillChunk* chunks,
+                  int64_t chunk_count, float* workspace, cudaStream_t stream) {
+  if (chunk_count == 0) return;
+  switch (shape.head_dim) {
+    case 32:
+      return Launch<32>(shape, rows, segments, segment_count, chunks, chunk_count, workspace,
+                        stream);
+    case 64:
+      return Launch<64>(shape, rows, segments, segment_count, chunks, chunk_count, workspace,
+                        stream);
+    default:
+      return Launch<128>(shape, rows, segments, segment_count, chunks, chunk_count, workspace,
+                         stream);
+  }
 }
 
 }  // namespace sympow::kernels

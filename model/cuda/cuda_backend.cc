@@ -21,9 +21,9 @@ const float* OptionalFloats(const Matrix* m) {
 // What the kernels cover; anything else is refused when the backend is made.
 absl::Status CheckSupported(const ModelConfig& config, const StateLayout& layout) {
   const int64_t group = config.QueryHeadsPerKvHead();
-  if (config.head_dim % 16 != 0 || config.head_dim > 256) {
+  if (config.head_dim != 32 && config.head_dim != 64 && config.head_dim != 128) {
     return absl::UnimplementedError(absl::StrCat(
-        "the CUDA backend needs head_dim a multiple of 16 up to 256, got ", config.head_dim));
+        "the CUDA backend's kernels are built for head_dim 32, 64 or 128, got ", config.head_dim));
   }
   if (config.degree > kernels::kMaxDegree) {
     return absl::UnimplementedError(absl::StrCat("the CUDA backend supports degree up to ",
@@ -34,9 +34,9 @@ absl::Status CheckSupported(const ModelConfig& config, const StateLayout& layout
                                                  kernels::kMaxGroup,
                                                  " query heads per kv head, got ", group));
   }
-  if (layout.expanded_dim % 4 != 0) {
+  if (layout.expanded_dim % 8 != 0) {  // 16-byte state accesses
     return absl::UnimplementedError(absl::StrCat(
-        "the CUDA backend needs an expanded dimension divisible by 4, got ", layout.expanded_dim));
+        "the CUDA backend needs an expanded dimension divisible by 8, got ", layout.expanded_dim));
   }
   return absl::OkStatus();
 }
@@ -162,8 +162,8 @@ absl::StatusOr<int32_t> CudaBackend::AcquireStateSlot() {
 void CudaBackend::ReleaseStateSlot(int32_t slot) { free_slots_.push_back(slot); }
 
 void CudaBackend::CopyStateSlot(int32_t from, int32_t to) {
-  CudaCheck(cudaMemcpyAsync(SlotData(to), SlotData(from), layout_.Bytes(),
-                            cudaMemcpyDeviceToDevice, stream_),
+  CudaCheck(cudaMemcpyAsync(SlotData(to), SlotData(from), layout_.Bytes(), cudaMemcpyDeviceToDevice,
+                            stream_),
             "copy state slot");
 }
 
@@ -175,10 +175,10 @@ void CudaBackend::ReadStateSlot(int32_t slot, std::span<std::byte> to) {
 }
 
 void CudaBackend::WriteStateSlot(int32_t slot, std::span<const std::byte> from) {
-  CudaCheck(cudaMemcpyAsync(SlotData(slot), from.data(),
-                            std::min<size_t>(from.size(), layout_.Bytes()), cudaMemcpyHostToDevice,
-                            stream_),
-            "write state slot");
+  CudaCheck(
+      cudaMemcpyAsync(SlotData(slot), from.data(), std::min<size_t>(from.size(), layout_.Bytes()),
+                      cudaMemcpyHostToDevice, stream_),
+      "write state slot");
   Synchronize();
 }
 
@@ -272,33 +272,32 @@ void CudaBackend::PowerAttention(const PowerAttentionArgs& args) {
 
   std::vector<kernels::DecodeRow> decode;
   std::vector<kernels::PrefillSegment> prefill;
-  int64_t max_segment_rows = 0;
-  int64_t widened_segments = 0;
   for (const AttentionSegment& segment : args.segments) {
     std::byte* state = SlotData(segment.state_slot) + layer_offset;
     if (segment.num_rows == 1) {
       decode.push_back({segment.first_row, state});
     } else if (segment.num_rows > 1) {
       prefill.push_back({segment.first_row, segment.num_rows, reinterpret_cast<float*>(state)});
-      max_segment_rows = std::max(max_segment_rows, segment.num_rows);
-      widened_segments += bf16_state ? 1 : 0;
     }
   }
   if (!prefill.empty()) {
     // A bf16 state is prefilled on an fp32 copy and rounded once at the end, as on the CPU.
-    float* widened = widened_states_.Reserve(widened_segments * layer_elements);
     std::vector<uint16_t*> stored(prefill.size());
     if (bf16_state) {
+      float* widened = widened_states_.Reserve(prefill.size() * layer_elements);
       for (size_t i = 0; i < prefill.size(); ++i) {
         stored[i] = reinterpret_cast<uint16_t*>(prefill[i].state);
         prefill[i].state = widened + i * layer_elements;
         kernels::Bf16ToFloat(stored[i], prefill[i].state, layer_elements, stream_);
       }
     }
-    float* denominators = denominators_.Reserve(args.q.rows * shape_.num_heads);
+    const std::vector<kernels::PrefillChunk> chunks = kernels::PlanPrefill(shape_, prefill);
+    const int64_t chunk_count = static_cast<int64_t>(chunks.size());
+    float* workspace =
+        prefill_workspace_.Reserve(kernels::PrefillWorkspaceFloats(shape_, chunk_count));
     kernels::PowerPrefill(shape_, rows, prefill_segments_.Upload(prefill, stream_),
-                          static_cast<int64_t>(prefill.size()), max_segment_rows, denominators,
-                          stream_);
+                          static_cast<int64_t>(prefill.size()),
+                          prefill_chunks_.Upload(chunks, stream_), chunk_count, workspace, stream_);
     CheckLaunch("PowerPrefill");
     for (size_t i = 0; bf16_state && i < prefill.size(); ++i) {
       kernels::FloatToBf16(prefill[i].state, stored[i], layer_elements, stream_);

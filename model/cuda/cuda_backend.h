@@ -77,8 +77,9 @@ class CudaBackend final : public Backend {
   DeviceArray<uint16_t> bf16_activations_;
   DeviceArray<kernels::DecodeRow> decode_rows_;
   DeviceArray<kernels::PrefillSegment> prefill_segments_;
+  DeviceArray<kernels::PrefillChunk> prefill_chunks_;
+  DeviceArray<float> prefill_workspace_;  // a state per chunk and kv head
   DeviceArray<float> decode_scratch_;
-  DeviceArray<float> denominators_;
   DeviceArray<float> widened_states_;  // fp32 copies of bf16 states while they are prefilled
 };
 

@@ -37,12 +37,12 @@ device)
   # Serving on the GPU: the server with --device cuda, a streamed completion through gRPC, and
   # the local CLI scoring the held-out text on the GPU.
   "$bundle/bin/sympow-server" --device cuda --model models/sympow-tiny --listen 127.0.0.1:50151 \
-    --metrics_listen 127.0.0.1:9191 > "$OUT/server.log" 2>&1 &
+    --metrics_listen "" > "$OUT/server.log" 2>&1 &
   server=$!
   for _ in $(seq 100); do grep -q "serving sympow" "$OUT/server.log" && break; sleep 0.2; done
   "$bundle/bin/sympow-cli" generate --server 127.0.0.1:50151 --prompt "And God said" \
     --max_new_tokens 64 --seed 7 2>&1 | tee "$OUT/cli_generate.log" || status=1
-  kill -TERM "$server"; wait "$server" || true
+  kill -TERM "$server" 2>/dev/null || true; wait "$server" || true
   "$bundle/bin/sympow-cli" perplexity --device cuda --model models/sympow-tiny \
     --file tests/fixtures/heldout.txt 2>&1 | tail -3 | tee "$OUT/perplexity_cuda.log" || status=1
   exit $status
