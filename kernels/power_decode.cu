@@ -10,7 +10,10 @@
 namespace sympow::kernels {
 namespace {
 
-constexpr int kDecodeTile = 256;  // features of S per block
+// Features of S per block: large tiles amortise each block's set-up over more state; small ones
+// give a handful of sessions enough blocks to fill the GPU.
+constexpr int kLargeTile = 512;
+constexpr int kSmallTile = 64;
 
 // kVector consecutive state elements, 16 bytes of storage, widened to fp32.
 template <typename Storage>
@@ -53,15 +56,15 @@ __device__ inline void StoreOne(__nv_bfloat16* p, float v) { *p = __float2bfloat
 // Reads one state row (its kSize columns of this thread) for every query head, then writes it
 // gated and advanced by the token.
 template <typename Storage, int kGroup>
-__device__ inline void AdvanceRow(Storage* s, const float* phi_q_column, float phi_k, float gate,
-                                  const Vector<Storage>& value, int group,
+__device__ inline void AdvanceRow(Storage* s, const float* phi_q_column, int tile_size, float phi_k,
+                                  float gate, const Vector<Storage>& value, int group,
                                   float (&numerator)[kGroup][Vector<Storage>::kSize]) {
   constexpr int kSize = Vector<Storage>::kSize;
   Vector<Storage> row = Load(s);
 #pragma unroll
   for (int g = 0; g < kGroup; ++g) {
     if (g < group) {
-      const float w = phi_q_column[g * kDecodeTile];
+      const float w = phi_q_column[g * tile_size];
 #pragma unroll
       for (int j = 0; j < kSize; ++j) numerator[g][j] += w * row.x[j];
     }
@@ -76,7 +79,7 @@ __device__ inline void AdvanceRow(Storage* s, const float* phi_q_column, float p
 template <typename Storage, int kGroup>
 __global__ void __launch_bounds__(kThreads)
     DecodeStateKernel(PowerAttentionShape shape, AttentionRows rows, const DecodeRow* decode_rows,
-                      int64_t count, float* scratch) {
+                      int64_t count, int tile_size, float* scratch) {
   constexpr int kSize = Vector<Storage>::kSize;
   extern __shared__ float shared[];
   const int d = shape.head_dim;
@@ -84,15 +87,15 @@ __global__ void __launch_bounds__(kThreads)
   const int group = shape.num_heads / shape.num_kv_heads;
   const int h = blockIdx.y;
   const DecodeRow decode = decode_rows[blockIdx.z];
-  const int first_feature = blockIdx.x * kDecodeTile;
-  const int tile = min(kDecodeTile, D - first_feature);
+  const int first_feature = blockIdx.x * tile_size;
+  const int tile = min(tile_size, D - first_feature);
 
-  float* q = shared;                           // [group × d]
-  float* k = q + group * d;                    // [d]
-  float* v = k + d;                            // [d]
-  float* phi_q = v + d;                        // [group × kDecodeTile]
-  float* phi_k = phi_q + group * kDecodeTile;  // [kDecodeTile]
-  float* sum = phi_k + kDecodeTile;            // [group × d] numerators, then [group] denominators
+  float* q = shared;                         // [group × d]
+  float* k = q + group * d;                  // [d]
+  float* v = k + d;                          // [d]
+  float* phi_q = v + d;                      // [group × tile_size]
+  float* phi_k = phi_q + group * tile_size;  // [tile_size]
+  float* sum = phi_k + tile_size;            // [group × d] numerators, then [group] denominators
 
   const float* q_row = rows.q + decode.row * shape.num_heads * d + h * group * d;
   for (int i = threadIdx.x; i < group * d; i += blockDim.x) {
@@ -111,7 +114,7 @@ __global__ void __launch_bounds__(kThreads)
     const uint8_t* factors = shape.monomials + (first_feature + f) * shape.degree;
     phi_k[f] = shape.key_weights[first_feature + f] * Monomial(k, factors, shape.degree);
     for (int g = 0; g < group; ++g) {
-      phi_q[g * kDecodeTile + f] = Monomial(q + g * d, factors, shape.degree);
+      phi_q[g * tile_size + f] = Monomial(q + g * d, factors, shape.degree);
     }
   }
   __syncthreads();
@@ -127,10 +130,10 @@ __global__ void __launch_bounds__(kThreads)
   // Two rows per iteration, so each thread has two 16-byte loads in flight.
   for (int f = threadIdx.x / lanes; f < tile; f += 2 * row_groups) {
     Storage* s = S + static_cast<int64_t>(first_feature + f) * d + col;
-    AdvanceRow<Storage, kGroup>(s, phi_q + f, phi_k[f], gate, value, group, numerator);
+    AdvanceRow<Storage, kGroup>(s, phi_q + f, tile_size, phi_k[f], gate, value, group, numerator);
     const int next = f + row_groups;
     if (next < tile) {
-      AdvanceRow<Storage, kGroup>(s + static_cast<int64_t>(row_groups) * d, phi_q + next,
+      AdvanceRow<Storage, kGroup>(s + static_cast<int64_t>(row_groups) * d, phi_q + next, tile_size,
                                   phi_k[next], gate, value, group, numerator);
     }
   }
@@ -146,7 +149,7 @@ __global__ void __launch_bounds__(kThreads)
     const float old = LoadOne(zf);
 #pragma unroll
     for (int g = 0; g < kGroup; ++g) {
-      if (g < group) denominator[g] += phi_q[g * kDecodeTile + f] * old;
+      if (g < group) denominator[g] += phi_q[g * tile_size + f] * old;
     }
     StoreOne(zf, gate * old + phi_k[f]);
   }
@@ -196,6 +199,30 @@ __global__ void DecodeFinishKernel(PowerAttentionShape shape, AttentionRows rows
   }
 }
 
+template <typename Storage>
+void LaunchDecodeState(int group, dim3 grid, size_t shared, cudaStream_t stream,
+                       const PowerAttentionShape& shape, const AttentionRows& rows,
+                       const DecodeRow* decode_rows, int64_t count, int tile, float* scratch) {
+  // The numerator registers are sized by the group: exact for the common ones.
+  switch (group) {
+    case 1:
+      return DecodeStateKernel<Storage, 1>
+          <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, tile, scratch);
+    case 2:
+      return DecodeStateKernel<Storage, 2>
+          <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, tile, scratch);
+    case 4:
+      return DecodeStateKernel<Storage, 4>
+          <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, tile, scratch);
+    case 5:
+      return DecodeStateKernel<Storage, 5>
+          <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, tile, scratch);
+    default:
+      return DecodeStateKernel<Storage, kMaxGroup>
+          <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, tile, scratch);
+  }
+}
+
 }  // namespace
 
 void PowerDecode(const PowerAttentionShape& shape, const AttentionRows& rows,
@@ -205,23 +232,19 @@ void PowerDecode(const PowerAttentionShape& shape, const AttentionRows& rows,
   const int group = shape.num_heads / shape.num_kv_heads;
   cudaMemsetAsync(scratch, 0, count * shape.num_heads * (shape.head_dim + 1) * sizeof(float),
                   stream);
-  const dim3 grid((shape.expanded_dim + kDecodeTile - 1) / kDecodeTile, shape.num_kv_heads,
+  const int64_t large_blocks =
+      (shape.expanded_dim + kLargeTile - 1) / kLargeTile * shape.num_kv_heads * count;
+  const int tile = large_blocks >= 512 ? kLargeTile : kSmallTile;
+  const dim3 grid((shape.expanded_dim + tile - 1) / tile, shape.num_kv_heads,
                   static_cast<unsigned>(count));
-  const size_t shared = sizeof(float) * ((group + 2) * shape.head_dim + (group + 1) * kDecodeTile +
+  const size_t shared = sizeof(float) * ((group + 2) * shape.head_dim + (group + 1) * tile +
                                          group * shape.head_dim + group);
-  const bool grouped = group > 1;
-  if (bf16_state && grouped) {
-    DecodeStateKernel<__nv_bfloat16, kMaxGroup>
-        <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, scratch);
-  } else if (bf16_state) {
-    DecodeStateKernel<__nv_bfloat16, 1>
-        <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, scratch);
-  } else if (grouped) {
-    DecodeStateKernel<float, kMaxGroup>
-        <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, scratch);
+  if (bf16_state) {
+    LaunchDecodeState<__nv_bfloat16>(group, grid, shared, stream, shape, rows, decode_rows, count,
+                                     tile, scratch);
   } else {
-    DecodeStateKernel<float, 1>
-        <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, scratch);
+    LaunchDecodeState<float>(group, grid, shared, stream, shape, rows, decode_rows, count, tile,
+                             scratch);
   }
   DecodeFinishKernel<<<GridFor(count * shape.num_heads * 32), kThreads, 0, stream>>>(
       shape, rows, decode_rows, count, scratch);

@@ -35,8 +35,9 @@ struct Dims {
   static constexpr int kChunk = kD <= 64 ? 128 : 64;
   static constexpr int kWide = kD + 16;
   static constexpr int kColumnBlocks = kWide / 16;
-  static constexpr int kStateTile = 64;  // features per ChunkStateKernel block
-  static constexpr int kQueryTile = 32;  // features per step of ChunkOutputKernel
+  static constexpr int kStateTile = 64;          // features per ChunkStateKernel step
+  static constexpr int kStateTilesPerBlock = 4;  // steps per block, sharing its loaded k and v
+  static constexpr int kQueryTile = 32;          // features per step of ChunkOutputKernel
 };
 
 // Loads a chunk's keys [C × d] and values with the ones column [C × (d+16)], zero past n rows,
@@ -112,7 +113,6 @@ __global__ void __launch_bounds__(128)
 
   const PrefillChunk chunk = chunks[blockIdx.z];
   const int h = blockIdx.y;
-  const int f0 = blockIdx.x * kTile;
   const int n = chunk.num_rows;
   const int D = shape.expanded_dim;
   const int64_t state_elements = static_cast<int64_t>(D) * (kD + 1);
@@ -120,46 +120,52 @@ __global__ void __launch_bounds__(128)
       workspace + (static_cast<int64_t>(blockIdx.z) * shape.num_kv_heads + h) * state_elements;
 
   LoadKeysValues<kD>(shape, rows, chunk, h, k, v_wide, log_gate);
-  LoadFeatureTile(shape, f0, kTile, factors, weights);
   __syncthreads();
   const float last = log_gate[n - 1];
   for (int t = threadIdx.x; t < C::kChunk; t += blockDim.x) {
     key_decay[t] = t < n ? expf(last - log_gate[t]) : 0.0f;
   }
   if (blockIdx.x == 0 && threadIdx.x == 0) decays[blockIdx.z * shape.num_kv_heads + h] = expf(last);
-  __syncthreads();
-  for (int i = threadIdx.x; i < C::kChunk * kTile; i += blockDim.x) {
-    const int s = i / kTile, f = i % kTile;
-    phi_k[i] =
-        key_decay[s] * weights[f] * TileMonomial(k + s * kD, factors, f, kTile, shape.degree);
-  }
-  __syncthreads();
 
-  // Warp w: features [16w, 16w + 16) of the tile against every column block of [v | 1].
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   float* mine = staging + warp * 256;
-  for (int block = 0; block < C::kColumnBlocks; ++block) {
-    FragC sum;
-    wmma::fill_fragment(sum, 0.0f);
-    for (int kk = 0; kk < C::kChunk; kk += 8) {
-      FragACol a;  // φ(k)ᵀ: element (f, s) sits at phi_k[s·tile + f]
-      FragBRow b;
-      LoadTf32(a, phi_k + kk * kTile + warp * 16, kTile);
-      LoadTf32(b, v_wide + kk * C::kWide + block * 16, C::kWide);
-      wmma::mma_sync(sum, a, b, sum);
+  const int first = blockIdx.x * kTile * C::kStateTilesPerBlock;
+  for (int f0 = first; f0 < min(D, first + kTile * C::kStateTilesPerBlock); f0 += kTile) {
+    __syncthreads();
+    LoadFeatureTile(shape, f0, kTile, factors, weights);
+    __syncthreads();
+    for (int i = threadIdx.x; i < C::kChunk * kTile; i += blockDim.x) {
+      const int s = i / kTile, f = i % kTile;
+      phi_k[i] =
+          key_decay[s] * weights[f] * TileMonomial(k + s * kD, factors, f, kTile, shape.degree);
     }
-    wmma::store_matrix_sync(mine, sum, 16, wmma::mem_row_major);
-    __syncwarp();
-    for (int i = lane; i < 256; i += 32) {
-      const int f = f0 + warp * 16 + i / 16, j = block * 16 + i % 16;
-      if (f >= D || j > kD) continue;
-      if (j < kD) {
-        delta[static_cast<int64_t>(f) * kD + j] = mine[i];
-      } else {
-        delta[static_cast<int64_t>(D) * kD + f] = mine[i];
+    __syncthreads();
+    // Warp w: features [16w, 16w + 16) of the tile against every column block of [v | 1].
+#pragma unroll
+    for (int block = 0; block < C::kColumnBlocks; ++block) {
+      FragC sum;
+      wmma::fill_fragment(sum, 0.0f);
+#pragma unroll
+      for (int kk = 0; kk < C::kChunk; kk += 8) {
+        FragACol a;  // φ(k)ᵀ: element (f, s) sits at phi_k[s·tile + f]
+        FragBRow b;
+        LoadTf32(a, phi_k + kk * kTile + warp * 16, kTile);
+        LoadTf32(b, v_wide + kk * C::kWide + block * 16, C::kWide);
+        wmma::mma_sync(sum, a, b, sum);
       }
+      wmma::store_matrix_sync(mine, sum, 16, wmma::mem_row_major);
+      __syncwarp();
+      for (int i = lane; i < 256; i += 32) {
+        const int f = f0 + warp * 16 + i / 16, j = block * 16 + i % 16;
+        if (f >= D || j > kD) continue;
+        if (j < kD) {
+          delta[static_cast<int64_t>(f) * kD + j] = mine[i];
+        } else {
+          delta[static_cast<int64_t>(D) * kD + f] = mine[i];
+        }
+      }
+      __syncwarp();
     }
-    __syncwarp();
   }
 }
 
@@ -221,6 +227,7 @@ __global__ void ChunkOutputKernel(PowerAttentionShape shape, AttentionRows rows,
   }
 
   FragC result[C::kColumnBlocks];
+#pragma unroll
   for (int block = 0; block < C::kColumnBlocks; ++block) wmma::fill_fragment(result[block], 0.0f);
   // State form: the state before the chunk, a tile of features at a time.
   for (int f0 = 0; f0 < D; f0 += kTile) {
@@ -244,9 +251,11 @@ __global__ void ChunkOutputKernel(PowerAttentionShape shape, AttentionRows rows,
                      : 0.0f;
     }
     __syncthreads();
+#pragma unroll
     for (int kk = 0; kk < kTile; kk += 8) {
       FragARow a;
       LoadTf32(a, phi_q + warp * 16 * kTile + kk, kTile);
+#pragma unroll
       for (int block = 0; block < C::kColumnBlocks; ++block) {
         FragBRow b;
         LoadTf32(b, state_tile + kk * C::kWide + block * 16, C::kWide);
@@ -254,10 +263,12 @@ __global__ void ChunkOutputKernel(PowerAttentionShape shape, AttentionRows rows,
       }
     }
   }
-  // Attention form inside the chunk, on the warp's own rows of the scores.
+// Attention form inside the chunk, on the warp's own rows of the scores.
+#pragma unroll
   for (int c0 = 0; c0 < C::kChunk; c0 += 16) {
     FragC block_scores;
     wmma::fill_fragment(block_scores, 0.0f);
+#pragma unroll
     for (int kk = 0; kk < kD; kk += 8) {
       FragARow a;
       FragBCol b;  // kᵀ: element (j, s) sits at k[s·d + j]
@@ -277,9 +288,11 @@ __global__ void ChunkOutputKernel(PowerAttentionShape shape, AttentionRows rows,
                 : 0.0f;
   }
   __syncwarp();
+#pragma unroll
   for (int kk = 0; kk < C::kChunk; kk += 8) {
     FragARow a;
     LoadTf32(a, scores + warp * 16 * C::kChunk + kk, C::kChunk);
+#pragma unroll
     for (int block = 0; block < C::kColumnBlocks; ++block) {
       FragBRow b;
       LoadTf32(b, v_wide + kk * C::kWide + block * 16, C::kWide);
@@ -288,6 +301,7 @@ __global__ void ChunkOutputKernel(PowerAttentionShape shape, AttentionRows rows,
   }
   __syncthreads();  // everyone is done with q and k: they become the results [C × (d+16)]
   float* results = q;
+#pragma unroll
   for (int block = 0; block < C::kColumnBlocks; ++block) {
     wmma::store_matrix_sync(results + warp * 16 * C::kWide + block * 16, result[block], C::kWide,
                             wmma::mem_row_major);
@@ -331,7 +345,8 @@ void Launch(const PowerAttentionShape& shape, const AttentionRows& rows,
   const size_t state_shared = ChunkStateShared<kD>(shape.degree);
   cudaFuncSetAttribute(ChunkStateKernel<kD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                        static_cast<int>(state_shared));
-  const dim3 state_grid((shape.expanded_dim + C::kStateTile - 1) / C::kStateTile,
+  const int features_per_block = C::kStateTile * C::kStateTilesPerBlock;
+  const dim3 state_grid((shape.expanded_dim + features_per_block - 1) / features_per_block,
                         shape.num_kv_heads, static_cast<unsigned>(chunk_count));
   ChunkStateKernel<kD>
       <<<state_grid, 128, state_shared, stream>>>(shape, rows, chunks, deltas, decays);
