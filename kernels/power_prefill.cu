@@ -35,39 +35,76 @@ struct Dims {
   static constexpr int kChunk = kD <= 64 ? 128 : 64;
   static constexpr int kWide = kD + 16;
   static constexpr int kColumnBlocks = kWide / 16;
-  static constexpr int kStateTile = 64;          // features per ChunkStateKernel step
-  static constexpr int kStateTilesPerBlock = 4;  // steps per block, sharing its loaded k and v
-  static constexpr int kQueryTile = 32;          // features per step of ChunkOutputKernel
+  static constexpr int kStateTile = 64;              // features per ChunkStateKernel step
+  static constexpr int kStateTilesPerBlock = 4;      // steps per block, sharing its loaded k and v
+  static constexpr int kQueryTile = 32;              // features per step of ChunkOutputKernel
+  static constexpr int kOutputThreads = 2 * kChunk;  // a warp per 16 rows
 };
 
+__device__ inline float4 LoadRow4(const float* row, int j4, bool valid) {
+  return valid ? reinterpret_cast<const float4*>(row)[j4] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+}
+
+// Rows [C × d] of q, k or v for one head into shared memory with row stride `stride`, zero past
+// n rows; 16-byte loads, all of a thread's loads issued before any is used.
+template <int kD, int kThreadsPerBlock>
+__device__ void LoadHeadRows(const float* source, int64_t row_width, int head,
+                             const PrefillChunk& chunk, float* to, int stride) {
+  constexpr int kChunk = Dims<kD>::kChunk;
+  constexpr int kPerRow = kD / 4;
+  constexpr int kLoads = kChunk * kPerRow / kThreadsPerBlock;
+  static_assert(kChunk * kPerRow % kThreadsPerBlock == 0);
+  float4 loaded[kLoads];
+#pragma unroll
+  for (int r = 0; r < kLoads; ++r) {
+    const int i = threadIdx.x + r * kThreadsPerBlock, t = i / kPerRow;
+    loaded[r] = LoadRow4(source + ((chunk.first_row + t) * row_width + head) * kD, i % kPerRow,
+                         t < chunk.num_rows);
+  }
+#pragma unroll
+  for (int r = 0; r < kLoads; ++r) {
+    const int i = threadIdx.x + r * kThreadsPerBlock;
+    *reinterpret_cast<float4*>(to + (i / kPerRow) * stride + (i % kPerRow) * 4) = loaded[r];
+  }
+}
+
 // Loads a chunk's keys [C × d] and values with the ones column [C × (d+16)], zero past n rows,
-// and the cumulative log gates of its tokens. Every thread of the block takes part.
-template <int kD>
+// and the cumulative log gates of its tokens (a warp-wide scan). Every thread takes part.
+template <int kD, int kThreadsPerBlock>
 __device__ void LoadKeysValues(const PowerAttentionShape& shape, const AttentionRows& rows,
                                const PrefillChunk& chunk, int kv_head, float* k, float* v_wide,
                                float* log_gate) {
   using C = Dims<kD>;
-  const int n = chunk.num_rows;
-  for (int i = threadIdx.x; i < C::kChunk * kD; i += blockDim.x) {
-    const int t = i / kD, j = i % kD;
-    k[i] = t < n ? rows.k[((chunk.first_row + t) * shape.num_kv_heads + kv_head) * kD + j] : 0.0f;
+  LoadHeadRows<kD, kThreadsPerBlock>(rows.k, shape.num_kv_heads, kv_head, chunk, k, kD);
+  LoadHeadRows<kD, kThreadsPerBlock>(rows.v, shape.num_kv_heads, kv_head, chunk, v_wide, C::kWide);
+  for (int i = threadIdx.x; i < C::kChunk * 16; i += kThreadsPerBlock) {
+    const int t = i / 16, j = i % 16;
+    v_wide[t * C::kWide + kD + j] = j == 0 && t < chunk.num_rows ? 1.0f : 0.0f;
   }
-  for (int i = threadIdx.x; i < C::kChunk * C::kWide; i += blockDim.x) {
-    const int t = i / C::kWide, j = i % C::kWide;
-    float value = 0.0f;
-    if (t < n && j < kD) {
-      value = rows.v[((chunk.first_row + t) * shape.num_kv_heads + kv_head) * kD + j];
-    } else if (t < n && j == kD) {
-      value = 1.0f;
+  if (threadIdx.x < 32) {
+    // Lane l sums tokens [l·C/32, (l+1)·C/32), then the lanes' totals are scanned.
+    constexpr int kPerLane = C::kChunk / 32;
+    const int lane = threadIdx.x;
+    float values[kPerLane];
+    float total = 0.0f;
+#pragma unroll
+    for (int i = 0; i < kPerLane; ++i) {
+      const int t = lane * kPerLane + i;
+      values[i] = rows.log_gate && t < chunk.num_rows
+                      ? rows.log_gate[(chunk.first_row + t) * shape.num_kv_heads + kv_head]
+                      : 0.0f;
+      total += values[i];
     }
-    v_wide[i] = value;
-  }
-  if (threadIdx.x == 0) {
-    float running = 0.0f;
-    for (int t = 0; t < n; ++t) {
-      if (rows.log_gate)
-        running += rows.log_gate[(chunk.first_row + t) * shape.num_kv_heads + kv_head];
-      log_gate[t] = running;
+    float before = total;
+    for (int offset = 1; offset < 32; offset *= 2) {
+      const float other = __shfl_up_sync(0xffffffffu, before, offset);
+      if (lane >= offset) before += other;
+    }
+    float running = before - total;
+#pragma unroll
+    for (int i = 0; i < kPerLane; ++i) {
+      running += values[i];
+      log_gate[lane * kPerLane + i] = running;
     }
   }
 }
@@ -119,7 +156,7 @@ __global__ void __launch_bounds__(128)
   float* delta =
       workspace + (static_cast<int64_t>(blockIdx.z) * shape.num_kv_heads + h) * state_elements;
 
-  LoadKeysValues<kD>(shape, rows, chunk, h, k, v_wide, log_gate);
+  LoadKeysValues<kD, 128>(shape, rows, chunk, h, k, v_wide, log_gate);
   __syncthreads();
   const float last = log_gate[n - 1];
   for (int t = threadIdx.x; t < C::kChunk; t += blockDim.x) {
@@ -188,12 +225,62 @@ __global__ void ScanKernel(const PrefillSegment* segments, int kv_heads, int64_t
   }
 }
 
+// A tile of kQueryTile rows of [S | z] and their factors, fetched into registers and stored
+// into shared memory later, so the loads overlap the previous tile's work.
+template <int kD, int kThreadsPerBlock>
+struct StateTileLoader {
+  static constexpr int kTile = Dims<kD>::kQueryTile;
+  static constexpr int kPerRow = kD / 4;
+  static constexpr int kLoads = kTile * kPerRow / kThreadsPerBlock;
+  static_assert(kTile * kPerRow % kThreadsPerBlock == 0);
+  static constexpr int kFactorLoads =
+      (kMaxDegree * kTile + kThreadsPerBlock - 1) / kThreadsPerBlock;
+  float4 rows[kLoads];
+  float z = 0.0f;
+  int factors[kFactorLoads] = {};
+  int f0 = 0;
+
+  __device__ void Fetch(const PowerAttentionShape& shape, const float* state, int first) {
+    f0 = first;
+    const int D = shape.expanded_dim;
+#pragma unroll
+    for (int r = 0; r < kLoads; ++r) {
+      const int i = threadIdx.x + r * kThreadsPerBlock, f = f0 + i / kPerRow;
+      rows[r] = LoadRow4(state + static_cast<int64_t>(f) * kD, i % kPerRow, f < D);
+    }
+    if (threadIdx.x < kTile)
+      z = f0 + threadIdx.x < D ? state[static_cast<int64_t>(D) * kD + f0 + threadIdx.x] : 0.0f;
+#pragma unroll
+    for (int r = 0; r < kFactorLoads; ++r) {
+      const int i = threadIdx.x + r * kThreadsPerBlock;
+      const int j = i / kTile, f = f0 + i % kTile;
+      if (j < shape.degree) factors[r] = f < D ? shape.monomials[f * shape.degree + j] : 0;
+    }
+  }
+
+  __device__ void Store(const PowerAttentionShape& shape, float* tile, int* tile_factors) const {
+    constexpr int kWide = Dims<kD>::kWide;
+#pragma unroll
+    for (int r = 0; r < kLoads; ++r) {
+      const int i = threadIdx.x + r * kThreadsPerBlock;
+      *reinterpret_cast<float4*>(tile + (i / kPerRow) * kWide + (i % kPerRow) * 4) = rows[r];
+    }
+    if (threadIdx.x < kTile) tile[threadIdx.x * kWide + kD] = z;
+#pragma unroll
+    for (int r = 0; r < kFactorLoads; ++r) {
+      const int i = threadIdx.x + r * kThreadsPerBlock;
+      if (i < shape.degree * kTile) tile_factors[i] = factors[r];
+    }
+  }
+};
+
 // grid (query heads, chunks), C/16 warps; warp w owns the chunk's rows [16w, 16w + 16).
 template <int kD>
 __global__ void ChunkOutputKernel(PowerAttentionShape shape, AttentionRows rows,
                                   const PrefillChunk* chunks, const float* workspace) {
   using C = Dims<kD>;
   constexpr int kTile = C::kQueryTile;
+  constexpr int kThreads = C::kOutputThreads;
   extern __shared__ float shared[];
   float* q = shared;                                // [C × d]; the results at the end
   float* k = q + C::kChunk * kD;                    // [C × d]
@@ -216,34 +303,28 @@ __global__ void ChunkOutputKernel(PowerAttentionShape shape, AttentionRows rows,
       (static_cast<int64_t>(blockIdx.y) * shape.num_kv_heads + kv_head) * state_elements;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
 
-  for (int i = threadIdx.x; i < C::kChunk * kD; i += blockDim.x) {
-    const int t = i / kD, j = i % kD;
-    q[i] = t < n ? rows.q[((chunk.first_row + t) * shape.num_heads + head) * kD + j] : 0.0f;
+  LoadHeadRows<kD, kThreads>(rows.q, shape.num_heads, head, chunk, q, kD);
+  LoadKeysValues<kD, kThreads>(shape, rows, chunk, kv_head, k, v_wide, log_gate);
+  for (int i = threadIdx.x; i < kTile * 16; i += kThreads) {
+    state_tile[(i / 16) * C::kWide + kD + i % 16] = 0.0f;  // z goes in column d; the rest stay 0
   }
-  LoadKeysValues<kD>(shape, rows, chunk, kv_head, k, v_wide, log_gate);
   __syncthreads();
-  for (int t = threadIdx.x; t < C::kChunk; t += blockDim.x) {
+  for (int t = threadIdx.x; t < C::kChunk; t += kThreads) {
     query_scale[t] = t < n ? shape.scale_pow * expf(log_gate[t]) : 0.0f;
   }
 
   FragC result[C::kColumnBlocks];
 #pragma unroll
   for (int block = 0; block < C::kColumnBlocks; ++block) wmma::fill_fragment(result[block], 0.0f);
-  // State form: the state before the chunk, a tile of features at a time.
+  // State form: the state before the chunk, a tile of features at a time; the next tile's loads
+  // are in flight while this one is multiplied.
+  StateTileLoader<kD, kThreads> loader;
+  loader.Fetch(shape, before, 0);
   for (int f0 = 0; f0 < D; f0 += kTile) {
     __syncthreads();
-    for (int i = threadIdx.x; i < kTile * C::kWide; i += blockDim.x) {
-      const int f = i / C::kWide, j = i % C::kWide;
-      float value = 0.0f;
-      if (f0 + f < D && j < kD) {
-        value = before[static_cast<int64_t>(f0 + f) * kD + j];
-      } else if (f0 + f < D && j == kD) {
-        value = before[static_cast<int64_t>(D) * kD + f0 + f];
-      }
-      state_tile[i] = value;
-    }
-    LoadFeatureTile(shape, f0, kTile, factors, nullptr);
+    loader.Store(shape, state_tile, factors);
     __syncthreads();
+    if (f0 + kTile < D) loader.Fetch(shape, before, f0 + kTile);
     for (int i = threadIdx.x; i < C::kChunk * kTile; i += blockDim.x) {
       const int t = i / kTile, f = i % kTile;
       phi_q[i] = f0 + f < D
