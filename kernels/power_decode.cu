@@ -53,14 +53,17 @@ __device__ inline float LoadOne(const __nv_bfloat16* p) { return __bfloat162floa
 __device__ inline void StoreOne(float* p, float v) { *p = v; }
 __device__ inline void StoreOne(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
 
-// Reads one state row (its kSize columns of this thread) for every query head, then writes it
-// gated and advanced by the token.
+// Rows of the state each thread keeps in flight: 32 bytes of loads per thread before any is used.
+template <typename Storage>
+constexpr int kRowsInFlight = 8 / sizeof(Storage);
+
+// Adds a row's contribution to every query head's numerator, then gates and advances the row.
 template <typename Storage, int kGroup>
-__device__ inline void AdvanceRow(Storage* s, const float* phi_q_column, int tile_size, float phi_k,
-                                  float gate, const Vector<Storage>& value, int group,
+__device__ inline void AdvanceRow(Storage* s, Vector<Storage> row, const float* phi_q_column,
+                                  int tile_size, float phi_k, float gate,
+                                  const Vector<Storage>& value, int group,
                                   float (&numerator)[kGroup][Vector<Storage>::kSize]) {
   constexpr int kSize = Vector<Storage>::kSize;
-  Vector<Storage> row = Load(s);
 #pragma unroll
   for (int g = 0; g < kGroup; ++g) {
     if (g < group) {
@@ -127,14 +130,22 @@ __global__ void __launch_bounds__(kThreads)
   float numerator[kGroup][kSize] = {};
   Vector<Storage> value;
   for (int j = 0; j < kSize; ++j) value.x[j] = v[col + j];
-  // Two rows per iteration, so each thread has two 16-byte loads in flight.
-  for (int f = threadIdx.x / lanes; f < tile; f += 2 * row_groups) {
-    Storage* s = S + static_cast<int64_t>(first_feature + f) * d + col;
-    AdvanceRow<Storage, kGroup>(s, phi_q + f, tile_size, phi_k[f], gate, value, group, numerator);
-    const int next = f + row_groups;
-    if (next < tile) {
-      AdvanceRow<Storage, kGroup>(s + static_cast<int64_t>(row_groups) * d, phi_q + next, tile_size,
-                                  phi_k[next], gate, value, group, numerator);
+  constexpr int kInFlight = kRowsInFlight<Storage>;
+  for (int f = threadIdx.x / lanes; f < tile; f += kInFlight * row_groups) {
+    Vector<Storage> held[kInFlight];
+#pragma unroll
+    for (int r = 0; r < kInFlight; ++r) {
+      const int row = f + r * row_groups;
+      if (row < tile) held[r] = Load(S + static_cast<int64_t>(first_feature + row) * d + col);
+    }
+#pragma unroll
+    for (int r = 0; r < kInFlight; ++r) {
+      const int row = f + r * row_groups;
+      if (row < tile) {
+        AdvanceRow<Storage, kGroup>(S + static_cast<int64_t>(first_feature + row) * d + col,
+                                    held[r], phi_q + row, tile_size, phi_k[row], gate, value, group,
+                                    numerator);
+      }
     }
   }
 #pragma unroll

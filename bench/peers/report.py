@@ -59,6 +59,10 @@ def build(run_dir, commit):
             **p, "manifest_tokens_per_s": None,
             "sdpa_tokens_per_s": sdpa[0]["tokens_per_s"] if sdpa else None,
             "naive_torch_tokens_per_s": naive[0]["tokens_per_s"] if naive else None})
+    engine_path = os.path.join(run_dir, "engine_bench.json")
+    if os.path.exists(engine_path):
+        with open(engine_path) as f:
+            report["whole_model"] = json.load(f)["models"]
     return report
 
 
@@ -109,6 +113,17 @@ def markdown(report, figures):
               ", ".join(f"{e['context']:,} tokens {e['us_per_session_layer']:.1f} µs"
                         for e in report["peers"]["sdpa_decode"] if e["sessions"] == 1) + ".", "",
               "![prefill tokens/s vs context](kernels_prefill.png)", ""]
+    for model in report.get("whole_model", []):
+        lines += [f"## Whole model through the Engine: {model['model']}", "",
+                  f"State {model['state_bytes_per_session'] / 1e6:.1f} MB per session; GPU memory for "
+                  f"weights + 256 state slots + workspaces at peak: {model['gpu_bytes_peak'] / 1e9:.2f} GB "
+                  f"({model['gpu_bytes_per_session'] / 1e6:.1f} MB per session slot). Decode returns every "
+                  "row's logits to the host (sampling on the host for now).", "",
+                  "| prefill tokens | tokens/s |", "|---|---|"]
+        lines += [f"| {p['tokens']:,} | {p['tokens_per_s']:,.0f} |" for p in model["prefill"]]
+        lines += ["", "| decode sessions | tokens/s | µs/step |", "|---|---|---|"]
+        lines += [f"| {d['sessions']} | {d['tokens_per_s']:,.0f} | {d['us_per_step']:,.0f} |" for d in model["decode"]]
+        lines.append("")
     return "\n".join(lines)
 
 

@@ -16,7 +16,8 @@ bundle)
   /usr/bin/python3 tests/reference/make_models.py build/testdata/oracle
   rm -rf build/gpu-bundle build/gpu-bundle.tar.xz
   ../shared/tools/gpu-bundle build/gpu-bundle build/tests/gpu/cuda_backend_test \
-    build/bench/cuda_kernels_bench build/server/sympow-server build/clients/cli/sympow-cli
+    build/bench/cuda_kernels_bench build/bench/cuda_engine_bench build/model/libsympow_cuda_backend.so \
+    build/server/sympow-server build/clients/cli/sympow-cli
   cp -r build/testdata/oracle build/gpu-bundle/oracle
   tar -C build -cJf build/gpu-bundle.tar.xz gpu-bundle
   ls -la build/gpu-bundle.tar.xz
@@ -33,15 +34,19 @@ device)
   status=0
   timeout 240 "$bundle/bin/cuda_backend_test" 2>&1 | tee "$OUT/gpu_tests.log" || status=1
   timeout 200 "$bundle/bin/cuda_kernels_bench" --out "$OUT/kernels_bench.json" 2>&1 | tee "$OUT/kernels_bench.log" || status=1
+  timeout 150 "$bundle/bin/cuda_engine_bench" --out "$OUT/engine_bench.json" 2>&1 | tee "$OUT/engine_bench.log" || status=1
   timeout 150 /opt/torch/.venv/bin/python bench/peers/peers.py "$OUT/peers.json" 2>&1 | tee "$OUT/peers.log" || status=1
   # Serving on the GPU: the server with --device cuda, a streamed completion through gRPC, and
   # the local CLI scoring the held-out text on the GPU.
   "$bundle/bin/sympow-server" --device cuda --model models/sympow-tiny --listen 127.0.0.1:50151 \
-    --metrics_listen "" > "$OUT/server.log" 2>&1 &
+    --metrics_listen 127.0.0.1:19391 > "$OUT/server.log" 2>&1 &
   server=$!
   for _ in $(seq 100); do grep -q "serving sympow" "$OUT/server.log" && break; sleep 0.2; done
   "$bundle/bin/sympow-cli" generate --server 127.0.0.1:50151 --prompt "And God said" \
     --max_new_tokens 64 --seed 7 2>&1 | tee "$OUT/cli_generate.log" || status=1
+  /opt/torch/.venv/bin/python -c "import urllib.request as u; print(u.urlopen('http://127.0.0.1:19391/metrics').read().decode())" \
+    > "$OUT/metrics.txt" 2>&1 || status=1
+  grep -m3 "^sympow:generation_tokens_total\|^sympow:num_requests_running" "$OUT/metrics.txt" || true
   kill -TERM "$server" 2>/dev/null || true; wait "$server" || true
   "$bundle/bin/sympow-cli" perplexity --device cuda --model models/sympow-tiny \
     --file tests/fixtures/heldout.txt 2>&1 | tail -3 | tee "$OUT/perplexity_cuda.log" || status=1

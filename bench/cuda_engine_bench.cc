@@ -1,0 +1,124 @@
+// Whole-model throughput on the GPU through the Engine (as the server runs it): prefill tokens/s
+// by prompt length and decode tokens/s by batch size, for the bundled model and a random-weight
+// 124M-class model, plus GPU memory per session. Writes JSON (--out); progress through spdlog.
+#include <cuda_runtime.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "model/backend_factory.h"
+#include "model/engine.h"
+#include "model/presets.h"
+#include "model/random_model.h"
+#include "nlohmann/json.hpp"
+#include "spdlog/spdlog.h"
+
+ABSL_FLAG(std::string, out, "engine_bench.json", "where to write the JSON report");
+ABSL_FLAG(std::string, bundled_model, "models/sympow-tiny", "the bundled model's directory");
+
+namespace sympow {
+namespace {
+
+constexpr int64_t kMaxSessions = 256;
+
+double Seconds(const std::function<void()>& run) {
+  const auto start = std::chrono::steady_clock::now();
+  run();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+std::vector<int32_t> RandomTokens(int64_t count, int64_t vocab) {
+  std::mt19937 rng(9);
+  std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(vocab - 1));
+  std::vector<int32_t> tokens(count);
+  for (int32_t& t : tokens) t = token(rng);
+  return tokens;
+}
+
+int64_t GpuBytesInUse() {
+  size_t free_bytes = 0, total_bytes = 0;
+  cudaMemGetInfo(&free_bytes, &total_bytes);
+  return static_cast<int64_t>(total_bytes - free_bytes);
+}
+
+nlohmann::json BenchModel(const std::string& name, const std::string& dir) {
+  std::unique_ptr<LoadedModel> model = LoadModel(dir).value();
+  const int64_t before = GpuBytesInUse();
+  std::unique_ptr<Engine> engine =
+      Engine::Create(*model, CreateBackend("cuda", model->config, kMaxSessions).value(), {}).value();
+  const int64_t loaded = GpuBytesInUse();
+  const int64_t vocab = model->config.vocab_size;
+  const int64_t state_bytes = engine->backend().state_layout().Bytes();
+  nlohmann::json report = {{"model", name},
+                           {"state_bytes_per_session", state_bytes},
+                           {"gpu_bytes_weights_and_slots", loaded - before},
+                           {"prefill", nlohmann::json::array()},
+                           {"decode", nlohmann::json::array()}};
+  for (int64_t length : {1024, 8192, 65536}) {
+    const std::vector<int32_t> prompt = RandomTokens(length, vocab);
+    SessionId warm = engine->CreateSession().value();
+    engine->Prefill(warm, std::span(prompt).first(std::min<int64_t>(length, 2048))).value();
+    engine->DeleteSession(warm).IgnoreError();
+    SessionId session = engine->CreateSession().value();
+    const double s = Seconds([&] { engine->Prefill(session, prompt).value(); });
+    engine->DeleteSession(session).IgnoreError();
+    spdlog::info("{} prefill {} tokens: {:.0f} tokens/s", name, length, length / s);
+    report["prefill"].push_back({{"tokens", length}, {"tokens_per_s", length / s}});
+  }
+  for (int64_t batch : {1, 16, 64, 256}) {
+    std::vector<DecodeInput> inputs;
+    const std::vector<int32_t> prompt = RandomTokens(64, vocab);
+    for (int64_t i = 0; i < batch; ++i) {
+      SessionId session = engine->CreateSession().value();
+      engine->Prefill(session, prompt).value();
+      inputs.push_back({session, 42});
+    }
+    engine->Decode(inputs).value();
+    constexpr int kSteps = 20;
+    const double s = Seconds([&] {
+      for (int step = 0; step < kSteps; ++step) engine->Decode(inputs).value();
+    });
+    const double tokens_per_s = batch * kSteps / s;
+    spdlog::info("{} decode batch {}: {:.0f} tokens/s ({:.0f} us/step)", name, batch, tokens_per_s,
+                 s / kSteps * 1e6);
+    report["decode"].push_back({{"sessions", batch},
+                                {"tokens_per_s", tokens_per_s},
+                                {"us_per_step", s / kSteps * 1e6}});
+    for (const DecodeInput& input : inputs) engine->DeleteSession(input.session).IgnoreError();
+  }
+  report["gpu_bytes_peak"] = GpuBytesInUse() - before;
+  report["gpu_bytes_per_session"] =
+      static_cast<double>(report["gpu_bytes_peak"].get<int64_t>()) / kMaxSessions;
+  return report;
+}
+
+int Run() {
+  nlohmann::json report;
+  const std::string random_dir =
+      (std::filesystem::temp_directory_path() / "sympow_bench_124m").string();
+  if (absl::Status written = WriteRandomModel(random_dir, PresetConfig("124m").value(), 1,
+                                              DType::kBF16);
+      !written.ok()) {
+    spdlog::critical("{}", std::string(written.message()));
+    return 1;
+  }
+  report["models"].push_back(BenchModel("sympow-tiny", absl::GetFlag(FLAGS_bundled_model)));
+  report["models"].push_back(BenchModel("124m-random", random_dir));
+  std::ofstream(absl::GetFlag(FLAGS_out)) << report.dump(2) << "\n";
+  spdlog::info("wrote {}", absl::GetFlag(FLAGS_out));
+  return 0;
+}
+
+}  // namespace
+}  // namespace sympow
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  return sympow::Run();
+}
