@@ -1,6 +1,6 @@
 """Turns one GPU run of tests/gpu/run.sh (its $OUT folder) into bench/results/.
 
-usage: report.py RUN_DIR RESULTS_DIR [--commit SHA]
+usage: report.py RUN_DIR RESULTS_DIR [--commit SHA] [--engine_run DIR --engine_commit SHA]
 Writes kernels.json (the issue's schema), kernels.md (tables with ratios to the ceilings and the
 peers of the same run), kernels_prefill.png (tokens/s against context, sympow vs SDPA) and
 gpu_correctness.md (every [figure] line the GPU tests printed).
@@ -36,7 +36,7 @@ def sdpa_decode_us(peers, shape, sessions):
     return out
 
 
-def build(run_dir, commit):
+def build(run_dir, commit, engine_run=None, engine_commit=None):
     with open(os.path.join(run_dir, "kernels_bench.json")) as f:
         bench = json.load(f)
     with open(os.path.join(run_dir, "peers.json")) as f:
@@ -59,10 +59,11 @@ def build(run_dir, commit):
             **p, "manifest_tokens_per_s": None,
             "sdpa_tokens_per_s": sdpa[0]["tokens_per_s"] if sdpa else None,
             "naive_torch_tokens_per_s": naive[0]["tokens_per_s"] if naive else None})
-    engine_path = os.path.join(run_dir, "engine_bench.json")
+    engine_path = os.path.join(engine_run or run_dir, "engine_bench.json")
     if os.path.exists(engine_path):
         with open(engine_path) as f:
             report["whole_model"] = json.load(f)["models"]
+        report["whole_model_commit"] = engine_commit or commit
     return report
 
 
@@ -114,7 +115,7 @@ def markdown(report, figures):
                         for e in report["peers"]["sdpa_decode"] if e["sessions"] == 1) + ".", "",
               "![prefill tokens/s vs context](kernels_prefill.png)", ""]
     for model in report.get("whole_model", []):
-        lines += [f"## Whole model through the Engine: {model['model']}", "",
+        lines += [f"## Whole model through the Engine: {model['model']} (commit {report['whole_model_commit'][:10]})", "",
                   f"State {model['state_bytes_per_session'] / 1e6:.1f} MB per session; GPU memory for "
                   f"weights + 256 state slots + workspaces at peak: {model['gpu_bytes_peak'] / 1e9:.2f} GB "
                   f"({model['gpu_bytes_per_session'] / 1e6:.1f} MB per session slot). Decode returns every "
@@ -150,10 +151,12 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("run_dir")
     parser.add_argument("results_dir")
-    parser.add_argument("--commit", default=None)
+    parser.add_argument("--commit", default=None, help="the commit RUN_DIR measured (default HEAD)")
+    parser.add_argument("--engine_run", default=None, help="take engine_bench.json from this run")
+    parser.add_argument("--engine_commit", default=None, help="the commit --engine_run measured")
     args = parser.parse_args()
     commit = args.commit or subprocess.check_output(["git", "rev-parse", "HEAD"], text=True).strip()
-    report = build(args.run_dir, commit)
+    report = build(args.run_dir, commit, args.engine_run, args.engine_commit)
     with open(os.path.join(args.run_dir, "gpu_tests.log")) as f:
         log = f.read()
     figures = re.findall(r"\[figure\] (.*)", log)

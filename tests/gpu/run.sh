@@ -3,8 +3,8 @@
 #   tests/gpu/run.sh bundle   here: build with CUDA, pack binaries + oracle data into
 #                             build/gpu-bundle.tar.xz (carry it to the GPU machine)
 #   tests/gpu/run.sh device   on the GPU machine, from the repository root: run everything and
-#                             write logs and JSON to $OUT
-#   tests/gpu/run.sh report DIR   here: turn DIR (the device's $OUT) into bench/results/
+#                             leave logs and JSON in $OUT/gpu-run.tgz
+#   tests/gpu/run.sh report DIR   here: turn DIR (gpu-run.tgz unpacked) into bench/results/
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 step=${1:?usage: tests/gpu/run.sh bundle|device|report DIR}
@@ -50,6 +50,8 @@ device)
   kill -TERM "$server" 2>/dev/null || true; wait "$server" || true
   "$bundle/bin/sympow-cli" perplexity --device cuda --model models/sympow-tiny \
     --file tests/fixtures/heldout.txt 2>&1 | tail -3 | tee "$OUT/perplexity_cuda.log" || status=1
+  # One archive: the GPU machine hands back only a few files per call.
+  tar -C "$OUT" -czf "$work/gpu-run.tgz" . && rm -rf "${OUT:?}"/* && mv "$work/gpu-run.tgz" "$OUT/"
   exit $status
   ;;
 report)
