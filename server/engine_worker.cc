@@ -45,7 +45,11 @@ TokenOutput WithLogprobs(int32_t token, std::span<const float> logits, bool logp
 
 EngineWorker::EngineWorker(std::unique_ptr<Engine> engine, const Tokenizer& tokenizer,
                            ServerMetrics& metrics, EngineWorkerOptions options)
-    : engine_(std::move(engine)), tokenizer_(tokenizer), metrics_(metrics), options_(options) {
+    : engine_(std::move(engine)),
+      tokenizer_(tokenizer),
+      metrics_(metrics),
+      options_(options),
+      scheduler_(options.scheduling) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -106,15 +110,19 @@ bool EngineWorker::TakeWork() {
   for (auto& call : calls) call();
   for (auto& request : arrived) {
     Active active;
+    active.id = next_id_++;
     active.request = std::move(request);
     active.sampler = std::make_unique<Sampler>(active.request->sampling);
     active.decoder = std::make_unique<IncrementalDecoder>(tokenizer_);
     active.history = active.request->prompt;
-    active_.push_back(std::move(active));
+    scheduler_.Add(active.id, static_cast<int64_t>(active.request->prompt.size()),
+                   active.request->priority, active.request->arrival);
+    const SequenceId id = active.id;
+    active_.emplace(id, std::move(active));
   }
   if (stopping) {
-    for (Active& active : active_) Finish(active, FinishReason::kShutdown);
-    active_.clear();
+    for (auto& [id, active] : active_) Finish(active, FinishReason::kShutdown);
+    Reap();
     // Calls that raced with the stop still run, so their callers never wait forever.
     absl::MutexLock lock(&mutex_);
     for (auto& call : calls_) call();
@@ -135,54 +143,66 @@ bool EngineWorker::TakeWork() {
 
 void EngineWorker::Loop() {
   while (TakeWork()) {
-    for (Active& active : active_) {
-      if (active.request->cancelled.load()) Finish(active, FinishReason::kCancelled);
+    for (const auto& [id, active] : active_) {
+      if (active.request->cancelled.load()) scheduler_.Cancel(id);
     }
-    std::erase_if(active_, [](const Active& a) { return a.done; });
-    PrefillOneChunk();
-    DecodeBatch();
-    std::erase_if(active_, [](const Active& a) { return a.done; });
-    int64_t waiting;
+    const StepPlan plan = scheduler_.Plan(absl::Now());
+    for (SequenceId id : plan.cancelled) Finish(active_.at(id), FinishReason::kCancelled);
+    for (const StepRow& row : plan.rows) {
+      if (!row.decode) Prefill(active_.at(row.sequence), row);
+    }
+    DecodeBatch(plan);
+    Reap();
+    int64_t arriving;
     {
       absl::MutexLock lock(&mutex_);
-      waiting = static_cast<int64_t>(waiting_.size());
+      arriving = static_cast<int64_t>(waiting_.size());
     }
-    metrics_.Queue(static_cast<int64_t>(active_.size()), waiting);
+    metrics_.Queue(scheduler_.running(), scheduler_.waiting() + arriving);
   }
 }
 
-void EngineWorker::PrefillOneChunk() {
-  for (Active& active : active_) {
-    Request& request = *active.request;
-    const int64_t remaining = static_cast<int64_t>(request.prompt.size()) - active.prefilled;
-    if (active.done || remaining <= 0) continue;
-    const int64_t count = std::min(remaining, options_.prefill_chunk_tokens);
-    const absl::Time start = absl::Now();
-    absl::StatusOr<std::vector<float>> logits = engine_->Prefill(
-        request.session, std::span(request.prompt).subspan(active.prefilled, count));
-    metrics_.Step(count, absl::ToDoubleSeconds(absl::Now() - start));
-    if (!logits.ok()) return Fail(active, logits.status());
-    active.prefilled += count;
-    metrics_.PromptTokens(count);
-    if (!request.generate) {
-      RequestEvent progress;
-      progress.prefilled_tokens = active.prefilled;
-      progress.session_tokens = engine_->SessionLength(request.session).value_or(0);
-      request.events.Push(std::move(progress));
-      if (active.prefilled == static_cast<int64_t>(request.prompt.size()))
-        Finish(active, FinishReason::kLength);
-    } else if (active.prefilled == static_cast<int64_t>(request.prompt.size())) {
-      SampleNext(active, *logits);
+void EngineWorker::Reap() {
+  for (auto it = active_.begin(); it != active_.end();) {
+    if (!it->second.done) {
+      ++it;
+      continue;
     }
-    return;  // one chunk per step: decode rows wait at most one chunk
+    scheduler_.Finish(it->first);
+    it = active_.erase(it);
   }
 }
 
-void EngineWorker::DecodeBatch() {
+void EngineWorker::Prefill(Active& active, const StepRow& row) {
+  if (active.done) return;
+  Request& request = *active.request;
+  const absl::Time start = absl::Now();
+  absl::StatusOr<std::vector<float>> logits =
+      engine_->Prefill(request.session, std::span(request.prompt).subspan(row.first, row.count));
+  metrics_.Step(row.count, absl::ToDoubleSeconds(absl::Now() - start));
+  if (!logits.ok()) return Fail(active, logits.status());
+  active.prefilled += row.count;
+  scheduler_.Prefilled(active.id, row.count);
+  metrics_.PromptTokens(row.count);
+  const bool complete = active.prefilled == static_cast<int64_t>(request.prompt.size());
+  if (!request.generate) {
+    RequestEvent progress;
+    progress.prefilled_tokens = active.prefilled;
+    progress.session_tokens = engine_->SessionLength(request.session).value_or(0);
+    request.events.Push(std::move(progress));
+    if (complete) Finish(active, FinishReason::kLength);
+  } else if (complete) {
+    SampleNext(active, *logits);
+    scheduler_.SetDecoding(active.id, active.pending.has_value());
+  }
+}
+
+void EngineWorker::DecodeBatch(const StepPlan& plan) {
   std::vector<DecodeInput> inputs;
   std::vector<Active*> rows;
-  for (Active& active : active_) {
-    if (active.done || !active.pending) continue;
+  for (const StepRow& row : plan.rows) {
+    Active& active = active_.at(row.sequence);
+    if (!row.decode || active.done || !active.pending) continue;
     inputs.push_back({active.request->session, active.pending->token});
     rows.push_back(&active);
   }

@@ -1,10 +1,12 @@
-// The engine worker: one thread that owns the Engine and runs it in steps. Each step prefills one
-// chunk of the oldest unfinished prompt and decodes one token for every generating request in a
-// single batch, so a long prompt never stalls other streams for more than one chunk.
+// The engine worker: one thread that owns the Engine and runs it in steps that the Scheduler
+// plans: every generating request decodes one token in a single batch, and prompts are prefilled
+// in chunks under the step's token budget, so a long prompt never stalls other streams for more
+// than one chunk.
 #pragma once
 
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -17,12 +19,13 @@
 #include "model/tokenizer/tokenizer.h"
 #include "server/metrics.h"
 #include "server/request.h"
+#include "server/scheduler.h"
 
 namespace sympow::server {
 
 struct EngineWorkerOptions {
-  int64_t prefill_chunk_tokens = 512;  // prompt tokens prefilled per step
-  int64_t max_requests = 256;          // requests queued or running before RESOURCE_EXHAUSTED
+  SchedulerOptions scheduling;
+  int64_t max_requests = 256;  // requests queued or running before RESOURCE_EXHAUSTED
 };
 
 class EngineWorker {
@@ -42,6 +45,7 @@ class EngineWorker {
  private:
   // A request in the engine: where its prompt and generation stand.
   struct Active {
+    SequenceId id = 0;
     std::shared_ptr<Request> request;
     int64_t prefilled = 0;
     std::optional<TokenOutput> pending;  // sampled; committed to the session by the next decode
@@ -58,8 +62,10 @@ class EngineWorker {
   void Loop();
   // Takes queued calls and requests; false when stopping.
   bool TakeWork();
-  void PrefillOneChunk();
-  void DecodeBatch();
+  void Prefill(Active& active, const StepRow& row);
+  void DecodeBatch(const StepPlan& plan);
+  // Drops finished requests from the worker and the scheduler.
+  void Reap();
   // Samples the next token from `logits`, or finishes the request on a stop token.
   void SampleNext(Active& active, std::span<const float> logits);
   // Streams a committed token: its text (held back while it may start a stop string).
@@ -81,7 +87,10 @@ class EngineWorker {
   int64_t in_flight_ ABSL_GUARDED_BY(mutex_) = 0;  // submitted and not yet finished
   bool exited_ ABSL_GUARDED_BY(mutex_) = false;    // the thread has run its last call
 
-  std::vector<Active> active_;  // worker thread only
+  // Worker thread only: requests taken from waiting_, by the id the scheduler knows them by.
+  std::map<SequenceId, Active> active_;
+  Scheduler scheduler_;
+  SequenceId next_id_ = 1;
   std::thread thread_;
 };
 

@@ -9,6 +9,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -36,7 +37,14 @@ ABSL_FLAG(int64_t, default_max_new_tokens, 256, "tokens generated when a request
 ABSL_FLAG(int64_t, max_queued_requests, 256,
           "requests queued or running before further ones get RESOURCE_EXHAUSTED");
 ABSL_FLAG(int64_t, prefill_chunk_tokens, 512,
-          "prompt tokens prefilled per engine step, between decode steps");
+          "prompt tokens one request prefills per engine step at most");
+ABSL_FLAG(int64_t, step_token_budget, 2048,
+          "tokens per engine step: every decoding request's token, then prompt chunks (at least "
+          "one chunk per step)");
+ABSL_FLAG(int64_t, max_running_requests, 256,
+          "requests admitted to run at once; the rest wait, best priority first");
+ABSL_FLAG(double, priority_aging_s, 10.0,
+          "seconds of waiting that raise a request's priority by one, so none starves");
 ABSL_FLAG(int64_t, max_message_bytes, 16 << 20, "largest gRPC request message accepted");
 ABSL_FLAG(
     std::string, state_dir, "",
@@ -53,8 +61,47 @@ void OnSignal(int) {
     shutdown_requested->Notify();
 }
 
+sympow::server::SchedulerOptions SchedulingOptions() {
+  return {.step_token_budget = absl::GetFlag(FLAGS_step_token_budget),
+          .prefill_chunk_tokens = absl::GetFlag(FLAGS_prefill_chunk_tokens),
+          .max_running = absl::GetFlag(FLAGS_max_running_requests),
+          .priority_aging = absl::Seconds(absl::GetFlag(FLAGS_priority_aging_s))};
+}
+
+// Numeric flags out of range stop the server at once with the flag's name.
+absl::Status CheckFlags() {
+  const std::pair<const char*, int64_t> positive[] = {
+      {"max_sessions", absl::GetFlag(FLAGS_max_sessions)},
+      {"max_prompt_tokens", absl::GetFlag(FLAGS_max_prompt_tokens)},
+      {"max_new_tokens", absl::GetFlag(FLAGS_max_new_tokens)},
+      {"default_max_new_tokens", absl::GetFlag(FLAGS_default_max_new_tokens)},
+      {"max_queued_requests", absl::GetFlag(FLAGS_max_queued_requests)},
+      {"prefill_chunk_tokens", absl::GetFlag(FLAGS_prefill_chunk_tokens)},
+      {"step_token_budget", absl::GetFlag(FLAGS_step_token_budget)},
+      {"max_running_requests", absl::GetFlag(FLAGS_max_running_requests)},
+      {"max_message_bytes", absl::GetFlag(FLAGS_max_message_bytes)}};
+  for (const auto& [name, value] : positive) {
+    if (value <= 0) {
+      return absl::InvalidArgumentError(absl::StrCat("--", name, " must be positive, got ", value));
+    }
+  }
+  const std::pair<const char*, double> non_negative[] = {
+      {"priority_aging_s", absl::GetFlag(FLAGS_priority_aging_s)},
+      {"shutdown_grace_s", absl::GetFlag(FLAGS_shutdown_grace_s)}};
+  for (const auto& [name, value] : non_negative) {
+    if (!(value >= 0)) {
+      return absl::InvalidArgumentError(absl::StrCat("--", name, " must be >= 0, got ", value));
+    }
+  }
+  return absl::OkStatus();
+}
+
 int Serve() {
   using namespace sympow;
+  if (absl::Status flags = CheckFlags(); !flags.ok()) {
+    spdlog::critical("{}", std::string(flags.message()));
+    return 1;
+  }
   const std::string model_dir = absl::GetFlag(FLAGS_model);
   absl::StatusOr<std::unique_ptr<LoadedModel>> model = LoadModel(model_dir);
   if (!model.ok()) {
@@ -78,8 +125,7 @@ int Serve() {
   }
   const int64_t state_bytes = (*backend)->state_layout().Bytes();
   const std::string backend_name = (*backend)->name();
-  absl::StatusOr<std::unique_ptr<Engine>> engine =
-      Engine::Create(**model, std::move(*backend), {});
+  absl::StatusOr<std::unique_ptr<Engine>> engine = Engine::Create(**model, std::move(*backend), {});
   if (!engine.ok()) {
     spdlog::critical("{}", std::string(engine.status().message()));
     return 1;
@@ -102,7 +148,7 @@ int Serve() {
     spdlog::info("metrics on http://{}/metrics", address);
   }
   server::EngineWorker worker(std::move(*engine), **tokenizer, metrics,
-                              {.prefill_chunk_tokens = absl::GetFlag(FLAGS_prefill_chunk_tokens),
+                              {.scheduling = SchedulingOptions(),
                                .max_requests = absl::GetFlag(FLAGS_max_queued_requests)});
   server::SympowService service(
       config, state_bytes, backend_name, **tokenizer, worker, metrics,

@@ -44,6 +44,7 @@ struct Request {
   std::vector<std::string> stop_strings;
   bool logprobs = false;
   int32_t top_logprobs = 0;
+  int32_t priority = 0;  // admission order among waiting requests (Scheduler)
   absl::Time arrival = absl::Now();
 
   std::atomic<bool> cancelled{false};  // set by the RPC handler; honoured within one step

@@ -37,6 +37,15 @@ absl::Status Invalid(absl::string_view field, absl::string_view problem) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", problem));
 }
 
+absl::Status CheckPriority(int32_t priority) {
+  constexpr int32_t kMaxPriority = 100;
+  if (priority < -kMaxPriority || priority > kMaxPriority) {
+    return Invalid("priority",
+                   absl::StrCat(priority, " is outside [-", kMaxPriority, ", ", kMaxPriority, "]"));
+  }
+  return absl::OkStatus();
+}
+
 v1::FinishReason ToProto(FinishReason reason) {
   switch (reason) {
     case FinishReason::kLength:
@@ -225,7 +234,10 @@ grpc::Status SympowService::Generate(grpc::ServerContext* context,
   for (int i = 0; i < request->stop_size(); ++i) {
     if (request->stop(i).empty()) return fail(Invalid(absl::StrCat("stop[", i, "]"), "is empty"));
   }
+  if (absl::Status priority = CheckPriority(request->priority()); !priority.ok())
+    return fail(priority);
   auto job = std::make_shared<Request>();
+  job->priority = request->priority();
   if (absl::Status status = ToSampling(*request, config_.vocab_size, &job->sampling);
       !status.ok()) {
     return fail(status);
@@ -318,9 +330,12 @@ grpc::Status SympowService::Append(grpc::ServerContext* context, const v1::Appen
   absl::StatusOr<std::vector<int32_t>> tokens = ToTokens(request->input(), "input");
   if (!tokens.ok()) return ToGrpc(tokens.status());
   if (tokens->empty()) return ToGrpc(Invalid("input", "is empty: nothing to append"));
+  if (absl::Status priority = CheckPriority(request->priority()); !priority.ok())
+    return ToGrpc(priority);
   absl::StatusOr<SessionRecord> session = sessions_.Acquire(request->session_id());
   if (!session.ok()) return ToGrpc(session.status());
   auto job = std::make_shared<Request>();
+  job->priority = request->priority();
   job->id = RequestId(*context);
   job->session = session->engine_session;
   job->prompt = std::move(*tokens);

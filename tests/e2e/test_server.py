@@ -319,3 +319,48 @@ def test_session_limit_is_resource_exhausted_and_frees_on_delete():
             assert client.create_session().token_count == 0
     finally:
         assert running.stop() == 0
+
+
+def test_out_of_range_flags_stop_the_server_naming_the_flag():
+    for flag, value in (("--step_token_budget", "0"), ("--max_running_requests", "-1"),
+                        ("--priority_aging_s", "-2")):
+        result = subprocess.run([os.path.join(BUILD, "server", "sympow-server"), "--model", MODEL,
+                                 "--metrics_listen", "", flag, value], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 1
+        assert flag in result.stdout + result.stderr
+
+
+def test_priority_out_of_range_is_invalid_argument_naming_the_field(client):
+    with pytest.raises(grpc.RpcError) as error:
+        list(client.stub.Generate(pb.GenerateRequest(input=pb.Input(text="The"), priority=101)))
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "priority" in error.value.details()
+
+
+def test_waiting_requests_are_admitted_by_priority():
+    """One running place: a low-priority request that arrived first waits for a later high one."""
+    running = RunningServer("--max_running_requests", "1", "--priority_aging_s", "1000")
+    try:
+        with SympowClient(running.address) as client:
+            blocker = client.stub.Generate(pb.GenerateRequest(input=pb.Input(text="The"), max_new_tokens=4000,
+                                                              ignore_eos=True))
+            next(blocker)
+            finished = []
+
+            def run(name, priority):
+                request = pb.GenerateRequest(input=pb.Input(text=name), max_new_tokens=16, ignore_eos=True,
+                                             priority=priority)
+                list(client.stub.Generate(request))
+                finished.append(name)
+
+            with concurrent.futures.ThreadPoolExecutor(2) as pool:
+                low = pool.submit(run, "low", 0)
+                time.sleep(0.5)
+                high = pool.submit(run, "high", 5)
+                time.sleep(0.5)
+                blocker.cancel()
+                low.result(timeout=120)
+                high.result(timeout=120)
+            assert finished == ["high", "low"]
+    finally:
+        running.stop()
