@@ -31,7 +31,8 @@ Engine::Engine(const ModelConfig& config, std::unique_ptr<Backend> backend, Engi
     : config_(config),
       backend_(std::move(backend)),
       options_(options),
-      chunk_size_(options.chunk_size > 0 ? options.chunk_size : config.chunk_size) {}
+      chunk_size_(options.chunk_size > 0 ? options.chunk_size : config.chunk_size),
+      tiers_(*backend_, options.state_tiers) {}
 
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const LoadedModel& model,
                                                        std::unique_ptr<Backend> backend,
@@ -79,31 +80,46 @@ absl::Status Engine::CheckTokens(std::span<const int32_t> tokens, absl::string_v
 }
 
 absl::StatusOr<SessionId> Engine::CreateSession() {
-  absl::StatusOr<int32_t> slot = backend_->AcquireStateSlot();
-  if (!slot.ok()) return slot.status();
-  const SessionId id = next_session_++;
-  sessions_[id] = Session{*slot, 0};
+  const SessionId id = next_session_;
+  if (absl::Status added = tiers_.Add(id); !added.ok()) return added;
+  ++next_session_;
+  sessions_[id] = Session{0};
   return id;
 }
 
 absl::StatusOr<SessionId> Engine::ForkSession(SessionId source) {
   absl::StatusOr<Session*> original = Find(source);
   if (!original.ok()) return original.status();
-  const Session copy_of = **original;
-  absl::StatusOr<SessionId> fork = CreateSession();
-  if (!fork.ok()) return fork.status();
-  Session& forked = sessions_[*fork];
-  backend_->CopyStateSlot(copy_of.slot, forked.slot);
-  forked.length = copy_of.length;
+  const int64_t length = (*original)->length;
+  const SessionId fork = next_session_;
+  const SessionId both[] = {source, fork};
+  if (tiers_.TierOf(source) == StateTier::kDevice && tiers_.Add(fork, both).ok()) {
+    // Both in slots: a device-side copy.
+    backend_->CopyStateSlot(tiers_.Slot(source, both).value(), tiers_.Slot(fork, both).value());
+  } else {
+    // Through the bytes, so the source may give up its slot to the fork.
+    absl::StatusOr<std::vector<std::byte>> state = tiers_.Read(source);
+    if (!state.ok()) return state.status();
+    if (absl::Status added = tiers_.Add(fork); !added.ok()) return added;
+    backend_->WriteStateSlot(tiers_.Slot(fork).value(), *state);
+  }
+  ++next_session_;
+  sessions_[fork] = Session{length};
   return fork;
 }
 
 absl::Status Engine::DeleteSession(SessionId session) {
   absl::StatusOr<Session*> found = Find(session);
   if (!found.ok()) return found.status();
-  backend_->ReleaseStateSlot((*found)->slot);
+  tiers_.Remove(session);
   sessions_.erase(session);
   return absl::OkStatus();
+}
+
+absl::StatusOr<StateTier> Engine::SessionTier(SessionId session) const {
+  if (!sessions_.contains(session))
+    return absl::NotFoundError(absl::StrCat("session ", session, " does not exist"));
+  return tiers_.TierOf(session);
 }
 
 absl::StatusOr<int64_t> Engine::SessionLength(SessionId session) const {
@@ -121,6 +137,9 @@ absl::StatusOr<std::vector<float>> Engine::Prefill(SessionId session,
   if (tokens.empty()) return absl::InvalidArgumentError("tokens is empty: nothing to prefill");
   if (absl::Status status = CheckTokens(tokens, "tokens"); !status.ok()) return status;
   Session& s = **found;
+  const SessionId kept[] = {session};
+  absl::StatusOr<int32_t> slot = tiers_.Slot(session, kept);
+  if (!slot.ok()) return slot.status();
   const int64_t vocab = config_.vocab_size;
   const int64_t total = static_cast<int64_t>(tokens.size());
   std::vector<float> logits((which == LogitsFor::kEveryToken ? total : 1) * vocab);
@@ -129,7 +148,7 @@ absl::StatusOr<std::vector<float>> Engine::Prefill(SessionId session,
     ForwardBatch batch;
     batch.tokens.assign(tokens.begin() + start, tokens.begin() + start + count);
     for (int64_t i = 0; i < count; ++i) batch.positions.push_back(s.length + i);
-    batch.segments.push_back({0, count, s.slot});
+    batch.segments.push_back({0, count, *slot});
     float* out = logits.data();
     if (which == LogitsFor::kEveryToken) {
       for (int64_t i = 0; i < count; ++i) batch.logit_rows.push_back(i);
@@ -147,6 +166,7 @@ absl::StatusOr<std::vector<float>> Engine::Prefill(SessionId session,
 absl::StatusOr<std::vector<float>> Engine::Decode(std::span<const DecodeInput> inputs) {
   ForwardBatch batch;
   std::set<SessionId> seen;
+  std::vector<SessionId> batch_sessions;
   std::vector<Session*> rows;
   for (size_t i = 0; i < inputs.size(); ++i) {
     absl::StatusOr<Session*> found = Find(inputs[i].session);
@@ -160,12 +180,18 @@ absl::StatusOr<std::vector<float>> Engine::Decode(std::span<const DecodeInput> i
         !status.ok()) {
       return status;
     }
-    const int64_t row = static_cast<int64_t>(i);
-    batch.tokens.push_back(token);
-    batch.positions.push_back((*found)->length);
-    batch.segments.push_back({row, 1, (*found)->slot});
-    batch.logit_rows.push_back(row);
+    batch_sessions.push_back(inputs[i].session);
     rows.push_back(*found);
+  }
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    // Every session of the batch needs a slot at once: none may give its slot to another.
+    absl::StatusOr<int32_t> slot = tiers_.Slot(inputs[i].session, batch_sessions);
+    if (!slot.ok()) return slot.status();
+    const int64_t row = static_cast<int64_t>(i);
+    batch.tokens.push_back(inputs[i].token);
+    batch.positions.push_back(rows[i]->length);
+    batch.segments.push_back({row, 1, *slot});
+    batch.logit_rows.push_back(row);
   }
   std::vector<float> logits(inputs.size() * config_.vocab_size);
   if (inputs.empty()) return logits;
@@ -184,18 +210,15 @@ absl::StatusOr<SessionId> Engine::RestoreSession(std::span<const std::byte> stat
     return absl::InvalidArgumentError(absl::StrCat("length ", length, " is negative"));
   absl::StatusOr<SessionId> session = CreateSession();
   if (!session.ok()) return session.status();
-  Session& restored = sessions_[*session];
-  backend_->WriteStateSlot(restored.slot, state);
-  restored.length = length;
+  backend_->WriteStateSlot(tiers_.Slot(*session).value(), state);
+  sessions_[*session].length = length;
   return session;
 }
 
 absl::StatusOr<std::vector<std::byte>> Engine::ReadState(SessionId session) {
   absl::StatusOr<Session*> found = Find(session);
   if (!found.ok()) return found.status();
-  std::vector<std::byte> bytes(backend_->state_layout().Bytes());
-  backend_->ReadStateSlot((*found)->slot, bytes);
-  return bytes;
+  return tiers_.Read(session);
 }
 
 }  // namespace sympow

@@ -17,6 +17,7 @@
 #include "model/config.h"
 #include "model/device_weights.h"
 #include "model/forward.h"
+#include "model/state_tiers.h"
 
 namespace sympow {
 
@@ -25,9 +26,9 @@ struct EngineOptions {
   int64_t chunk_size = 0;
   // Rows per forward pass when prefilling; longer inputs run in several passes.
   int64_t max_batch_tokens = 2048;
+  // Where states go when every backend slot is taken (by default nowhere: RESOURCE_EXHAUSTED).
+  StateTierOptions state_tiers = {};
 };
-
-using SessionId = uint64_t;
 
 struct DecodeInput {
   SessionId session = 0;
@@ -79,9 +80,12 @@ class Engine {
   // A new session holding `state` (as ReadState gave it) after `length` tokens.
   absl::StatusOr<SessionId> RestoreSession(std::span<const std::byte> state, int64_t length);
 
+  // Where the session's state is now: a backend slot, host memory or a spill file.
+  absl::StatusOr<StateTier> SessionTier(SessionId session) const;
+  StateTierCounts TierCounts() const { return tiers_.Counts(); }
+
  private:
   struct Session {
-    int32_t slot = 0;
     int64_t length = 0;
   };
 
@@ -96,6 +100,7 @@ class Engine {
   DeviceWeights weights_;
   std::unique_ptr<ModelForward> forward_;
   std::map<SessionId, Session> sessions_;
+  StateTiers tiers_;
   SessionId next_session_ = 1;
 };
 

@@ -159,6 +159,7 @@ void EngineWorker::Loop() {
       arriving = static_cast<int64_t>(waiting_.size());
     }
     metrics_.Queue(scheduler_.running(), scheduler_.waiting() + arriving);
+    metrics_.SessionTiers(engine_->TierCounts());
   }
 }
 

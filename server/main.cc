@@ -31,6 +31,14 @@ ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9090", "Prometheus /metrics ad
 ABSL_FLAG(std::string, device, "auto",
           "backend: cpu, cuda, or auto (cuda when this build has it and a GPU is present)");
 ABSL_FLAG(int64_t, max_sessions, 256, "sessions held at once (each costs one fixed-size state)");
+ABSL_FLAG(int64_t, state_slots, 0,
+          "states kept in the backend's memory (GPU memory on --device cuda); 0: --max_sessions, "
+          "or as many as fit. Idle states beyond them move to host memory, then to disk");
+ABSL_FLAG(int64_t, host_state_bytes, 0,
+          "host memory for idle states moved out of the state slots; 0: no host tier");
+ABSL_FLAG(std::string, spill_dir, "",
+          "directory for idle states beyond --host_state_bytes; default STATE_DIR/spill when "
+          "--state_dir is given, else no disk tier");
 ABSL_FLAG(int64_t, max_prompt_tokens, 1 << 20, "longest input one request may carry");
 ABSL_FLAG(int64_t, max_new_tokens, 4096, "the most tokens a request may ask to generate");
 ABSL_FLAG(int64_t, default_max_new_tokens, 256, "tokens generated when a request does not say");
@@ -80,6 +88,9 @@ absl::Status CheckFlags() {
       {"step_token_budget", absl::GetFlag(FLAGS_step_token_budget)},
       {"max_running_requests", absl::GetFlag(FLAGS_max_running_requests)},
       {"max_message_bytes", absl::GetFlag(FLAGS_max_message_bytes)}};
+  if (absl::GetFlag(FLAGS_state_slots) < 0 || absl::GetFlag(FLAGS_host_state_bytes) < 0) {
+    return absl::InvalidArgumentError("--state_slots and --host_state_bytes must be >= 0");
+  }
   for (const auto& [name, value] : positive) {
     if (value <= 0) {
       return absl::InvalidArgumentError(absl::StrCat("--", name, " must be positive, got ", value));
@@ -94,6 +105,37 @@ absl::Status CheckFlags() {
     }
   }
   return absl::OkStatus();
+}
+
+// The backend with its state slots: --state_slots, or --max_sessions cut down (halving) to what
+// the device holds, so the server starts on any GPU and moves idle states to the other tiers.
+struct StatePool {
+  std::unique_ptr<sympow::Backend> backend;
+  int64_t slots = 0;
+};
+
+absl::StatusOr<StatePool> CreateStatePool(const sympow::ModelConfig& config) {
+  const bool asked = absl::GetFlag(FLAGS_state_slots) > 0;
+  int64_t slots = asked ? absl::GetFlag(FLAGS_state_slots) : absl::GetFlag(FLAGS_max_sessions);
+  while (true) {
+    absl::StatusOr<std::unique_ptr<sympow::Backend>> backend =
+        sympow::CreateBackend(absl::GetFlag(FLAGS_device), config, slots);
+    if (backend.ok()) return StatePool{std::move(*backend), slots};
+    if (asked || slots == 1 || !absl::IsResourceExhausted(backend.status())) {
+      return backend.status();
+    }
+    spdlog::warn("{} state slots do not fit ({}); trying {}", slots,
+                 std::string(backend.status().message()), slots / 2);
+    slots /= 2;
+  }
+}
+
+sympow::StateTierOptions TierOptions() {
+  std::string spill = absl::GetFlag(FLAGS_spill_dir);
+  if (spill.empty() && !absl::GetFlag(FLAGS_state_dir).empty()) {
+    spill = (std::filesystem::path(absl::GetFlag(FLAGS_state_dir)) / "spill").string();
+  }
+  return {.host_bytes = absl::GetFlag(FLAGS_host_state_bytes), .spill_dir = spill};
 }
 
 int Serve() {
@@ -116,28 +158,34 @@ int Serve() {
     return 1;
   }
   const int64_t max_sessions = absl::GetFlag(FLAGS_max_sessions);
-  absl::StatusOr<std::unique_ptr<Backend>> backend =
-      CreateBackend(absl::GetFlag(FLAGS_device), config, max_sessions);
-  if (!backend.ok()) {
+  absl::StatusOr<StatePool> pool = CreateStatePool(config);
+  if (!pool.ok()) {
     spdlog::critical("--device={}: {}", absl::GetFlag(FLAGS_device),
-                     std::string(backend.status().message()));
+                     std::string(pool.status().message()));
     return 1;
   }
-  const int64_t state_bytes = (*backend)->state_layout().Bytes();
-  const std::string backend_name = (*backend)->name();
-  absl::StatusOr<std::unique_ptr<Engine>> engine = Engine::Create(**model, std::move(*backend), {});
+  const int64_t state_bytes = pool->backend->state_layout().Bytes();
+  const std::string backend_name = pool->backend->name();
+  EngineOptions engine_options;
+  engine_options.state_tiers = TierOptions();
+  absl::StatusOr<std::unique_ptr<Engine>> engine =
+      Engine::Create(**model, std::move(pool->backend), engine_options);
   if (!engine.ok()) {
     spdlog::critical("{}", std::string(engine.status().message()));
     return 1;
   }
   const std::string fingerprint = ModelFingerprint(**model);
   model->reset();  // the engine holds its own copy of the weights
+  const StateTierOptions& tiers = engine_options.state_tiers;
+  spdlog::info("model {}: {} layers, hidden {}, degree {}, vocab {}; backend {}", model_dir,
+               config.num_layers, config.hidden_size, config.degree, config.vocab_size,
+               backend_name);
   spdlog::info(
-      "model {}: {} layers, hidden {}, degree {}, vocab {}; backend {}; state {:.2f} MB per "
-      "session, "
-      "{} sessions ({:.1f} MB) at most",
-      model_dir, config.num_layers, config.hidden_size, config.degree, config.vocab_size,
-      backend_name, state_bytes / 1e6, max_sessions, state_bytes * max_sessions / 1e6);
+      "state {:.2f} MB per session at any length; {} state slots ({:.1f} MB) in the backend, host "
+      "tier {:.1f} MB ({} states), disk tier {}; up to {} sessions",
+      state_bytes / 1e6, pool->slots, pool->slots * state_bytes / 1e6, tiers.host_bytes / 1e6,
+      tiers.host_bytes / state_bytes, tiers.spill_dir.empty() ? "off" : tiers.spill_dir,
+      max_sessions);
 
   server::ServerMetrics metrics;
   if (const std::string address = absl::GetFlag(FLAGS_metrics_listen); !address.empty()) {
@@ -159,7 +207,10 @@ int Serve() {
        .max_queued_requests = absl::GetFlag(FLAGS_max_queued_requests),
        .model_path = model_dir,
        .state_dir = absl::GetFlag(FLAGS_state_dir),
-       .model_fingerprint = fingerprint});
+       .model_fingerprint = fingerprint,
+       .state_slots = pool->slots,
+       .host_state_bytes = tiers.host_bytes,
+       .disk_tier = !tiers.spill_dir.empty()});
   if (const std::string state_dir = absl::GetFlag(FLAGS_state_dir); !state_dir.empty()) {
     std::error_code error;
     std::filesystem::create_directories(state_dir, error);

@@ -70,11 +70,15 @@ ServerMetrics::ServerMetrics() : registry_(std::make_shared<prometheus::Registry
                   .Help("Requests queued for the engine")
                   .Register(r)
                   .Add({});
-  sessions_device_ = &BuildGauge()
-                          .Name("sympow:sessions")
-                          .Help("Sessions by where their state lives")
-                          .Register(r)
-                          .Add({{"location", "device"}});
+  auto& sessions = BuildGauge()
+                       .Name("sympow:sessions")
+                       .Help(
+                           "Sessions by where their state lives: a backend state slot (device), "
+                           "host memory, or a spill file (disk)")
+                       .Register(r);
+  sessions_device_ = &sessions.Add({{"location", "device"}});
+  sessions_host_ = &sessions.Add({{"location", "host"}});
+  sessions_disk_ = &sessions.Add({{"location", "disk"}});
   state_bytes_used_ = &BuildGauge()
                            .Name("sympow:state_bytes_used")
                            .Help("Bytes of session states held")
@@ -116,9 +120,13 @@ void ServerMetrics::Queue(int64_t running, int64_t waiting) {
   waiting_->Set(static_cast<double>(waiting));
 }
 
-void ServerMetrics::Sessions(int64_t on_device, int64_t state_bytes_used,
-                             int64_t state_bytes_capacity) {
-  sessions_device_->Set(static_cast<double>(on_device));
+void ServerMetrics::SessionTiers(const StateTierCounts& counts) {
+  sessions_device_->Set(static_cast<double>(counts.device));
+  sessions_host_->Set(static_cast<double>(counts.host));
+  sessions_disk_->Set(static_cast<double>(counts.disk));
+}
+
+void ServerMetrics::Sessions(int64_t state_bytes_used, int64_t state_bytes_capacity) {
   state_bytes_used_->Set(static_cast<double>(state_bytes_used));
   state_bytes_capacity_->Set(static_cast<double>(state_bytes_capacity));
 }

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "model/state_tiers.h"
 #include "prometheus/counter.h"
 #include "prometheus/exposer.h"
 #include "prometheus/family.h"
@@ -30,7 +31,8 @@ class ServerMetrics {
   void GenerationTokens(int64_t n) { generation_tokens_->Increment(static_cast<double>(n)); }
   void Step(int64_t batch_rows, double seconds);
   void Queue(int64_t running, int64_t waiting);
-  void Sessions(int64_t on_device, int64_t state_bytes_used, int64_t state_bytes_capacity);
+  void Sessions(int64_t state_bytes_used, int64_t state_bytes_capacity);
+  void SessionTiers(const StateTierCounts& counts);
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -48,6 +50,8 @@ class ServerMetrics {
   prometheus::Gauge* running_;
   prometheus::Gauge* waiting_;
   prometheus::Gauge* sessions_device_;
+  prometheus::Gauge* sessions_host_;
+  prometheus::Gauge* sessions_disk_;
   prometheus::Gauge* state_bytes_used_;
   prometheus::Gauge* state_bytes_capacity_;
 };

@@ -193,7 +193,7 @@ int64_t SympowService::RestoreSessions() {
 
 void SympowService::UpdateSessionGauges() {
   const int64_t count = sessions_.size();
-  metrics_.Sessions(count, count * state_bytes_, limits_.max_sessions * state_bytes_);
+  metrics_.Sessions(count * state_bytes_, limits_.max_sessions * state_bytes_);
 }
 
 RequestEvent SympowService::Stream(grpc::ServerContext* context,
@@ -367,19 +367,24 @@ void SympowService::FillSessions(const std::vector<SessionRecord>& records,
                                  const std::function<v1::Session*()>& next) {
   // One trip to the worker for all the token counts: a page waits for one step, not one each.
   std::vector<int64_t> tokens(records.size());
+  std::vector<StateTier> tiers(records.size());
   worker_.Run([&](Engine& engine) {
     for (size_t i = 0; i < records.size(); ++i) {
       tokens[i] = engine.SessionLength(records[i].engine_session).value_or(0);
+      tiers[i] = engine.SessionTier(records[i].engine_session).value_or(StateTier::kDevice);
     }
   });
-  for (size_t i = 0; i < records.size(); ++i) FillSession(records[i], tokens[i], next());
+  for (size_t i = 0; i < records.size(); ++i) FillSession(records[i], tokens[i], tiers[i], next());
 }
 
-void SympowService::FillSession(const SessionRecord& record, int64_t tokens, v1::Session* out) {
+void SympowService::FillSession(const SessionRecord& record, int64_t tokens, StateTier tier,
+                                v1::Session* out) {
   out->set_session_id(record.id);
   out->set_token_count(tokens);
   out->set_state_bytes(state_bytes_);
-  out->set_location(v1::STATE_LOCATION_DEVICE);
+  out->set_location(tier == StateTier::kDevice ? v1::STATE_LOCATION_DEVICE
+                    : tier == StateTier::kHost ? v1::STATE_LOCATION_HOST
+                                               : v1::STATE_LOCATION_DISK);
   *out->mutable_created() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(record.created));
   *out->mutable_last_used() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(record.last_used));
   out->set_busy(record.busy);
@@ -511,6 +516,9 @@ grpc::Status SympowService::GetModelInfo(grpc::ServerContext*, const v1::GetMode
   response->set_max_prompt_tokens(static_cast<int32_t>(limits_.max_prompt_tokens));
   response->set_max_new_tokens(static_cast<int32_t>(limits_.max_new_tokens));
   response->set_max_queued_requests(static_cast<int32_t>(limits_.max_queued_requests));
+  response->set_state_slots(static_cast<int32_t>(limits_.state_slots));
+  response->set_host_state_sessions(limits_.host_state_bytes / state_bytes_);
+  response->set_disk_tier(limits_.disk_tier);
   return grpc::Status::OK;
 }
 

@@ -61,7 +61,7 @@ class SympowService final : public sympow::v1::Sympow::Service {
   // Describes each record into the message `next()` returns, in order.
   void FillSessions(const std::vector<SessionRecord>& records,
                     const std::function<v1::Session*()>& next);
-  void FillSession(const SessionRecord& record, int64_t tokens, v1::Session* out);
+  void FillSession(const SessionRecord& record, int64_t tokens, StateTier tier, v1::Session* out);
   void UpdateSessionGauges();
   // Saves the session's state to --state_dir (when set): a session is durable once a call on it
   // completes. An error leaves the previous snapshot in place.

@@ -16,6 +16,10 @@ struct ServiceLimits {
   // Where session snapshots live; empty: sessions end with the process.
   std::string state_dir;
   std::string model_fingerprint;  // written into snapshots, checked when they are read
+  // The state pool's capacity, for GetModelInfo.
+  int64_t state_slots = 0;
+  int64_t host_state_bytes = 0;
+  bool disk_tier = false;
 };
 
 }  // namespace sympow::server
