@@ -83,14 +83,14 @@ absl::StatusOr<SessionId> Engine::CreateSession() {
   const SessionId id = next_session_;
   if (absl::Status added = tiers_.Add(id); !added.ok()) return added;
   ++next_session_;
-  sessions_[id] = Session{0};
+  sessions_[id] = Session{};
   return id;
 }
 
 absl::StatusOr<SessionId> Engine::ForkSession(SessionId source) {
   absl::StatusOr<Session*> original = Find(source);
   if (!original.ok()) return original.status();
-  const int64_t length = (*original)->length;
+  const Session copy = **original;
   const SessionId fork = next_session_;
   const SessionId both[] = {source, fork};
   if (tiers_.TierOf(source) == StateTier::kDevice && tiers_.Add(fork, both).ok()) {
@@ -104,7 +104,7 @@ absl::StatusOr<SessionId> Engine::ForkSession(SessionId source) {
     backend_->WriteStateSlot(tiers_.Slot(fork).value(), *state);
   }
   ++next_session_;
-  sessions_[fork] = Session{length};
+  sessions_[fork] = copy;
   return fork;
 }
 
@@ -113,6 +113,40 @@ absl::Status Engine::DeleteSession(SessionId session) {
   if (!found.ok()) return found.status();
   tiers_.Remove(session);
   sessions_.erase(session);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<PrefixKey> Engine::SessionPrefix(SessionId session) const {
+  auto it = sessions_.find(session);
+  if (it == sessions_.end())
+    return absl::NotFoundError(absl::StrCat("session ", session, " does not exist"));
+  if (!it->second.prefix_known) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("session ", session, " was restored from a state: its tokens are unknown"));
+  }
+  return it->second.prefix;
+}
+
+absl::Status Engine::StartFromPrefix(SessionId session, std::span<const std::byte> state,
+                                     PrefixKey key) {
+  absl::StatusOr<Session*> found = Find(session);
+  if (!found.ok()) return found.status();
+  if ((*found)->length != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("session ", session, " already holds ", (*found)->length, " tokens"));
+  }
+  if (static_cast<int64_t>(state.size()) != backend_->state_layout().Bytes()) {
+    return absl::InvalidArgumentError(absl::StrCat("a state of ", state.size(),
+                                                   " bytes does not fit this model's ",
+                                                   backend_->state_layout().Bytes()));
+  }
+  const SessionId kept[] = {session};
+  absl::StatusOr<int32_t> slot = tiers_.Slot(session, kept);
+  if (!slot.ok()) return slot.status();
+  backend_->WriteStateSlot(*slot, state);
+  (*found)->length = key.length;
+  (*found)->prefix = key;
+  (*found)->prefix_known = true;
   return absl::OkStatus();
 }
 
@@ -158,6 +192,7 @@ absl::StatusOr<std::vector<float>> Engine::Prefill(SessionId session,
     }
     forward_->Run(batch, out);
     s.length += count;
+    s.prefix = s.prefix.Extended(std::span(batch.tokens));
     if (progress) progress(start + count, total);
   }
   return logits;
@@ -196,7 +231,10 @@ absl::StatusOr<std::vector<float>> Engine::Decode(std::span<const DecodeInput> i
   std::vector<float> logits(inputs.size() * config_.vocab_size);
   if (inputs.empty()) return logits;
   forward_->Run(batch, logits.data());
-  for (Session* s : rows) ++s->length;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    ++rows[i]->length;
+    rows[i]->prefix = rows[i]->prefix.Extended(inputs[i].token);
+  }
   return logits;
 }
 
@@ -212,6 +250,7 @@ absl::StatusOr<SessionId> Engine::RestoreSession(std::span<const std::byte> stat
   if (!session.ok()) return session.status();
   backend_->WriteStateSlot(tiers_.Slot(*session).value(), state);
   sessions_[*session].length = length;
+  sessions_[*session].prefix_known = false;  // a snapshot carries the state, not the tokens
   return session;
 }
 

@@ -17,6 +17,7 @@
 #include "model/config.h"
 #include "model/device_weights.h"
 #include "model/forward.h"
+#include "model/prefix_key.h"
 #include "model/state_tiers.h"
 
 namespace sympow {
@@ -80,6 +81,11 @@ class Engine {
   // A new session holding `state` (as ReadState gave it) after `length` tokens.
   absl::StatusOr<SessionId> RestoreSession(std::span<const std::byte> state, int64_t length);
 
+  // The key of every token the session has consumed (model/prefix_key.h).
+  absl::StatusOr<PrefixKey> SessionPrefix(SessionId session) const;
+  // Puts a cached state (the state after the tokens `key` stands for) into an empty session.
+  absl::Status StartFromPrefix(SessionId session, std::span<const std::byte> state, PrefixKey key);
+
   // Where the session's state is now: a backend slot, host memory or a spill file.
   absl::StatusOr<StateTier> SessionTier(SessionId session) const;
   StateTierCounts TierCounts() const { return tiers_.Counts(); }
@@ -87,6 +93,8 @@ class Engine {
  private:
   struct Session {
     int64_t length = 0;
+    PrefixKey prefix;
+    bool prefix_known = true;
   };
 
   Engine(const ModelConfig& config, std::unique_ptr<Backend> backend, EngineOptions options);

@@ -1,0 +1,72 @@
+// The prefix-state cache: states after token prefixes, in host memory under a byte budget, so a
+// new session or an ephemeral request that starts with a cached prefix (a system prompt, a shared
+// document, a whole earlier conversation) skips prefilling it. What is kept follows Marconi
+// (MLSys 2025): the states at sequence ends (the end of every request: the next turn extends
+// them) and at branch points (where a new prompt leaves one seen before: the shared prefix, which
+// reuse has just shown to be shared), and chunk boundaries seen a second time. Eviction weighs
+// recency against tokens saved (every state costs the same bytes, so saved tokens per byte is the
+// prefix length). A hit can be any length: keys are per-token prefix hashes (model/prefix_key.h).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "model/prefix_key.h"
+
+namespace sympow::server {
+
+struct PrefixCacheOptions {
+  int64_t max_bytes = 0;        // host memory for cached states; 0: no cache
+  int64_t min_tokens = 16;      // shorter prefixes are not worth a state
+  int64_t recent_prompts = 64;  // prompts remembered to find branch points
+};
+
+struct PrefixCacheStats {
+  int64_t hits = 0, misses = 0, saved_tokens = 0, entries = 0, bytes = 0;
+};
+
+class PrefixCache {
+ public:
+  PrefixCache(PrefixCacheOptions options, int64_t state_bytes);
+
+  bool enabled() const { return options_.max_bytes >= state_bytes_; }
+
+  struct Hit {
+    PrefixKey key;
+    const std::vector<std::byte>* state;  // valid until the next Insert
+  };
+  // The longest cached prefix of `tokens` at most `limit` tokens long; counts a hit or a miss.
+  std::optional<Hit> Lookup(std::span<const int32_t> tokens, int64_t limit);
+  // Where `tokens` leaves the longest prompt seen recently, when that shared prefix is long
+  // enough and not cached yet; then remembers `tokens` as seen.
+  std::optional<int64_t> BranchPoint(std::span<const int32_t> tokens);
+  // True when a chunk boundary's key was seen before (so its state is worth keeping).
+  bool SeenBefore(const PrefixKey& key);
+  // Keeps the state after `key` (no-op when cached or too short), evicting to fit the budget.
+  void Insert(const PrefixKey& key, std::vector<std::byte> state);
+
+  PrefixCacheStats stats() const;
+
+ private:
+  struct Entry {
+    std::vector<std::byte> state;
+    uint64_t last_used = 0;
+  };
+  void EvictOne();
+
+  PrefixCacheOptions options_;
+  int64_t state_bytes_;
+  absl::flat_hash_map<PrefixKey, Entry> entries_;
+  absl::flat_hash_map<int64_t, int64_t> lengths_;  // prefix lengths cached, with counts
+  absl::flat_hash_map<PrefixKey, int64_t> boundaries_seen_;
+  std::deque<std::vector<int32_t>> recent_;
+  uint64_t clock_ = 0;
+  int64_t hits_ = 0, misses_ = 0, saved_tokens_ = 0;
+};
+
+}  // namespace sympow::server

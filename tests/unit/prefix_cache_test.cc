@@ -1,0 +1,97 @@
+// The prefix-state cache's decisions on plain data (states are byte vectors here).
+#include "server/prefix_cache.h"
+
+#include <gtest/gtest.h>
+
+#include <numeric>
+
+namespace sympow::server {
+namespace {
+
+constexpr int64_t kStateBytes = 100;
+
+std::vector<int32_t> Tokens(int first, int count) {
+  std::vector<int32_t> tokens(count);
+  std::iota(tokens.begin(), tokens.end(), first);
+  return tokens;
+}
+
+std::vector<int32_t> Concat(std::vector<int32_t> a, const std::vector<int32_t>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+std::vector<std::byte> State(int tag) {
+  return std::vector<std::byte>(kStateBytes, std::byte(tag));
+}
+
+PrefixKey KeyOf(const std::vector<int32_t>& tokens) {
+  return PrefixKey{}.Extended(std::span(tokens));
+}
+
+TEST(PrefixCache, FindsTheLongestCachedPrefixOfAnyLength) {
+  PrefixCache cache({.max_bytes = 10 * kStateBytes, .min_tokens = 4}, kStateBytes);
+  const std::vector<int32_t> system = Tokens(1, 37);  // not a multiple of anything
+  const std::vector<int32_t> turn = Concat(system, Tokens(100, 23));
+  cache.Insert(KeyOf(system), State(1));
+  cache.Insert(KeyOf(turn), State(2));
+  const std::vector<int32_t> next = Concat(turn, Tokens(500, 9));
+  auto hit = cache.Lookup(next, static_cast<int64_t>(next.size()) - 1);
+  ASSERT_TRUE(hit.has_value());
+  EXPECT_EQ(hit->key.length, 60);
+  EXPECT_EQ((*hit->state)[0], std::byte(2));
+  // A prompt that shares only the system prompt gets that.
+  hit = cache.Lookup(Concat(system, Tokens(900, 5)), 100);
+  ASSERT_TRUE(hit.has_value());
+  EXPECT_EQ(hit->key.length, 37);
+  // The limit keeps the last token for the model to see.
+  EXPECT_EQ(cache.Lookup(turn, 59)->key.length, 37);
+  EXPECT_FALSE(cache.Lookup(Tokens(2, 50), 50).has_value());
+  const PrefixCacheStats stats = cache.stats();
+  EXPECT_EQ(stats.hits, 3);
+  EXPECT_EQ(stats.misses, 1);
+  EXPECT_EQ(stats.saved_tokens, 60 + 37 + 37);
+}
+
+TEST(PrefixCache, ABranchPointIsWhereANewPromptLeavesARecentOne) {
+  PrefixCache cache({.max_bytes = 10 * kStateBytes, .min_tokens = 8}, kStateBytes);
+  const std::vector<int32_t> shared = Tokens(1, 40);
+  EXPECT_FALSE(cache.BranchPoint(Concat(shared, Tokens(100, 10))).has_value());  // first sight
+  EXPECT_EQ(cache.BranchPoint(Concat(shared, Tokens(200, 10))), 40);
+  cache.Insert(KeyOf(shared), State(3));
+  EXPECT_FALSE(cache.BranchPoint(Concat(shared, Tokens(300, 10))).has_value());  // cached now
+  EXPECT_FALSE(cache.BranchPoint(Tokens(1, 5)).has_value());  // shorter than min_tokens
+}
+
+TEST(PrefixCache, ChunkBoundariesAreKeptTheSecondTimeTheyAreSeen) {
+  PrefixCache cache({.max_bytes = 10 * kStateBytes, .min_tokens = 8}, kStateBytes);
+  const PrefixKey boundary = KeyOf(Tokens(1, 512));
+  EXPECT_FALSE(cache.SeenBefore(boundary));
+  EXPECT_TRUE(cache.SeenBefore(boundary));
+  EXPECT_FALSE(cache.SeenBefore(KeyOf(Tokens(1, 4))));
+}
+
+TEST(PrefixCache, EvictsStaleShortPrefixesFirstAndStaysInItsBudget) {
+  PrefixCache cache({.max_bytes = 3 * kStateBytes, .min_tokens = 1}, kStateBytes);
+  const std::vector<int32_t> long_prefix = Tokens(1, 1000), short_prefix = Tokens(5000, 10),
+                             other = Tokens(7000, 12);
+  cache.Insert(KeyOf(long_prefix), State(1));
+  cache.Insert(KeyOf(short_prefix), State(2));
+  cache.Insert(KeyOf(other), State(3));
+  cache.Insert(KeyOf(Tokens(9000, 11)), State(4));  // one must go: the short, older one
+  EXPECT_EQ(cache.stats().bytes, 3 * kStateBytes);
+  EXPECT_TRUE(cache.Lookup(long_prefix, 1000).has_value());
+  EXPECT_FALSE(cache.Lookup(short_prefix, 10).has_value());
+  EXPECT_TRUE(cache.Lookup(other, 12).has_value());
+}
+
+TEST(PrefixCache, ABudgetBelowOneStateTurnsItOff) {
+  PrefixCache cache({.max_bytes = kStateBytes - 1}, kStateBytes);
+  EXPECT_FALSE(cache.enabled());
+  cache.Insert(KeyOf(Tokens(1, 100)), State(1));
+  EXPECT_FALSE(cache.Lookup(Tokens(1, 100), 100).has_value());
+  EXPECT_EQ(cache.stats().misses, 0);  // not counted: there is no cache
+}
+
+}  // namespace
+}  // namespace sympow::server
