@@ -49,7 +49,8 @@ EngineWorker::EngineWorker(std::unique_ptr<Engine> engine, const Tokenizer& toke
       tokenizer_(tokenizer),
       metrics_(metrics),
       options_(options),
-      scheduler_(options.scheduling) {
+      scheduler_(options.scheduling),
+      prefix_cache_(options.prefix_cache, engine_->backend().state_layout().Bytes()) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -177,15 +178,28 @@ void EngineWorker::Reap() {
 void EngineWorker::Prefill(Active& active, const StepRow& row) {
   if (active.done) return;
   Request& request = *active.request;
-  const absl::Time start = absl::Now();
-  absl::StatusOr<std::vector<float>> logits =
-      engine_->Prefill(request.session, std::span(request.prompt).subspan(row.first, row.count));
-  metrics_.Step(row.count, absl::ToDoubleSeconds(absl::Now() - start));
-  if (!logits.ok()) return Fail(active, logits.status());
-  active.prefilled += row.count;
-  scheduler_.Prefilled(active.id, row.count);
-  metrics_.PromptTokens(row.count);
-  const bool complete = active.prefilled == static_cast<int64_t>(request.prompt.size());
+  if (row.first == 0 && active.prefilled == 0) UsePrefixCache(active);
+  const int64_t prompt_tokens = static_cast<int64_t>(request.prompt.size());
+  int64_t count = std::min(row.count, prompt_tokens - active.prefilled);
+  if (active.checkpoint > active.prefilled) {
+    count = std::min(count, active.checkpoint - active.prefilled);
+  }
+  absl::StatusOr<std::vector<float>> logits = std::vector<float>{};
+  if (count > 0) {
+    const absl::Time start = absl::Now();
+    logits = engine_->Prefill(request.session,
+                              std::span(request.prompt).subspan(active.prefilled, count));
+    metrics_.Step(count, absl::ToDoubleSeconds(absl::Now() - start));
+    if (!logits.ok()) return Fail(active, logits.status());
+    active.prefilled += count;
+    scheduler_.Prefilled(active.id, count);
+    metrics_.PromptTokens(count);
+    absl::StatusOr<PrefixKey> key = engine_->SessionPrefix(request.session);
+    if (key.ok() && (active.checkpoint == active.prefilled || prefix_cache_.SeenBefore(*key))) {
+      CacheState(active);
+    }
+  }
+  const bool complete = active.prefilled == prompt_tokens;
   if (!request.generate) {
     RequestEvent progress;
     progress.prefilled_tokens = active.prefilled;
@@ -196,6 +210,32 @@ void EngineWorker::Prefill(Active& active, const StepRow& row) {
     SampleNext(active, *logits);
     scheduler_.SetDecoding(active.id, active.pending.has_value());
   }
+}
+
+void EngineWorker::UsePrefixCache(Active& active) {
+  Request& request = *active.request;
+  if (!prefix_cache_.enabled() || engine_->SessionLength(request.session).value_or(1) != 0) return;
+  // Generation needs the logits after the prompt's last token, so that one is always prefilled.
+  const int64_t limit = static_cast<int64_t>(request.prompt.size()) - (request.generate ? 1 : 0);
+  std::optional<PrefixCache::Hit> hit = prefix_cache_.Lookup(request.prompt, limit);
+  metrics_.PrefixCacheQuery(hit ? hit->key.length : 0);
+  if (hit && engine_->StartFromPrefix(request.session, *hit->state, hit->key).ok()) {
+    active.prefilled = hit->key.length;
+    scheduler_.Prefilled(active.id, hit->key.length);
+    spdlog::info("[{}] prefix cache: {} of {} prompt tokens from a cached state", request.id,
+                 hit->key.length, request.prompt.size());
+  }
+  if (std::optional<int64_t> branch = prefix_cache_.BranchPoint(request.prompt)) {
+    active.checkpoint = *branch;
+  }
+}
+
+void EngineWorker::CacheState(const Active& active) {
+  absl::StatusOr<PrefixKey> key = engine_->SessionPrefix(active.request->session);
+  if (!key.ok()) return;
+  absl::StatusOr<std::vector<std::byte>> state = engine_->ReadState(active.request->session);
+  if (state.ok()) prefix_cache_.Insert(*key, std::move(*state));
+  metrics_.PrefixCacheBytes(prefix_cache_.stats().bytes);
 }
 
 void EngineWorker::DecodeBatch(const StepPlan& plan) {
@@ -279,6 +319,11 @@ void EngineWorker::Emit(Active& active, const TokenOutput& token) {
 void EngineWorker::Finish(Active& active, FinishReason reason) {
   if (active.done) return;
   active.done = true;
+  // A sequence end: the next turn, or a replay of this conversation, starts from here.
+  if ((reason == FinishReason::kLength || reason == FinishReason::kStop) &&
+      prefix_cache_.enabled()) {
+    CacheState(active);
+  }
   Request& request = *active.request;
   RequestEvent event;
   event.text = active.held_text + active.decoder->Finish();

@@ -18,6 +18,7 @@
 #include "model/tokenizer/incremental_decoder.h"
 #include "model/tokenizer/tokenizer.h"
 #include "server/metrics.h"
+#include "server/prefix_cache.h"
 #include "server/request.h"
 #include "server/scheduler.h"
 
@@ -25,6 +26,7 @@ namespace sympow::server {
 
 struct EngineWorkerOptions {
   SchedulerOptions scheduling;
+  PrefixCacheOptions prefix_cache;
   int64_t max_requests = 256;  // requests queued or running before RESOURCE_EXHAUSTED
 };
 
@@ -48,6 +50,7 @@ class EngineWorker {
     SequenceId id = 0;
     std::shared_ptr<Request> request;
     int64_t prefilled = 0;
+    int64_t checkpoint = 0;  // a branch point to stop a prefill chunk at and cache the state
     std::optional<TokenOutput> pending;  // sampled; committed to the session by the next decode
     int64_t generated = 0;
     std::unique_ptr<Sampler> sampler;
@@ -63,6 +66,11 @@ class EngineWorker {
   // Takes queued calls and requests; false when stopping.
   bool TakeWork();
   void Prefill(Active& active, const StepRow& row);
+  // On a request's first prefill into an empty session: starts it from the longest cached prefix
+  // of its prompt and notes where the prompt branches from recent ones.
+  void UsePrefixCache(Active& active);
+  // Offers the session's current state to the prefix cache.
+  void CacheState(const Active& active);
   void DecodeBatch(const StepPlan& plan);
   // Drops finished requests from the worker and the scheduler.
   void Reap();
@@ -90,6 +98,7 @@ class EngineWorker {
   // Worker thread only: requests taken from waiting_, by the id the scheduler knows them by.
   std::map<SequenceId, Active> active_;
   Scheduler scheduler_;
+  PrefixCache prefix_cache_;
   SequenceId next_id_ = 1;
   std::thread thread_;
 };

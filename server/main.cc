@@ -51,6 +51,10 @@ ABSL_FLAG(int64_t, step_token_budget, 2048,
           "one chunk per step)");
 ABSL_FLAG(int64_t, max_running_requests, 256,
           "requests admitted to run at once; the rest wait, best priority first");
+ABSL_FLAG(int64_t, prefix_cache_bytes, int64_t{1} << 30,
+          "host memory for cached prefix states (system prompts, shared documents, earlier turns); "
+          "0: no prefix cache");
+ABSL_FLAG(int64_t, prefix_cache_min_tokens, 16, "shorter prefixes are not cached");
 ABSL_FLAG(double, priority_aging_s, 10.0,
           "seconds of waiting that raise a request's priority by one, so none starves");
 ABSL_FLAG(int64_t, max_message_bytes, 16 << 20, "largest gRPC request message accepted");
@@ -88,8 +92,12 @@ absl::Status CheckFlags() {
       {"step_token_budget", absl::GetFlag(FLAGS_step_token_budget)},
       {"max_running_requests", absl::GetFlag(FLAGS_max_running_requests)},
       {"max_message_bytes", absl::GetFlag(FLAGS_max_message_bytes)}};
-  if (absl::GetFlag(FLAGS_state_slots) < 0 || absl::GetFlag(FLAGS_host_state_bytes) < 0) {
-    return absl::InvalidArgumentError("--state_slots and --host_state_bytes must be >= 0");
+  if (absl::GetFlag(FLAGS_state_slots) < 0 || absl::GetFlag(FLAGS_host_state_bytes) < 0 ||
+      absl::GetFlag(FLAGS_prefix_cache_bytes) < 0 ||
+      absl::GetFlag(FLAGS_prefix_cache_min_tokens) < 1) {
+    return absl::InvalidArgumentError(
+        "--state_slots, --host_state_bytes and --prefix_cache_bytes must be >= 0, "
+        "--prefix_cache_min_tokens >= 1");
   }
   for (const auto& [name, value] : positive) {
     if (value <= 0) {
@@ -195,9 +203,12 @@ int Serve() {
     }
     spdlog::info("metrics on http://{}/metrics", address);
   }
-  server::EngineWorker worker(std::move(*engine), **tokenizer, metrics,
-                              {.scheduling = SchedulingOptions(),
-                               .max_requests = absl::GetFlag(FLAGS_max_queued_requests)});
+  server::EngineWorker worker(
+      std::move(*engine), **tokenizer, metrics,
+      {.scheduling = SchedulingOptions(),
+       .prefix_cache = {.max_bytes = absl::GetFlag(FLAGS_prefix_cache_bytes),
+                        .min_tokens = absl::GetFlag(FLAGS_prefix_cache_min_tokens)},
+       .max_requests = absl::GetFlag(FLAGS_max_queued_requests)});
   server::SympowService service(
       config, state_bytes, backend_name, **tokenizer, worker, metrics,
       {.max_sessions = max_sessions,

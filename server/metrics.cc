@@ -79,6 +79,26 @@ ServerMetrics::ServerMetrics() : registry_(std::make_shared<prometheus::Registry
   sessions_device_ = &sessions.Add({{"location", "device"}});
   sessions_host_ = &sessions.Add({{"location", "host"}});
   sessions_disk_ = &sessions.Add({{"location", "disk"}});
+  prefix_cache_queries_ = &BuildCounter()
+                               .Name("sympow:prefix_cache_queries_total")
+                               .Help("Prompts looked up in the prefix-state cache")
+                               .Register(r)
+                               .Add({});
+  prefix_cache_hits_ = &BuildCounter()
+                            .Name("sympow:prefix_cache_hits_total")
+                            .Help("Prompts that started from a cached state")
+                            .Register(r)
+                            .Add({});
+  prefix_cache_saved_tokens_ = &BuildCounter()
+                                    .Name("sympow:prefix_cache_saved_tokens_total")
+                                    .Help("Prompt tokens not prefilled thanks to cached states")
+                                    .Register(r)
+                                    .Add({});
+  prefix_cache_bytes_ = &BuildGauge()
+                             .Name("sympow:prefix_cache_bytes")
+                             .Help("Host memory held by cached prefix states")
+                             .Register(r)
+                             .Add({});
   state_bytes_used_ = &BuildGauge()
                            .Name("sympow:state_bytes_used")
                            .Help("Bytes of session states held")
@@ -124,6 +144,17 @@ void ServerMetrics::SessionTiers(const StateTierCounts& counts) {
   sessions_device_->Set(static_cast<double>(counts.device));
   sessions_host_->Set(static_cast<double>(counts.host));
   sessions_disk_->Set(static_cast<double>(counts.disk));
+}
+
+void ServerMetrics::PrefixCacheQuery(int64_t saved_tokens) {
+  prefix_cache_queries_->Increment();
+  if (saved_tokens == 0) return;
+  prefix_cache_hits_->Increment();
+  prefix_cache_saved_tokens_->Increment(static_cast<double>(saved_tokens));
+}
+
+void ServerMetrics::PrefixCacheBytes(int64_t bytes) {
+  prefix_cache_bytes_->Set(static_cast<double>(bytes));
 }
 
 void ServerMetrics::Sessions(int64_t state_bytes_used, int64_t state_bytes_capacity) {

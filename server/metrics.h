@@ -33,6 +33,9 @@ class ServerMetrics {
   void Queue(int64_t running, int64_t waiting);
   void Sessions(int64_t state_bytes_used, int64_t state_bytes_capacity);
   void SessionTiers(const StateTierCounts& counts);
+  // A lookup in the prefix-state cache that saved `saved_tokens` of prefill (0: a miss).
+  void PrefixCacheQuery(int64_t saved_tokens);
+  void PrefixCacheBytes(int64_t bytes);
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -51,6 +54,10 @@ class ServerMetrics {
   prometheus::Gauge* waiting_;
   prometheus::Gauge* sessions_device_;
   prometheus::Gauge* sessions_host_;
+  prometheus::Counter* prefix_cache_queries_;
+  prometheus::Counter* prefix_cache_hits_;
+  prometheus::Counter* prefix_cache_saved_tokens_;
+  prometheus::Gauge* prefix_cache_bytes_;
   prometheus::Gauge* sessions_disk_;
   prometheus::Gauge* state_bytes_used_;
   prometheus::Gauge* state_bytes_capacity_;
