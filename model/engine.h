@@ -89,6 +89,8 @@ class Engine {
   // Where the session's state is now: a backend slot, host memory or a spill file.
   absl::StatusOr<StateTier> SessionTier(SessionId session) const;
   StateTierCounts TierCounts() const { return tiers_.Counts(); }
+  // Marks a session as having a running request: its state keeps its slot until unmarked.
+  void SetInUse(SessionId session, bool in_use) { tiers_.SetInUse(session, in_use); }
 
  private:
   struct Session {

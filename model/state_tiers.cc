@@ -115,6 +115,10 @@ void StateTiers::Remove(SessionId id) {
   entries_.erase(it);
 }
 
+void StateTiers::SetInUse(SessionId id, bool in_use) {
+  if (auto it = entries_.find(id); it != entries_.end()) it->second.in_use = in_use;
+}
+
 StateTier StateTiers::TierOf(SessionId id) const { return entries_.at(id).tier; }
 
 StateTierCounts StateTiers::Counts() const {
@@ -133,15 +137,25 @@ absl::StatusOr<int32_t> StateTiers::FreeSlot(std::span<const SessionId> keep) {
   if (slot.ok()) return slot;
   const bool can_spill = options_.host_bytes >= state_bytes_ || !options_.spill_dir.empty();
   Entry* victim = nullptr;
+  bool in_use_elsewhere = false;
   for (auto& [id, entry] : entries_) {
     if (entry.tier != StateTier::kDevice || std::find(keep.begin(), keep.end(), id) != keep.end())
       continue;
+    if (entry.in_use) {
+      in_use_elsewhere = true;
+      continue;
+    }
     if (victim == nullptr || entry.last_used < victim->last_used) victim = &entry;
   }
-  if (!can_spill || victim == nullptr) {
+  if (!can_spill) {
     return absl::ResourceExhaustedError(absl::StrCat(
-        slot.status().message(), victim == nullptr ? " by the current call" : "",
-        can_spill ? "" : ", and there is no host or disk tier to move idle states to"));
+        slot.status().message(), ", and there is no host or disk tier to move idle states to"));
+  }
+  if (victim == nullptr) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        slot.status().message(),
+        in_use_elsewhere ? " by sessions with running requests" : " by the current call",
+        "; retry when a request finishes"));
   }
   std::vector<std::byte> bytes(state_bytes_);
   backend_.ReadStateSlot(victim->slot, bytes);

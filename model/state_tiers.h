@@ -46,6 +46,8 @@ class StateTiers {
   // The state's bytes, wherever it is (a spill file is read and checked, not brought back).
   absl::StatusOr<std::vector<std::byte>> Read(SessionId id);
   void Remove(SessionId id);
+  // An in-use state (a request is running on it) is never moved out of its slot for another.
+  void SetInUse(SessionId id, bool in_use);
 
   StateTier TierOf(SessionId id) const;
   StateTierCounts Counts() const;
@@ -58,6 +60,7 @@ class StateTiers {
     std::string file;             // disk tier
     uint64_t last_used = 0;
     StateTier tier = StateTier::kDevice;
+    bool in_use = false;
   };
 
   // A free slot, moving the least recently used evictable state out of its slot if needed.

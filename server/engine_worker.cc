@@ -148,6 +148,11 @@ void EngineWorker::Loop() {
       if (active.request->cancelled.load()) scheduler_.Cancel(id);
     }
     const StepPlan plan = scheduler_.Plan(absl::Now());
+    for (SequenceId id : plan.admitted) {
+      Active& active = active_.at(id);
+      active.admitted = true;
+      engine_->SetInUse(active.request->session, true);
+    }
     for (SequenceId id : plan.cancelled) Finish(active_.at(id), FinishReason::kCancelled);
     for (const StepRow& row : plan.rows) {
       if (!row.decode) Prefill(active_.at(row.sequence), row);
@@ -171,6 +176,7 @@ void EngineWorker::Reap() {
       continue;
     }
     scheduler_.Finish(it->first);
+    if (it->second.admitted) engine_->SetInUse(it->second.request->session, false);
     it = active_.erase(it);
   }
 }

@@ -50,7 +50,9 @@ class EngineWorker {
     SequenceId id = 0;
     std::shared_ptr<Request> request;
     int64_t prefilled = 0;
-    int64_t checkpoint = 0;  // a branch point to stop a prefill chunk at and cache the state
+    int64_t checkpoint = 0;
+    bool admitted = false;  // running: its session's state is pinned to its slot  // a branch point
+                            // to stop a prefill chunk at and cache the state
     std::optional<TokenOutput> pending;  // sampled; committed to the session by the next decode
     int64_t generated = 0;
     std::unique_ptr<Sampler> sampler;

@@ -112,6 +112,23 @@ TEST_F(StateTiersTest, ABatchLargerThanTheSlotsIsResourceExhausted) {
   EXPECT_THAT(logits.status().message(), HasSubstr("current call"));
 }
 
+TEST_F(StateTiersTest, StatesInUseAreNeverMovedOutForOthers) {
+  auto engine = MakeEngine(2, 4, true);
+  const SessionId a = engine->CreateSession().value();
+  const SessionId b = engine->CreateSession().value();
+  engine->SetInUse(a, true);
+  engine->SetInUse(b, true);
+  absl::StatusOr<SessionId> c = engine->CreateSession();
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(c.status().message(), HasSubstr("running requests"));
+  EXPECT_THAT(c.status().message(), HasSubstr("retry"));
+  EXPECT_EQ(engine->SessionTier(a).value(), StateTier::kDevice);
+  engine->SetInUse(b, false);
+  ASSERT_TRUE(engine->CreateSession().ok());
+  EXPECT_EQ(engine->SessionTier(a).value(), StateTier::kDevice);
+  EXPECT_EQ(engine->SessionTier(b).value(), StateTier::kHost);
+}
+
 TEST_F(StateTiersTest, ACorruptSpillFileIsDataLossNamingTheFile) {
   auto engine = MakeEngine(1, 0, true);
   const SessionId spilled = engine->CreateSession().value();
