@@ -263,6 +263,7 @@ grpc::Status SympowService::Generate(grpc::ServerContext* context,
                prompt_tokens, job->max_new_tokens);
 
   grpc::Status result = grpc::Status::OK;
+  if (!ephemeral) sessions_.SetRunning(session->id, job);
   if (absl::Status queued = worker_.Submit(job); !queued.ok()) {
     result = fail(queued);
   } else {
@@ -285,8 +286,11 @@ grpc::Status SympowService::Generate(grpc::ServerContext* context,
       }
       return writer->Write(response);
     });
-    const absl::Status persisted = Persist(*session);
-    if (!last.error.ok()) {
+    const bool deleted = !ephemeral && sessions_.Deleting(session->id);
+    const absl::Status persisted = deleted ? absl::OkStatus() : Persist(*session);
+    if (deleted) {
+      result = DeletedWhileRunning(session->id);
+    } else if (!last.error.ok()) {
       result = fail(last.error);
     } else if (!persisted.ok()) {
       result = fail(persisted);
@@ -319,8 +323,8 @@ grpc::Status SympowService::Generate(grpc::ServerContext* context,
   }
   if (ephemeral) {
     Discard(*session);
-  } else {
-    sessions_.Release(session->id);
+  } else if (std::optional<SessionRecord> gone = sessions_.EndCall(session->id)) {
+    Forget(*gone);
   }
   return result;
 }
@@ -343,6 +347,7 @@ grpc::Status SympowService::Append(grpc::ServerContext* context, const v1::Appen
   spdlog::info("[{}] Append to {}: {} tokens", job->id, session->id, job->prompt.size());
   const int64_t total = static_cast<int64_t>(job->prompt.size());
   grpc::Status result = grpc::Status::OK;
+  sessions_.SetRunning(session->id, job);
   if (absl::Status queued = worker_.Submit(job); !queued.ok()) {
     result = ToGrpc(queued);
   } else {
@@ -354,12 +359,15 @@ grpc::Status SympowService::Append(grpc::ServerContext* context, const v1::Appen
       return writer->Write(progress);
     });
     if (!last.error.ok()) result = ToGrpc(last.error);
-    if (absl::Status persisted = Persist(*session); !persisted.ok() && result.ok())
+    if (sessions_.Deleting(session->id)) {
+      result = DeletedWhileRunning(session->id);
+    } else if (absl::Status persisted = Persist(*session); !persisted.ok() && result.ok()) {
       result = ToGrpc(persisted);
+    }
     if (context->IsCancelled())
       result = grpc::Status(grpc::StatusCode::CANCELLED, "the client cancelled the call");
   }
-  sessions_.Release(session->id);
+  if (std::optional<SessionRecord> gone = sessions_.EndCall(session->id)) Forget(*gone);
   return result;
 }
 
@@ -410,7 +418,7 @@ grpc::Status SympowService::CreateSession(grpc::ServerContext* context,
     job->generate = false;
     absl::Status status = worker_.Submit(job);
     if (status.ok()) status = Stream(context, job, [](const RequestEvent&) { return true; }).error;
-    sessions_.Release(session->id);
+    sessions_.EndCall(session->id);
     if (!status.ok() || context->IsCancelled()) {
       Discard(*session);
       return status.ok() ? grpc::Status(grpc::StatusCode::CANCELLED,
@@ -471,18 +479,33 @@ grpc::Status SympowService::ForkSession(grpc::ServerContext*, const v1::ForkSess
 grpc::Status SympowService::DeleteSession(grpc::ServerContext*,
                                           const v1::DeleteSessionRequest* request,
                                           v1::DeleteSessionResponse*) {
-  absl::StatusOr<SessionRecord> removed = sessions_.Remove(request->session_id());
-  if (!removed.ok()) return ToGrpc(removed.status());
-  EndSession(*removed);
+  absl::StatusOr<std::optional<SessionRecord>> deleted = sessions_.Delete(request->session_id());
+  if (!deleted.ok()) return ToGrpc(deleted.status());
+  if (deleted->has_value()) {
+    Forget(**deleted);
+  } else {
+    spdlog::info("session {} is busy: its call is cancelled, and the session goes when it ends",
+                 request->session_id());
+  }
+  return grpc::Status::OK;
+}
+
+void SympowService::Forget(const SessionRecord& record) {
+  EndSession(record);
   if (!limits_.state_dir.empty()) {
-    if (absl::Status removed_file = RemoveSnapshot(limits_.state_dir, removed->id);
+    if (absl::Status removed_file = RemoveSnapshot(limits_.state_dir, record.id);
         !removed_file.ok()) {
-      spdlog::error("session {} deleted but its snapshot stays: {}", removed->id,
+      spdlog::error("session {} deleted but its snapshot stays: {}", record.id,
                     removed_file.ToString());
     }
   }
-  spdlog::info("deleted session {}", removed->id);
-  return grpc::Status::OK;
+  spdlog::info("deleted session {}", record.id);
+}
+
+grpc::Status SympowService::DeletedWhileRunning(const std::string& session_id) {
+  return grpc::Status(
+      grpc::StatusCode::ABORTED,
+      absl::StrCat("session_id '", session_id, "' was deleted while this call was running"));
 }
 
 grpc::Status SympowService::Tokenize(grpc::ServerContext*, const v1::TokenizeRequest* request,

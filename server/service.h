@@ -52,6 +52,9 @@ class SympowService final : public sympow::v1::Sympow::Service {
   absl::StatusOr<SessionRecord> NewSession(bool ephemeral);
   // Frees an engine session that is already out of the registry.
   void EndSession(const SessionRecord& record);
+  // Deletes a session for good: engine state, snapshot file.
+  void Forget(const SessionRecord& record);
+  static grpc::Status DeletedWhileRunning(const std::string& session_id);
   // Takes a session out of the registry (busy or not) and frees it.
   void Discard(const SessionRecord& record);
   // Runs a request in the worker and hands each event to `on_event` until it finishes or the

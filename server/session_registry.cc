@@ -55,14 +55,6 @@ absl::StatusOr<SessionRecord> SessionRegistry::Acquire(const std::string& id) {
   return it->second;
 }
 
-void SessionRegistry::Release(const std::string& id) {
-  absl::MutexLock lock(&mutex_);
-  auto it = sessions_.find(id);
-  if (it == sessions_.end()) return;
-  it->second.busy = false;
-  it->second.last_used = absl::Now();
-}
-
 absl::StatusOr<SessionRecord> SessionRegistry::Get(const std::string& id) const {
   absl::MutexLock lock(&mutex_);
   auto it = sessions_.find(id);
@@ -77,6 +69,46 @@ absl::StatusOr<SessionRecord> SessionRegistry::Remove(const std::string& id, boo
   if (it->second.busy && !even_if_busy) {
     return absl::FailedPreconditionError(
         absl::StrCat("session_id '", id, "' is busy; cancel its call first"));
+  }
+  SessionRecord record = it->second;
+  sessions_.erase(it);
+  return record;
+}
+
+void SessionRegistry::SetRunning(const std::string& id, std::weak_ptr<Request> request) {
+  absl::MutexLock lock(&mutex_);
+  running_[id] = std::move(request);
+}
+
+absl::StatusOr<std::optional<SessionRecord>> SessionRegistry::Delete(const std::string& id) {
+  absl::MutexLock lock(&mutex_);
+  auto it = sessions_.find(id);
+  if (it == sessions_.end() || it->second.deleting) return NotFound(id);
+  if (!it->second.busy) {
+    SessionRecord record = it->second;
+    sessions_.erase(it);
+    return std::optional<SessionRecord>(record);
+  }
+  it->second.deleting = true;
+  if (std::shared_ptr<Request> request = running_[id].lock()) request->cancelled = true;
+  return std::optional<SessionRecord>();
+}
+
+bool SessionRegistry::Deleting(const std::string& id) const {
+  absl::MutexLock lock(&mutex_);
+  auto it = sessions_.find(id);
+  return it != sessions_.end() && it->second.deleting;
+}
+
+std::optional<SessionRecord> SessionRegistry::EndCall(const std::string& id) {
+  absl::MutexLock lock(&mutex_);
+  running_.erase(id);
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return std::nullopt;
+  if (!it->second.deleting) {
+    it->second.busy = false;
+    it->second.last_used = absl::Now();
+    return std::nullopt;
   }
   SessionRecord record = it->second;
   sessions_.erase(it);

@@ -364,3 +364,18 @@ def test_waiting_requests_are_admitted_by_priority():
             assert finished == ["high", "low"]
     finally:
         running.stop()
+
+
+def test_deleting_a_session_while_it_streams_ends_the_stream_with_aborted(client):
+    session = client.create_session().session_id
+    stream = client.stub.Generate(pb.GenerateRequest(input=pb.Input(text="The"), session_id=session,
+                                                     max_new_tokens=4000, ignore_eos=True))
+    next(stream)
+    client.delete_session(session)
+    with pytest.raises(grpc.RpcError) as error:
+        list(stream)
+    assert error.value.code() == grpc.StatusCode.ABORTED
+    assert session in error.value.details() and "deleted" in error.value.details()
+    with pytest.raises(grpc.RpcError) as missing:
+        client.get_session(session)
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND

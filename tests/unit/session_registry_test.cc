@@ -34,14 +34,34 @@ TEST(SessionRegistry, BusySessionsRefuseASecondCallAndDeletion) {
   ASSERT_TRUE(registry.Acquire(a.id).ok());
   EXPECT_EQ(registry.Acquire(a.id).status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(registry.Remove(a.id).status().code(), absl::StatusCode::kFailedPrecondition);
-  registry.Release(a.id);
+  EXPECT_FALSE(registry.EndCall(a.id).has_value());
   EXPECT_TRUE(registry.Acquire(a.id).ok());
-  registry.Release(a.id);
+  EXPECT_FALSE(registry.EndCall(a.id).has_value());
   registry.Add(8, false);
   EXPECT_EQ(registry.CheckCapacity().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(registry.Remove(a.id)->engine_session, 7u);
   EXPECT_TRUE(registry.CheckCapacity().ok());
   EXPECT_EQ(registry.Get("s-missing").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(SessionRegistry, DeletingABusySessionCancelsItsCallAndRemovesItWhenTheCallEnds) {
+  SessionRegistry registry(4);
+  const SessionRecord idle = registry.Add(1, false);
+  const SessionRecord busy = registry.Add(2, false);
+  ASSERT_TRUE(registry.Acquire(busy.id).ok());
+  auto request = std::make_shared<Request>();
+  registry.SetRunning(busy.id, request);
+
+  EXPECT_EQ(registry.Delete(idle.id).value()->engine_session, 1u);  // idle: gone at once
+  EXPECT_FALSE(registry.Delete(busy.id).value().has_value());       // busy: marked
+  EXPECT_TRUE(request->cancelled.load());
+  EXPECT_TRUE(registry.Deleting(busy.id));
+  EXPECT_EQ(registry.Delete(busy.id).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(registry.Acquire(busy.id).status().code(), absl::StatusCode::kFailedPrecondition);
+  const std::optional<SessionRecord> gone = registry.EndCall(busy.id);
+  ASSERT_TRUE(gone.has_value());
+  EXPECT_EQ(gone->engine_session, 2u);
+  EXPECT_EQ(registry.size(), 0);
 }
 
 }  // namespace
