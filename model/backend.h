@@ -59,6 +59,8 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
+  // Device memory in use now (the whole GPU's, as the driver reports it); 0 for host backends.
+  virtual int64_t DeviceMemoryInUse() const { return 0; }
 
   // ---- memory
   virtual Matrix Allocate(int64_t rows, int64_t cols) = 0;

@@ -542,6 +542,9 @@ grpc::Status SympowService::GetModelInfo(grpc::ServerContext*, const v1::GetMode
   response->set_state_slots(static_cast<int32_t>(limits_.state_slots));
   response->set_host_state_sessions(limits_.host_state_bytes / state_bytes_);
   response->set_disk_tier(limits_.disk_tier);
+  int64_t device_memory = 0;
+  worker_.Run([&](Engine& engine) { device_memory = engine.backend().DeviceMemoryInUse(); });
+  response->set_device_memory_bytes(device_memory);
   return grpc::Status::OK;
 }
 

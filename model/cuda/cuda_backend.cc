@@ -94,6 +94,12 @@ CudaBackend::~CudaBackend() {
   cudaStreamDestroy(stream_);
 }
 
+int64_t CudaBackend::DeviceMemoryInUse() const {
+  size_t free_bytes = 0, total_bytes = 0;
+  CudaCheck(cudaMemGetInfo(&free_bytes, &total_bytes), "cudaMemGetInfo");
+  return static_cast<int64_t>(total_bytes - free_bytes);
+}
+
 void CudaBackend::Synchronize() { CudaCheck(cudaStreamSynchronize(stream_), "synchronize"); }
 
 Matrix CudaBackend::Allocate(int64_t rows, int64_t cols) {

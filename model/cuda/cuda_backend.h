@@ -25,6 +25,7 @@ class CudaBackend final : public Backend {
   ~CudaBackend() override;
 
   std::string name() const override { return "cuda"; }
+  int64_t DeviceMemoryInUse() const override;
 
   Matrix Allocate(int64_t rows, int64_t cols) override;
   Matrix Upload(const TensorView& tensor, int64_t rows, int64_t cols) override;
