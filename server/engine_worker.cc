@@ -202,7 +202,7 @@ void EngineWorker::Prefill(Active& active, const StepRow& row) {
     metrics_.PromptTokens(count);
     absl::StatusOr<PrefixKey> key = engine_->SessionPrefix(request.session);
     if (key.ok() && (active.checkpoint == active.prefilled || prefix_cache_.SeenBefore(*key))) {
-      CacheState(active);
+      CacheState(active, /*sequence_end=*/false);
     }
   }
   const bool complete = active.prefilled == prompt_tokens;
@@ -236,11 +236,13 @@ void EngineWorker::UsePrefixCache(Active& active) {
   }
 }
 
-void EngineWorker::CacheState(const Active& active) {
+void EngineWorker::CacheState(const Active& active, bool sequence_end) {
   absl::StatusOr<PrefixKey> key = engine_->SessionPrefix(active.request->session);
   if (!key.ok()) return;
   absl::StatusOr<std::vector<std::byte>> state = engine_->ReadState(active.request->session);
-  if (state.ok()) prefix_cache_.Insert(*key, std::move(*state));
+  if (state.ok()) {
+    prefix_cache_.Insert(*key, std::move(*state), sequence_end ? active.request->session : 0);
+  }
   metrics_.PrefixCacheBytes(prefix_cache_.stats().bytes);
 }
 
@@ -328,7 +330,7 @@ void EngineWorker::Finish(Active& active, FinishReason reason) {
   // A sequence end: the next turn, or a replay of this conversation, starts from here.
   if ((reason == FinishReason::kLength || reason == FinishReason::kStop) &&
       prefix_cache_.enabled()) {
-    CacheState(active);
+    CacheState(active, /*sequence_end=*/true);
   }
   Request& request = *active.request;
   RequestEvent event;

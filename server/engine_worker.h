@@ -71,8 +71,9 @@ class EngineWorker {
   // On a request's first prefill into an empty session: starts it from the longest cached prefix
   // of its prompt and notes where the prompt branches from recent ones.
   void UsePrefixCache(Active& active);
-  // Offers the session's current state to the prefix cache.
-  void CacheState(const Active& active);
+  // Offers the session's current state to the prefix cache; a sequence end replaces the
+  // session's previous one.
+  void CacheState(const Active& active, bool sequence_end);
   void DecodeBatch(const StepPlan& plan);
   // Drops finished requests from the worker and the scheduler.
   void Reap();

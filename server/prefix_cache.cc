@@ -55,8 +55,14 @@ bool PrefixCache::SeenBefore(const PrefixKey& key) {
   return boundaries_seen_[key]++ > 0;
 }
 
-void PrefixCache::Insert(const PrefixKey& key, std::vector<std::byte> state) {
+void PrefixCache::Insert(const PrefixKey& key, std::vector<std::byte> state, uint64_t owner) {
   if (!enabled() || key.length < options_.min_tokens || entries_.contains(key)) return;
+  if (owner != 0) {
+    if (auto previous = latest_end_.find(owner); previous != latest_end_.end()) {
+      Erase(previous->second);
+    }
+    latest_end_[owner] = key;
+  }
   while ((static_cast<int64_t>(entries_.size()) + 1) * state_bytes_ > options_.max_bytes) {
     EvictOne();
   }
@@ -73,8 +79,12 @@ void PrefixCache::EvictOne() {
       std::min_element(entries_.begin(), entries_.end(), [&](const auto& a, const auto& b) {
         return score(a.second, a.first.length) < score(b.second, b.first.length);
       });
-  if (--lengths_[victim->first.length] == 0) lengths_.erase(victim->first.length);
-  entries_.erase(victim);
+  Erase(victim->first);
+}
+
+void PrefixCache::Erase(const PrefixKey& key) {
+  if (entries_.erase(key) == 0) return;
+  if (--lengths_[key.length] == 0) lengths_.erase(key.length);
 }
 
 PrefixCacheStats PrefixCache::stats() const {

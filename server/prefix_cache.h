@@ -48,7 +48,9 @@ class PrefixCache {
   // True when a chunk boundary's key was seen before (so its state is worth keeping).
   bool SeenBefore(const PrefixKey& key);
   // Keeps the state after `key` (no-op when cached or too short), evicting to fit the budget.
-  void Insert(const PrefixKey& key, std::vector<std::byte> state);
+  // A sequence end names its `owner` (the session): it replaces that owner's previous end, which
+  // the session has moved past, so one long conversation holds one cached state, not one a turn.
+  void Insert(const PrefixKey& key, std::vector<std::byte> state, uint64_t owner = 0);
 
   PrefixCacheStats stats() const;
 
@@ -58,12 +60,14 @@ class PrefixCache {
     uint64_t last_used = 0;
   };
   void EvictOne();
+  void Erase(const PrefixKey& key);
 
   PrefixCacheOptions options_;
   int64_t state_bytes_;
   absl::flat_hash_map<PrefixKey, Entry> entries_;
   absl::flat_hash_map<int64_t, int64_t> lengths_;  // prefix lengths cached, with counts
   absl::flat_hash_map<PrefixKey, int64_t> boundaries_seen_;
+  absl::flat_hash_map<uint64_t, PrefixKey> latest_end_;  // by owner
   std::deque<std::vector<int32_t>> recent_;
   uint64_t clock_ = 0;
   int64_t hits_ = 0, misses_ = 0, saved_tokens_ = 0;

@@ -85,6 +85,17 @@ TEST(PrefixCache, EvictsStaleShortPrefixesFirstAndStaysInItsBudget) {
   EXPECT_TRUE(cache.Lookup(other, 12).has_value());
 }
 
+TEST(PrefixCache, ASessionsNewSequenceEndReplacesItsPreviousOne) {
+  PrefixCache cache({.max_bytes = 10 * kStateBytes, .min_tokens = 1}, kStateBytes);
+  const std::vector<int32_t> turn1 = Tokens(1, 30), turn2 = Concat(turn1, Tokens(100, 30));
+  cache.Insert(KeyOf(turn1), State(1), /*owner=*/7);
+  cache.Insert(KeyOf(Tokens(500, 20)), State(2), /*owner=*/8);
+  cache.Insert(KeyOf(turn2), State(3), /*owner=*/7);
+  EXPECT_EQ(cache.stats().entries, 2);
+  EXPECT_EQ(cache.Lookup(Concat(turn2, Tokens(900, 3)), 100)->key.length, 60);
+  EXPECT_FALSE(cache.Lookup(Concat(turn1, Tokens(900, 3)), 100).has_value());
+}
+
 TEST(PrefixCache, ABudgetBelowOneStateTurnsItOff) {
   PrefixCache cache({.max_bytes = kStateBytes - 1}, kStateBytes);
   EXPECT_FALSE(cache.enabled());
