@@ -1,5 +1,6 @@
 // `sympow-cli random-model`: writes a model of a named shape with random weights.
 #include <cstdio>
+#include <filesystem>
 #include <string>
 
 #include "absl/flags/flag.h"
@@ -12,6 +13,10 @@ ABSL_FLAG(std::string, out, "", "directory to write config.json and model.safete
 ABSL_FLAG(std::string, preset, "tiny",
           "shape of MODEL.md: 'tiny' (the bundled model's), '124m' or '14b'");
 ABSL_FLAG(uint64_t, weights_seed, 1, "random seed for the weights");
+ABSL_FLAG(std::string, state_dtype, "float32", "state storage: float32 or bfloat16");
+ABSL_FLAG(std::string, tokenizer, "",
+          "a tokenizer.json to copy beside the weights (its vocabulary may be smaller than the "
+          "model's), so that sympow-server can serve the model");
 
 namespace sympow::cli {
 
@@ -26,10 +31,27 @@ int RunRandomModel() {
     std::fprintf(stderr, "error: --preset: %s\n", std::string(config.status().message()).c_str());
     return 2;
   }
+  const std::string state_dtype = absl::GetFlag(FLAGS_state_dtype);
+  if (state_dtype != "float32" && state_dtype != "bfloat16") {
+    std::fprintf(stderr, "error: --state_dtype must be float32 or bfloat16, got '%s'\n",
+                 state_dtype.c_str());
+    return 2;
+  }
+  config->state_dtype = state_dtype == "bfloat16" ? StateDType::kBFloat16 : StateDType::kFloat32;
   if (absl::Status status = WriteRandomModel(out, *config, absl::GetFlag(FLAGS_weights_seed));
       !status.ok()) {
     std::fprintf(stderr, "error: %s\n", std::string(status.message()).c_str());
     return 1;
+  }
+  if (const std::string tokenizer = absl::GetFlag(FLAGS_tokenizer); !tokenizer.empty()) {
+    std::error_code error;
+    std::filesystem::copy_file(tokenizer, std::filesystem::path(out) / "tokenizer.json",
+                               std::filesystem::copy_options::overwrite_existing, error);
+    if (error) {
+      std::fprintf(stderr, "error: --tokenizer %s: %s\n", tokenizer.c_str(),
+                   error.message().c_str());
+      return 1;
+    }
   }
   spdlog::info("wrote a random '{}' model to {}", absl::GetFlag(FLAGS_preset), out);
   return 0;

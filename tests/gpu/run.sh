@@ -4,10 +4,21 @@
 #                             build/gpu-bundle.tar.xz (carry it to the GPU machine)
 #   tests/gpu/run.sh device   on the GPU machine, from the repository root: run everything and
 #                             leave logs and JSON in $OUT/gpu-run.tgz
+#   tests/gpu/run.sh serving  on the GPU machine: sympow-loadgen against the server on a random
+#                             124M-class model at 1-1024 users, $OUT/serving.json
 #   tests/gpu/run.sh report DIR   here: turn DIR (gpu-run.tgz unpacked) into bench/results/
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-step=${1:?usage: tests/gpu/run.sh bundle|device|report DIR}
+step=${1:?usage: tests/gpu/run.sh bundle|device|serving|report DIR}
+
+# Unpacks the bundle on the GPU machine; sets $work and $bundle and the library path.
+unpack() {
+  : "${OUT:?run on the GPU machine, where \$OUT is set}"
+  work=$(mktemp -d)
+  tar -C "$work" -xJf build/gpu-bundle.tar.xz
+  bundle=$work/gpu-bundle
+  export LD_LIBRARY_PATH=$bundle/lib:/usr/local/cuda/lib64
+}
 
 case "$step" in
 bundle)
@@ -23,11 +34,7 @@ bundle)
   ls -la build/gpu-bundle.tar.xz
   ;;
 device)
-  : "${OUT:?run on the GPU machine, where \$OUT is set}"
-  work=$(mktemp -d)
-  tar -C "$work" -xJf build/gpu-bundle.tar.xz
-  bundle=$work/gpu-bundle
-  export LD_LIBRARY_PATH=$bundle/lib:/usr/local/cuda/lib64
+  unpack
   export SYMPOW_SOURCE_DIR=$PWD SYMPOW_ORACLE_DIR=$bundle/oracle
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
   git rev-parse HEAD > "$OUT/commit.txt" 2>/dev/null || true
@@ -54,12 +61,27 @@ device)
   tar -C "$OUT" -czf "$work/gpu-run.tgz" . && rm -rf "${OUT:?}"/* && mv "$work/gpu-run.tgz" "$OUT/"
   exit $status
   ;;
+serving)
+  unpack
+  "$bundle/bin/sympow-cli" random-model --preset 124m --state_dtype bfloat16 \
+    --tokenizer models/sympow-tiny/tokenizer.json --out "$work/m124"
+  copy=$(/opt/torch/.venv/bin/python -c "import json; print(json.load(open('bench/results/kernels.json'))['copy_TBps'])")
+  "$bundle/bin/sympow-server" --device cuda --model "$work/m124" --listen 127.0.0.1:50171 \
+    --metrics_listen "" --max_sessions 1100 --state_slots 1100 --max_running_requests 1100 \
+    --max_queued_requests 4096 > "$OUT/serving_server.log" 2>&1 &
+  server=$!
+  for _ in $(seq 300); do grep -q "serving sympow" "$OUT/serving_server.log" && break; sleep 0.2; done
+  "$bundle/bin/sympow-loadgen" --server 127.0.0.1:50171 --levels 1,16,64,256,1024 \
+    --copy_tbps "$copy" --commit "${COMMIT:-unknown}" --out "$OUT/serving.json" 2>&1 |
+    tee "$OUT/serving.log"
+  kill -TERM "$server" 2>/dev/null || true; wait "$server" || true
+  ;;
 report)
   dir=${2:?usage: tests/gpu/run.sh report DIR}
   /usr/bin/python3 bench/peers/report.py "$dir" bench/results
   ;;
 *)
-  echo "unknown step '$step' (bundle, device, report)" >&2
+  echo "unknown step '$step' (bundle, device, serving, report)" >&2
   exit 2
   ;;
 esac
