@@ -71,8 +71,10 @@ serving)
     --max_queued_requests 4096 > "$OUT/serving_server.log" 2>&1 &
   server=$!
   for _ in $(seq 300); do grep -q "serving sympow" "$OUT/serving_server.log" && break; sleep 0.2; done
+  # LOADGEN_FLAGS narrows a run (e.g. "--levels 1,16 --turns 2") when device time is short.
   "$bundle/bin/sympow-loadgen" --server 127.0.0.1:50171 --levels 1,16,64,256,1024 \
-    --copy_tbps "$copy" --commit "${COMMIT:-unknown}" --out "$OUT/serving.json" 2>&1 |
+    --copy_tbps "$copy" --commit "${COMMIT:-unknown}" --out "$OUT/serving.json" \
+    ${LOADGEN_FLAGS:-} 2>&1 |
     tee "$OUT/serving.log"
   kill -TERM "$server" 2>/dev/null || true; wait "$server" || true
   ;;
