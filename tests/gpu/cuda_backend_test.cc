@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "model/backend_factory.h"
 #include "model/tokenizer/tokenizer.h"
+#include "tests/unit/held_out_loss.h"
 #include "tests/unit/model_files.h"
 #include "tests/unit/oracle_cases.h"
 
@@ -273,11 +274,10 @@ TEST(GpuLongContext, MillionTokenPrefillMatchesMillionDecodeSteps) {
 // The bundled model end to end: 4k tokens of held-out text prefilled, then 64 decode steps.
 TEST(GpuModel, BundledModelLogitsMatchTheCpuEngine) {
   const std::string dir = SourcePath("models/sympow-tiny");
-  auto tokenizer = LoadTokenizerForModel(dir, 8192).value();
-  std::vector<int32_t> ids =
-      tokenizer->Encode(testing::ReadFile(SourcePath("tests/fixtures/heldout.txt")));
-  ids.resize(4096 + 64);
   auto cpu = testing::MakeEngine(dir, "cpu"), gpu = testing::MakeEngine(dir, "cuda");
+  ASSERT_NE(cpu, nullptr);
+  std::vector<int32_t> ids = testing::HeldOutTokens(SourcePath(""), *cpu);
+  ids.resize(4096 + 64);
   ASSERT_NE(gpu, nullptr);
   double worst = 0.0;
   SessionId cs = cpu->CreateSession().value(), gs = gpu->CreateSession().value();
@@ -294,6 +294,29 @@ TEST(GpuModel, BundledModelLogitsMatchTheCpuEngine) {
   Report("bundled model, 64 decode steps logits vs CPU", decode_worst);
   EXPECT_LT(worst, kGpuLogitTolerance);
   EXPECT_LT(decode_worst, kGpuLogitTolerance);
+}
+
+// The bundled model after a 1M-token prefix on the GPU (the held-out text, cycled): everything
+// stays finite and the loss on the next 1,024 tokens is no worse than after a 1,024-token prefix
+// of the same stream, by more than kLongContextMarginNats (as tests/unit/long_context_test.cc at
+// 100k on the CPU).
+TEST(GpuModel, HeldOutLossAfterAMillionTokensIsNoWorseThanAfterAShortPrefix) {
+  constexpr int64_t kPrefix = 1 << 20, kShort = 1024, kScored = 1024;
+  constexpr double kLongContextMarginNats = 0.05;
+  auto engine =
+      testing::MakeEngine(SourcePath("models/sympow-tiny"), "cuda", {.max_batch_tokens = 65536});
+  ASSERT_NE(engine, nullptr);
+  const std::vector<int32_t> text = testing::HeldOutTokens(SourcePath(""), *engine);
+  std::vector<int32_t> stream(kPrefix + kScored);
+  for (size_t i = 0; i < stream.size(); ++i) stream[i] = text[i % text.size()];
+  const std::span<const int32_t> all(stream);
+  const std::span<const int32_t> scored = all.subspan(kPrefix, kScored);
+  const double long_loss = testing::LossAfter(*engine, all.first(kPrefix), scored);
+  const double short_loss =
+      testing::LossAfter(*engine, all.subspan(kPrefix - kShort, kShort), scored);
+  Report("bundled model, held-out loss after 1M tokens (nats)", long_loss);
+  Report("bundled model, held-out loss after 1,024 tokens (nats)", short_loss);
+  EXPECT_LE(long_loss, short_loss + kLongContextMarginNats);
 }
 
 }  // namespace
