@@ -51,7 +51,6 @@ class StateTiers {
 
   StateTier TierOf(SessionId id) const;
   StateTierCounts Counts() const;
-  int64_t state_bytes() const { return state_bytes_; }
 
  private:
   struct Entry {

@@ -43,8 +43,6 @@ struct StepPlan {
   std::vector<SequenceId> admitted;   // moved from waiting to running for this step
   std::vector<StepRow> rows;          // decode rows, then prefill chunks
   int64_t tokens = 0;
-
-  bool has_work() const { return !rows.empty() || !cancelled.empty(); }
 };
 
 class Scheduler {

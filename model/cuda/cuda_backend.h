@@ -53,12 +53,11 @@ class CudaBackend final : public Backend {
   void GatherRows(MatrixView x, std::span<const int64_t> rows, MatrixView out) override;
   void PowerAttention(const PowerAttentionArgs& args) override;
 
-  cudaStream_t stream() const { return stream_; }
-  // Waits for everything queued so far.
-  void Synchronize();
 
  private:
   CudaBackend(const ModelConfig& config, int64_t max_state_slots);
+  // Waits for everything queued so far.
+  void Synchronize();
   std::byte* SlotData(int32_t slot) const;
 
   StateLayout layout_;
