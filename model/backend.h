@@ -36,6 +36,10 @@ struct Matrix {
   bool empty() const { return view.data == nullptr; }
 };
 
+// Host memory a backend copies states to and from: pinned (page-locked) for a GPU backend, so the
+// copies run at full bus speed; plain memory for the CPU backend.
+using HostBuffer = std::unique_ptr<std::byte[], void (*)(std::byte*)>;
+
 // A run of consecutive batch rows that belong to one session, whose state lives in `state_slot`.
 // A segment of one row is a decode step; longer segments are prefilled in chunks.
 struct AttentionSegment {
@@ -77,6 +81,10 @@ class Backend {
   virtual void ReleaseStateSlot(int32_t slot) = 0;
   virtual void CopyStateSlot(int32_t from, int32_t to) = 0;
   virtual void ReadStateSlot(int32_t slot, std::span<std::byte> to) = 0;
+  // Host memory for one state (StateLayout::Bytes()), for states moved out of their slots.
+  virtual HostBuffer AllocateHostState() {
+    return HostBuffer(new std::byte[state_layout().Bytes()], [](std::byte* p) { delete[] p; });
+  }
   virtual void WriteStateSlot(int32_t slot, std::span<const std::byte> from) = 0;
 
   // ---- operations; `out` may alias an input only where noted

@@ -71,9 +71,9 @@ absl::StatusOr<int32_t> StateTiers::Slot(SessionId id, std::span<const SessionId
   absl::StatusOr<int32_t> slot = FreeSlot(kept);
   if (!slot.ok()) return slot.status();
   if (entry.tier == StateTier::kHost) {
-    backend_.WriteStateSlot(*slot, entry.host);
+    backend_.WriteStateSlot(*slot, HostBytes(entry));
     host_in_use_ -= state_bytes_;
-    entry.host = {};
+    entry.host.reset();
   } else {
     absl::StatusOr<std::vector<std::byte>> bytes = ReadSpill(entry.file);
     if (!bytes.ok()) {
@@ -97,8 +97,10 @@ absl::StatusOr<std::vector<std::byte>> StateTiers::Read(SessionId id) {
       backend_.ReadStateSlot(entry.slot, bytes);
       return bytes;
     }
-    case StateTier::kHost:
-      return entry.host;
+    case StateTier::kHost: {
+      const std::span<const std::byte> bytes = HostBytes(entry);
+      return std::vector<std::byte>(bytes.begin(), bytes.end());
+    }
     case StateTier::kDisk:
       return ReadSpill(entry.file);
   }
@@ -157,12 +159,11 @@ absl::StatusOr<int32_t> StateTiers::FreeSlot(std::span<const SessionId> keep) {
         in_use_elsewhere ? " by sessions with running requests" : " by the current call",
         "; retry when a request finishes"));
   }
-  std::vector<std::byte> bytes(state_bytes_);
-  backend_.ReadStateSlot(victim->slot, bytes);
+  victim->host = backend_.AllocateHostState();
+  backend_.ReadStateSlot(victim->slot, HostBytes(*victim));
   backend_.ReleaseStateSlot(victim->slot);
   victim->slot = -1;
   victim->tier = StateTier::kHost;
-  victim->host = std::move(bytes);
   host_in_use_ += state_bytes_;
   if (absl::Status fit = FitHostBudget(); !fit.ok()) return fit;
   return backend_.AcquireStateSlot();
@@ -193,19 +194,19 @@ absl::Status StateTiers::WriteSpill(SessionId id, Entry& entry) {
                                .string();
   SpillHeader header{};
   std::memcpy(header.magic, kSpillMagic, sizeof kSpillMagic);
-  header.bytes = entry.host.size();
-  header.crc = Crc32(entry.host);
+  header.bytes = static_cast<uint64_t>(state_bytes_);
+  header.crc = Crc32(HostBytes(entry));
   std::ofstream out(file, std::ios::binary | std::ios::trunc);
   out.write(reinterpret_cast<const char*>(&header), sizeof header);
-  out.write(reinterpret_cast<const char*>(entry.host.data()),
-            static_cast<std::streamsize>(entry.host.size()));
+  out.write(reinterpret_cast<const char*>(entry.host.get()),
+            static_cast<std::streamsize>(state_bytes_));
   out.close();
   if (!out) {
     std::filesystem::remove(file, error);
     return absl::ResourceExhaustedError(absl::StrCat("cannot write spill file ", file));
   }
   host_in_use_ -= state_bytes_;
-  entry.host = {};
+  entry.host.reset();
   entry.file = file;
   entry.tier = StateTier::kDisk;
   return absl::OkStatus();

@@ -54,9 +54,9 @@ class StateTiers {
 
  private:
   struct Entry {
-    int32_t slot = -1;            // device tier
-    std::vector<std::byte> host;  // host tier
-    std::string file;             // disk tier
+    int32_t slot = -1;                            // device tier
+    HostBuffer host{nullptr, [](std::byte*) {}};  // host tier: a whole state
+    std::string file;                             // disk tier
     uint64_t last_used = 0;
     StateTier tier = StateTier::kDevice;
     bool in_use = false;
@@ -67,6 +67,9 @@ class StateTiers {
   // Moves host states to spill files until the host tier fits its budget.
   absl::Status FitHostBudget();
   absl::Status WriteSpill(SessionId id, Entry& entry);
+  std::span<std::byte> HostBytes(const Entry& entry) const {
+    return {entry.host.get(), static_cast<size_t>(state_bytes_)};
+  }
   absl::StatusOr<std::vector<std::byte>> ReadSpill(const std::string& file) const;
 
   Backend& backend_;

@@ -196,6 +196,7 @@ int Serve() {
       max_sessions);
 
   server::ServerMetrics metrics;
+  metrics.StatePoolCapacity(pool->slots, tiers.host_bytes);
   if (const std::string address = absl::GetFlag(FLAGS_metrics_listen); !address.empty()) {
     if (absl::Status status = metrics.Expose(address); !status.ok()) {
       spdlog::critical("{}", std::string(status.message()));

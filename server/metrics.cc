@@ -79,6 +79,17 @@ ServerMetrics::ServerMetrics() : registry_(std::make_shared<prometheus::Registry
   sessions_device_ = &sessions.Add({{"location", "device"}});
   sessions_host_ = &sessions.Add({{"location", "host"}});
   sessions_disk_ = &sessions.Add({{"location", "disk"}});
+  state_slots_ = &BuildGauge()
+                      .Name("sympow:state_slots_total")
+                      .Help("State slots in the backend's memory (GPU memory on a GPU)")
+                      .Register(r)
+                      .Add({});
+  auto& host_state = BuildGauge()
+                         .Name("sympow:host_state_bytes")
+                         .Help("Host memory for states moved out of their slots")
+                         .Register(r);
+  host_state_bytes_used_ = &host_state.Add({{"kind", "used"}});
+  host_state_bytes_capacity_ = &host_state.Add({{"kind", "capacity"}});
   prefix_cache_queries_ = &BuildCounter()
                                .Name("sympow:prefix_cache_queries_total")
                                .Help("Prompts looked up in the prefix-state cache")
@@ -140,7 +151,13 @@ void ServerMetrics::Queue(int64_t running, int64_t waiting) {
   waiting_->Set(static_cast<double>(waiting));
 }
 
+void ServerMetrics::StatePoolCapacity(int64_t slots, int64_t host_bytes) {
+  state_slots_->Set(static_cast<double>(slots));
+  host_state_bytes_capacity_->Set(static_cast<double>(host_bytes));
+}
+
 void ServerMetrics::SessionTiers(const StateTierCounts& counts) {
+  host_state_bytes_used_->Set(static_cast<double>(counts.host_bytes));
   sessions_device_->Set(static_cast<double>(counts.device));
   sessions_host_->Set(static_cast<double>(counts.host));
   sessions_disk_->Set(static_cast<double>(counts.disk));

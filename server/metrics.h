@@ -33,6 +33,8 @@ class ServerMetrics {
   void Queue(int64_t running, int64_t waiting);
   void Sessions(int64_t state_bytes_used, int64_t state_bytes_capacity);
   void SessionTiers(const StateTierCounts& counts);
+  // The state pool's capacity: backend slots, and host memory for states moved out of them.
+  void StatePoolCapacity(int64_t slots, int64_t host_bytes);
   // A lookup in the prefix-state cache that saved `saved_tokens` of prefill (0: a miss).
   void PrefixCacheQuery(int64_t saved_tokens);
   void PrefixCacheBytes(int64_t bytes);
@@ -59,6 +61,9 @@ class ServerMetrics {
   prometheus::Counter* prefix_cache_saved_tokens_;
   prometheus::Gauge* prefix_cache_bytes_;
   prometheus::Gauge* sessions_disk_;
+  prometheus::Gauge* state_slots_;
+  prometheus::Gauge* host_state_bytes_used_;
+  prometheus::Gauge* host_state_bytes_capacity_;
   prometheus::Gauge* state_bytes_used_;
   prometheus::Gauge* state_bytes_capacity_;
 };

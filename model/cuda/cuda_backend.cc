@@ -180,6 +180,12 @@ void CudaBackend::ReadStateSlot(int32_t slot, std::span<std::byte> to) {
   Synchronize();
 }
 
+HostBuffer CudaBackend::AllocateHostState() {
+  void* pinned = nullptr;
+  CudaCheck(cudaMallocHost(&pinned, layout_.Bytes()), "cudaMallocHost");
+  return HostBuffer(static_cast<std::byte*>(pinned), [](std::byte* p) { cudaFreeHost(p); });
+}
+
 void CudaBackend::WriteStateSlot(int32_t slot, std::span<const std::byte> from) {
   CudaCheck(
       cudaMemcpyAsync(SlotData(slot), from.data(), std::min<size_t>(from.size(), layout_.Bytes()),

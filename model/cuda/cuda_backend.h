@@ -37,6 +37,7 @@ class CudaBackend final : public Backend {
   void ReleaseStateSlot(int32_t slot) override;
   void CopyStateSlot(int32_t from, int32_t to) override;
   void ReadStateSlot(int32_t slot, std::span<std::byte> to) override;
+  HostBuffer AllocateHostState() override;
   void WriteStateSlot(int32_t slot, std::span<const std::byte> from) override;
 
   void Embed(const Matrix& table, std::span<const int32_t> tokens, MatrixView out) override;
@@ -52,7 +53,6 @@ class CudaBackend final : public Backend {
   void GeluTanh(MatrixView x) override;
   void GatherRows(MatrixView x, std::span<const int64_t> rows, MatrixView out) override;
   void PowerAttention(const PowerAttentionArgs& args) override;
-
 
  private:
   CudaBackend(const ModelConfig& config, int64_t max_state_slots);

@@ -49,6 +49,9 @@ def test_sessions_beyond_the_state_slots_continue_exactly():
     assert pb.STATE_LOCATION_HOST in locations and pb.STATE_LOCATION_DISK in locations
     assert metric_value(metrics, "sympow:sessions", 'location="disk"') >= 1
     assert metric_value(metrics, "sympow:sessions", 'location="device"') == 2
+    assert metric_value(metrics, "sympow:state_slots_total") == 2
+    assert metric_value(metrics, "sympow:host_state_bytes", 'kind="capacity"') == state_bytes
+    assert metric_value(metrics, "sympow:host_state_bytes", 'kind="used"') == state_bytes
 
 
 def test_without_host_or_disk_tiers_a_full_pool_is_resource_exhausted():
