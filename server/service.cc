@@ -3,6 +3,7 @@
 #include <atomic>
 #include <random>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
@@ -35,6 +36,18 @@ std::string RequestId(const grpc::ServerContext& context) {
 
 absl::Status Invalid(absl::string_view field, absl::string_view problem) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", problem));
+}
+
+// A client-chosen session id: it names snapshot files, so only a safe, short alphabet.
+absl::Status CheckSessionId(const std::string& id) {
+  if (id.size() > 64) return Invalid("session_id", "is longer than 64 characters");
+  for (char c : id) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') {
+      return Invalid("session_id", "may hold only A-Z a-z 0-9 . _ -");
+    }
+  }
+  if (id == "." || id == "..") return Invalid("session_id", "may not be . or ..");
+  return absl::OkStatus();
 }
 
 absl::Status CheckPriority(int32_t priority) {
@@ -117,12 +130,16 @@ absl::StatusOr<std::vector<int32_t>> SympowService::ToTokens(const v1::Input& in
   return ids;
 }
 
-absl::StatusOr<SessionRecord> SympowService::NewSession(bool ephemeral) {
+absl::StatusOr<SessionRecord> SympowService::NewSession(bool ephemeral, const std::string& id) {
   if (absl::Status capacity = sessions_.CheckCapacity(); !capacity.ok()) return capacity;
   absl::StatusOr<SessionId> engine_session = absl::InternalError("unset");
   worker_.Run([&](Engine& engine) { engine_session = engine.CreateSession(); });
   if (!engine_session.ok()) return engine_session.status();
-  SessionRecord record = sessions_.Add(*engine_session, ephemeral);
+  absl::StatusOr<SessionRecord> record = sessions_.Add(*engine_session, ephemeral, id);
+  if (!record.ok()) {
+    worker_.Run([&](Engine& engine) { engine.DeleteSession(*engine_session).IgnoreError(); });
+    return record.status();
+  }
   UpdateSessionGauges();
   return record;
 }
@@ -408,7 +425,8 @@ grpc::Status SympowService::CreateSession(grpc::ServerContext* context,
     if (!tokens.ok()) return ToGrpc(tokens.status());
     system_prompt = std::move(*tokens);
   }
-  absl::StatusOr<SessionRecord> session = NewSession(false);
+  if (absl::Status id = CheckSessionId(request->session_id()); !id.ok()) return ToGrpc(id);
+  absl::StatusOr<SessionRecord> session = NewSession(false, request->session_id());
   if (!session.ok()) return ToGrpc(session.status());
   if (!system_prompt.empty()) {
     sessions_.Acquire(session->id).IgnoreError();
@@ -465,7 +483,7 @@ grpc::Status SympowService::ForkSession(grpc::ServerContext*, const v1::ForkSess
   absl::StatusOr<SessionId> fork = absl::InternalError("unset");
   worker_.Run([&](Engine& engine) { fork = engine.ForkSession(source->engine_session); });
   if (!fork.ok()) return ToGrpc(fork.status());
-  SessionRecord record = sessions_.Add(*fork, false);
+  SessionRecord record = sessions_.Add(*fork, false).value();  // a new random id: never taken
   UpdateSessionGauges();
   if (absl::Status persisted = Persist(record); !persisted.ok()) {
     Discard(record);

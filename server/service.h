@@ -49,7 +49,7 @@ class SympowService final : public sympow::v1::Sympow::Service {
   absl::StatusOr<std::vector<int32_t>> ToTokens(const v1::Input& input,
                                                 absl::string_view field) const;
   // A new engine session, registered; RESOURCE_EXHAUSTED at the session limit.
-  absl::StatusOr<SessionRecord> NewSession(bool ephemeral);
+  absl::StatusOr<SessionRecord> NewSession(bool ephemeral, const std::string& id = "");
   // Frees an engine session that is already out of the registry.
   void EndSession(const SessionRecord& record);
   // Deletes a session for good: engine state, snapshot file.

@@ -29,11 +29,15 @@ absl::Status SessionRegistry::CheckCapacity() const {
   return absl::OkStatus();
 }
 
-SessionRecord SessionRegistry::Add(SessionId engine_session, bool ephemeral) {
+absl::StatusOr<SessionRecord> SessionRegistry::Add(SessionId engine_session, bool ephemeral,
+                                                   const std::string& id) {
   const absl::Time now = absl::Now();
-  SessionRecord record{NewSessionId(), engine_session, now, now, ephemeral, ephemeral};
+  SessionRecord record{
+      id.empty() ? NewSessionId() : id, engine_session, now, now, ephemeral, ephemeral};
   absl::MutexLock lock(&mutex_);
-  sessions_[record.id] = record;
+  if (!sessions_.emplace(record.id, record).second) {
+    return absl::AlreadyExistsError(absl::StrCat("session_id '", id, "' already exists"));
+  }
   return record;
 }
 

@@ -32,8 +32,10 @@ class SessionRegistry {
 
   // RESOURCE_EXHAUSTED when max_sessions exist (checked before an engine session is made).
   absl::Status CheckCapacity() const;
-  // Registers an engine session under a new random id.
-  SessionRecord Add(SessionId engine_session, bool ephemeral);
+  // Registers an engine session under `id`, or a new random id when it is empty;
+  // ALREADY_EXISTS when `id` is taken.
+  absl::StatusOr<SessionRecord> Add(SessionId engine_session, bool ephemeral,
+                                    const std::string& id = "");
   // Registers a session restored from a snapshot under its old id and times.
   void AddRestored(const SessionRecord& record);
   // Marks the session busy for one call; NOT_FOUND or FAILED_PRECONDITION (already busy).

@@ -57,6 +57,8 @@ absl::StatusOr<v1::GenerateRequest> RequestFromFlags(const std::string& prompt) 
 int StreamGeneration(v1::Sympow::Stub& stub, const v1::GenerateRequest& request,
                      std::string* session_id) {
   grpc::ClientContext context;
+  // A router (deploy/nginx) sends every call of a session to the replica that holds it.
+  if (!request.session_id().empty()) context.AddMetadata("x-sympow-session", request.session_id());
   const auto start = std::chrono::steady_clock::now();
   std::unique_ptr<grpc::ClientReader<v1::GenerateResponse>> reader =
       stub.Generate(&context, request);
@@ -144,6 +146,7 @@ int RunSessions(const std::vector<std::string>& args) {
   const std::string action = args.empty() ? "list" : args[0];
   const std::string id = args.size() > 1 ? args[1] : absl::GetFlag(FLAGS_session);
   grpc::ClientContext context;
+  if (!id.empty()) context.AddMetadata("x-sympow-session", id);
   v1::Session session;
   grpc::Status status;
   if (action == "list") {
@@ -162,6 +165,7 @@ int RunSessions(const std::vector<std::string>& args) {
   }
   if (action == "create") {
     v1::CreateSessionRequest request;
+    request.set_session_id(id);  // `sessions create [ID]`: an id of the user's choosing
     if (!absl::GetFlag(FLAGS_prompt).empty())
       request.mutable_system_prompt()->set_text(absl::GetFlag(FLAGS_prompt));
     status = stub->CreateSession(&context, request, &session);

@@ -9,8 +9,8 @@ namespace {
 TEST(SessionRegistry, PagesSkipEphemeralSessions) {
   SessionRegistry registry(10);
   std::vector<std::string> listed_ids;
-  for (int i = 0; i < 3; ++i) registry.Add(i, /*ephemeral=*/false);
-  for (int i = 3; i < 6; ++i) registry.Add(i, /*ephemeral=*/true);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(registry.Add(i, /*ephemeral=*/false).ok());
+  for (int i = 3; i < 6; ++i) ASSERT_TRUE(registry.Add(i, /*ephemeral=*/true).ok());
   bool more = false;
   std::string after;
   int pages = 0;
@@ -30,14 +30,14 @@ TEST(SessionRegistry, PagesSkipEphemeralSessions) {
 
 TEST(SessionRegistry, BusySessionsRefuseASecondCallAndDeletion) {
   SessionRegistry registry(2);
-  const SessionRecord a = registry.Add(7, false);
+  const SessionRecord a = registry.Add(7, false).value();
   ASSERT_TRUE(registry.Acquire(a.id).ok());
   EXPECT_EQ(registry.Acquire(a.id).status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(registry.Remove(a.id).status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_FALSE(registry.EndCall(a.id).has_value());
   EXPECT_TRUE(registry.Acquire(a.id).ok());
   EXPECT_FALSE(registry.EndCall(a.id).has_value());
-  registry.Add(8, false);
+  registry.Add(8, false).value();
   EXPECT_EQ(registry.CheckCapacity().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(registry.Remove(a.id)->engine_session, 7u);
   EXPECT_TRUE(registry.CheckCapacity().ok());
@@ -46,8 +46,8 @@ TEST(SessionRegistry, BusySessionsRefuseASecondCallAndDeletion) {
 
 TEST(SessionRegistry, DeletingABusySessionCancelsItsCallAndRemovesItWhenTheCallEnds) {
   SessionRegistry registry(4);
-  const SessionRecord idle = registry.Add(1, false);
-  const SessionRecord busy = registry.Add(2, false);
+  const SessionRecord idle = registry.Add(1, false).value();
+  const SessionRecord busy = registry.Add(2, false).value();
   ASSERT_TRUE(registry.Acquire(busy.id).ok());
   auto request = std::make_shared<Request>();
   registry.SetRunning(busy.id, request);
@@ -62,6 +62,14 @@ TEST(SessionRegistry, DeletingABusySessionCancelsItsCallAndRemovesItWhenTheCallE
   ASSERT_TRUE(gone.has_value());
   EXPECT_EQ(gone->engine_session, 2u);
   EXPECT_EQ(registry.size(), 0);
+}
+
+TEST(SessionRegistry, AClientChosenIdIsUsedOnceOnly) {
+  SessionRegistry registry(4);
+  EXPECT_EQ(registry.Add(1, false, "user-42.chat").value().id, "user-42.chat");
+  absl::StatusOr<SessionRecord> again = registry.Add(2, false, "user-42.chat");
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(registry.size(), 1);
 }
 
 }  // namespace

@@ -8,6 +8,13 @@ from sympow.v1 import sympow_pb2 as pb
 from sympow.v1 import sympow_pb2_grpc as rpc
 
 Prompt = Union[str, Sequence[int]]
+# Calls on a session carry its id in this metadata, so a router (deploy/nginx) can send all of a
+# session's calls to one replica.
+ROUTING_HEADER = "x-sympow-session"
+
+
+def _routing(session_id: str):
+    return ((ROUTING_HEADER, session_id),) if session_id else None
 
 
 def _input(prompt: Prompt) -> pb.Input:
@@ -59,7 +66,8 @@ class SympowClient:
                                      max_new_tokens=max_new_tokens, stop=list(stop),
                                      stop_token_ids=list(stop_token_ids), ignore_eos=ignore_eos)
         result = result if result is not None else GenerationResult()
-        for response in self._stub.Generate(request, timeout=timeout_s or self._timeout_s):
+        for response in self._stub.Generate(request, timeout=timeout_s or self._timeout_s,
+                                            metadata=_routing(session_id)):
             if response.HasField("delta"):
                 result.text += response.delta.text
                 result.token_ids.extend(t.token_id for t in response.delta.tokens)
@@ -81,18 +89,20 @@ class SympowClient:
             pass
         return result
 
-    def create_session(self, system_prompt: Optional[Prompt] = None) -> pb.Session:
-        request = pb.CreateSessionRequest()
+    def create_session(self, system_prompt: Optional[Prompt] = None, session_id: str = "") -> pb.Session:
+        """A new session; `session_id` chooses its id (so a router places it from the first call)."""
+        request = pb.CreateSessionRequest(session_id=session_id)
         if system_prompt:
             request.system_prompt.CopyFrom(_input(system_prompt))
-        return self._stub.CreateSession(request, timeout=self._timeout_s)
+        return self._stub.CreateSession(request, timeout=self._timeout_s, metadata=_routing(session_id))
 
     def append(self, session_id: str, prompt: Prompt) -> Iterator[pb.AppendResponse]:
         return self._stub.Append(pb.AppendRequest(session_id=session_id, input=_input(prompt)),
-                                 timeout=self._timeout_s)
+                                 timeout=self._timeout_s, metadata=_routing(session_id))
 
     def get_session(self, session_id: str) -> pb.Session:
-        return self._stub.GetSession(pb.GetSessionRequest(session_id=session_id), timeout=self._timeout_s)
+        return self._stub.GetSession(pb.GetSessionRequest(session_id=session_id), timeout=self._timeout_s,
+                                     metadata=_routing(session_id))
 
     def list_sessions(self) -> List[pb.Session]:
         sessions, token = [], ""
@@ -104,10 +114,12 @@ class SympowClient:
                 return sessions
 
     def fork_session(self, session_id: str) -> pb.Session:
-        return self._stub.ForkSession(pb.ForkSessionRequest(session_id=session_id), timeout=self._timeout_s)
+        return self._stub.ForkSession(pb.ForkSessionRequest(session_id=session_id), timeout=self._timeout_s,
+                                      metadata=_routing(session_id))
 
     def delete_session(self, session_id: str) -> None:
-        self._stub.DeleteSession(pb.DeleteSessionRequest(session_id=session_id), timeout=self._timeout_s)
+        self._stub.DeleteSession(pb.DeleteSessionRequest(session_id=session_id), timeout=self._timeout_s,
+                                 metadata=_routing(session_id))
 
     def tokenize(self, text: str) -> List[int]:
         return list(self._stub.Tokenize(pb.TokenizeRequest(text=text), timeout=self._timeout_s).token_ids)
