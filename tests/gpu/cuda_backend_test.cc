@@ -12,7 +12,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "model/backend_factory.h"
-#include "model/tokenizer/tokenizer.h"
 #include "tests/unit/held_out_loss.h"
 #include "tests/unit/model_files.h"
 #include "tests/unit/oracle_cases.h"
@@ -306,17 +305,11 @@ TEST(GpuModel, HeldOutLossAfterAMillionTokensIsNoWorseThanAfterAShortPrefix) {
   auto engine =
       testing::MakeEngine(SourcePath("models/sympow-tiny"), "cuda", {.max_batch_tokens = 65536});
   ASSERT_NE(engine, nullptr);
-  const std::vector<int32_t> text = testing::HeldOutTokens(SourcePath(""), *engine);
-  std::vector<int32_t> stream(kPrefix + kScored);
-  for (size_t i = 0; i < stream.size(); ++i) stream[i] = text[i % text.size()];
-  const std::span<const int32_t> all(stream);
-  const std::span<const int32_t> scored = all.subspan(kPrefix, kScored);
-  const double long_loss = testing::LossAfter(*engine, all.first(kPrefix), scored);
-  const double short_loss =
-      testing::LossAfter(*engine, all.subspan(kPrefix - kShort, kShort), scored);
-  Report("bundled model, held-out loss after 1M tokens (nats)", long_loss);
-  Report("bundled model, held-out loss after 1,024 tokens (nats)", short_loss);
-  EXPECT_LE(long_loss, short_loss + kLongContextMarginNats);
+  const testing::LongContextLoss loss =
+      testing::LongContextLosses(SourcePath(""), *engine, kPrefix, kShort, kScored);
+  Report("bundled model, held-out loss after 1M tokens (nats)", loss.after_long);
+  Report("bundled model, held-out loss after 1,024 tokens (nats)", loss.after_short);
+  EXPECT_LE(loss.after_long, loss.after_short + kLongContextMarginNats);
 }
 
 }  // namespace

@@ -33,4 +33,15 @@ double LossAfter(Engine& engine, std::span<const int32_t> prefix, std::span<cons
   return total / static_cast<double>(scored.size());
 }
 
+LongContextLoss LongContextLosses(const std::string& source_dir, Engine& engine, int64_t prefix,
+                                  int64_t short_prefix, int64_t scored) {
+  const std::vector<int32_t> text = HeldOutTokens(source_dir, engine);
+  std::vector<int32_t> stream(prefix + scored);
+  for (size_t i = 0; i < stream.size(); ++i) stream[i] = text[i % text.size()];
+  const std::span<const int32_t> all(stream);
+  const std::span<const int32_t> next = all.subspan(prefix, scored);
+  return {LossAfter(engine, all.first(prefix), next),
+          LossAfter(engine, all.subspan(prefix - short_prefix, short_prefix), next)};
+}
+
 }  // namespace sympow::testing

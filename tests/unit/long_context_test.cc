@@ -28,18 +28,11 @@ TEST(LongContext, HeldOutLossAfter100kTokensIsNoWorseThanAfterAShortPrefix) {
   const int64_t long_prefix = LongPrefix();
   auto engine = testing::MakeCpuEngine(kModelDir, {.max_batch_tokens = 4096});
   ASSERT_NE(engine, nullptr);
-  // The held-out text, cycled when the prefix is longer than it.
-  const std::vector<int32_t> text = testing::HeldOutTokens(SYMPOW_SOURCE_DIR, *engine);
-  std::vector<int32_t> ids(long_prefix + kScored);
-  for (size_t i = 0; i < ids.size(); ++i) ids[i] = text[i % text.size()];
-  const std::span<const int32_t> all(ids);
-  const std::span<const int32_t> scored = all.subspan(long_prefix, kScored);
-  const double long_loss = testing::LossAfter(*engine, all.first(long_prefix), scored);
-  const double short_loss =
-      testing::LossAfter(*engine, all.subspan(long_prefix - kShortPrefix, kShortPrefix), scored);
-  std::cout << "held-out loss on " << kScored << " tokens: " << long_loss << " after "
-            << long_prefix << " tokens, " << short_loss << " after " << kShortPrefix << "\n";
-  EXPECT_LE(long_loss, short_loss + kMarginNats);
+  const testing::LongContextLoss loss =
+      testing::LongContextLosses(SYMPOW_SOURCE_DIR, *engine, long_prefix, kShortPrefix, kScored);
+  std::cout << "held-out loss on " << kScored << " tokens: " << loss.after_long << " after "
+            << long_prefix << " tokens, " << loss.after_short << " after " << kShortPrefix << "\n";
+  EXPECT_LE(loss.after_long, loss.after_short + kMarginNats);
 }
 
 }  // namespace
