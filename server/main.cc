@@ -62,6 +62,11 @@ ABSL_FLAG(
     std::string, state_dir, "",
     "directory for session snapshots: sessions survive restarts (and kill -9) as of their last "
     "completed call; empty: sessions end with the process");
+ABSL_FLAG(std::string, replica_id, "",
+          "this replica's name when several share --state_dir: each session is then served by one "
+          "replica at a time, under a lease, and taken over from its snapshot when its replica "
+          "stops renewing it; empty: one server owning every snapshot");
+ABSL_FLAG(double, lease_ttl_s, 10.0, "how long a session lease lasts without renewal");
 ABSL_FLAG(double, shutdown_grace_s, 10.0, "seconds running calls get to finish on SIGTERM/SIGINT");
 
 namespace {
@@ -103,6 +108,14 @@ absl::Status CheckFlags() {
     if (value <= 0) {
       return absl::InvalidArgumentError(absl::StrCat("--", name, " must be positive, got ", value));
     }
+  }
+  if (!absl::GetFlag(FLAGS_replica_id).empty() && absl::GetFlag(FLAGS_state_dir).empty()) {
+    return absl::InvalidArgumentError(
+        "--replica_id needs --state_dir, the snapshot directory "
+        "the replicas share");
+  }
+  if (!(absl::GetFlag(FLAGS_lease_ttl_s) > 0)) {
+    return absl::InvalidArgumentError("--lease_ttl_s must be positive");
   }
   const std::pair<const char*, double> non_negative[] = {
       {"priority_aging_s", absl::GetFlag(FLAGS_priority_aging_s)},
@@ -222,7 +235,9 @@ int Serve() {
        .model_fingerprint = fingerprint,
        .state_slots = pool->slots,
        .host_state_bytes = tiers.host_bytes,
-       .disk_tier = !tiers.spill_dir.empty()});
+       .disk_tier = !tiers.spill_dir.empty(),
+       .replica_id = absl::GetFlag(FLAGS_replica_id),
+       .lease_ttl = absl::Seconds(absl::GetFlag(FLAGS_lease_ttl_s))});
   if (const std::string state_dir = absl::GetFlag(FLAGS_state_dir); !state_dir.empty()) {
     std::error_code error;
     std::filesystem::create_directories(state_dir, error);
@@ -230,7 +245,12 @@ int Serve() {
       spdlog::critical("--state_dir={}: {}", state_dir, error.message());
       return 1;
     }
-    spdlog::info("restored {} sessions from {}", service.RestoreSessions(), state_dir);
+    if (const std::string replica = absl::GetFlag(FLAGS_replica_id); !replica.empty()) {
+      spdlog::info("replica '{}' of those sharing {}: sessions are taken over on first use",
+                   replica, state_dir);
+    } else {
+      spdlog::info("restored {} sessions from {}", service.RestoreSessions(), state_dir);
+    }
   }
 
   grpc::EnableDefaultHealthCheckService(true);

@@ -1,6 +1,7 @@
 #include "server/service.h"
 
 #include <atomic>
+#include <filesystem>
 #include <random>
 
 #include "absl/strings/ascii.h"
@@ -104,6 +105,64 @@ SympowService::SympowService(const ModelConfig& config, int64_t state_bytes,
       limits_(std::move(limits)),
       sessions_(limits_.max_sessions) {
   UpdateSessionGauges();
+  if (!limits_.replica_id.empty() && !limits_.state_dir.empty()) {
+    leases_ =
+        std::make_unique<SessionLeases>(limits_.state_dir, limits_.replica_id, limits_.lease_ttl);
+    renewer_ = std::thread([this] { RenewLeases(); });
+  }
+}
+
+SympowService::~SympowService() {
+  if (!leases_) return;
+  stop_renewing_.Notify();
+  renewer_.join();
+  bool more = false;
+  for (const SessionRecord& record : sessions_.List("", INT64_MAX, &more)) {
+    leases_->Release(record.id);  // the others may take these over at once
+  }
+}
+
+void SympowService::RenewLeases() {
+  while (!stop_renewing_.WaitForNotificationWithTimeout(leases_->ttl() / 3)) {
+    bool more = false;
+    for (const SessionRecord& record : sessions_.List("", INT64_MAX, &more)) {
+      if (absl::Status renewed = leases_->Acquire(record.id); !renewed.ok()) {
+        spdlog::warn("session {} dropped here: {}", record.id, renewed.ToString());
+        if (sessions_.Remove(record.id, /*even_if_busy=*/true).ok()) EndSession(record);
+      }
+    }
+  }
+}
+
+absl::Status SympowService::Adopt(const std::string& id) {
+  absl::MutexLock lock(&adopting_);
+  if (sessions_.Get(id).ok()) return absl::OkStatus();  // adopted meanwhile
+  const std::string path = SnapshotPath(limits_.state_dir, id);
+  if (!std::filesystem::exists(path)) {
+    return absl::NotFoundError(absl::StrCat("session_id '", id, "' does not exist"));
+  }
+  if (absl::Status leased = leases_->Acquire(id); !leased.ok()) return leased;
+  absl::Status restored = RestoreSnapshot(path);
+  if (!restored.ok()) {
+    leases_->Release(id);
+    return restored;
+  }
+  spdlog::info("took session {} over from its snapshot", id);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<SessionRecord> SympowService::Lookup(const std::string& id) {
+  absl::StatusOr<SessionRecord> record = sessions_.Get(id);
+  if (record.ok() || !leases_ || !absl::IsNotFound(record.status())) return record;
+  if (absl::Status adopted = Adopt(id); !adopted.ok()) return adopted;
+  return sessions_.Get(id);
+}
+
+absl::StatusOr<SessionRecord> SympowService::AcquireForCall(const std::string& id) {
+  absl::StatusOr<SessionRecord> record = sessions_.Acquire(id);
+  if (record.ok() || !leases_ || !absl::IsNotFound(record.status())) return record;
+  if (absl::Status adopted = Adopt(id); !adopted.ok()) return adopted;
+  return sessions_.Acquire(id);
 }
 
 absl::StatusOr<std::vector<int32_t>> SympowService::ToTokens(const v1::Input& input,
@@ -183,29 +242,35 @@ int64_t SympowService::RestoreSessions() {
   if (limits_.state_dir.empty()) return 0;
   int64_t restored = 0;
   for (const std::string& path : ListSnapshots(limits_.state_dir)) {
-    absl::StatusOr<Snapshot> snapshot = ReadSnapshot(path, limits_.model_fingerprint, state_bytes_);
-    if (!snapshot.ok()) {
-      spdlog::warn("skipping snapshot: {}", snapshot.status().ToString());
-      continue;
-    }
     if (absl::Status capacity = sessions_.CheckCapacity(); !capacity.ok()) {
       spdlog::warn("not restoring {} and later snapshots: {}", path, capacity.ToString());
       break;
     }
-    absl::StatusOr<SessionId> session = absl::InternalError("unset");
-    worker_.Run([&](Engine& engine) {
-      session = engine.RestoreSession(snapshot->state, snapshot->token_count);
-    });
-    if (!session.ok()) {
-      spdlog::warn("skipping snapshot {}: {}", path, session.status().ToString());
+    if (absl::Status status = RestoreSnapshot(path); !status.ok()) {
+      spdlog::warn("skipping snapshot: {}", status.ToString());
       continue;
     }
-    sessions_.AddRestored(
-        {snapshot->session_id, *session, snapshot->created, snapshot->saved, false, false});
     ++restored;
   }
-  UpdateSessionGauges();
   return restored;
+}
+
+absl::Status SympowService::RestoreSnapshot(const std::string& path) {
+  absl::StatusOr<Snapshot> snapshot = ReadSnapshot(path, limits_.model_fingerprint, state_bytes_);
+  if (!snapshot.ok()) return snapshot.status();
+  if (absl::Status capacity = sessions_.CheckCapacity(); !capacity.ok()) return capacity;
+  absl::StatusOr<SessionId> session = absl::InternalError("unset");
+  worker_.Run([&](Engine& engine) {
+    session = engine.RestoreSession(snapshot->state, snapshot->token_count);
+  });
+  if (!session.ok()) {
+    return absl::Status(session.status().code(),
+                        absl::StrCat(path, ": ", session.status().message()));
+  }
+  sessions_.AddRestored(
+      {snapshot->session_id, *session, snapshot->created, snapshot->saved, false, false});
+  UpdateSessionGauges();
+  return absl::OkStatus();
 }
 
 void SympowService::UpdateSessionGauges() {
@@ -265,7 +330,7 @@ grpc::Status SympowService::Generate(grpc::ServerContext* context,
 
   const bool ephemeral = request->session_id().empty();
   absl::StatusOr<SessionRecord> session =
-      ephemeral ? NewSession(true) : sessions_.Acquire(request->session_id());
+      ephemeral ? NewSession(true) : AcquireForCall(request->session_id());
   if (!session.ok()) return fail(session.status());
   job->id = request_id;
   job->session = session->engine_session;
@@ -353,7 +418,7 @@ grpc::Status SympowService::Append(grpc::ServerContext* context, const v1::Appen
   if (tokens->empty()) return ToGrpc(Invalid("input", "is empty: nothing to append"));
   if (absl::Status priority = CheckPriority(request->priority()); !priority.ok())
     return ToGrpc(priority);
-  absl::StatusOr<SessionRecord> session = sessions_.Acquire(request->session_id());
+  absl::StatusOr<SessionRecord> session = AcquireForCall(request->session_id());
   if (!session.ok()) return ToGrpc(session.status());
   auto job = std::make_shared<Request>();
   job->priority = request->priority();
@@ -426,8 +491,19 @@ grpc::Status SympowService::CreateSession(grpc::ServerContext* context,
     system_prompt = std::move(*tokens);
   }
   if (absl::Status id = CheckSessionId(request->session_id()); !id.ok()) return ToGrpc(id);
+  if (leases_ && !request->session_id().empty() &&
+      std::filesystem::exists(SnapshotPath(limits_.state_dir, request->session_id()))) {
+    return ToGrpc(absl::AlreadyExistsError(
+        absl::StrCat("session_id '", request->session_id(), "' already exists")));
+  }
   absl::StatusOr<SessionRecord> session = NewSession(false, request->session_id());
   if (!session.ok()) return ToGrpc(session.status());
+  if (leases_) {
+    if (absl::Status leased = leases_->Acquire(session->id); !leased.ok()) {
+      Discard(*session);
+      return ToGrpc(leased);
+    }
+  }
   if (!system_prompt.empty()) {
     sessions_.Acquire(session->id).IgnoreError();
     auto job = std::make_shared<Request>();
@@ -455,7 +531,7 @@ grpc::Status SympowService::CreateSession(grpc::ServerContext* context,
 
 grpc::Status SympowService::GetSession(grpc::ServerContext*, const v1::GetSessionRequest* request,
                                        v1::Session* response) {
-  absl::StatusOr<SessionRecord> session = sessions_.Get(request->session_id());
+  absl::StatusOr<SessionRecord> session = Lookup(request->session_id());
   if (!session.ok()) return ToGrpc(session.status());
   FillSessions({*session}, [&] { return response; });
   return grpc::Status::OK;
@@ -477,7 +553,7 @@ grpc::Status SympowService::ListSessions(grpc::ServerContext*,
 
 grpc::Status SympowService::ForkSession(grpc::ServerContext*, const v1::ForkSessionRequest* request,
                                         v1::Session* response) {
-  absl::StatusOr<SessionRecord> source = sessions_.Get(request->session_id());
+  absl::StatusOr<SessionRecord> source = Lookup(request->session_id());
   if (!source.ok()) return ToGrpc(source.status());
   if (absl::Status capacity = sessions_.CheckCapacity(); !capacity.ok()) return ToGrpc(capacity);
   absl::StatusOr<SessionId> fork = absl::InternalError("unset");
@@ -497,6 +573,9 @@ grpc::Status SympowService::ForkSession(grpc::ServerContext*, const v1::ForkSess
 grpc::Status SympowService::DeleteSession(grpc::ServerContext*,
                                           const v1::DeleteSessionRequest* request,
                                           v1::DeleteSessionResponse*) {
+  if (absl::StatusOr<SessionRecord> found = Lookup(request->session_id()); !found.ok()) {
+    return ToGrpc(found.status());
+  }
   absl::StatusOr<std::optional<SessionRecord>> deleted = sessions_.Delete(request->session_id());
   if (!deleted.ok()) return ToGrpc(deleted.status());
   if (deleted->has_value()) {
@@ -517,6 +596,7 @@ void SympowService::Forget(const SessionRecord& record) {
                     removed_file.ToString());
     }
   }
+  if (leases_) leases_->Release(record.id);
   spdlog::info("deleted session {}", record.id);
 }
 

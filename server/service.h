@@ -3,12 +3,16 @@
 #pragma once
 
 #include <memory>
+#include <thread>
 
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "model/engine.h"
 #include "model/tokenizer/tokenizer.h"
 #include "server/engine_worker.h"
 #include "server/metrics.h"
 #include "server/service_options.h"
+#include "server/session_lease.h"
 #include "server/session_registry.h"
 #include "sympow/v1/sympow.grpc.pb.h"
 
@@ -19,6 +23,7 @@ class SympowService final : public sympow::v1::Sympow::Service {
   SympowService(const ModelConfig& config, int64_t state_bytes, std::string backend_name,
                 const Tokenizer& tokenizer, EngineWorker& worker, ServerMetrics& metrics,
                 ServiceLimits limits);
+  ~SympowService() override;
 
   // Loads every snapshot in --state_dir (skipping, and logging, any that is corrupt or from
   // another model); returns how many sessions came back.
@@ -69,6 +74,17 @@ class SympowService final : public sympow::v1::Sympow::Service {
   // Saves the session's state to --state_dir (when set): a session is durable once a call on it
   // completes. An error leaves the previous snapshot in place.
   absl::Status Persist(const SessionRecord& record);
+  // Registers the session in one snapshot file (checked, within --max_sessions).
+  absl::Status RestoreSnapshot(const std::string& path);
+
+  // With several replicas (limits_.replica_id): a session this replica does not hold is taken
+  // over from its snapshot under a lease when no other live replica holds it.
+  absl::StatusOr<SessionRecord> Lookup(const std::string& id);
+  absl::StatusOr<SessionRecord> AcquireForCall(const std::string& id);
+  absl::Status Adopt(const std::string& id);
+  // Renews the leases of the sessions held, every third of their lifetime; a session whose lease
+  // another replica took is dropped here (its snapshot stays, for the new owner).
+  void RenewLeases();
 
   const ModelConfig& config_;
   int64_t state_bytes_;
@@ -78,6 +94,10 @@ class SympowService final : public sympow::v1::Sympow::Service {
   ServerMetrics& metrics_;
   ServiceLimits limits_;
   SessionRegistry sessions_;
+  std::unique_ptr<SessionLeases> leases_;
+  absl::Mutex adopting_;  // one takeover at a time
+  absl::Notification stop_renewing_;
+  std::thread renewer_;
 };
 
 }  // namespace sympow::server

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <string>
 
+#include "absl/time/time.h"
+
 namespace sympow::server {
 
 struct ServiceLimits {
@@ -20,6 +22,10 @@ struct ServiceLimits {
   int64_t state_slots = 0;
   int64_t host_state_bytes = 0;
   bool disk_tier = false;
+  // Several replicas sharing state_dir: this one's name, and how long its session leases last
+  // without renewal. Empty: a single server that owns every snapshot in state_dir.
+  std::string replica_id;
+  absl::Duration lease_ttl = absl::Seconds(10);
 };
 
 }  // namespace sympow::server
