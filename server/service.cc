@@ -17,6 +17,9 @@
 namespace sympow::server {
 namespace {
 
+// Lease lifetimes a session may sit idle on a replica before the replica lets it go.
+constexpr int kIdleRelease = 3;
+
 using google::protobuf::util::TimeUtil;
 
 constexpr int32_t kMaxTopLogprobs = 20;
@@ -126,6 +129,16 @@ void SympowService::RenewLeases() {
   while (!stop_renewing_.WaitForNotificationWithTimeout(leases_->ttl() / 3)) {
     bool more = false;
     for (const SessionRecord& record : sessions_.List("", INT64_MAX, &more)) {
+      // An idle session is let go (its snapshot is current), so that the replica the router now
+      // sends it to can take it, e.g. its own replica back after a restart.
+      if (!record.busy && absl::Now() - record.last_used > kIdleRelease * leases_->ttl()) {
+        if (sessions_.Remove(record.id).ok()) {
+          EndSession(record);
+          leases_->Release(record.id);
+          spdlog::info("session {} idle: let go (its snapshot stays for any replica)", record.id);
+        }
+        continue;
+      }
       if (absl::Status renewed = leases_->Acquire(record.id); !renewed.ok()) {
         spdlog::warn("session {} dropped here: {}", record.id, renewed.ToString());
         if (sessions_.Remove(record.id, /*even_if_busy=*/true).ok()) EndSession(record);

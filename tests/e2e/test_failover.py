@@ -36,14 +36,16 @@ def test_a_killed_replicas_sessions_are_taken_over_from_their_snapshots():
                 assert on_b.get_session("chat-1").token_count == held
                 result = on_b.complete(" and", session_id="chat-1", max_new_tokens=2, ignore_eos=True)
                 assert result.session_tokens == held + 1 + 2
-            # a comes back: b keeps the session while it renews the lease.
+            # a comes back: b keeps the session while it uses it, and lets it go once idle
+            # (3 lease lifetimes), so a can take it back.
             a = replica(state_dir, "a")
-            time.sleep(float(TTL))
             with SympowClient(a.address, timeout_s=60) as on_a:
                 with pytest.raises(grpc.RpcError) as owned:
                     on_a.get_session("chat-1")
                 assert owned.value.code() == grpc.StatusCode.UNAVAILABLE
                 assert "replica 'b'" in owned.value.details()
+                time.sleep(3 * float(TTL) + 1)
+                assert on_a.get_session("chat-1").token_count == held + 1 + 2
                 with pytest.raises(grpc.RpcError) as missing:
                     on_a.get_session("no-such-session")
                 assert missing.value.code() == grpc.StatusCode.NOT_FOUND
