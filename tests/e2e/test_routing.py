@@ -1,6 +1,7 @@
 """nginx (deploy/nginx) in front of three sympow-server replicas: every call of a session reaches
 the replica that holds it, by the x-sympow-session metadata the clients send."""
 import os
+import signal
 import shutil
 import subprocess
 import tempfile
@@ -98,3 +99,62 @@ def test_a_client_chosen_session_id_is_checked():
                 assert "session_id" in error.value.details()
     finally:
         running.stop()
+
+
+def complete_with_retry(client, session_id, deadline_s=30):
+    """One turn, retried while the session changes hands (UNAVAILABLE carries a retry hint)."""
+    deadline = time.time() + deadline_s
+    while True:
+        try:
+            return client.complete(" and", session_id=session_id, max_new_tokens=2, ignore_eos=True)
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.UNAVAILABLE or time.time() > deadline:
+                raise
+            time.sleep(0.25)
+
+
+def holders(replicas, session_id):
+    count = 0
+    for replica in replicas:
+        with SympowClient(replica.address, timeout_s=30) as direct:
+            try:
+                direct.get_session(session_id)
+                count += 1
+            except grpc.RpcError as error:
+                assert error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.NOT_FOUND)
+    return count
+
+
+def test_a_killed_replicas_sessions_continue_through_nginx_on_the_others():
+    with tempfile.TemporaryDirectory() as state_dir:
+        def start(i):
+            return RunningServer("--state_dir", state_dir, "--replica_id", f"r{i}", "--lease_ttl_s", "1")
+        replicas = [start(i) for i in range(3)]
+        nginx = RunningNginx(replicas)
+        try:
+            ids = [f"chat-{i}" for i in range(12)]
+            tokens = {}
+            with SympowClient(nginx.address, timeout_s=60) as client:
+                for session_id in ids:
+                    client.create_session(session_id=session_id)
+                    tokens[session_id] = complete_with_retry(client, session_id).session_tokens
+                victim = max(range(3), key=lambda i: sessions_on(replicas[i]))
+                assert sessions_on(replicas[victim]) > 0
+                replicas[victim].stop(signal.SIGKILL)
+                for session_id in ids:  # none lost: each goes on from its last snapshot
+                    result = complete_with_retry(client, session_id)
+                    assert result.session_tokens == tokens[session_id] + 3
+                    tokens[session_id] = result.session_tokens
+                live = [r for i, r in enumerate(replicas) if i != victim]
+                for session_id in ids:
+                    assert holders(live, session_id) == 1
+                replicas[victim] = start(victim)  # rejoins under its old name
+                for session_id in ids:
+                    result = complete_with_retry(client, session_id)
+                    assert result.session_tokens == tokens[session_id] + 3
+                for session_id in ids:
+                    assert holders(replicas, session_id) <= 1
+        finally:
+            nginx.stop()
+            for replica in replicas:
+                replica.stop()
