@@ -21,6 +21,7 @@
 #include "server/engine_worker.h"
 #include "server/metrics.h"
 #include "server/service.h"
+#include "server/snapshot.h"
 #include "spdlog/spdlog.h"
 
 ABSL_FLAG(std::string, model, "models/sympow-tiny",
@@ -273,7 +274,22 @@ int Serve() {
   shutdown_requested = &shutdown;
   std::signal(SIGTERM, OnSignal);
   std::signal(SIGINT, OnSignal);
-  shutdown.WaitForNotification();
+  // While the snapshot directory is unusable the server reports NOT_SERVING, so that a router or
+  // Kubernetes takes it out, rather than serve sessions it can neither save nor lease.
+  bool serving = true;
+  while (!shutdown.WaitForNotificationWithTimeout(absl::Seconds(1))) {
+    const std::string state_dir = absl::GetFlag(FLAGS_state_dir);
+    if (state_dir.empty()) continue;
+    const absl::Status usable = server::ProbeStateDir(state_dir);
+    if (usable.ok() == serving) continue;
+    serving = usable.ok();
+    grpc_server->GetHealthCheckService()->SetServingStatus(serving);
+    if (serving) {
+      spdlog::info("--state_dir is usable again: SERVING");
+    } else {
+      spdlog::error("{}: NOT_SERVING until it is usable", usable.ToString());
+    }
+  }
   spdlog::info("shutting down: new calls refused, running ones get {} s",
                absl::GetFlag(FLAGS_shutdown_grace_s));
   grpc_server->GetHealthCheckService()->SetServingStatus(false);

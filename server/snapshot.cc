@@ -173,4 +173,17 @@ absl::Status RemoveSnapshot(const std::string& dir, const std::string& session_i
   return absl::OkStatus();
 }
 
+absl::Status ProbeStateDir(const std::string& dir) {
+  const std::filesystem::path probe = std::filesystem::path(dir) / ".probe";
+  {
+    std::ofstream out(probe, std::ios::trunc);
+    out << "sympow";
+    if (!out) return absl::UnavailableError(absl::StrCat(dir, ": cannot write there"));
+  }
+  std::error_code error;
+  std::filesystem::remove(probe, error);
+  if (error) return absl::UnavailableError(absl::StrCat(dir, ": ", error.message()));
+  return absl::OkStatus();
+}
+
 }  // namespace sympow::server

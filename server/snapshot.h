@@ -37,5 +37,7 @@ std::string SnapshotPath(const std::string& dir, const std::string& session_id);
 // Snapshot files in `dir` (*.snapshot), sorted.
 std::vector<std::string> ListSnapshots(const std::string& dir);
 absl::Status RemoveSnapshot(const std::string& dir, const std::string& session_id);
+// OK when `dir` exists and a file can be written there and removed.
+absl::Status ProbeStateDir(const std::string& dir);
 
 }  // namespace sympow::server

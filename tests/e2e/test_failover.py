@@ -1,5 +1,7 @@
 """Replicas sharing a snapshot directory: one serves a session at a time under a lease; when it is
 killed (-9), another takes the session over from its last snapshot once the lease expires."""
+import os
+import shutil
 import signal
 import tempfile
 import time
@@ -58,3 +60,27 @@ def test_replica_id_needs_a_state_dir():
     with pytest.raises(RuntimeError) as error:
         RunningServer("--replica_id", "a")
     assert "--replica_id needs --state_dir" in str(error.value)
+
+
+def test_an_unusable_snapshot_directory_makes_the_replica_not_serving():
+    def health(address):
+        check = grpc.insecure_channel(address).unary_unary("/grpc.health.v1.Health/Check")
+        return check(b"", timeout=10)
+
+    def wait_for(address, status, seconds=10):
+        deadline = time.time() + seconds
+        while health(address) != status:
+            assert time.time() < deadline, f"health never became {status!r}"
+            time.sleep(0.2)
+
+    with tempfile.TemporaryDirectory() as parent:
+        state_dir = os.path.join(parent, "shared")
+        running = replica(state_dir, "a")
+        try:
+            wait_for(running.address, b"\x08\x01")  # SERVING
+            shutil.rmtree(state_dir)
+            wait_for(running.address, b"\x08\x02")  # NOT_SERVING
+            os.makedirs(state_dir)
+            wait_for(running.address, b"\x08\x01")
+        finally:
+            running.stop()
