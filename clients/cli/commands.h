@@ -16,5 +16,6 @@ int RunRemoteGenerate();
 int RunChat();
 int RunSessions(const std::vector<std::string>& args);
 int RunTokenize(const std::vector<std::string>& args);
+int RunHealth();
 
 }  // namespace sympow::cli

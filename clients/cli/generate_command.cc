@@ -75,8 +75,8 @@ absl::Status Generate() {
   absl::StatusOr<std::unique_ptr<Backend>> backend =
       CreateBackend(absl::GetFlag(FLAGS_device), config, 1);
   if (!backend.ok()) return backend.status();
-  absl::StatusOr<std::unique_ptr<Engine>> engine = Engine::Create(
-      **model, std::move(*backend), {.chunk_size = absl::GetFlag(FLAGS_chunk_size)});
+  absl::StatusOr<std::unique_ptr<Engine>> engine =
+      Engine::Create(**model, std::move(*backend), {.chunk_size = absl::GetFlag(FLAGS_chunk_size)});
   if (!engine.ok()) return engine.status();
   spdlog::info(
       "loaded {} ({} layers, hidden {}, degree {}); state {} bytes per session, {} threads",

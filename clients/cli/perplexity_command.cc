@@ -46,8 +46,7 @@ absl::Status Perplexity() {
   absl::StatusOr<std::unique_ptr<Backend>> backend =
       CreateBackend(absl::GetFlag(FLAGS_device), (*model)->config, 1);
   if (!backend.ok()) return backend.status();
-  absl::StatusOr<std::unique_ptr<Engine>> engine =
-      Engine::Create(**model, std::move(*backend), {});
+  absl::StatusOr<std::unique_ptr<Engine>> engine = Engine::Create(**model, std::move(*backend), {});
   if (!engine.ok()) return engine.status();
   const int64_t vocab = (*model)->config.vocab_size;
   SessionId session = (*engine)->CreateSession().value();

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
       "  generate                  stream a completion (--prompt; --session to continue one)\n"
       "  sessions create|list|show|fork|delete [ID]\n"
       "  tokenize TEXT\n"
+      "  health                    exit 0 when the server reports SERVING (grpc health)\n"
       "Local:\n"
       "  generate --model DIR      generate on this machine's CPU\n"
       "  perplexity --model DIR --file F   next-token loss over a text file\n"
@@ -43,6 +44,7 @@ int main(int argc, char** argv) {
   if (command == "chat") return RunChat();
   if (command == "sessions") return RunSessions(args);
   if (command == "tokenize") return RunTokenize(args);
+  if (command == "health") return RunHealth();
   if (command == "perplexity") return RunPerplexity();
   if (command == "random-model") return RunRandomModel();
   std::fprintf(stderr, "%s\n", absl::ProgramUsageMessage().data());

@@ -69,3 +69,20 @@ def test_unreachable_server_is_one_line_error():
                             text=True, timeout=60)
     assert result.returncode == 1
     assert [line for line in result.stderr.splitlines() if line.startswith("error:")]
+
+
+def test_health_exits_zero_only_when_serving(server):
+    code, out, _ = cli(server, "health")
+    assert (code, out.strip()) == (0, "SERVING")
+    closed = subprocess.run([CLI, "health", "--server", "127.0.0.1:1"], capture_output=True, text=True,
+                            timeout=60)
+    assert closed.returncode == 1 and "health:" in closed.stderr
+
+
+def test_sessions_create_takes_a_chosen_id(server):
+    code, out, err = cli(server, "sessions", "create", "my-chat-7")
+    assert code == 0, err
+    assert out.split()[0] == "my-chat-7"
+    code, _, err = cli(server, "sessions", "create", "my-chat-7")
+    assert code != 0 and "already exists" in err
+    assert cli(server, "sessions", "delete", "my-chat-7")[0] == 0
