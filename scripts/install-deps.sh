@@ -5,7 +5,7 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libabsl-dev libgrpc++-dev protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libspdlog-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev libre2-dev nlohmann-json3-dev libopenblas-openmp-dev zlib1g-dev
-  python3 python3-numpy python3-pytest python3-regex python3-torch python3-grpcio
+  python3 python3-numpy python3-pytest python3-regex python3-torch python3-grpcio python3-yaml
   nginx prometheus
 )
 missing=()
