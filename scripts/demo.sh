@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/build.sh
 listen=${SYMPOW_LISTEN:-127.0.0.1:50051}
-metrics=${SYMPOW_METRICS_LISTEN:-127.0.0.1:9090}
+metrics=${SYMPOW_METRICS_LISTEN:-127.0.0.1:9400}
 build/server/sympow-server --model models/sympow-tiny --listen "$listen" --metrics_listen "$metrics" &
 server=$!
 trap 'kill -TERM $server 2>/dev/null; wait $server' INT TERM EXIT

@@ -28,7 +28,8 @@ ABSL_FLAG(std::string, model, "models/sympow-tiny",
           "model directory (config.json, model.safetensors, tokenizer.json)");
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "gRPC address, host:port (0.0.0.0:PORT for all interfaces)");
-ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9090", "Prometheus /metrics address; empty: off");
+ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9400",
+          "Prometheus /metrics address (9400: 9090 is Prometheus's own); empty: off");
 ABSL_FLAG(std::string, device, "auto",
           "backend: cpu, cuda, or auto (cuda when this build has it and a GPU is present)");
 ABSL_FLAG(int64_t, max_sessions, 256, "sessions held at once (each costs one fixed-size state)");
