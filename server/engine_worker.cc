@@ -202,7 +202,7 @@ void EngineWorker::Prefill(Active& active, const StepRow& row) {
     metrics_.PromptTokens(count);
     absl::StatusOr<PrefixKey> key = engine_->SessionPrefix(request.session);
     if (key.ok() && (active.checkpoint == active.prefilled || prefix_cache_.SeenBefore(*key))) {
-      CacheState(active, /*sequence_end=*/false);
+      CacheState(active, *key, /*sequence_end=*/false);
     }
   }
   const bool complete = active.prefilled == prompt_tokens;
@@ -236,12 +236,12 @@ void EngineWorker::UsePrefixCache(Active& active) {
   }
 }
 
-void EngineWorker::CacheState(const Active& active, bool sequence_end) {
-  absl::StatusOr<PrefixKey> key = engine_->SessionPrefix(active.request->session);
-  if (!key.ok()) return;
+void EngineWorker::CacheState(const Active& active, const PrefixKey& key, bool sequence_end) {
+  // Reading a state copies it off the device: only for a state the cache will keep.
+  if (!prefix_cache_.Wants(key)) return;
   absl::StatusOr<std::vector<std::byte>> state = engine_->ReadState(active.request->session);
   if (state.ok()) {
-    prefix_cache_.Insert(*key, std::move(*state), sequence_end ? active.request->session : 0);
+    prefix_cache_.Insert(key, std::move(*state), sequence_end ? active.request->session : 0);
   }
   metrics_.PrefixCacheBytes(prefix_cache_.stats().bytes);
 }
@@ -328,9 +328,9 @@ void EngineWorker::Finish(Active& active, FinishReason reason) {
   if (active.done) return;
   active.done = true;
   // A sequence end: the next turn, or a replay of this conversation, starts from here.
-  if ((reason == FinishReason::kLength || reason == FinishReason::kStop) &&
-      prefix_cache_.enabled()) {
-    CacheState(active, /*sequence_end=*/true);
+  if (reason == FinishReason::kLength || reason == FinishReason::kStop) {
+    absl::StatusOr<PrefixKey> key = engine_->SessionPrefix(active.request->session);
+    if (key.ok()) CacheState(active, *key, /*sequence_end=*/true);
   }
   Request& request = *active.request;
   RequestEvent event;

@@ -73,7 +73,7 @@ class EngineWorker {
   void UsePrefixCache(Active& active);
   // Offers the session's current state to the prefix cache; a sequence end replaces the
   // session's previous one.
-  void CacheState(const Active& active, bool sequence_end);
+  void CacheState(const Active& active, const PrefixKey& key, bool sequence_end);
   void DecodeBatch(const StepPlan& plan);
   // Drops finished requests from the worker and the scheduler.
   void Reap();

@@ -55,8 +55,12 @@ bool PrefixCache::SeenBefore(const PrefixKey& key) {
   return boundaries_seen_[key]++ > 0;
 }
 
+bool PrefixCache::Wants(const PrefixKey& key) const {
+  return enabled() && key.length >= options_.min_tokens && !entries_.contains(key);
+}
+
 void PrefixCache::Insert(const PrefixKey& key, std::vector<std::byte> state, uint64_t owner) {
-  if (!enabled() || key.length < options_.min_tokens || entries_.contains(key)) return;
+  if (!Wants(key)) return;
   if (owner != 0) {
     if (auto previous = latest_end_.find(owner); previous != latest_end_.end()) {
       Erase(previous->second);

@@ -47,7 +47,9 @@ class PrefixCache {
   std::optional<int64_t> BranchPoint(std::span<const int32_t> tokens);
   // True when a chunk boundary's key was seen before (so its state is worth keeping).
   bool SeenBefore(const PrefixKey& key);
-  // Keeps the state after `key` (no-op when cached or too short), evicting to fit the budget.
+  // Whether Insert would keep a state after `key` (so callers read the state only then).
+  bool Wants(const PrefixKey& key) const;
+  // Keeps the state after `key` (no-op unless Wants), evicting to fit the budget.
   // A sequence end names its `owner` (the session): it replaces that owner's previous end, which
   // the session has moved past, so one long conversation holds one cached state, not one a turn.
   void Insert(const PrefixKey& key, std::vector<std::byte> state, uint64_t owner = 0);
