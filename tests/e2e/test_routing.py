@@ -12,6 +12,7 @@ import grpc
 import pytest
 
 from conftest import RunningServer, free_port, metric_value
+from sympow.v1 import sympow_pb2 as pb
 from sympow_client import SympowClient
 
 TEMPLATE = os.path.join(os.path.dirname(__file__), "..", "..", "deploy", "nginx", "sympow.conf.template")
@@ -132,8 +133,16 @@ def test_a_killed_replicas_sessions_continue_through_nginx_on_the_others():
                     tokens[session_id] = complete_with_retry(client, session_id).session_tokens
                 victim = max(range(3), key=lambda i: sessions_on(replicas[i]))
                 assert sessions_on(replicas[victim]) > 0
+                streaming = next(s for s in ids if holders([replicas[victim]], s) == 1)
+                stream = client.stub.Generate(
+                    pb.GenerateRequest(input=pb.Input(text="The"), session_id=streaming, max_new_tokens=4000,
+                                       ignore_eos=True), metadata=(("x-sympow-session", streaming),))
+                next(stream)  # mid-stream on the victim:
                 replicas[victim].stop(signal.SIGKILL)
-                for session_id in ids:  # none lost: each goes on from its last snapshot
+                with pytest.raises(grpc.RpcError):
+                    list(stream)
+                # None lost: each goes on from its last snapshot (the interrupted call never completed).
+                for session_id in ids:
                     result = complete_with_retry(client, session_id)
                     assert result.session_tokens == tokens[session_id] + 3
                     tokens[session_id] = result.session_tokens
