@@ -98,6 +98,7 @@ struct DeviceShape {
   kernels::PowerAttentionShape shape;
   DeviceArray<uint8_t> monomials;
   DeviceArray<float> key_weights;
+  DeviceArray<int32_t> feature_rows;
 
   DeviceShape(const AttentionShape& s, cudaStream_t stream) {
     const SymmetricExpansion expansion(s.head_dim, s.degree);
@@ -116,6 +117,8 @@ struct DeviceShape {
     shape.scale_pow = std::pow(shape.scale, s.degree);
     shape.monomials = monomials.Upload(factors, stream);
     shape.key_weights = key_weights.Upload(weights, stream);
+    const std::vector<int32_t> rows = kernels::FeatureRows(factors, s.head_dim, s.degree);
+    if (!rows.empty()) shape.feature_rows = feature_rows.Upload(rows, stream);
     CudaCheck(cudaStreamSynchronize(stream), "tables");
   }
   int64_t StateElementsPerLayer() const {
@@ -234,7 +237,7 @@ nlohmann::json BenchPrefill(const AttentionShape& s, int64_t context, double gem
   });
   CheckLaunch("prefill");
   const double D = device.shape.expanded_dim;
-  const double chunk = kernels::PrefillChunkTokens(s.head_dim);
+  const double chunk = kernels::PrefillChunkTokens(device.shape);
   // Useful matmul work per token: each query head reads the state (2·D·d) and attends causally
   // inside its chunk (2 · chunk/2 · d, twice); each kv head advances the state (2·D·d).
   const double flops_per_token = s.heads * (2.0 * D * s.head_dim + 2.0 * chunk * s.head_dim) +

@@ -20,6 +20,8 @@ struct PowerAttentionShape {
   float scale_pow = 1.0f;              // scale^p
   const uint8_t* monomials = nullptr;  // [D × p] sorted indices of each feature's factors
   const float* key_weights = nullptr;  // [D] multinomial weights (key side)
+  // The tensor-core prefill's k-rows → features (FeatureRows); null where it does not apply.
+  const int32_t* feature_rows = nullptr;
 };
 
 constexpr int kMaxDegree = 8;
@@ -62,8 +64,13 @@ void PowerDecode(const PowerAttentionShape& shape, const AttentionRows& rows,
                  const DecodeRow* decode_rows, int64_t count, bool bf16_state, float* scratch,
                  cudaStream_t stream);
 
-// Tokens per prefill chunk for a head dimension (the kernels are built for d = 32, 64, 128).
-int PrefillChunkTokens(int head_dim);
+// Degree 2 at head_dim 64 and 128 prefills on BF16 tensor cores, visiting φ's features in
+// k-rows of its own order; this is the table from those rows to features (−1: padding), given
+// the expansion's monomials [D × 2]. Empty for shapes the general TF32 path prefills.
+std::vector<int32_t> FeatureRows(const std::vector<uint8_t>& monomials, int head_dim, int degree);
+
+// Tokens per prefill chunk.
+int PrefillChunkTokens(const PowerAttentionShape& shape);
 // Cuts the segments into chunks (filling their first_chunk and num_chunks).
 std::vector<PrefillChunk> PlanPrefill(const PowerAttentionShape& shape,
                                       std::vector<PrefillSegment>& segments);

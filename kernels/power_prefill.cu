@@ -11,6 +11,7 @@
 #include "kernels/grid.cuh"
 #include "kernels/power_attention.h"
 #include "kernels/power_common.cuh"
+#include "kernels/power_prefill_mma.h"
 
 namespace sympow::kernels {
 namespace {
@@ -82,30 +83,8 @@ __device__ void LoadKeysValues(const PowerAttentionShape& shape, const Attention
     v_wide[t * C::kWide + kD + j] = j == 0 && t < chunk.num_rows ? 1.0f : 0.0f;
   }
   if (threadIdx.x < 32) {
-    // Lane l sums tokens [l·C/32, (l+1)·C/32), then the lanes' totals are scanned.
-    constexpr int kPerLane = C::kChunk / 32;
-    const int lane = threadIdx.x;
-    float values[kPerLane];
-    float total = 0.0f;
-#pragma unroll
-    for (int i = 0; i < kPerLane; ++i) {
-      const int t = lane * kPerLane + i;
-      values[i] = rows.log_gate && t < chunk.num_rows
-                      ? rows.log_gate[(chunk.first_row + t) * shape.num_kv_heads + kv_head]
-                      : 0.0f;
-      total += values[i];
-    }
-    float before = total;
-    for (int offset = 1; offset < 32; offset *= 2) {
-      const float other = __shfl_up_sync(0xffffffffu, before, offset);
-      if (lane >= offset) before += other;
-    }
-    float running = before - total;
-#pragma unroll
-    for (int i = 0; i < kPerLane; ++i) {
-      running += values[i];
-      log_gate[lane * kPerLane + i] = running;
-    }
+    ChunkLogGates<C::kChunk>(rows.log_gate, shape.num_kv_heads, kv_head, chunk.first_row,
+                             chunk.num_rows, log_gate);
   }
 }
 
@@ -447,13 +426,20 @@ void Launch(const PowerAttentionShape& shape, const AttentionRows& rows,
 
 }  // namespace
 
-int PrefillChunkTokens(int head_dim) {
-  return head_dim <= 32 ? Dims<32>::kChunk : head_dim <= 64 ? Dims<64>::kChunk : Dims<128>::kChunk;
+std::vector<int32_t> FeatureRows(const std::vector<uint8_t>& monomials, int head_dim, int degree) {
+  if (!UsesTensorCorePrefill(head_dim, degree)) return {};
+  return TensorCoreFeatureRows(monomials, head_dim);
+}
+
+int PrefillChunkTokens(const PowerAttentionShape& shape) {
+  const int d = shape.head_dim;
+  if (UsesTensorCorePrefill(d, shape.degree)) return TensorCorePrefillChunkTokens(d);
+  return d <= 32 ? Dims<32>::kChunk : d <= 64 ? Dims<64>::kChunk : Dims<128>::kChunk;
 }
 
 std::vector<PrefillChunk> PlanPrefill(const PowerAttentionShape& shape,
                                       std::vector<PrefillSegment>& segments) {
-  const int chunk = PrefillChunkTokens(shape.head_dim);
+  const int chunk = PrefillChunkTokens(shape);
   std::vector<PrefillChunk> chunks;
   for (size_t i = 0; i < segments.size(); ++i) {
     PrefillSegment& segment = segments[i];
@@ -469,6 +455,9 @@ std::vector<PrefillChunk> PlanPrefill(const PowerAttentionShape& shape,
 }
 
 int64_t PrefillWorkspaceFloats(const PowerAttentionShape& shape, int64_t chunks) {
+  if (UsesTensorCorePrefill(shape.head_dim, shape.degree)) {
+    return TensorCorePrefillWorkspaceFloats(shape.head_dim, shape.num_kv_heads, chunks);
+  }
   const int64_t state_elements = static_cast<int64_t>(shape.expanded_dim) * (shape.head_dim + 1);
   return chunks * shape.num_kv_heads * (state_elements + 1);
 }
@@ -477,6 +466,10 @@ void PowerPrefill(const PowerAttentionShape& shape, const AttentionRows& rows,
                   const PrefillSegment* segments, int64_t segment_count, const PrefillChunk* chunks,
                   int64_t chunk_count, float* workspace, cudaStream_t stream) {
   if (chunk_count == 0) return;
+  if (UsesTensorCorePrefill(shape.head_dim, shape.degree)) {
+    return TensorCorePrefill(shape, rows, segments, segment_count, chunks, chunk_count, workspace,
+                             stream);
+  }
   switch (shape.head_dim) {
     case 32:
       return Launch<32>(shape, rows, segments, segment_count, chunks, chunk_count, workspace,

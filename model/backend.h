@@ -11,6 +11,7 @@
 #include "model/config.h"
 #include "model/dtype.h"
 #include "model/safetensors.h"
+#include "model/sampler.h"
 #include "model/state_layout.h"
 
 namespace sympow {
@@ -111,6 +112,11 @@ class Backend {
   virtual void GatherRows(MatrixView x, std::span<const int64_t> rows, MatrixView out) = 0;
   // Power attention for every segment, reading and advancing each segment's state slot.
   virtual void PowerAttention(const PowerAttentionArgs& args) = 0;
+  // One token per row of fp32 `logits` [rows × vocab] by the rule in model/sampler.h. This
+  // default copies the logits to the host; a GPU backend samples where they are, so that only
+  // token ids and log-probs cross.
+  virtual void Sample(MatrixView logits, std::span<const RowSampling> rows,
+                      std::span<SampledToken> out);
 };
 
 }  // namespace sympow

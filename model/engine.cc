@@ -198,7 +198,7 @@ absl::StatusOr<std::vector<float>> Engine::Prefill(SessionId session,
   return logits;
 }
 
-absl::StatusOr<std::vector<float>> Engine::Decode(std::span<const DecodeInput> inputs) {
+absl::StatusOr<MatrixView> Engine::DecodeStep(std::span<const DecodeInput> inputs) {
   ForwardBatch batch;
   std::set<SessionId> seen;
   std::vector<SessionId> batch_sessions;
@@ -228,14 +228,48 @@ absl::StatusOr<std::vector<float>> Engine::Decode(std::span<const DecodeInput> i
     batch.segments.push_back({row, 1, *slot});
     batch.logit_rows.push_back(row);
   }
-  std::vector<float> logits(inputs.size() * config_.vocab_size);
-  if (inputs.empty()) return logits;
-  forward_->Run(batch, logits.data());
+  if (inputs.empty()) return MatrixView{nullptr, DType::kF32, 0, config_.vocab_size};
+  const MatrixView logits = forward_->Run(batch);
   for (size_t i = 0; i < rows.size(); ++i) {
     ++rows[i]->length;
     rows[i]->prefix = rows[i]->prefix.Extended(inputs[i].token);
   }
   return logits;
+}
+
+absl::StatusOr<std::vector<float>> Engine::Decode(std::span<const DecodeInput> inputs) {
+  absl::StatusOr<MatrixView> device_logits = DecodeStep(inputs);
+  if (!device_logits.ok()) return device_logits.status();
+  std::vector<float> logits(inputs.size() * config_.vocab_size);
+  if (!inputs.empty()) backend_->CopyToHost(*device_logits, logits.data());
+  return logits;
+}
+
+absl::StatusOr<Engine::SampledStep> Engine::DecodeAndSample(
+    std::span<const DecodeInput> inputs, std::span<const RowSampling> sampling,
+    std::span<const int64_t> logits_rows) {
+  if (sampling.size() != inputs.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("sampling has ", sampling.size(),
+                                                   " rows for ", inputs.size(), " inputs"));
+  }
+  for (size_t i = 0; i < logits_rows.size(); ++i) {
+    if (logits_rows[i] < 0 || logits_rows[i] >= static_cast<int64_t>(inputs.size())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("logits_rows[", i, "] = ", logits_rows[i], " is not an input row"));
+    }
+  }
+  absl::StatusOr<MatrixView> logits = DecodeStep(inputs);
+  if (!logits.ok()) return logits.status();
+  SampledStep step;
+  step.tokens.resize(inputs.size());
+  if (inputs.empty()) return step;
+  backend_->Sample(*logits, sampling, step.tokens);
+  const int64_t vocab = config_.vocab_size;
+  step.logits.resize(logits_rows.size() * vocab);
+  for (size_t i = 0; i < logits_rows.size(); ++i) {
+    backend_->CopyToHost(logits->Rows(logits_rows[i], 1), step.logits.data() + i * vocab);
+  }
+  return step;
 }
 
 absl::StatusOr<SessionId> Engine::RestoreSession(std::span<const std::byte> state, int64_t length) {

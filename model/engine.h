@@ -75,6 +75,16 @@ class Engine {
   // Appends one token to each of several distinct sessions, all in one batch; row i of the
   // result (vocab floats) is the next-token logits of inputs[i].session.
   absl::StatusOr<std::vector<float>> Decode(std::span<const DecodeInput> inputs);
+  // Decode, then each row's next token sampled on the backend by sampling[i]: only token ids
+  // and log-probs leave the device, and the logits of the rows in `logits_rows` (for callers
+  // that need more than the sampled token, such as top log-probs).
+  struct SampledStep {
+    std::vector<SampledToken> tokens;
+    std::vector<float> logits;  // [logits_rows × vocab]
+  };
+  absl::StatusOr<SampledStep> DecodeAndSample(std::span<const DecodeInput> inputs,
+                                              std::span<const RowSampling> sampling,
+                                              std::span<const int64_t> logits_rows = {});
 
   // The session's raw state (StateLayout bytes), e.g. for comparing or persisting it.
   absl::StatusOr<std::vector<std::byte>> ReadState(SessionId session);
@@ -102,6 +112,8 @@ class Engine {
   Engine(const ModelConfig& config, std::unique_ptr<Backend> backend, EngineOptions options);
   absl::StatusOr<Session*> Find(SessionId session);
   absl::Status CheckTokens(std::span<const int32_t> tokens, absl::string_view field) const;
+  // Runs one decode step and advances the sessions; the logits stay in backend memory.
+  absl::StatusOr<MatrixView> DecodeStep(std::span<const DecodeInput> inputs);
 
   ModelConfig config_;
   std::unique_ptr<Backend> backend_;

@@ -22,6 +22,11 @@ void ModelForward::EnsureWorkspace(int64_t rows) {
 }
 
 void ModelForward::Run(const ForwardBatch& batch, float* logits) {
+  const MatrixView device_logits = Run(batch);
+  if (device_logits.rows > 0) backend_.CopyToHost(device_logits, logits);
+}
+
+MatrixView ModelForward::Run(const ForwardBatch& batch) {
   const ModelConfig& c = config_;
   const DeviceWeights& w = weights_;
   Backend& b = backend_;
@@ -75,13 +80,17 @@ void ModelForward::Run(const ForwardBatch& batch, float* logits) {
   }
   // logits = lm_head(Norm(h)), only for the rows that are sampled.
   const int64_t m = static_cast<int64_t>(batch.logit_rows.size());
-  if (m == 0) return;
+  if (m == 0) return {nullptr, DType::kF32, 0, c.vocab_size};
+  if (m > work_.logit_rows) {
+    work_.logit_rows = m;
+    work_.logits = b.Allocate(m, c.vocab_size);
+  }
   MatrixView picked = a.Rows(0, m);
-  Matrix head_out = b.Allocate(m, c.vocab_size);
+  MatrixView logits = work_.logits.view.Rows(0, m);
   b.GatherRows(x, batch.logit_rows, picked);
   b.Norm(c.norm, eps, picked, w.final_norm, &w.final_norm_bias, picked);
-  b.Linear(picked, w.lm_head, nullptr, head_out.view);
-  b.CopyToHost(head_out.view, logits);
+  b.Linear(picked, w.lm_head, nullptr, logits);
+  return logits;
 }
 
 }  // namespace sympow

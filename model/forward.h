@@ -23,7 +23,10 @@ class ModelForward {
   ModelForward(const ModelConfig& config, const DeviceWeights& weights, Backend& backend,
                int64_t chunk_size);
 
-  // Advances every segment's state and writes logits [logit_rows × vocab] to `logits`.
+  // Advances every segment's state and returns the logits [logit_rows × vocab] in backend
+  // memory, valid until the next run.
+  MatrixView Run(const ForwardBatch& batch);
+  // The same, with the logits copied to the host.
   void Run(const ForwardBatch& batch, float* logits);
 
  private:
@@ -31,6 +34,8 @@ class ModelForward {
   struct Workspace {
     int64_t rows = 0;
     Matrix residual, normed, q, k, v, log_gate, attention, mlp_hidden, mlp_up;
+    int64_t logit_rows = 0;
+    Matrix logits;
   };
   void EnsureWorkspace(int64_t rows);
 

@@ -29,74 +29,84 @@ absl::Status ValidateSamplingParams(const SamplingParams& p, int64_t vocab_size)
   return absl::OkStatus();
 }
 
+int32_t SampleRow(std::span<const float> logits, const RowSampling& row) {
+  const int32_t vocab = static_cast<int32_t>(logits.size());
+  std::vector<float> scaled(logits.begin(), logits.end());
+  for (int32_t token : row.penalized) {
+    float& value = scaled[token];
+    value = value > 0 ? value / row.repetition_penalty : value * row.repetition_penalty;
+  }
+  if (row.temperature == 0.0f) {
+    return static_cast<int32_t>(std::max_element(scaled.begin(), scaled.end()) - scaled.begin());
+  }
+  for (float& value : scaled) value /= row.temperature;
+  const double max_scaled = *std::max_element(scaled.begin(), scaled.end());
+  std::vector<double> weight(vocab);
+  for (int32_t i = 0; i < vocab; ++i) weight[i] = std::exp(scaled[i] - max_scaled);
+
+  // Candidates in descending order (ties: lower id first), as far as a cut needs them.
+  std::vector<int32_t> order(vocab);
+  for (int32_t i = 0; i < vocab; ++i) order[i] = i;
+  auto before = [&](int32_t a, int32_t b) {
+    return scaled[a] > scaled[b] || (scaled[a] == scaled[b] && a < b);
+  };
+  size_t candidates = order.size();
+  if (row.top_k > 0 && row.top_k < vocab) {
+    std::partial_sort(order.begin(), order.begin() + row.top_k, order.end(), before);
+    candidates = row.top_k;
+  } else if (row.top_p < 1.0f) {
+    std::sort(order.begin(), order.end(), before);
+  }
+  if (row.top_p < 1.0f) {
+    double total = 0.0;
+    for (size_t i = 0; i < candidates; ++i) total += weight[order[i]];
+    double mass = 0.0;
+    size_t cut = 0;
+    while (cut < candidates && mass < row.top_p * total) mass += weight[order[cut++]];
+    candidates = std::max<size_t>(cut, 1);
+  }
+  std::vector<bool> kept(vocab, candidates == order.size());
+  for (size_t i = 0; i < candidates; ++i) kept[order[i]] = true;
+  double kept_mass = 0.0;
+  for (int32_t i = 0; i < vocab; ++i) {
+    // The largest weight is exp(0) = 1, so min-p compares weights directly.
+    if (kept[i] && weight[i] < row.min_p) kept[i] = false;
+    if (kept[i]) kept_mass += weight[i];
+  }
+  double target = row.uniform * kept_mass;
+  int32_t last_kept = 0;
+  for (int32_t i = 0; i < vocab; ++i) {
+    if (!kept[i]) continue;
+    target -= weight[i];
+    if (target < 0) return i;
+    if (weight[i] > 0) last_kept = i;
+  }
+  return last_kept;  // rounding left a sliver of mass: the last token with any takes it
+}
+
 Sampler::Sampler(const SamplingParams& params)
     : params_(params),
       stop_tokens_(params.stop_tokens.begin(), params.stop_tokens.end()),
       rng_(params.seed) {}
 
-double Sampler::NextUniform() { return static_cast<double>(rng_() >> 11) * 0x1.0p-53; }
+void Sampler::Observe(std::span<const int32_t> tokens) {
+  if (params_.repetition_penalty == 1.0f) return;
+  for (int32_t token : tokens) {
+    if (seen_.insert(token).second) penalized_.push_back(token);
+  }
+}
 
-int32_t Sampler::Sample(std::span<const float> logits, std::span<const int32_t> history) {
-  adjusted_.assign(logits.begin(), logits.end());
-  if (params_.repetition_penalty != 1.0f) {
-    for (int32_t token : absl::flat_hash_set<int32_t>(history.begin(), history.end())) {
-      float& value = adjusted_[token];
-      value = value > 0 ? value / params_.repetition_penalty : value * params_.repetition_penalty;
-    }
-  }
-  const int32_t vocab = static_cast<int32_t>(adjusted_.size());
-  if (params_.temperature == 0.0f) {
-    return static_cast<int32_t>(std::max_element(adjusted_.begin(), adjusted_.end()) -
-                                adjusted_.begin());
-  }
-  // Candidates in descending logit order where a cut needs the order (top-k, top-p).
-  candidates_.resize(vocab);
-  for (int32_t i = 0; i < vocab; ++i) candidates_[i] = i;
-  auto by_logit = [&](int32_t a, int32_t b) {
-    return adjusted_[a] > adjusted_[b] || (adjusted_[a] == adjusted_[b] && a < b);
-  };
-  size_t kept = candidates_.size();
-  if (params_.top_k > 0 && params_.top_k < vocab) {
-    std::partial_sort(candidates_.begin(), candidates_.begin() + params_.top_k, candidates_.end(),
-                      by_logit);
-    kept = params_.top_k;
-  } else if (params_.top_p < 1.0f) {
-    std::sort(candidates_.begin(), candidates_.end(), by_logit);
-  }
-  candidates_.resize(kept);
-  float max_logit = -INFINITY;
-  for (int32_t token : candidates_) max_logit = std::max(max_logit, adjusted_[token]);
-  probabilities_.resize(kept);
-  double total = 0.0;
-  for (size_t i = 0; i < kept; ++i) {
-    probabilities_[i] = std::exp((adjusted_[candidates_[i]] - max_logit) / params_.temperature);
-    total += probabilities_[i];
-  }
-  if (params_.top_p < 1.0f) {
-    // Smallest prefix whose mass reaches top_p; the most likely token always stays.
-    double mass = 0.0;
-    size_t cut = 0;
-    while (cut < kept && mass < params_.top_p * total) mass += probabilities_[cut++];
-    kept = std::max<size_t>(cut, 1);
-  }
-  if (params_.min_p > 0.0f) {
-    // The largest probability is exp(0) = 1 before normalisation.
-    for (size_t i = 0; i < kept; ++i) {
-      if (probabilities_[i] < params_.min_p) probabilities_[i] = 0.0;
-    }
-  }
-  double kept_mass = 0.0;
-  for (size_t i = 0; i < kept; ++i) kept_mass += probabilities_[i];
-  double target = NextUniform() * kept_mass;
-  for (size_t i = 0; i < kept; ++i) {
-    target -= probabilities_[i];
-    if (target < 0) return candidates_[i];
-  }
-  // Rounding left a sliver of mass: the last token with any probability takes it.
-  for (size_t i = kept; i-- > 0;) {
-    if (probabilities_[i] > 0) return candidates_[i];
-  }
-  return candidates_[0];
+RowSampling Sampler::Next() {
+  RowSampling row;
+  row.temperature = params_.temperature;
+  row.top_k = params_.top_k;
+  row.top_p = params_.top_p;
+  row.min_p = params_.min_p;
+  row.repetition_penalty = params_.repetition_penalty;
+  // 53 random bits: the same [0, 1) sequence on every platform for one seed.
+  row.uniform = static_cast<double>(rng_() >> 11) * 0x1.0p-53;
+  row.penalized = penalized_;
+  return row;
 }
 
 }  // namespace sympow

@@ -25,11 +25,14 @@ std::string ReasonName(FinishReason reason) {
   return "unknown";
 }
 
-// The token's log-probability and, when asked, the `top` most likely tokens' (raw model logits).
-TokenOutput WithLogprobs(int32_t token, std::span<const float> logits, bool logprobs, int32_t top) {
+// The token with its log-probability and, when asked, the `top` most likely tokens' (raw model
+// logits, which are needed only then).
+TokenOutput WithLogprobs(SampledToken sampled, std::span<const float> logits, bool logprobs,
+                         int32_t top) {
+  const int32_t token = sampled.token;
   TokenOutput out{token, 0.0f, {}};
   if (!logprobs) return out;
-  out.logprob = static_cast<float>(-NegativeLogLikelihood(logits, token));
+  out.logprob = sampled.logprob;
   if (top <= 0) return out;
   std::vector<int32_t> order(logits.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int32_t>(i);
@@ -115,7 +118,7 @@ bool EngineWorker::TakeWork() {
     active.request = std::move(request);
     active.sampler = std::make_unique<Sampler>(active.request->sampling);
     active.decoder = std::make_unique<IncrementalDecoder>(tokenizer_);
-    active.history = active.request->prompt;
+    active.sampler->Observe(active.request->prompt);
     scheduler_.Add(active.id, static_cast<int64_t>(active.request->prompt.size()),
                    active.request->priority, active.request->arrival);
     const SequenceId id = active.id;
@@ -248,25 +251,37 @@ void EngineWorker::CacheState(const Active& active, const PrefixKey& key, bool s
 
 void EngineWorker::DecodeBatch(const StepPlan& plan) {
   std::vector<DecodeInput> inputs;
+  std::vector<RowSampling> sampling;
+  std::vector<int64_t> logits_rows;  // rows that asked for top log-probs
   std::vector<Active*> rows;
   for (const StepRow& row : plan.rows) {
     Active& active = active_.at(row.sequence);
     if (!row.decode || active.done || !active.pending) continue;
+    if (active.request->logprobs && active.request->top_logprobs > 0) {
+      logits_rows.push_back(static_cast<int64_t>(rows.size()));
+    }
     inputs.push_back({active.request->session, active.pending->token});
+    sampling.push_back(active.sampler->Next());
     rows.push_back(&active);
   }
   if (inputs.empty()) return;
   const absl::Time start = absl::Now();
-  absl::StatusOr<std::vector<float>> logits = engine_->Decode(inputs);
+  absl::StatusOr<Engine::SampledStep> step =
+      engine_->DecodeAndSample(inputs, sampling, logits_rows);
   metrics_.Step(static_cast<int64_t>(inputs.size()), absl::ToDoubleSeconds(absl::Now() - start));
-  if (!logits.ok()) {
-    for (Active* active : rows) Fail(*active, logits.status());
+  if (!step.ok()) {
+    for (Active* active : rows) Fail(*active, step.status());
     return;
   }
   const int64_t vocab = engine_->config().vocab_size;
   metrics_.GenerationTokens(static_cast<int64_t>(rows.size()));
+  size_t next_logits = 0;
   for (size_t i = 0; i < rows.size(); ++i) {
     Active& active = *rows[i];
+    std::span<const float> logits;
+    if (next_logits < logits_rows.size() && logits_rows[next_logits] == static_cast<int64_t>(i)) {
+      logits = std::span(step->logits).subspan(next_logits++ * vocab, vocab);
+    }
     const TokenOutput committed = *active.pending;
     active.pending.reset();
     ++active.generated;
@@ -276,16 +291,20 @@ void EngineWorker::DecodeBatch(const StepPlan& plan) {
       Finish(active, FinishReason::kLength);
       continue;
     }
-    SampleNext(active, std::span(*logits).subspan(i * vocab, vocab));
+    Accept(active, step->tokens[i], logits);
   }
 }
 
 void EngineWorker::SampleNext(Active& active, std::span<const float> logits) {
-  const int32_t token = active.sampler->Sample(logits, active.history);
-  if (active.sampler->IsStop(token)) return Finish(active, FinishReason::kStop);
-  active.history.push_back(token);
+  const int32_t token = active.sampler->Sample(logits);
+  Accept(active, {token, static_cast<float>(-NegativeLogLikelihood(logits, token))}, logits);
+}
+
+void EngineWorker::Accept(Active& active, SampledToken sampled, std::span<const float> logits) {
+  if (active.sampler->IsStop(sampled.token)) return Finish(active, FinishReason::kStop);
+  active.sampler->Observe({&sampled.token, 1});
   active.pending =
-      WithLogprobs(token, logits, active.request->logprobs, active.request->top_logprobs);
+      WithLogprobs(sampled, logits, active.request->logprobs, active.request->top_logprobs);
 }
 
 void EngineWorker::Emit(Active& active, const TokenOutput& token) {

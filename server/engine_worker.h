@@ -50,13 +50,11 @@ class EngineWorker {
     SequenceId id = 0;
     std::shared_ptr<Request> request;
     int64_t prefilled = 0;
-    int64_t checkpoint = 0;
-    bool admitted = false;  // running: its session's state is pinned to its slot  // a branch point
-                            // to stop a prefill chunk at and cache the state
+    int64_t checkpoint = 0;  // a branch point to stop a prefill chunk at and cache the state
+    bool admitted = false;  // running: its session's state is pinned to its slot
     std::optional<TokenOutput> pending;  // sampled; committed to the session by the next decode
     int64_t generated = 0;
     std::unique_ptr<Sampler> sampler;
-    std::vector<int32_t> history;  // prompt and output, for the repetition penalty
     std::unique_ptr<IncrementalDecoder> decoder;
     std::string held_text;  // text that might be the start of a stop string
     absl::Time first_token_time = absl::InfinitePast();
@@ -77,8 +75,11 @@ class EngineWorker {
   void DecodeBatch(const StepPlan& plan);
   // Drops finished requests from the worker and the scheduler.
   void Reap();
-  // Samples the next token from `logits`, or finishes the request on a stop token.
+  // Samples the next token from host `logits`, or finishes the request on a stop token.
   void SampleNext(Active& active, std::span<const float> logits);
+  // Takes a sampled token as the next one to commit, or finishes the request on a stop token;
+  // `logits` (the row's, on the host) are needed only for top log-probs.
+  void Accept(Active& active, SampledToken sampled, std::span<const float> logits);
   // Streams a committed token: its text (held back while it may start a stop string).
   void Emit(Active& active, const TokenOutput& token);
   void Finish(Active& active, FinishReason reason);

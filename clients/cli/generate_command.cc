@@ -98,7 +98,7 @@ absl::Status Generate() {
   if (!logits.ok()) return logits.status();
   const auto prefilled = std::chrono::steady_clock::now();
   Sampler sampler(params);
-  std::vector<int32_t> history = *prompt;
+  sampler.Observe(*prompt);
   int64_t generated = 0;
   std::optional<IncrementalDecoder> text;
   if (tokenizer) {
@@ -106,8 +106,8 @@ absl::Status Generate() {
     std::printf("%s", absl::GetFlag(FLAGS_prompt).c_str());
   }
   while (generated < absl::GetFlag(FLAGS_max_new_tokens)) {
-    const int32_t token = sampler.Sample(*logits, history);
-    history.push_back(token);
+    const int32_t token = sampler.Sample(*logits);
+    sampler.Observe({&token, 1});
     ++generated;
     if (sampler.IsStop(token)) break;
     const std::string piece = text ? text->Push(token) : absl::StrCat(token, " ");

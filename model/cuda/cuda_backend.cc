@@ -85,6 +85,9 @@ CudaBackend::CudaBackend(const ModelConfig& config, int64_t max_state_slots)
   shape_.scale_pow = static_cast<float>(std::pow(config.AttentionScale(), config.degree));
   shape_.monomials = monomials_.Upload(monomials, stream_);
   shape_.key_weights = key_weights_.Upload(key_weights, stream_);
+  const std::vector<int32_t> feature_rows =
+      kernels::FeatureRows(monomials, shape_.head_dim, shape_.degree);
+  if (!feature_rows.empty()) shape_.feature_rows = feature_rows_.Upload(feature_rows, stream_);
 }
 
 CudaBackend::~CudaBackend() {
@@ -322,6 +325,50 @@ void CudaBackend::PowerAttention(const PowerAttentionArgs& args) {
                          scratch, stream_);
     CheckLaunch("PowerDecode");
   }
+}
+
+void CudaBackend::Sample(MatrixView logits, std::span<const RowSampling> rows,
+                         std::span<SampledToken> out) {
+  const int64_t count = static_cast<int64_t>(rows.size());
+  std::vector<kernels::SampleRowParams> params(count);
+  std::vector<int32_t> penalized;
+  for (int64_t r = 0; r < count; ++r) {
+    const RowSampling& row = rows[r];
+    kernels::SampleRowParams& p = params[r];
+    p.temperature = row.temperature;
+    p.top_k = row.top_k;
+    p.top_p = row.top_p;
+    p.min_p = row.min_p;
+    p.repetition_penalty = row.repetition_penalty;
+    p.uniform = row.uniform;
+    p.penalized_begin = static_cast<int64_t>(penalized.size());
+    if (row.repetition_penalty != 1.0f) {
+      penalized.insert(penalized.end(), row.penalized.begin(), row.penalized.end());
+    }
+    p.penalized_end = static_cast<int64_t>(penalized.size());
+  }
+  const int32_t* device_penalized = nullptr;
+  float* scratch = nullptr;
+  if (!penalized.empty()) {
+    device_penalized = penalized_tokens_.Upload(penalized, stream_);
+    scratch = penalized_logits_.Reserve(count * logits.cols);
+  }
+  int32_t* tokens = sampled_tokens_.Reserve(count);
+  float* logprobs = sampled_logprobs_.Reserve(count);
+  kernels::SampleRows(Floats(logits), count, logits.cols,
+                      sample_params_.Upload(std::span<const kernels::SampleRowParams>(params), stream_),
+                      device_penalized, scratch, tokens, logprobs, stream_);
+  CudaCheck(cudaGetLastError(), "sampling kernel");
+  std::vector<int32_t> host_tokens(count);
+  std::vector<float> host_logprobs(count);
+  CudaCheck(cudaMemcpyAsync(host_tokens.data(), tokens, count * sizeof(int32_t),
+                            cudaMemcpyDeviceToHost, stream_),
+            "copy sampled tokens");
+  CudaCheck(cudaMemcpyAsync(host_logprobs.data(), logprobs, count * sizeof(float),
+                            cudaMemcpyDeviceToHost, stream_),
+            "copy sampled log-probs");
+  Synchronize();
+  for (int64_t r = 0; r < count; ++r) out[r] = {host_tokens[r], host_logprobs[r]};
 }
 
 }  // namespace sympow

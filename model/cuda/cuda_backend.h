@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kernels/power_attention.h"
+#include "kernels/sampling.h"
 #include "model/backend.h"
 #include "model/cuda/device_array.h"
 
@@ -53,6 +54,8 @@ class CudaBackend final : public Backend {
   void GeluTanh(MatrixView x) override;
   void GatherRows(MatrixView x, std::span<const int64_t> rows, MatrixView out) override;
   void PowerAttention(const PowerAttentionArgs& args) override;
+  void Sample(MatrixView logits, std::span<const RowSampling> rows,
+              std::span<SampledToken> out) override;
 
  private:
   CudaBackend(const ModelConfig& config, int64_t max_state_slots);
@@ -71,6 +74,7 @@ class CudaBackend final : public Backend {
   kernels::PowerAttentionShape shape_;
   DeviceArray<uint8_t> monomials_;
   DeviceArray<float> key_weights_;
+  DeviceArray<int32_t> feature_rows_;
 
   DeviceArray<int32_t> tokens_;
   DeviceArray<int64_t> row_indices_;
@@ -81,6 +85,11 @@ class CudaBackend final : public Backend {
   DeviceArray<float> prefill_workspace_;  // a state per chunk and kv head
   DeviceArray<float> decode_scratch_;
   DeviceArray<float> widened_states_;  // fp32 copies of bf16 states while they are prefilled
+  DeviceArray<kernels::SampleRowParams> sample_params_;
+  DeviceArray<int32_t> penalized_tokens_;
+  DeviceArray<float> penalized_logits_;
+  DeviceArray<int32_t> sampled_tokens_;
+  DeviceArray<float> sampled_logprobs_;
 };
 
 }  // namespace sympow

@@ -2,8 +2,13 @@
 # GPU correctness tests, kernel benchmarks and a CUDA serving smoke test, in three steps:
 #   tests/gpu/run.sh bundle   here: build with CUDA, pack binaries + oracle data into
 #                             build/gpu-bundle.tar.xz (carry it to the GPU machine)
-#   tests/gpu/run.sh device   on the GPU machine, from the repository root: run everything and
-#                             leave logs and JSON in $OUT/gpu-run.tgz
+#   tests/gpu/run.sh device [PARTS]
+#                             on the GPU machine, from the repository root: PARTS, comma-separated,
+#                             of tests (GPU tests and the serving smoke test), kernels, engine,
+#                             peers, manifest (benchmarks), or all (default); logs and JSON in
+#                             $OUT/gpu-run.tgz. With $RETENTION_SOURCE (a git
+#                             directory of github.com/m-a-n-i-f-e-s-t/retention) at bundle time,
+#                             Manifest's Triton kernels travel in the bundle and are benchmarked.
 #   tests/gpu/run.sh serving  on the GPU machine: sympow-loadgen against the server on a random
 #                             124M-class model at 1-1024 users, $OUT/serving.json
 #   tests/gpu/run.sh report DIR   here: turn DIR (gpu-run.tgz unpacked) into bench/results/
@@ -28,8 +33,12 @@ bundle)
   rm -rf build/gpu-bundle build/gpu-bundle.tar.xz
   ../shared/tools/gpu-bundle build/gpu-bundle build/tests/gpu/cuda_backend_test \
     build/bench/cuda_kernels_bench build/bench/cuda_engine_bench build/model/libsympow_cuda_backend.so \
-    build/server/sympow-server build/clients/cli/sympow-cli
+    build/server/sympow-server build/clients/cli/sympow-cli build/clients/loadgen/sympow-loadgen
   cp -r build/testdata/oracle build/gpu-bundle/oracle
+  if [[ -n "${RETENTION_SOURCE:-}" ]]; then
+    mkdir -p build/gpu-bundle/retention-src
+    git --git-dir="$RETENTION_SOURCE" archive HEAD retention | tar -x -C build/gpu-bundle/retention-src
+  fi
   tar -C build -cJf build/gpu-bundle.tar.xz gpu-bundle
   ls -la build/gpu-bundle.tar.xz
   ;;
@@ -39,24 +48,38 @@ device)
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
   git rev-parse HEAD > "$OUT/commit.txt" 2>/dev/null || true
   status=0
-  timeout 240 "$bundle/bin/cuda_backend_test" 2>&1 | tee "$OUT/gpu_tests.log" || status=1
-  timeout 200 "$bundle/bin/cuda_kernels_bench" --out "$OUT/kernels_bench.json" 2>&1 | tee "$OUT/kernels_bench.log" || status=1
-  timeout 150 "$bundle/bin/cuda_engine_bench" --out "$OUT/engine_bench.json" 2>&1 | tee "$OUT/engine_bench.log" || status=1
-  timeout 150 /opt/torch/.venv/bin/python bench/peers/peers.py "$OUT/peers.json" 2>&1 | tee "$OUT/peers.log" || status=1
-  # Serving on the GPU: the server with --device cuda, a streamed completion through gRPC, and
-  # the local CLI scoring the held-out text on the GPU.
-  "$bundle/bin/sympow-server" --device cuda --model models/sympow-tiny --listen 127.0.0.1:50151 \
-    --metrics_listen 127.0.0.1:19391 > "$OUT/server.log" 2>&1 &
-  server=$!
-  for _ in $(seq 100); do grep -q "serving sympow" "$OUT/server.log" && break; sleep 0.2; done
-  "$bundle/bin/sympow-cli" generate --server 127.0.0.1:50151 --prompt "And God said" \
-    --max_new_tokens 64 --seed 7 2>&1 | tee "$OUT/cli_generate.log" || status=1
-  /opt/torch/.venv/bin/python -c "import urllib.request as u; print(u.urlopen('http://127.0.0.1:19391/metrics').read().decode())" \
-    > "$OUT/metrics.txt" 2>&1 || status=1
-  grep -m3 "^sympow:generation_tokens_total\|^sympow:num_requests_running" "$OUT/metrics.txt" || true
-  kill -TERM "$server" 2>/dev/null || true; wait "$server" || true
-  "$bundle/bin/sympow-cli" perplexity --device cuda --model models/sympow-tiny \
-    --file tests/fixtures/heldout.txt 2>&1 | tail -3 | tee "$OUT/perplexity_cuda.log" || status=1
+  parts=${2:-all}
+  wants() { [[ $parts == all || ",$parts," == *",$1,"* ]]; }
+  if wants tests; then
+    timeout 300 "$bundle/bin/cuda_backend_test" 2>&1 | tee "$OUT/gpu_tests.log" || status=1
+    # Serving on the GPU: the server with --device cuda, a streamed completion through gRPC, and
+    # the local CLI scoring the held-out text on the GPU.
+    "$bundle/bin/sympow-server" --device cuda --model models/sympow-tiny --listen 127.0.0.1:50151 \
+      --metrics_listen 127.0.0.1:19391 > "$OUT/server.log" 2>&1 &
+    server=$!
+    for _ in $(seq 100); do grep -q "serving sympow" "$OUT/server.log" && break; sleep 0.2; done
+    "$bundle/bin/sympow-cli" generate --server 127.0.0.1:50151 --prompt "And God said" \
+      --max_new_tokens 64 --seed 7 2>&1 | tee "$OUT/cli_generate.log" || status=1
+    /opt/torch/.venv/bin/python -c "import urllib.request as u; print(u.urlopen('http://127.0.0.1:19391/metrics').read().decode())" \
+      > "$OUT/metrics.txt" 2>&1 || status=1
+    grep -m3 "^sympow:generation_tokens_total\|^sympow:num_requests_running" "$OUT/metrics.txt" || true
+    kill -TERM "$server" 2>/dev/null || true; wait "$server" || true
+    "$bundle/bin/sympow-cli" perplexity --device cuda --model models/sympow-tiny \
+      --file tests/fixtures/heldout.txt 2>&1 | tail -3 | tee "$OUT/perplexity_cuda.log" || status=1
+  fi
+  if wants kernels; then
+    timeout 200 "$bundle/bin/cuda_kernels_bench" --out "$OUT/kernels_bench.json" 2>&1 | tee "$OUT/kernels_bench.log" || status=1
+  fi
+  if wants engine; then
+    timeout 150 "$bundle/bin/cuda_engine_bench" --out "$OUT/engine_bench.json" 2>&1 | tee "$OUT/engine_bench.log" || status=1
+  fi
+  if wants peers; then
+    timeout 150 /opt/torch/.venv/bin/python bench/peers/peers.py "$OUT/peers.json" 2>&1 | tee "$OUT/peers.log" || status=1
+  fi
+  if wants manifest && [[ -d $bundle/retention-src/retention ]]; then
+    timeout 240 /opt/torch/.venv/bin/python bench/peers/manifest.py "$bundle/retention-src" "$OUT/manifest.json" \
+      2>&1 | tee "$OUT/manifest.log" || status=1
+  fi
   # One archive: the GPU machine hands back only a few files per call.
   tar -C "$OUT" -czf "$work/gpu-run.tgz" . && rm -rf "${OUT:?}"/* && mv "$work/gpu-run.tgz" "$OUT/"
   exit $status

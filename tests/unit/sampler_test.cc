@@ -13,11 +13,10 @@ using ::testing::HasSubstr;
 // Logits for a vocabulary of 6 with probabilities falling by half per token: 1/2, 1/4, 1/8, ...
 const std::vector<float> kLogits = {0.0f, -0.6931f, -1.3863f, -2.0794f, -2.7726f, -3.4657f};
 
-std::map<int32_t, int> Histogram(const SamplingParams& params, int draws,
-                                 const std::vector<int32_t>& history = {}) {
+std::map<int32_t, int> Histogram(const SamplingParams& params, int draws) {
   Sampler sampler(params);
   std::map<int32_t, int> counts;
-  for (int i = 0; i < draws; ++i) ++counts[sampler.Sample(kLogits, history)];
+  for (int i = 0; i < draws; ++i) ++counts[sampler.Sample(kLogits)];
   return counts;
 }
 
@@ -25,7 +24,7 @@ TEST(Sampler, GreedyTakesTheArgmax) {
   SamplingParams params;
   params.temperature = 0;
   Sampler sampler(params);
-  EXPECT_EQ(sampler.Sample(std::vector<float>{0.1f, 3.0f, -1.0f}, {}), 1);
+  EXPECT_EQ(sampler.Sample(std::vector<float>{0.1f, 3.0f, -1.0f}), 1);
 }
 
 TEST(Sampler, SameSeedGivesSameTokens) {
@@ -34,14 +33,14 @@ TEST(Sampler, SameSeedGivesSameTokens) {
   Sampler a(params), b(params);
   std::vector<int32_t> first, second;
   for (int i = 0; i < 200; ++i) {
-    first.push_back(a.Sample(kLogits, {}));
-    second.push_back(b.Sample(kLogits, {}));
+    first.push_back(a.Sample(kLogits));
+    second.push_back(b.Sample(kLogits));
   }
   EXPECT_EQ(first, second);
   params.seed = 1235;
   Sampler c(params);
   std::vector<int32_t> third;
-  for (int i = 0; i < 200; ++i) third.push_back(c.Sample(kLogits, {}));
+  for (int i = 0; i < 200; ++i) third.push_back(c.Sample(kLogits));
   EXPECT_NE(first, third);
 }
 
@@ -89,10 +88,31 @@ TEST(Sampler, RepetitionPenaltyDiscouragesSeenTokens) {
   params.repetition_penalty = 1.5f;
   Sampler sampler(params);
   const std::vector<float> logits = {2.0f, 1.5f, -1.0f};
-  EXPECT_EQ(sampler.Sample(logits, {}), 0);
-  EXPECT_EQ(sampler.Sample(logits, std::vector<int32_t>{0}), 1);  // 2.0/1.5 < 1.5
-  EXPECT_EQ(sampler.Sample(std::vector<float>{-1.0f, -1.2f}, std::vector<int32_t>{0}),
-            1);  // −1.5 < −1.2
+  EXPECT_EQ(sampler.Sample(logits), 0);
+  const int32_t seen[] = {0};
+  sampler.Observe(seen);
+  EXPECT_EQ(sampler.Sample(logits), 1);                              // 2.0/1.5 < 1.5
+  EXPECT_EQ(sampler.Sample(std::vector<float>{-1.0f, -1.2f}), 1);  // −1.5 < −1.2
+}
+
+// Top-k and top-p cut in descending order with ties going to the lower id; the draw then
+// inverts the distribution in id order.
+TEST(SampleRow, CutsTiesByIdAndDrawsInIdOrder) {
+  const std::vector<float> logits = {1.0f, 3.0f, 3.0f, 2.0f, 3.0f};
+  RowSampling row;
+  row.top_k = 2;  // ids 1 and 2 of the three tied at 3.0
+  row.uniform = 0.49;
+  EXPECT_EQ(SampleRow(logits, row), 1);
+  row.uniform = 0.51;
+  EXPECT_EQ(SampleRow(logits, row), 2);
+  row.top_k = 0;
+  row.top_p = 0.5f;  // the three tied tokens hold ~0.86 of the mass: two of them reach 0.5
+  row.uniform = 0.99;
+  EXPECT_EQ(SampleRow(logits, row), 2);
+  row.top_p = 1.0f;
+  row.min_p = 0.5f;  // exp(−1) < 0.5 ≤ 1: ids 1, 2, 4 remain
+  row.uniform = 0.99;
+  EXPECT_EQ(SampleRow(logits, row), 4);
 }
 
 TEST(Sampler, RecognisesStopTokens) {

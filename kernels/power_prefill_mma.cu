@@ -1,0 +1,544 @@
+// Degree-2 chunked prefill on BF16 tensor cores (mma.sync m16n8k16, fp32 accumulation), for
+// head_dim 64 and 128. φ is never stored: its values are made in registers, straight into the
+// MMA fragments.
+//
+// Features are visited in k-steps of 16 rows. Step (i, jb) holds the monomials x_i·x_j for
+// j in [16·jb, 16·jb + 16); the rows with j < i are not features and stay zero. The steps run
+// jb-major (for jb, for i < 16·jb + 16), so a warp keeps x_j for a whole jb in registers.
+// feature_rows maps each of these k-rows to its feature in StateLayout order (−1: none).
+//
+// Two kernels:
+//  1. ChunkStatesKernel, per (block of k-rows, kv head, segment): holds its rows of [S | z] in
+//     registers (fp32) and walks the segment's chunks in order. For each chunk it stores the
+//     state before it (bf16, k-row order, [S | z | 0]) in the workspace, then decays it and adds
+//     Σ_t exp(G_last − G_t)·φ(k_t)·[v_t | 1]. The final state goes back to the slot.
+//  2. ChunkOutputKernel, per (query head, chunk): s²·exp(G_t)·φ(q_t)·[S | z] over the stored
+//     state before the chunk (streamed through shared memory with cp.async), plus the gated
+//     causal attention (s·q·k)²·exp(G_t − G_s) inside the chunk, both on tensor cores into one
+//     accumulator; out = numerator / (denominator + ε).
+#include <cuda_bf16.h>
+
+#include "kernels/grid.cuh"
+#include "kernels/mma_bf16.cuh"
+#include "kernels/power_attention.h"
+#include "kernels/power_common.cuh"
+#include "kernels/power_prefill_mma.h"
+
+namespace sympow::kernels {
+namespace {
+
+template <int kD>
+struct Mma {
+  static constexpr int kChunk = kD == 64 ? 256 : 128;  // tokens per chunk
+  static constexpr int kMTiles = kD == 64 ? 2 : 1;     // 16-row tiles per warp
+  static constexpr int kWarpRows = 16 * kMTiles;
+  static constexpr int kWide = kD + 8;                 // [S | z | 0…] columns
+  static constexpr int kNTiles = kWide / 8;
+  static constexpr int kColumnBlocks = kD / 16;
+  static constexpr int kSteps = 16 * kColumnBlocks * (kColumnBlocks + 1) / 2;
+  static constexpr int kRows = 16 * kSteps;  // k-rows
+  // ChunkStatesKernel: 4 warps, a block of k-rows each.
+  static constexpr int kStateWarps = 4;
+  static constexpr int kStateBlockRows = kStateWarps * kWarpRows;
+  static_assert(kRows % kStateBlockRows == 0);
+  // ChunkOutputKernel: a warp per kWarpRows query rows; the state streamed in stages of steps.
+  static constexpr int kOutputWarps = kChunk / kWarpRows;
+  static constexpr int kOutputThreads = 32 * kOutputWarps;
+  static constexpr int kStageSteps = kD == 64 ? 8 : 4;
+  static constexpr int kStages = 3;
+  static constexpr int kStageElements = kStageSteps * 16 * kWide;
+  static_assert(kSteps % kStageSteps == 0);
+  static constexpr int kKeyStride = kD + 4;    // fp32 keys, conflict-free column reads
+  static constexpr int kQueryStride = kD + 8;  // fp32 queries, conflict-free float2 reads
+  static constexpr int kBf16Stride = kD + 8;   // bf16 rows for ldmatrix: 16-byte aligned
+};
+
+// Rows [kChunk × kD] of one head from an fp32 [rows × heads·kD] matrix: as fp32 with row stride
+// `stride` (to_float) or as bf16 with `bf16_stride` (to_bf16), zero past n rows.
+template <int kD, int kChunk>
+__device__ void LoadChunkRows(const float* source, int heads, int head, int64_t first_row, int n,
+                              float* to_float, int stride, __nv_bfloat16* to_bf16,
+                              int bf16_stride) {
+  constexpr int kPerRow = kD / 4;
+  for (int i = threadIdx.x; i < kChunk * kPerRow; i += blockDim.x) {
+    const int t = i / kPerRow, c = (i % kPerRow) * 4;
+    float4 x = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    if (t < n) x = *reinterpret_cast<const float4*>(source + ((first_row + t) * heads + head) * kD + c);
+    if (to_float != nullptr) *reinterpret_cast<float4*>(to_float + t * stride + c) = x;
+    if (to_bf16 != nullptr) {
+      uint2 packed = make_uint2(PackBf16(x.x, x.y), PackBf16(x.z, x.w));
+      *reinterpret_cast<uint2*>(to_bf16 + t * bf16_stride + c) = packed;
+    }
+  }
+}
+
+// [v_t | 1 | 0…]·scale_t as bf16 rows of kWide, zero past n; scale null means 1.
+template <int kD, int kChunk>
+__device__ void LoadValuesWide(const float* v, int kv_heads, int kv_head, int64_t first_row, int n,
+                               const float* scale, __nv_bfloat16* to) {
+  constexpr int kWide = Mma<kD>::kWide;
+  constexpr int kPerRow = kWide / 4;
+  for (int i = threadIdx.x; i < kChunk * kPerRow; i += blockDim.x) {
+    const int t = i / kPerRow, c = (i % kPerRow) * 4;
+    float4 x = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    if (t < n) {
+      if (c < kD) {
+        x = *reinterpret_cast<const float4*>(v + ((first_row + t) * kv_heads + kv_head) * kD + c);
+      } else if (c == kD) {
+        x.x = 1.0f;
+      }
+      if (scale != nullptr) {
+        x.x *= scale[t];
+        x.y *= scale[t];
+        x.z *= scale[t];
+        x.w *= scale[t];
+      }
+    }
+    *reinterpret_cast<uint2*>(to + t * kWide + c) = make_uint2(PackBf16(x.x, x.y), PackBf16(x.z, x.w));
+  }
+}
+
+// The step (i, jb) of k-row block `step`.
+__device__ inline void StepOf(int step, int& i, int& jb) {
+  jb = 0;
+  while (step >= 16 * (jb + 1)) {
+    step -= 16 * (jb + 1);
+    ++jb;
+  }
+  i = step;
+}
+
+// B fragments of every n-tile for the 16 k-rows starting at `rows` of a row-major bf16 tile
+// with `stride` elements per row.
+template <int kNTiles>
+__device__ inline void LoadBTrans(uint32_t (&b)[kNTiles][2], const __nv_bfloat16* rows,
+                                  int stride) {
+  const int lane = threadIdx.x % 32;
+  const __nv_bfloat16* row = rows + (((lane >> 3) & 1) * 8 + (lane & 7)) * stride;
+#pragma unroll
+  for (int nt = 0; nt + 1 < kNTiles; nt += 2) {
+    uint32_t r[4];
+    LdMatrixX4Trans(r, row + (nt + (lane >> 4)) * 8);
+    b[nt][0] = r[0];
+    b[nt][1] = r[1];
+    b[nt + 1][0] = r[2];
+    b[nt + 1][1] = r[3];
+  }
+  if constexpr (kNTiles % 2 == 1) {
+    uint32_t r[2];
+    LdMatrixX2Trans(r, row + (kNTiles - 1) * 8);
+    b[kNTiles - 1][0] = r[0];
+    b[kNTiles - 1][1] = r[1];
+  }
+}
+
+// grid (kRows / kStateBlockRows, kv heads, segments), kStateWarps warps.
+template <int kD>
+__global__ void __launch_bounds__(Mma<kD>::kStateWarps * 32)
+    ChunkStatesKernel(PowerAttentionShape shape, AttentionRows rows,
+                      const PrefillSegment* segments, const PrefillChunk* chunks,
+                      __nv_bfloat16* before_states) {
+  using M = Mma<kD>;
+  extern __shared__ float4 shared_storage[];
+  float* keys = reinterpret_cast<float*>(shared_storage);            // [chunk × kKeyStride]
+  float* log_gate = keys + M::kChunk * M::kKeyStride;                // [chunk]
+  float* key_decay = log_gate + M::kChunk;                           // [chunk]
+  auto* values = reinterpret_cast<__nv_bfloat16*>(key_decay + M::kChunk);  // [chunk × kWide]
+
+  const PrefillSegment segment = segments[blockIdx.z];
+  const int h = blockIdx.y;
+  const int D = shape.expanded_dim;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
+  float* state = segment.state + static_cast<int64_t>(h) * D * (kD + 1);
+
+  // This thread's k-rows: (m-tile, half) → row base + 16·mt + g + 8·half.
+  int first_factor[M::kMTiles], second_factor[M::kMTiles][2], feature[M::kMTiles][2];
+  float weight[M::kMTiles][2];
+#pragma unroll
+  for (int mt = 0; mt < M::kMTiles; ++mt) {
+    const int row0 = blockIdx.x * M::kStateBlockRows + warp * M::kWarpRows + 16 * mt;
+    int i, jb;
+    StepOf(row0 / 16, i, jb);
+    first_factor[mt] = i;
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int r = g + 8 * half;
+      second_factor[mt][half] = 16 * jb + r;
+      feature[mt][half] = shape.feature_rows[row0 + r];
+      weight[mt][half] = feature[mt][half] >= 0 ? shape.key_weights[feature[mt][half]] : 0.0f;
+    }
+  }
+
+  // The running state of this thread's accumulator elements.
+  float acc[M::kMTiles][M::kNTiles][4];
+#pragma unroll
+  for (int mt = 0; mt < M::kMTiles; ++mt) {
+#pragma unroll
+    for (int nt = 0; nt < M::kNTiles; ++nt) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int f = feature[mt][e >> 1], col = nt * 8 + 2 * t4 + (e & 1);
+        float x = 0.0f;
+        if (f >= 0 && col < kD) x = state[static_cast<int64_t>(f) * kD + col];
+        if (f >= 0 && col == kD) x = state[static_cast<int64_t>(D) * kD + f];
+        acc[mt][nt][e] = x;
+      }
+    }
+  }
+
+  const int64_t head_state = static_cast<int64_t>(M::kRows) * M::kWide;
+  for (int c = segment.first_chunk; c < segment.first_chunk + segment.num_chunks; ++c) {
+    const PrefillChunk chunk = chunks[c];
+    const int n = chunk.num_rows;
+    __syncthreads();  // the previous chunk's keys and values are no longer read
+    if (threadIdx.x < 32) {
+      ChunkLogGates<M::kChunk>(rows.log_gate, shape.num_kv_heads, h, chunk.first_row, n, log_gate);
+    }
+    LoadChunkRows<kD, M::kChunk>(rows.k, shape.num_kv_heads, h, chunk.first_row, n, keys,
+                                 M::kKeyStride, nullptr, 0);
+    __syncthreads();
+    const float last = log_gate[n - 1];
+    for (int t = threadIdx.x; t < M::kChunk; t += blockDim.x) {
+      key_decay[t] = t < n ? expf(last - log_gate[t]) : 0.0f;
+    }
+    __syncthreads();
+    LoadValuesWide<kD, M::kChunk>(rows.v, shape.num_kv_heads, h, chunk.first_row, n, key_decay,
+                                  values);
+
+    // The state before this chunk, for ChunkOutputKernel; then decayed over the chunk.
+    __nv_bfloat16* before = before_states + (static_cast<int64_t>(c) * shape.num_kv_heads + h) * head_state;
+    const float chunk_decay = expf(last);
+#pragma unroll
+    for (int mt = 0; mt < M::kMTiles; ++mt) {
+      const int row0 = blockIdx.x * M::kStateBlockRows + warp * M::kWarpRows + 16 * mt;
+#pragma unroll
+      for (int nt = 0; nt < M::kNTiles; ++nt) {
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          float* pair = &acc[mt][nt][2 * half];
+          *reinterpret_cast<uint32_t*>(before + static_cast<int64_t>(row0 + g + 8 * half) * M::kWide +
+                                       nt * 8 + 2 * t4) = PackBf16(pair[0], pair[1]);
+          pair[0] *= chunk_decay;
+          pair[1] *= chunk_decay;
+        }
+      }
+    }
+    __syncthreads();
+
+    // acc += φ(K)ᵀ·[decay·v | decay]: A (k-rows × tokens) made from the keys in registers.
+#pragma unroll 1
+    for (int ks = 0; ks < M::kChunk; ks += 16) {
+      uint32_t b[M::kNTiles][2];
+      LoadBTrans<M::kNTiles>(b, values + ks * M::kWide, M::kWide);
+#pragma unroll
+      for (int mt = 0; mt < M::kMTiles; ++mt) {
+        uint32_t a[4];
+#pragma unroll
+        for (int hi = 0; hi < 2; ++hi) {  // tokens 2t, 2t+1 (hi 0) or 2t+8, 2t+9 (hi 1)
+          const float* k0 = keys + (ks + 2 * t4 + 8 * hi) * M::kKeyStride;
+          const float* k1 = k0 + M::kKeyStride;
+          const float x0 = k0[first_factor[mt]], x1 = k1[first_factor[mt]];
+#pragma unroll
+          for (int half = 0; half < 2; ++half) {
+            const int j = second_factor[mt][half];
+            const float w = weight[mt][half];
+            a[2 * hi + half] = PackBf16(w * x0 * k0[j], w * x1 * k1[j]);
+          }
+        }
+#pragma unroll
+        for (int nt = 0; nt < M::kNTiles; ++nt) MmaBf16(acc[mt][nt], a, b[nt][0], b[nt][1]);
+      }
+    }
+  }
+
+  // The state after the segment's last chunk back to the slot (fp32).
+#pragma unroll
+  for (int mt = 0; mt < M::kMTiles; ++mt) {
+#pragma unroll
+    for (int nt = 0; nt < M::kNTiles; ++nt) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int f = feature[mt][e >> 1], col = nt * 8 + 2 * t4 + (e & 1);
+        if (f >= 0 && col < kD) state[static_cast<int64_t>(f) * kD + col] = acc[mt][nt][e];
+        if (f >= 0 && col == kD) state[static_cast<int64_t>(D) * kD + f] = acc[mt][nt][e];
+      }
+    }
+  }
+}
+
+// grid (query heads, chunks), kOutputWarps warps; warp w owns the chunk's query rows
+// [w·kWarpRows, (w+1)·kWarpRows).
+template <int kD>
+__global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
+    ChunkOutputKernel(PowerAttentionShape shape, AttentionRows rows, const PrefillChunk* chunks,
+                      const __nv_bfloat16* before_states) {
+  using M = Mma<kD>;
+  extern __shared__ float4 shared_storage[];
+  float* queries = reinterpret_cast<float*>(shared_storage);  // [chunk × kQueryStride]
+  float* log_gate = queries + M::kChunk * M::kQueryStride;     // [chunk]
+  auto* keys = reinterpret_cast<__nv_bfloat16*>(log_gate + M::kChunk);  // [chunk × kBf16Stride]
+  __nv_bfloat16* values = keys + M::kChunk * M::kBf16Stride;            // [chunk × kWide]
+  __nv_bfloat16* stages = values + M::kChunk * M::kWide;  // kStages × [kStageSteps·16 × kWide]
+
+  const int head = blockIdx.x;
+  const int kv_head = head / (shape.num_heads / shape.num_kv_heads);
+  const PrefillChunk chunk = chunks[blockIdx.y];
+  const int n = chunk.num_rows;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
+  const __nv_bfloat16* before =
+      before_states +
+      (static_cast<int64_t>(blockIdx.y) * shape.num_kv_heads + kv_head) * M::kRows * M::kWide;
+
+  // Starts streaming the state while the chunk's rows load.
+  constexpr int kStageCount = M::kSteps / M::kStageSteps;
+  auto fetch_stage = [&](int stage) {
+    if (stage < kStageCount) {
+      const __nv_bfloat16* from = before + static_cast<int64_t>(stage) * M::kStageElements;
+      __nv_bfloat16* to = stages + (stage % M::kStages) * M::kStageElements;
+      for (int i = threadIdx.x * 8; i < M::kStageElements; i += blockDim.x * 8) {
+        CpAsync16(to + i, from + i);
+      }
+    }
+    CpAsyncCommit();
+  };
+#pragma unroll
+  for (int s = 0; s < M::kStages - 1; ++s) fetch_stage(s);
+
+  if (threadIdx.x < 32) {
+    ChunkLogGates<M::kChunk>(rows.log_gate, shape.num_kv_heads, kv_head, chunk.first_row, n,
+                             log_gate);
+  }
+  LoadChunkRows<kD, M::kChunk>(rows.q, shape.num_heads, head, chunk.first_row, n, queries,
+                               M::kQueryStride, nullptr, 0);
+  LoadChunkRows<kD, M::kChunk>(rows.k, shape.num_kv_heads, kv_head, chunk.first_row, n, nullptr,
+                               0, keys, M::kBf16Stride);
+  LoadValuesWide<kD, M::kChunk>(rows.v, shape.num_kv_heads, kv_head, chunk.first_row, n, nullptr,
+                                values);
+  __syncthreads();
+
+  // This thread's query rows: (m-tile, half) → warp base + 16·mt + g + 8·half.
+  const int warp_row = warp * M::kWarpRows;
+  float row_gate[M::kMTiles][2], query_scale[M::kMTiles][2];
+#pragma unroll
+  for (int mt = 0; mt < M::kMTiles; ++mt) {
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int r = warp_row + 16 * mt + g + 8 * half;
+      row_gate[mt][half] = log_gate[r];
+      query_scale[mt][half] = r < n ? shape.scale_pow * expf(log_gate[r]) : 0.0f;
+    }
+  }
+
+  float acc[M::kMTiles][M::kNTiles][4];
+#pragma unroll
+  for (int mt = 0; mt < M::kMTiles; ++mt) {
+#pragma unroll
+    for (int nt = 0; nt < M::kNTiles; ++nt) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[mt][nt][e] = 0.0f;
+    }
+  }
+
+  // State form. x_j of the current column block stay in registers: (mt, half, hi) → float2 of
+  // columns 16·jb + 2t + 8·hi.
+  float2 second[M::kMTiles][2][2];
+  int i = 0, jb = -1;
+  for (int stage = 0; stage < kStageCount; ++stage) {
+    CpAsyncWait<M::kStages - 2>();
+    __syncthreads();
+    fetch_stage(stage + M::kStages - 1);
+    const __nv_bfloat16* tile = stages + (stage % M::kStages) * M::kStageElements;
+#pragma unroll 1
+    for (int s = 0; s < M::kStageSteps; ++s) {
+      if (jb < 0 || i == 16 * (jb + 1)) {
+        i = 0;
+        ++jb;
+#pragma unroll
+        for (int mt = 0; mt < M::kMTiles; ++mt) {
+#pragma unroll
+          for (int half = 0; half < 2; ++half) {
+            const float* q = queries + (warp_row + 16 * mt + g + 8 * half) * M::kQueryStride;
+#pragma unroll
+            for (int hi = 0; hi < 2; ++hi) {
+              second[mt][half][hi] = *reinterpret_cast<const float2*>(q + 16 * jb + 2 * t4 + 8 * hi);
+            }
+          }
+        }
+      }
+      uint32_t b[M::kNTiles][2];
+      LoadBTrans<M::kNTiles>(b, tile + s * 16 * M::kWide, M::kWide);
+#pragma unroll
+      for (int mt = 0; mt < M::kMTiles; ++mt) {
+        uint32_t a[4];
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const float first =
+              query_scale[mt][half] *
+              queries[(warp_row + 16 * mt + g + 8 * half) * M::kQueryStride + i];
+#pragma unroll
+          for (int hi = 0; hi < 2; ++hi) {
+            const float2 x = second[mt][half][hi];
+            a[2 * hi + half] = PackBf16(first * x.x, first * x.y);
+          }
+        }
+#pragma unroll
+        for (int nt = 0; nt < M::kNTiles; ++nt) MmaBf16(acc[mt][nt], a, b[nt][0], b[nt][1]);
+      }
+      ++i;
+    }
+  }
+
+  // Attention form inside the chunk: key blocks of 16 up to the warp's last row.
+  uint32_t query_frag[M::kMTiles][kD / 16][4];
+#pragma unroll
+  for (int mt = 0; mt < M::kMTiles; ++mt) {
+#pragma unroll
+    for (int kk = 0; kk < kD / 16; ++kk) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int r = warp_row + 16 * mt + g + 8 * (e & 1), col = 16 * kk + 2 * t4 + 8 * (e >> 1);
+        const float2 x = *reinterpret_cast<const float2*>(queries + r * M::kQueryStride + col);
+        query_frag[mt][kk][e] = PackBf16(x.x, x.y);
+      }
+    }
+  }
+  const int key_blocks = (warp_row + M::kWarpRows) / 16;
+#pragma unroll 1
+  for (int kb = 0; kb < key_blocks; ++kb) {
+    float scores[M::kMTiles][2][4] = {};
+#pragma unroll
+    for (int kk = 0; kk < kD / 16; ++kk) {
+      // Kᵀ as B: key rows, head-dim columns; matrices (keys 0-7 | 8-15) × (dims 0-7 | 8-15).
+      uint32_t r[4];
+      LdMatrixX4(r, keys + (kb * 16 + (lane >> 4) * 8 + (lane & 7)) * M::kBf16Stride + 16 * kk +
+                        ((lane >> 3) & 1) * 8);
+#pragma unroll
+      for (int mt = 0; mt < M::kMTiles; ++mt) {
+        MmaBf16(scores[mt][0], query_frag[mt][kk], r[0], r[1]);
+        MmaBf16(scores[mt][1], query_frag[mt][kk], r[2], r[3]);
+      }
+    }
+    uint32_t b[M::kNTiles][2];
+    LoadBTrans<M::kNTiles>(b, values + kb * 16 * M::kWide, M::kWide);
+#pragma unroll
+    for (int mt = 0; mt < M::kMTiles; ++mt) {
+      float p[2][4];
+#pragma unroll
+      for (int nt = 0; nt < 2; ++nt) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int r = warp_row + 16 * mt + g + 8 * (e >> 1);
+          const int s = kb * 16 + nt * 8 + 2 * t4 + (e & 1);
+          const float x = shape.scale * scores[mt][nt][e];
+          p[nt][e] = s <= r && r < n ? x * x * expf(row_gate[mt][e >> 1] - log_gate[s]) : 0.0f;
+        }
+      }
+      const uint32_t a[4] = {PackBf16(p[0][0], p[0][1]), PackBf16(p[0][2], p[0][3]),
+                             PackBf16(p[1][0], p[1][1]), PackBf16(p[1][2], p[1][3])};
+#pragma unroll
+      for (int nt = 0; nt < M::kNTiles; ++nt) MmaBf16(acc[mt][nt], a, b[nt][0], b[nt][1]);
+    }
+  }
+
+  // out = numerator / (denominator + ε); the denominator is column kD, held by lane 4g.
+#pragma unroll
+  for (int mt = 0; mt < M::kMTiles; ++mt) {
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const float denominator =
+          __shfl_sync(0xffffffffu, acc[mt][kD / 8][2 * half], lane & ~3) + kNormalizerEpsilon;
+      const int r = warp_row + 16 * mt + g + 8 * half;
+      if (r >= n) continue;
+      float* out = rows.out + ((chunk.first_row + r) * shape.num_heads + head) * kD;
+#pragma unroll
+      for (int nt = 0; nt < kD / 8; ++nt) {
+        *reinterpret_cast<float2*>(out + nt * 8 + 2 * t4) =
+            make_float2(acc[mt][nt][2 * half] / denominator, acc[mt][nt][2 * half + 1] / denominator);
+      }
+    }
+  }
+}
+
+template <int kD>
+size_t StatesShared() {
+  using M = Mma<kD>;
+  return sizeof(float) * (M::kChunk * M::kKeyStride + 2 * M::kChunk) +
+         sizeof(__nv_bfloat16) * M::kChunk * M::kWide;
+}
+
+template <int kD>
+size_t OutputShared() {
+  using M = Mma<kD>;
+  return sizeof(float) * (M::kChunk * M::kQueryStride + M::kChunk) +
+         sizeof(__nv_bfloat16) * (M::kChunk * M::kBf16Stride + M::kChunk * M::kWide +
+                                  M::kStages * M::kStageElements);
+}
+
+template <int kD>
+void Launch(const PowerAttentionShape& shape, const AttentionRows& rows,
+            const PrefillSegment* segments, int64_t segment_count, const PrefillChunk* chunks,
+            int64_t chunk_count, float* workspace, cudaStream_t stream) {
+  using M = Mma<kD>;
+  auto* before_states = reinterpret_cast<__nv_bfloat16*>(workspace);
+  const size_t states_shared = StatesShared<kD>();
+  cudaFuncSetAttribute(ChunkStatesKernel<kD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                       static_cast<int>(states_shared));
+  const dim3 states_grid(M::kRows / M::kStateBlockRows, shape.num_kv_heads,
+                         static_cast<unsigned>(segment_count));
+  ChunkStatesKernel<kD><<<states_grid, M::kStateWarps * 32, states_shared, stream>>>(
+      shape, rows, segments, chunks, before_states);
+
+  const size_t output_shared = OutputShared<kD>();
+  cudaFuncSetAttribute(ChunkOutputKernel<kD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                       static_cast<int>(output_shared));
+  const dim3 output_grid(shape.num_heads, static_cast<unsigned>(chunk_count));
+  ChunkOutputKernel<kD><<<output_grid, M::kOutputThreads, output_shared, stream>>>(
+      shape, rows, chunks, before_states);
+}
+
+}  // namespace
+
+bool UsesTensorCorePrefill(int head_dim, int degree) {
+  return degree == 2 && (head_dim == 64 || head_dim == 128);
+}
+
+int TensorCorePrefillChunkTokens(int head_dim) {
+  return head_dim == 64 ? Mma<64>::kChunk : Mma<128>::kChunk;
+}
+
+int64_t TensorCorePrefillWorkspaceFloats(int head_dim, int kv_heads, int64_t chunks) {
+  const int64_t elements = head_dim == 64 ? int64_t{Mma<64>::kRows} * Mma<64>::kWide
+                                          : int64_t{Mma<128>::kRows} * Mma<128>::kWide;
+  return (chunks * kv_heads * elements + 1) / 2;  // bf16 elements
+}
+
+std::vector<int32_t> TensorCoreFeatureRows(const std::vector<uint8_t>& monomials, int head_dim) {
+  // Feature index of each (i, j), i ≤ j, from the expansion's own order.
+  std::vector<int32_t> index(static_cast<size_t>(head_dim) * head_dim, -1);
+  for (size_t f = 0; 2 * f < monomials.size(); ++f) {
+    index[monomials[2 * f] * head_dim + monomials[2 * f + 1]] = static_cast<int32_t>(f);
+  }
+  std::vector<int32_t> rows;
+  for (int jb = 0; jb < head_dim / 16; ++jb) {
+    for (int i = 0; i < 16 * (jb + 1); ++i) {
+      for (int r = 0; r < 16; ++r) {
+        const int j = 16 * jb + r;
+        rows.push_back(j >= i ? index[i * head_dim + j] : -1);
+      }
+    }
+  }
+  return rows;
+}
+
+void TensorCorePrefill(const PowerAttentionShape& shape, const AttentionRows& rows,
+                       const PrefillSegment* segments, int64_t segment_count,
+                       const PrefillChunk* chunks, int64_t chunk_count, float* workspace,
+                       cudaStream_t stream) {
+  if (shape.head_dim == 64) {
+    Launch<64>(shape, rows, segments, segment_count, chunks, chunk_count, workspace, stream);
+  } else {
+    Launch<128>(shape, rows, segments, segment_count, chunks, chunk_count, workspace, stream);
+  }
+}
+
+}  // namespace sympow::kernels
