@@ -10,9 +10,9 @@
 namespace sympow::kernels {
 namespace {
 
-// Features of S per block: large tiles amortise each block's set-up over more state; small ones
-// give a handful of sessions enough blocks to fill the GPU.
-constexpr int kLargeTile = 512;
+// State bytes per block: large tiles amortise each block's set-up (q, k, v and φ of its features)
+// over more state; small ones give a handful of sessions enough blocks to fill the GPU.
+constexpr int kLargeTileBytes = 512 * 64 * 4;
 constexpr int kSmallTile = 64;
 
 // kVector consecutive state elements, 16 bytes of storage, widened to fp32.
@@ -112,6 +112,23 @@ __global__ void __launch_bounds__(kThreads)
   if (threadIdx.x < group) sum[group * d + threadIdx.x] = 0.0f;
   const float gate =
       rows.log_gate ? expf(rows.log_gate[decode.row * shape.num_kv_heads + h]) : 1.0f;
+
+  // The first rows of the tile are fetched before φ is made, so the two latencies overlap.
+  Storage* S = static_cast<Storage*>(decode.state) + static_cast<int64_t>(h) * D * (d + 1);
+  Storage* z = S + static_cast<int64_t>(D) * d;
+  const int lanes = d / kSize;
+  const int col = (threadIdx.x % lanes) * kSize;
+  const int row_groups = blockDim.x / lanes;
+  constexpr int kInFlight = kRowsInFlight<Storage>;
+  Vector<Storage> held[kInFlight];
+  auto fetch = [&](int f) {
+#pragma unroll
+    for (int r = 0; r < kInFlight; ++r) {
+      const int row = f + r * row_groups;
+      if (row < tile) held[r] = Load(S + static_cast<int64_t>(first_feature + row) * d + col);
+    }
+  };
+  fetch(threadIdx.x / lanes);
   __syncthreads();
   for (int f = threadIdx.x; f < tile; f += blockDim.x) {
     const uint8_t* factors = shape.monomials + (first_feature + f) * shape.degree;
@@ -122,22 +139,11 @@ __global__ void __launch_bounds__(kThreads)
   }
   __syncthreads();
 
-  Storage* S = static_cast<Storage*>(decode.state) + static_cast<int64_t>(h) * D * (d + 1);
-  Storage* z = S + static_cast<int64_t>(D) * d;
-  const int lanes = d / kSize;
-  const int col = (threadIdx.x % lanes) * kSize;
-  const int row_groups = blockDim.x / lanes;
   float numerator[kGroup][kSize] = {};
   Vector<Storage> value;
   for (int j = 0; j < kSize; ++j) value.x[j] = v[col + j];
-  constexpr int kInFlight = kRowsInFlight<Storage>;
   for (int f = threadIdx.x / lanes; f < tile; f += kInFlight * row_groups) {
-    Vector<Storage> held[kInFlight];
-#pragma unroll
-    for (int r = 0; r < kInFlight; ++r) {
-      const int row = f + r * row_groups;
-      if (row < tile) held[r] = Load(S + static_cast<int64_t>(first_feature + row) * d + col);
-    }
+    if (f != threadIdx.x / lanes) fetch(f);
 #pragma unroll
     for (int r = 0; r < kInFlight; ++r) {
       const int row = f + r * row_groups;
@@ -243,9 +249,11 @@ void PowerDecode(const PowerAttentionShape& shape, const AttentionRows& rows,
   const int group = shape.num_heads / shape.num_kv_heads;
   cudaMemsetAsync(scratch, 0, count * shape.num_heads * (shape.head_dim + 1) * sizeof(float),
                   stream);
-  const int64_t large_blocks =
-      (shape.expanded_dim + kLargeTile - 1) / kLargeTile * shape.num_kv_heads * count;
-  const int tile = large_blocks >= 512 ? kLargeTile : kSmallTile;
+  // Large tiles of equal size (a multiple of 8 features) when they still make enough blocks.
+  const int large_tile = kLargeTileBytes / (shape.head_dim * (bf16_state ? 2 : 4));
+  const int64_t tiles = (shape.expanded_dim + large_tile - 1) / large_tile;
+  const int balanced = static_cast<int>((shape.expanded_dim + tiles - 1) / tiles + 7) / 8 * 8;
+  const int tile = tiles * shape.num_kv_heads * count >= 512 ? balanced : kSmallTile;
   const dim3 grid((shape.expanded_dim + tile - 1) / tile, shape.num_kv_heads,
                   static_cast<unsigned>(count));
   const size_t shared = sizeof(float) * ((group + 2) * shape.head_dim + (group + 1) * tile +

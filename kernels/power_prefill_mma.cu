@@ -53,49 +53,82 @@ struct Mma {
   static constexpr int kBf16Stride = kD + 8;   // bf16 rows for ldmatrix: 16-byte aligned
 };
 
-// Rows [kChunk × kD] of one head from an fp32 [rows × heads·kD] matrix: as fp32 with row stride
-// `stride` (to_float) or as bf16 with `bf16_stride` (to_bf16), zero past n rows.
-template <int kD, int kChunk>
-__device__ void LoadChunkRows(const float* source, int heads, int head, int64_t first_row, int n,
-                              float* to_float, int stride, __nv_bfloat16* to_bf16,
-                              int bf16_stride) {
-  constexpr int kPerRow = kD / 4;
-  for (int i = threadIdx.x; i < kChunk * kPerRow; i += blockDim.x) {
-    const int t = i / kPerRow, c = (i % kPerRow) * 4;
-    float4 x = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    if (t < n) x = *reinterpret_cast<const float4*>(source + ((first_row + t) * heads + head) * kD + c);
-    if (to_float != nullptr) *reinterpret_cast<float4*>(to_float + t * stride + c) = x;
-    if (to_bf16 != nullptr) {
-      uint2 packed = make_uint2(PackBf16(x.x, x.y), PackBf16(x.z, x.w));
-      *reinterpret_cast<uint2*>(to_bf16 + t * bf16_stride + c) = packed;
+// Pieces i in [0, kPieces) of a tile: x = load(i) (a float4), then store(i, x). Each thread issues
+// kBatch loads before it stores any, so their latencies overlap.
+template <int kThreads, int kPieces, typename Load, typename Store>
+__device__ void BatchedPieces(Load load, Store store) {
+  constexpr int kBatch = 8;
+  for (int first = 0; first < kPieces; first += kBatch * kThreads) {
+    float4 x[kBatch];
+#pragma unroll
+    for (int j = 0; j < kBatch; ++j) {
+      const int i = first + j * kThreads + threadIdx.x;
+      if (i < kPieces) x[j] = load(i);
+    }
+#pragma unroll
+    for (int j = 0; j < kBatch; ++j) {
+      const int i = first + j * kThreads + threadIdx.x;
+      if (i < kPieces) store(i, x[j]);
     }
   }
 }
 
-// [v_t | 1 | 0…]·scale_t as bf16 rows of kWide, zero past n; scale null means 1.
+// One head's rows [kChunk × kD] of an fp32 [rows × heads·kD] matrix into shared memory as fp32
+// (row stride `stride`), by cp.async: zero past n rows. The caller commits and waits.
 template <int kD, int kChunk>
+__device__ void CopyRowsAsync(const float* source, int heads, int head, int64_t first_row, int n,
+                              float* to, int stride) {
+  constexpr int kPerRow = kD / 4;
+  for (int i = threadIdx.x; i < kChunk * kPerRow; i += blockDim.x) {
+    const int t = i / kPerRow, c = (i % kPerRow) * 4;
+    if (t < n) {
+      CpAsync16(to + t * stride + c, source + ((first_row + t) * heads + head) * kD + c);
+    } else {
+      *reinterpret_cast<float4*>(to + t * stride + c) = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    }
+  }
+}
+
+// The same rows as bf16 (row stride `stride`), zero past n rows.
+template <int kD, int kChunk, int kThreads>
+__device__ void LoadRowsBf16(const float* source, int heads, int head, int64_t first_row, int n,
+                             __nv_bfloat16* to, int stride) {
+  constexpr int kPerRow = kD / 4;
+  BatchedPieces<kThreads, kChunk * kPerRow>(
+      [&](int i) {
+        const int t = i / kPerRow, c = (i % kPerRow) * 4;
+        return t < n ? *reinterpret_cast<const float4*>(source + ((first_row + t) * heads + head) * kD + c)
+                     : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      },
+      [&](int i, float4 x) {
+        const int t = i / kPerRow, c = (i % kPerRow) * 4;
+        *reinterpret_cast<uint2*>(to + t * stride + c) = make_uint2(PackBf16(x.x, x.y), PackBf16(x.z, x.w));
+      });
+}
+
+// [v_t | 1 | 0…]·scale_t as bf16 rows of kWide, zero past n; scale null means 1.
+template <int kD, int kChunk, int kThreads>
 __device__ void LoadValuesWide(const float* v, int kv_heads, int kv_head, int64_t first_row, int n,
                                const float* scale, __nv_bfloat16* to) {
   constexpr int kWide = Mma<kD>::kWide;
   constexpr int kPerRow = kWide / 4;
-  for (int i = threadIdx.x; i < kChunk * kPerRow; i += blockDim.x) {
-    const int t = i / kPerRow, c = (i % kPerRow) * 4;
-    float4 x = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    if (t < n) {
-      if (c < kD) {
-        x = *reinterpret_cast<const float4*>(v + ((first_row + t) * kv_heads + kv_head) * kD + c);
-      } else if (c == kD) {
-        x.x = 1.0f;
-      }
-      if (scale != nullptr) {
-        x.x *= scale[t];
-        x.y *= scale[t];
-        x.z *= scale[t];
-        x.w *= scale[t];
-      }
-    }
-    *reinterpret_cast<uint2*>(to + t * kWide + c) = make_uint2(PackBf16(x.x, x.y), PackBf16(x.z, x.w));
-  }
+  BatchedPieces<kThreads, kChunk * kPerRow>(
+      [&](int i) {
+        const int t = i / kPerRow, c = (i % kPerRow) * 4;
+        float4 x = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (t < n && c < kD) {
+          x = *reinterpret_cast<const float4*>(v + ((first_row + t) * kv_heads + kv_head) * kD + c);
+        } else if (t < n && c == kD) {
+          x.x = 1.0f;
+        }
+        return x;
+      },
+      [&](int i, float4 x) {
+        const int t = i / kPerRow, c = (i % kPerRow) * 4;
+        const float f = scale != nullptr ? scale[t] : 1.0f;
+        *reinterpret_cast<uint2*>(to + t * kWide + c) =
+            make_uint2(PackBf16(f * x.x, f * x.y), PackBf16(f * x.z, f * x.w));
+      });
 }
 
 // The step (i, jb) of k-row block `step`.
@@ -191,19 +224,20 @@ __global__ void __launch_bounds__(Mma<kD>::kStateWarps * 32)
     const PrefillChunk chunk = chunks[c];
     const int n = chunk.num_rows;
     __syncthreads();  // the previous chunk's keys and values are no longer read
+    CopyRowsAsync<kD, M::kChunk>(rows.k, shape.num_kv_heads, h, chunk.first_row, n, keys,
+                                 M::kKeyStride);
+    CpAsyncCommit();
     if (threadIdx.x < 32) {
       ChunkLogGates<M::kChunk>(rows.log_gate, shape.num_kv_heads, h, chunk.first_row, n, log_gate);
     }
-    LoadChunkRows<kD, M::kChunk>(rows.k, shape.num_kv_heads, h, chunk.first_row, n, keys,
-                                 M::kKeyStride, nullptr, 0);
     __syncthreads();
     const float last = log_gate[n - 1];
     for (int t = threadIdx.x; t < M::kChunk; t += blockDim.x) {
       key_decay[t] = t < n ? expf(last - log_gate[t]) : 0.0f;
     }
     __syncthreads();
-    LoadValuesWide<kD, M::kChunk>(rows.v, shape.num_kv_heads, h, chunk.first_row, n, key_decay,
-                                  values);
+    LoadValuesWide<kD, M::kChunk, M::kStateWarps * 32>(rows.v, shape.num_kv_heads, h,
+                                                       chunk.first_row, n, key_decay, values);
 
     // The state before this chunk, for ChunkOutputKernel; then decayed over the chunk.
     __nv_bfloat16* before = before_states + (static_cast<int64_t>(c) * shape.num_kv_heads + h) * head_state;
@@ -223,6 +257,7 @@ __global__ void __launch_bounds__(Mma<kD>::kStateWarps * 32)
         }
       }
     }
+    CpAsyncWait<0>();
     __syncthreads();
 
     // acc += φ(K)ᵀ·[decay·v | decay]: A (k-rows × tokens) made from the keys in registers.
@@ -289,7 +324,11 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
       before_states +
       (static_cast<int64_t>(blockIdx.y) * shape.num_kv_heads + kv_head) * M::kRows * M::kWide;
 
-  // Starts streaming the state while the chunk's rows load.
+  // The queries, then the first stages of the state, stream in while the rest loads; the state
+  // loop's first wait covers the queries (the oldest group) too.
+  CopyRowsAsync<kD, M::kChunk>(rows.q, shape.num_heads, head, chunk.first_row, n, queries,
+                               M::kQueryStride);
+  CpAsyncCommit();
   constexpr int kStageCount = M::kSteps / M::kStageSteps;
   auto fetch_stage = [&](int stage) {
     if (stage < kStageCount) {
@@ -308,12 +347,10 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
     ChunkLogGates<M::kChunk>(rows.log_gate, shape.num_kv_heads, kv_head, chunk.first_row, n,
                              log_gate);
   }
-  LoadChunkRows<kD, M::kChunk>(rows.q, shape.num_heads, head, chunk.first_row, n, queries,
-                               M::kQueryStride, nullptr, 0);
-  LoadChunkRows<kD, M::kChunk>(rows.k, shape.num_kv_heads, kv_head, chunk.first_row, n, nullptr,
-                               0, keys, M::kBf16Stride);
-  LoadValuesWide<kD, M::kChunk>(rows.v, shape.num_kv_heads, kv_head, chunk.first_row, n, nullptr,
-                                values);
+  LoadRowsBf16<kD, M::kChunk, M::kOutputThreads>(rows.k, shape.num_kv_heads, kv_head,
+                                                 chunk.first_row, n, keys, M::kBf16Stride);
+  LoadValuesWide<kD, M::kChunk, M::kOutputThreads>(rows.v, shape.num_kv_heads, kv_head,
+                                                   chunk.first_row, n, nullptr, values);
   __syncthreads();
 
   // This thread's query rows: (m-tile, half) → warp base + 16·mt + g + 8·half.

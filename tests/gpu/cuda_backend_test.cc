@@ -25,8 +25,9 @@ using testing::MaxRelativeError;
 // Logits through BF16 weights and BF16 GEMM inputs (fp32 accumulate) against float64.
 constexpr double kGpuLogitTolerance = 3e-2;
 // The general chunked prefill multiplies on tensor cores in TF32 (10-bit mantissa), fp32
-// accumulate; decode runs in fp32.
-constexpr double kPrefillTolerance = 5e-3;
+// accumulate, and decode continues from its states in fp32; degree 4 raises relative errors
+// in q·k fourfold (measured 6.3e-3 at d 32, p 4).
+constexpr double kPrefillTolerance = 1e-2;
 // Degree 2 at head_dim 64 and 128 prefills with BF16 inputs (8-bit mantissa: φ values, the state
 // before each chunk and the values are rounded once each), fp32 accumulate.
 constexpr double kBf16PrefillTolerance = 1.5e-2;
