@@ -198,11 +198,12 @@ absl::StatusOr<std::vector<float>> Engine::Prefill(SessionId session,
   return logits;
 }
 
-absl::StatusOr<MatrixView> Engine::DecodeStep(std::span<const DecodeInput> inputs) {
-  ForwardBatch batch;
+absl::StatusOr<MatrixView> Engine::RunStep(std::span<const StepInput> inputs,
+                                           const std::vector<bool>& logits_for,
+                                           absl::string_view tokens_field) {
   std::set<SessionId> seen;
   std::vector<SessionId> batch_sessions;
-  std::vector<Session*> rows;
+  std::vector<Session*> parts;
   for (size_t i = 0; i < inputs.size(); ++i) {
     absl::StatusOr<Session*> found = Find(inputs[i].session);
     if (!found.ok()) return found.status();
@@ -210,66 +211,70 @@ absl::StatusOr<MatrixView> Engine::DecodeStep(std::span<const DecodeInput> input
       return absl::InvalidArgumentError(absl::StrCat("inputs[", i, "]: session ", inputs[i].session,
                                                      " appears twice in one batch"));
     }
-    const int32_t token = inputs[i].token;
-    if (absl::Status status = CheckTokens({&token, 1}, absl::StrCat("inputs[", i, "].token"));
-        !status.ok()) {
-      return status;
-    }
+    const std::string field = absl::StrCat("inputs[", i, "].", tokens_field);
+    if (inputs[i].tokens.empty()) return absl::InvalidArgumentError(absl::StrCat(field, " is empty"));
+    if (absl::Status status = CheckTokens(inputs[i].tokens, field); !status.ok()) return status;
     batch_sessions.push_back(inputs[i].session);
-    rows.push_back(*found);
+    parts.push_back(*found);
   }
+  ForwardBatch batch;
   for (size_t i = 0; i < inputs.size(); ++i) {
     // Every session of the batch needs a slot at once: none may give its slot to another.
     absl::StatusOr<int32_t> slot = tiers_.Slot(inputs[i].session, batch_sessions);
     if (!slot.ok()) return slot.status();
-    const int64_t row = static_cast<int64_t>(i);
-    batch.tokens.push_back(inputs[i].token);
-    batch.positions.push_back(rows[i]->length);
-    batch.segments.push_back({row, 1, *slot});
-    batch.logit_rows.push_back(row);
+    const int64_t first = static_cast<int64_t>(batch.tokens.size());
+    const int64_t count = static_cast<int64_t>(inputs[i].tokens.size());
+    batch.tokens.insert(batch.tokens.end(), inputs[i].tokens.begin(), inputs[i].tokens.end());
+    for (int64_t t = 0; t < count; ++t) batch.positions.push_back(parts[i]->length + t);
+    batch.segments.push_back({first, count, *slot});
+    if (logits_for[i]) batch.logit_rows.push_back(first + count - 1);
   }
   if (inputs.empty()) return MatrixView{nullptr, DType::kF32, 0, config_.vocab_size};
   const MatrixView logits = forward_->Run(batch);
-  for (size_t i = 0; i < rows.size(); ++i) {
-    ++rows[i]->length;
-    rows[i]->prefix = rows[i]->prefix.Extended(inputs[i].token);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    parts[i]->length += static_cast<int64_t>(inputs[i].tokens.size());
+    parts[i]->prefix = parts[i]->prefix.Extended(inputs[i].tokens);
   }
   return logits;
 }
 
 absl::StatusOr<std::vector<float>> Engine::Decode(std::span<const DecodeInput> inputs) {
-  absl::StatusOr<MatrixView> device_logits = DecodeStep(inputs);
+  std::vector<StepInput> parts;
+  for (const DecodeInput& input : inputs) parts.push_back({input.session, {&input.token, 1}});
+  absl::StatusOr<MatrixView> device_logits =
+      RunStep(parts, std::vector<bool>(inputs.size(), true), "token");
   if (!device_logits.ok()) return device_logits.status();
   std::vector<float> logits(inputs.size() * config_.vocab_size);
   if (!inputs.empty()) backend_->CopyToHost(*device_logits, logits.data());
   return logits;
 }
 
-absl::StatusOr<Engine::SampledStep> Engine::DecodeAndSample(
-    std::span<const DecodeInput> inputs, std::span<const RowSampling> sampling,
-    std::span<const int64_t> logits_rows) {
-  if (sampling.size() != inputs.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("sampling has ", sampling.size(),
-                                                   " rows for ", inputs.size(), " inputs"));
+absl::StatusOr<Engine::StepResult> Engine::Step(std::span<const StepInput> inputs) {
+  std::vector<bool> logits_for;
+  std::vector<RowSampling> sampling;
+  for (const StepInput& input : inputs) {
+    logits_for.push_back(input.sampling != nullptr);
+    if (input.sampling != nullptr) sampling.push_back(*input.sampling);
   }
-  for (size_t i = 0; i < logits_rows.size(); ++i) {
-    if (logits_rows[i] < 0 || logits_rows[i] >= static_cast<int64_t>(inputs.size())) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("logits_rows[", i, "] = ", logits_rows[i], " is not an input row"));
-    }
-  }
-  absl::StatusOr<MatrixView> logits = DecodeStep(inputs);
+  absl::StatusOr<MatrixView> logits = RunStep(inputs, logits_for, "tokens");
   if (!logits.ok()) return logits.status();
-  SampledStep step;
-  step.tokens.resize(inputs.size());
-  if (inputs.empty()) return step;
-  backend_->Sample(*logits, sampling, step.tokens);
+  StepResult result;
+  result.tokens.resize(inputs.size());
+  if (sampling.empty()) return result;
+  std::vector<SampledToken> sampled(sampling.size());
+  backend_->Sample(*logits, sampling, sampled);
   const int64_t vocab = config_.vocab_size;
-  step.logits.resize(logits_rows.size() * vocab);
-  for (size_t i = 0; i < logits_rows.size(); ++i) {
-    backend_->CopyToHost(logits->Rows(logits_rows[i], 1), step.logits.data() + i * vocab);
+  int64_t row = 0;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i].sampling == nullptr) continue;
+    result.tokens[i] = sampled[row];
+    if (inputs[i].host_logits) {
+      result.logits.resize(result.logits.size() + vocab);
+      backend_->CopyToHost(logits->Rows(row, 1), result.logits.data() + result.logits.size() - vocab);
+    }
+    ++row;
   }
-  return step;
+  return result;
 }
 
 absl::StatusOr<SessionId> Engine::RestoreSession(std::span<const std::byte> state, int64_t length) {

@@ -75,16 +75,20 @@ class Engine {
   // Appends one token to each of several distinct sessions, all in one batch; row i of the
   // result (vocab floats) is the next-token logits of inputs[i].session.
   absl::StatusOr<std::vector<float>> Decode(std::span<const DecodeInput> inputs);
-  // Decode, then each row's next token sampled on the backend by sampling[i]: only token ids
-  // and log-probs leave the device, and the logits of the rows in `logits_rows` (for callers
-  // that need more than the sampled token, such as top log-probs).
-  struct SampledStep {
-    std::vector<SampledToken> tokens;
-    std::vector<float> logits;  // [logits_rows × vocab]
+  // One forward pass over parts of several distinct sessions: prompt chunks and single decode
+  // tokens alike, as a serving step mixes them. A part with `sampling` gets the token after its
+  // last one sampled on the backend, so only token ids and log-probs leave the device.
+  struct StepInput {
+    SessionId session = 0;
+    std::span<const int32_t> tokens;
+    const RowSampling* sampling = nullptr;  // null: the part only advances the session
+    bool host_logits = false;  // with sampling: also that row's logits on the host (top log-probs)
   };
-  absl::StatusOr<SampledStep> DecodeAndSample(std::span<const DecodeInput> inputs,
-                                              std::span<const RowSampling> sampling,
-                                              std::span<const int64_t> logits_rows = {});
+  struct StepResult {
+    std::vector<SampledToken> tokens;  // tokens[i] for each input with sampling
+    std::vector<float> logits;         // [inputs with host_logits × vocab], in input order
+  };
+  absl::StatusOr<StepResult> Step(std::span<const StepInput> inputs);
 
   // The session's raw state (StateLayout bytes), e.g. for comparing or persisting it.
   absl::StatusOr<std::vector<std::byte>> ReadState(SessionId session);
@@ -112,8 +116,12 @@ class Engine {
   Engine(const ModelConfig& config, std::unique_ptr<Backend> backend, EngineOptions options);
   absl::StatusOr<Session*> Find(SessionId session);
   absl::Status CheckTokens(std::span<const int32_t> tokens, absl::string_view field) const;
-  // Runs one decode step and advances the sessions; the logits stay in backend memory.
-  absl::StatusOr<MatrixView> DecodeStep(std::span<const DecodeInput> inputs);
+  // Checks the inputs, gives every session a slot, runs one forward pass and advances the
+  // sessions; the logits of the inputs with logits_for[i] (in order) stay in backend memory.
+  // `tokens_field` names an input's tokens in errors.
+  absl::StatusOr<MatrixView> RunStep(std::span<const StepInput> inputs,
+                                     const std::vector<bool>& logits_for,
+                                     absl::string_view tokens_field);
 
   ModelConfig config_;
   std::unique_ptr<Backend> backend_;

@@ -5,7 +5,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
-#include "model/loss.h"
 #include "spdlog/spdlog.h"
 
 namespace sympow::server {
@@ -157,10 +156,7 @@ void EngineWorker::Loop() {
       engine_->SetInUse(active.request->session, true);
     }
     for (SequenceId id : plan.cancelled) Finish(active_.at(id), FinishReason::kCancelled);
-    for (const StepRow& row : plan.rows) {
-      if (!row.decode) Prefill(active_.at(row.sequence), row);
-    }
-    DecodeBatch(plan);
+    RunStep(plan);
     Reap();
     int64_t arriving;
     {
@@ -184,22 +180,20 @@ void EngineWorker::Reap() {
   }
 }
 
-void EngineWorker::Prefill(Active& active, const StepRow& row) {
-  if (active.done) return;
-  Request& request = *active.request;
+int64_t EngineWorker::PromptChunk(Active& active, const StepRow& row) {
+  const Request& request = *active.request;
   if (row.first == 0 && active.prefilled == 0) UsePrefixCache(active);
-  const int64_t prompt_tokens = static_cast<int64_t>(request.prompt.size());
-  int64_t count = std::min(row.count, prompt_tokens - active.prefilled);
+  int64_t count = std::min(row.count, static_cast<int64_t>(request.prompt.size()) - active.prefilled);
   if (active.checkpoint > active.prefilled) {
     count = std::min(count, active.checkpoint - active.prefilled);
   }
-  absl::StatusOr<std::vector<float>> logits = std::vector<float>{};
+  return count;
+}
+
+void EngineWorker::AfterPrefill(Active& active, int64_t count, SampledToken sampled,
+                                std::span<const float> logits) {
+  Request& request = *active.request;
   if (count > 0) {
-    const absl::Time start = absl::Now();
-    logits = engine_->Prefill(request.session,
-                              std::span(request.prompt).subspan(active.prefilled, count));
-    metrics_.Step(count, absl::ToDoubleSeconds(absl::Now() - start));
-    if (!logits.ok()) return Fail(active, logits.status());
     active.prefilled += count;
     scheduler_.Prefilled(active.id, count);
     metrics_.PromptTokens(count);
@@ -208,7 +202,7 @@ void EngineWorker::Prefill(Active& active, const StepRow& row) {
       CacheState(active, *key, /*sequence_end=*/false);
     }
   }
-  const bool complete = active.prefilled == prompt_tokens;
+  const bool complete = active.prefilled == static_cast<int64_t>(request.prompt.size());
   if (!request.generate) {
     RequestEvent progress;
     progress.prefilled_tokens = active.prefilled;
@@ -216,7 +210,7 @@ void EngineWorker::Prefill(Active& active, const StepRow& row) {
     request.events.Push(std::move(progress));
     if (complete) Finish(active, FinishReason::kLength);
   } else if (complete) {
-    SampleNext(active, *logits);
+    Accept(active, sampled, logits);
     scheduler_.SetDecoding(active.id, active.pending.has_value());
   }
 }
@@ -249,39 +243,78 @@ void EngineWorker::CacheState(const Active& active, const PrefixKey& key, bool s
   metrics_.PrefixCacheBytes(prefix_cache_.stats().bytes);
 }
 
-void EngineWorker::DecodeBatch(const StepPlan& plan) {
-  std::vector<DecodeInput> inputs;
+void EngineWorker::RunStep(const StepPlan& plan) {
+  // One part per row: a prompt chunk of a prefilling request, the pending token of a decoding one.
+  std::vector<StepPart> parts;
+  std::vector<Engine::StepInput> inputs;
   std::vector<RowSampling> sampling;
-  std::vector<int64_t> logits_rows;  // rows that asked for top log-probs
-  std::vector<Active*> rows;
+  sampling.reserve(plan.rows.size());  // inputs point into it
   for (const StepRow& row : plan.rows) {
     Active& active = active_.at(row.sequence);
-    if (!row.decode || active.done || !active.pending) continue;
-    if (active.request->logprobs && active.request->top_logprobs > 0) {
-      logits_rows.push_back(static_cast<int64_t>(rows.size()));
+    if (active.done) continue;
+    const Request& request = *active.request;
+    const bool top_logprobs = request.logprobs && request.top_logprobs > 0;
+    if (row.decode) {
+      if (!active.pending) continue;
+      sampling.push_back(active.sampler->Next());
+      inputs.push_back(
+          {request.session, {&active.pending->token, 1}, &sampling.back(), top_logprobs});
+      parts.push_back({&active, true, 1});
+      continue;
     }
-    inputs.push_back({active.request->session, active.pending->token});
-    sampling.push_back(active.sampler->Next());
-    rows.push_back(&active);
+    const int64_t count = PromptChunk(active, row);
+    if (count <= 0) {  // a cached prefix covered the rest of the prompt
+      AfterPrefill(active, 0, {}, {});
+      continue;
+    }
+    const RowSampling* next = nullptr;
+    if (request.generate &&
+        active.prefilled + count == static_cast<int64_t>(request.prompt.size())) {
+      sampling.push_back(active.sampler->Next());
+      next = &sampling.back();
+    }
+    inputs.push_back({request.session, std::span(request.prompt).subspan(active.prefilled, count),
+                      next, next != nullptr && top_logprobs});
+    parts.push_back({&active, false, count});
   }
   if (inputs.empty()) return;
+  int64_t tokens = 0;
+  for (const StepPart& part : parts) tokens += part.count;
   const absl::Time start = absl::Now();
-  absl::StatusOr<Engine::SampledStep> step =
-      engine_->DecodeAndSample(inputs, sampling, logits_rows);
-  metrics_.Step(static_cast<int64_t>(inputs.size()), absl::ToDoubleSeconds(absl::Now() - start));
-  if (!step.ok()) {
-    for (Active* active : rows) Fail(*active, step.status());
+  absl::StatusOr<Engine::StepResult> result = engine_->Step(inputs);
+  if (result.ok()) {
+    metrics_.Step(tokens, absl::ToDoubleSeconds(absl::Now() - start));
+    FinishStep(parts, inputs, *result);
     return;
   }
-  const int64_t vocab = engine_->config().vocab_size;
-  metrics_.GenerationTokens(static_cast<int64_t>(rows.size()));
-  size_t next_logits = 0;
-  for (size_t i = 0; i < rows.size(); ++i) {
-    Active& active = *rows[i];
-    std::span<const float> logits;
-    if (next_logits < logits_rows.size() && logits_rows[next_logits] == static_cast<int64_t>(i)) {
-      logits = std::span(step->logits).subspan(next_logits++ * vocab, vocab);
+  // One bad part (a session without a slot, say) must not fail the others: each alone.
+  for (size_t i = 0; i < parts.size(); ++i) {
+    absl::StatusOr<Engine::StepResult> alone = engine_->Step({&inputs[i], 1});
+    if (!alone.ok()) {
+      Fail(*parts[i].active, alone.status());
+      continue;
     }
+    FinishStep({&parts[i], 1}, {&inputs[i], 1}, *alone);
+  }
+}
+
+void EngineWorker::FinishStep(std::span<const StepPart> parts,
+                              std::span<const Engine::StepInput> inputs,
+                              const Engine::StepResult& result) {
+  const int64_t vocab = engine_->config().vocab_size;
+  size_t next_logits = 0;
+  int64_t decoded = 0;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    Active& active = *parts[i].active;
+    std::span<const float> logits;
+    if (inputs[i].host_logits) {
+      logits = std::span(result.logits).subspan(next_logits++ * vocab, vocab);
+    }
+    if (!parts[i].decode) {
+      AfterPrefill(active, parts[i].count, result.tokens[i], logits);
+      continue;
+    }
+    ++decoded;
     const TokenOutput committed = *active.pending;
     active.pending.reset();
     ++active.generated;
@@ -291,13 +324,9 @@ void EngineWorker::DecodeBatch(const StepPlan& plan) {
       Finish(active, FinishReason::kLength);
       continue;
     }
-    Accept(active, step->tokens[i], logits);
+    Accept(active, result.tokens[i], logits);
   }
-}
-
-void EngineWorker::SampleNext(Active& active, std::span<const float> logits) {
-  const int32_t token = active.sampler->Sample(logits);
-  Accept(active, {token, static_cast<float>(-NegativeLogLikelihood(logits, token))}, logits);
+  metrics_.GenerationTokens(decoded);
 }
 
 void EngineWorker::Accept(Active& active, SampledToken sampled, std::span<const float> logits) {
@@ -346,8 +375,11 @@ void EngineWorker::Emit(Active& active, const TokenOutput& token) {
 void EngineWorker::Finish(Active& active, FinishReason reason) {
   if (active.done) return;
   active.done = true;
-  // A sequence end: the next turn, or a replay of this conversation, starts from here.
-  if (reason == FinishReason::kLength || reason == FinishReason::kStop) {
+  // A sequence end: a replay of this conversation (a stateless client resending it) starts from
+  // here. A request on a named session leaves its state in the session itself, so copying it off
+  // the device again would buy nothing.
+  if (active.request->ephemeral &&
+      (reason == FinishReason::kLength || reason == FinishReason::kStop)) {
     absl::StatusOr<PrefixKey> key = engine_->SessionPrefix(active.request->session);
     if (key.ok()) CacheState(active, *key, /*sequence_end=*/true);
   }

@@ -65,18 +65,31 @@ class EngineWorker {
   void Loop();
   // Takes queued calls and requests; false when stopping.
   bool TakeWork();
-  void Prefill(Active& active, const StepRow& row);
+  // One row of a step: a prompt chunk (count tokens) or a decode token of `active`.
+  struct StepPart {
+    Active* active = nullptr;
+    bool decode = false;
+    int64_t count = 0;
+  };
+  // Every row of the plan in one forward pass of the engine.
+  void RunStep(const StepPlan& plan);
+  // Commits each part's result: prefill progress, the first sampled token, streamed tokens.
+  void FinishStep(std::span<const StepPart> parts, std::span<const Engine::StepInput> inputs,
+                  const Engine::StepResult& result);
+  // The prompt tokens this row prefills (after starting from a cached prefix, and stopping at a
+  // branch point to cache the state there).
+  int64_t PromptChunk(Active& active, const StepRow& row);
+  // After `count` prompt tokens went in: progress, caching, and the first token when complete.
+  void AfterPrefill(Active& active, int64_t count, SampledToken sampled,
+                    std::span<const float> logits);
   // On a request's first prefill into an empty session: starts it from the longest cached prefix
   // of its prompt and notes where the prompt branches from recent ones.
   void UsePrefixCache(Active& active);
   // Offers the session's current state to the prefix cache; a sequence end replaces the
   // session's previous one.
   void CacheState(const Active& active, const PrefixKey& key, bool sequence_end);
-  void DecodeBatch(const StepPlan& plan);
   // Drops finished requests from the worker and the scheduler.
   void Reap();
-  // Samples the next token from host `logits`, or finishes the request on a stop token.
-  void SampleNext(Active& active, std::span<const float> logits);
   // Takes a sampled token as the next one to commit, or finishes the request on a stop token;
   // `logits` (the row's, on the host) are needed only for top log-probs.
   void Accept(Active& active, SampledToken sampled, std::span<const float> logits);

@@ -347,6 +347,7 @@ grpc::Status SympowService::Generate(grpc::ServerContext* context,
   if (!session.ok()) return fail(session.status());
   job->id = request_id;
   job->session = session->engine_session;
+  job->ephemeral = ephemeral;
   job->prompt = std::move(*prompt);
   job->max_new_tokens =
       request->max_new_tokens() > 0 ? request->max_new_tokens() : limits_.default_max_new_tokens;

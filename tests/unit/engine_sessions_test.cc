@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include "model/cpu/cpu_backend.h"
+#include "model/loss.h"
+#include "model/sampler.h"
 #include "model/random_model.h"
 #include "tests/unit/model_files.h"
 #include "tests/unit/oracle_cases.h"
@@ -88,6 +90,49 @@ TEST_F(EngineSessions, RejectsBadInputWithoutChangingTheSession) {
 
   EXPECT_EQ(engine_->ReadState(session).value(), before);
   EXPECT_EQ(engine_->SessionLength(session).value(), 2);
+}
+
+// A serving step: one session's prompt chunk and another's decode token in one forward pass,
+// with the next tokens sampled on the backend, against the same work done call by call.
+TEST_F(EngineSessions, MixedStepMatchesSeparatePrefillAndDecode) {
+  const std::vector<int32_t> history = {4, 5, 6}, chunk = {7, 8, 9, 10, 11};
+  RowSampling greedy;
+  greedy.temperature = 0.0f;
+  SessionId a = engine_->CreateSession().value(), b = engine_->CreateSession().value();
+  ASSERT_TRUE(engine_->Prefill(b, history).ok());
+  const int32_t pending = 12;
+  const std::vector<Engine::StepInput> step = {{a, chunk, &greedy, true}, {b, {&pending, 1}, &greedy}};
+  const Engine::StepResult mixed = engine_->Step(step).value();
+
+  SessionId c = engine_->CreateSession().value();
+  const std::vector<float> after_chunk = engine_->Prefill(c, chunk).value();
+  EXPECT_EQ(mixed.logits, after_chunk);
+  EXPECT_EQ(mixed.tokens[0].token, SampleRow(after_chunk, greedy));
+  EXPECT_NEAR(mixed.tokens[0].logprob, -NegativeLogLikelihood(after_chunk, mixed.tokens[0].token),
+              1e-6);
+  EXPECT_EQ(engine_->ReadState(a).value(), engine_->ReadState(c).value());
+  EXPECT_EQ(engine_->SessionLength(a).value(), 5);
+  EXPECT_EQ(engine_->SessionLength(b).value(), 4);
+
+  ASSERT_TRUE(engine_->DeleteSession(c).ok());
+  SessionId d = engine_->CreateSession().value();
+  ASSERT_TRUE(engine_->Prefill(d, history).ok());
+  const DecodeInput decode{d, pending};
+  const std::vector<float> after_decode = engine_->Decode({&decode, 1}).value();
+  EXPECT_EQ(mixed.tokens[1].token, SampleRow(after_decode, greedy));
+  EXPECT_EQ(engine_->ReadState(b).value(), engine_->ReadState(d).value());
+}
+
+TEST_F(EngineSessions, MixedStepNamesTheBadInput) {
+  SessionId a = engine_->CreateSession().value();
+  const std::vector<Engine::StepInput> empty = {{a, {}}};
+  EXPECT_THAT(std::string(engine_->Step(empty).status().message()),
+              HasSubstr("inputs[0].tokens is empty"));
+  const std::vector<int32_t> bad = {1, 9999};
+  const std::vector<Engine::StepInput> outside = {{a, bad}};
+  EXPECT_THAT(std::string(engine_->Step(outside).status().message()),
+              HasSubstr("inputs[0].tokens[1]"));
+  EXPECT_EQ(engine_->SessionLength(a).value(), 0);
 }
 
 TEST(EngineCreate, RejectsABackendMadeForAnotherModel) {
