@@ -27,6 +27,8 @@
 
 ABSL_FLAG(std::string, out, "kernels_bench.json", "where to write the JSON report");
 ABSL_FLAG(int64_t, max_prefill_context, 1 << 20, "longest prefill context measured");
+ABSL_FLAG(int64_t, min_prefill_context, 1024, "shortest prefill context measured");
+ABSL_FLAG(bool, decode, true, "measure decode (false: prefill only, e.g. under a profiler)");
 
 namespace sympow {
 namespace {
@@ -273,6 +275,7 @@ int Run() {
   size_t free_bytes = 0, total_bytes = 0;
   cudaMemGetInfo(&free_bytes, &total_bytes);
   for (bool bf16 : {false, true}) {
+    if (!absl::GetFlag(FLAGS_decode)) break;
     for (int sessions : {1, 16, 64, 256}) {
       report["decode"].push_back(BenchDecode(k124m, sessions, bf16, copy_tbps, stream));
     }
@@ -286,7 +289,8 @@ int Run() {
     if (fit < 256 && fit > 64)
       report["decode"].push_back(BenchDecode(k14b, fit, bf16, copy_tbps, stream));
   }
-  for (int64_t context = 1024; context <= absl::GetFlag(FLAGS_max_prefill_context); context *= 4) {
+  for (int64_t context = absl::GetFlag(FLAGS_min_prefill_context);
+       context <= absl::GetFlag(FLAGS_max_prefill_context); context *= 4) {
     report["prefill"].push_back(BenchPrefill(k124m, context, gemm_tflops, stream));
   }
   for (int64_t context : {4096, 65536}) {
