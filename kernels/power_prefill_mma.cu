@@ -7,12 +7,15 @@
 // jb-major (for jb, for i < 16·jb + 16), so a warp keeps x_j for a whole jb in registers.
 // feature_rows maps each of these k-rows to its feature in StateLayout order (−1: none).
 //
-// Two kernels:
-//  1. ChunkStatesKernel, per (block of k-rows, kv head, segment): holds its rows of [S | z] in
-//     registers (fp32) and walks the segment's chunks in order. For each chunk it stores the
-//     state before it (bf16, k-row order, [S | z | 0]) in the workspace, then decays it and adds
-//     Σ_t exp(G_last − G_t)·φ(k_t)·[v_t | 1]. The final state goes back to the slot.
-//  2. ChunkOutputKernel, per (query head, chunk): s²·exp(G_t)·φ(q_t)·[S | z] over the stored
+// Three kernels:
+//  1. ChunkValuesKernel, per (kv head, chunk): the decayed values exp(G_last − G_t)·[v_t | 1 | 0…]
+//     as bf16 and the chunk's decay exp(G_last), once for every block of kernel 2 to read;
+//  2. ChunkStatesKernel, per (block of k-rows, kv head, segment): holds its rows of [S | z] in
+//     registers (fp32) and walks the segment's chunks in order, the next chunk's keys and values
+//     in flight (cp.async) while this one is multiplied. For each chunk it stores the state
+//     before it (bf16, k-row order, [S | z | 0]) in the workspace, then decays it and adds
+//     φ(K)ᵀ·(decayed values). The final state goes back to the slot.
+//  3. ChunkOutputKernel, per (query head, chunk): s²·exp(G_t)·φ(q_t)·[S | z] over the stored
 //     state before the chunk (streamed through shared memory with cp.async), plus the gated
 //     causal attention (s·q·k)²·exp(G_t − G_s) inside the chunk, both on tensor cores into one
 //     accumulator; out = numerator / (denominator + ε).
@@ -37,8 +40,8 @@ struct Mma {
   static constexpr int kColumnBlocks = kD / 16;
   static constexpr int kSteps = 16 * kColumnBlocks * (kColumnBlocks + 1) / 2;
   static constexpr int kRows = 16 * kSteps;  // k-rows
-  // ChunkStatesKernel: 4 warps, a block of k-rows each.
-  static constexpr int kStateWarps = 4;
+  // ChunkStatesKernel: 8 warps, a block of k-rows each.
+  static constexpr int kStateWarps = 8;
   static constexpr int kStateBlockRows = kStateWarps * kWarpRows;
   static_assert(kRows % kStateBlockRows == 0);
   // ChunkOutputKernel: a warp per kWarpRows query rows; the state streamed in stages of steps.
@@ -49,6 +52,8 @@ struct Mma {
   static constexpr int kStageElements = kStageSteps * 16 * kWide;
   static_assert(kSteps % kStageSteps == 0);
   static constexpr int kKeyStride = kD + 4;    // fp32 keys, conflict-free column reads
+  static constexpr int kStateBuffer = kChunk * kKeyStride * 4 + kChunk * kWide * 2;  // bytes
+  static constexpr int kValuesElements = kChunk * kWide;  // one chunk's decayed values
   static constexpr int kQueryStride = kD + 8;  // fp32 queries, conflict-free float2 reads
   static constexpr int kBf16Stride = kD + 8;   // bf16 rows for ldmatrix: 16-byte aligned
 };
@@ -165,24 +170,70 @@ __device__ inline void LoadBTrans(uint32_t (&b)[kNTiles][2], const __nv_bfloat16
   }
 }
 
+// grid (kv heads, chunks), 256 threads: decayed values [chunk × kWide] (bf16) and the chunk decay.
+template <int kD>
+__global__ void __launch_bounds__(256)
+    ChunkValuesKernel(PowerAttentionShape shape, AttentionRows rows, const PrefillChunk* chunks,
+                      __nv_bfloat16* values, float* chunk_decays) {
+  using M = Mma<kD>;
+  __shared__ float log_gate[M::kChunk];
+  __shared__ float key_decay[M::kChunk];
+  const int h = blockIdx.x;
+  const PrefillChunk chunk = chunks[blockIdx.y];
+  const int n = chunk.num_rows;
+  if (threadIdx.x < 32) {
+    ChunkLogGates<M::kChunk>(rows.log_gate, shape.num_kv_heads, h, chunk.first_row, n, log_gate);
+  }
+  __syncthreads();
+  const float last = log_gate[n - 1];
+  for (int t = threadIdx.x; t < M::kChunk; t += blockDim.x) {
+    key_decay[t] = t < n ? expf(last - log_gate[t]) : 0.0f;
+  }
+  if (threadIdx.x == 0) chunk_decays[blockIdx.y * shape.num_kv_heads + h] = expf(last);
+  __syncthreads();
+  LoadValuesWide<kD, M::kChunk, 256>(
+      rows.v, shape.num_kv_heads, h, chunk.first_row, n, key_decay,
+      values + (static_cast<int64_t>(blockIdx.y) * shape.num_kv_heads + h) * M::kValuesElements);
+}
+
 // grid (kRows / kStateBlockRows, kv heads, segments), kStateWarps warps.
 template <int kD>
 __global__ void __launch_bounds__(Mma<kD>::kStateWarps * 32)
     ChunkStatesKernel(PowerAttentionShape shape, AttentionRows rows,
                       const PrefillSegment* segments, const PrefillChunk* chunks,
+                      const __nv_bfloat16* decayed_values, const float* chunk_decays,
                       __nv_bfloat16* before_states) {
   using M = Mma<kD>;
   extern __shared__ float4 shared_storage[];
-  float* keys = reinterpret_cast<float*>(shared_storage);            // [chunk × kKeyStride]
-  float* log_gate = keys + M::kChunk * M::kKeyStride;                // [chunk]
-  float* key_decay = log_gate + M::kChunk;                           // [chunk]
-  auto* values = reinterpret_cast<__nv_bfloat16*>(key_decay + M::kChunk);  // [chunk × kWide]
+  // Two buffers, each: keys fp32 [chunk × kKeyStride], then decayed values bf16 [chunk × kWide].
+  auto keys_of = [&](int buffer) {
+    return reinterpret_cast<float*>(reinterpret_cast<char*>(shared_storage) + buffer * M::kStateBuffer);
+  };
+  auto values_of = [&](int buffer) {
+    return reinterpret_cast<__nv_bfloat16*>(keys_of(buffer) + M::kChunk * M::kKeyStride);
+  };
 
   const PrefillSegment segment = segments[blockIdx.z];
   const int h = blockIdx.y;
   const int D = shape.expanded_dim;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
   float* state = segment.state + static_cast<int64_t>(h) * D * (kD + 1);
+
+  // Chunk c's keys and decayed values into a buffer, asynchronously.
+  auto fetch = [&](int c, int buffer) {
+    const PrefillChunk chunk = chunks[c];
+    CopyRowsAsync<kD, M::kChunk>(rows.k, shape.num_kv_heads, h, chunk.first_row, chunk.num_rows,
+                                 keys_of(buffer), M::kKeyStride);
+    const __nv_bfloat16* from =
+        decayed_values + (static_cast<int64_t>(c) * shape.num_kv_heads + h) * M::kValuesElements;
+    __nv_bfloat16* to = values_of(buffer);
+    for (int i = threadIdx.x * 8; i < M::kValuesElements; i += blockDim.x * 8) {
+      CpAsync16(to + i, from + i);
+    }
+    CpAsyncCommit();
+  };
+  const int first = segment.first_chunk, end = segment.first_chunk + segment.num_chunks;
+  if (first < end) fetch(first, 0);
 
   // This thread's k-rows: (m-tile, half) → row base + 16·mt + g + 8·half.
   int first_factor[M::kMTiles], second_factor[M::kMTiles][2], feature[M::kMTiles][2];
@@ -220,28 +271,19 @@ __global__ void __launch_bounds__(Mma<kD>::kStateWarps * 32)
   }
 
   const int64_t head_state = static_cast<int64_t>(M::kRows) * M::kWide;
-  for (int c = segment.first_chunk; c < segment.first_chunk + segment.num_chunks; ++c) {
-    const PrefillChunk chunk = chunks[c];
-    const int n = chunk.num_rows;
-    __syncthreads();  // the previous chunk's keys and values are no longer read
-    CopyRowsAsync<kD, M::kChunk>(rows.k, shape.num_kv_heads, h, chunk.first_row, n, keys,
-                                 M::kKeyStride);
-    CpAsyncCommit();
-    if (threadIdx.x < 32) {
-      ChunkLogGates<M::kChunk>(rows.log_gate, shape.num_kv_heads, h, chunk.first_row, n, log_gate);
+  for (int c = first; c < end; ++c) {
+    const int buffer = (c - first) % 2;
+    if (c + 1 < end) {
+      fetch(c + 1, 1 - buffer);  // that buffer's last reader finished before the last barrier
+      CpAsyncWait<1>();
+    } else {
+      CpAsyncWait<0>();
     }
+    const float chunk_decay = chunk_decays[c * shape.num_kv_heads + h];
     __syncthreads();
-    const float last = log_gate[n - 1];
-    for (int t = threadIdx.x; t < M::kChunk; t += blockDim.x) {
-      key_decay[t] = t < n ? expf(last - log_gate[t]) : 0.0f;
-    }
-    __syncthreads();
-    LoadValuesWide<kD, M::kChunk, M::kStateWarps * 32>(rows.v, shape.num_kv_heads, h,
-                                                       chunk.first_row, n, key_decay, values);
 
     // The state before this chunk, for ChunkOutputKernel; then decayed over the chunk.
     __nv_bfloat16* before = before_states + (static_cast<int64_t>(c) * shape.num_kv_heads + h) * head_state;
-    const float chunk_decay = expf(last);
 #pragma unroll
     for (int mt = 0; mt < M::kMTiles; ++mt) {
       const int row0 = blockIdx.x * M::kStateBlockRows + warp * M::kWarpRows + 16 * mt;
@@ -257,10 +299,10 @@ __global__ void __launch_bounds__(Mma<kD>::kStateWarps * 32)
         }
       }
     }
-    CpAsyncWait<0>();
-    __syncthreads();
 
     // acc += φ(K)ᵀ·[decay·v | decay]: A (k-rows × tokens) made from the keys in registers.
+    const float* keys = keys_of(buffer);
+    const __nv_bfloat16* values = values_of(buffer);
 #pragma unroll 1
     for (int ks = 0; ks < M::kChunk; ks += 16) {
       uint32_t b[M::kNTiles][2];
@@ -284,6 +326,7 @@ __global__ void __launch_bounds__(Mma<kD>::kStateWarps * 32)
         for (int nt = 0; nt < M::kNTiles; ++nt) MmaBf16(acc[mt][nt], a, b[nt][0], b[nt][1]);
       }
     }
+    __syncthreads();  // everyone is done with this buffer before it is refilled
   }
 
   // The state after the segment's last chunk back to the slot (fp32).
@@ -498,9 +541,7 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
 
 template <int kD>
 size_t StatesShared() {
-  using M = Mma<kD>;
-  return sizeof(float) * (M::kChunk * M::kKeyStride + 2 * M::kChunk) +
-         sizeof(__nv_bfloat16) * M::kChunk * M::kWide;
+  return 2 * Mma<kD>::kStateBuffer;
 }
 
 template <int kD>
@@ -516,14 +557,21 @@ void Launch(const PowerAttentionShape& shape, const AttentionRows& rows,
             const PrefillSegment* segments, int64_t segment_count, const PrefillChunk* chunks,
             int64_t chunk_count, float* workspace, cudaStream_t stream) {
   using M = Mma<kD>;
+  // Workspace: the state before every chunk, then every chunk's decayed values, then its decay.
   auto* before_states = reinterpret_cast<__nv_bfloat16*>(workspace);
+  __nv_bfloat16* decayed_values = before_states + chunk_count * shape.num_kv_heads * M::kRows * M::kWide;
+  auto* chunk_decays = reinterpret_cast<float*>(decayed_values + chunk_count * shape.num_kv_heads *
+                                                                     M::kValuesElements);
+  ChunkValuesKernel<kD><<<dim3(shape.num_kv_heads, static_cast<unsigned>(chunk_count)), 256, 0,
+                          stream>>>(shape, rows, chunks, decayed_values, chunk_decays);
+
   const size_t states_shared = StatesShared<kD>();
   cudaFuncSetAttribute(ChunkStatesKernel<kD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                        static_cast<int>(states_shared));
   const dim3 states_grid(M::kRows / M::kStateBlockRows, shape.num_kv_heads,
                          static_cast<unsigned>(segment_count));
   ChunkStatesKernel<kD><<<states_grid, M::kStateWarps * 32, states_shared, stream>>>(
-      shape, rows, segments, chunks, before_states);
+      shape, rows, segments, chunks, decayed_values, chunk_decays, before_states);
 
   const size_t output_shared = OutputShared<kD>();
   cudaFuncSetAttribute(ChunkOutputKernel<kD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -544,9 +592,10 @@ int TensorCorePrefillChunkTokens(int head_dim) {
 }
 
 int64_t TensorCorePrefillWorkspaceFloats(int head_dim, int kv_heads, int64_t chunks) {
-  const int64_t elements = head_dim == 64 ? int64_t{Mma<64>::kRows} * Mma<64>::kWide
-                                          : int64_t{Mma<128>::kRows} * Mma<128>::kWide;
-  return (chunks * kv_heads * elements + 1) / 2;  // bf16 elements
+  const int64_t bf16_elements = head_dim == 64
+                                    ? int64_t{Mma<64>::kRows} * Mma<64>::kWide + Mma<64>::kValuesElements
+                                    : int64_t{Mma<128>::kRows} * Mma<128>::kWide + Mma<128>::kValuesElements;
+  return (chunks * kv_heads * bf16_elements + 1) / 2 + chunks * kv_heads;  // + chunk decays
 }
 
 std::vector<int32_t> TensorCoreFeatureRows(const std::vector<uint8_t>& monomials, int head_dim) {
