@@ -7,7 +7,8 @@ machine at run time (never committed here). Its package __init__ files import an
 library (vidrial), so the Triton modules are loaded through stand-in package modules that only
 set __path__.
 - prefill: power_retention (degree 2, gated, chunk 1024) on one sequence of the 124M layer shape
-  (12 heads x 64) at 4k-128k tokens, and the 14B layer (40 / 8 heads x 128) at 16k;
+  (12 heads x 64) at 4k-128k tokens (--head_dim_128 adds the 14B layer, 40 / 8 heads x 128, at
+  16k: Triton autotunes it for minutes);
 - decode: power_retention_inference with a bf16 state and its buffer of recent keys/values folded
   into the state every 64 tokens, 64 and 256 sessions, timed as called from Python and replayed
   as a CUDA graph: the step with a 1-token buffer, the query-only step, and the step that folds
@@ -113,14 +114,16 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("source")
     parser.add_argument("out")
+    parser.add_argument("--head_dim_128", action="store_true")
     args = parser.parse_args()
     rt, expanded_dim = load_triton_retention(args.source)
     report = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "prefill": [], "decode": []}
-    for context in (4096, 16384, 65536, 131072):
-        report["prefill"].append(prefill(rt, context, HEAD_DIM))
-    report["prefill"].append(prefill(rt, 16384, 128))
     for sessions in (64, 256):
         report["decode"].append(decode(rt, expanded_dim, sessions))
+    for context in (4096, 16384, 65536, 131072):
+        report["prefill"].append(prefill(rt, context, HEAD_DIM))
+    if args.head_dim_128:
+        report["prefill"].append(prefill(rt, 16384, 128))
     with open(args.out, "w") as f:
         json.dump(report, f, indent=2)
 

@@ -77,7 +77,7 @@ device)
     timeout 150 /opt/torch/.venv/bin/python bench/peers/peers.py "$OUT/peers.json" 2>&1 | tee "$OUT/peers.log" || status=1
   fi
   if wants manifest && [[ -d $bundle/retention-src/retention ]]; then
-    timeout 240 /opt/torch/.venv/bin/python bench/peers/manifest.py "$bundle/retention-src" "$OUT/manifest.json" \
+    timeout 300 /opt/torch/.venv/bin/python bench/peers/manifest.py "$bundle/retention-src" "$OUT/manifest.json" \
       2>&1 | tee "$OUT/manifest.log" || status=1
   fi
   # One archive: the GPU machine hands back only a few files per call.
