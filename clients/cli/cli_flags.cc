@@ -11,6 +11,7 @@ ABSL_FLAG(std::string, model, "",
           "model directory: generate runs it locally instead of asking --server");
 ABSL_FLAG(std::string, device, "auto",
           "local runs (generate --model, perplexity): cpu, cuda, or auto (cuda when present)");
+ABSL_FLAG(std::string, file, "", "text file: scored (perplexity) or appended to a session (append)");
 ABSL_FLAG(std::string, server, "localhost:50051", "sympow-server address, host:port");
 ABSL_FLAG(std::string, session, "", "session id to continue (chat, generate)");
 ABSL_FLAG(std::string, prompt, "", "prompt text, encoded with the model's tokenizer.json");

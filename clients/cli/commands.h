@@ -14,6 +14,7 @@ int RunRandomModel();
 // Against a sympow-server (--server).
 int RunRemoteGenerate();
 int RunChat();
+int RunAppend();
 int RunSessions(const std::vector<std::string>& args);
 int RunTokenize(const std::vector<std::string>& args);
 int RunHealth();

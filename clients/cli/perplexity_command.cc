@@ -16,7 +16,6 @@
 #include "model/tokenizer/tokenizer.h"
 #include "spdlog/spdlog.h"
 
-ABSL_FLAG(std::string, file, "", "text file to score");
 ABSL_FLAG(int64_t, max_tokens, 0, "score at most this many tokens (0: the whole file)");
 
 namespace sympow::cli {

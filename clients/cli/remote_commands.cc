@@ -1,6 +1,9 @@
-// sympow-cli commands that talk to a sympow-server (--server): generate, chat, sessions, tokenize.
+// sympow-cli commands that talk to a sympow-server (--server): generate, chat, append, sessions,
+// tokenize.
 #include <chrono>
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 #include <iostream>
 #include <string>
 
@@ -193,6 +196,38 @@ int RunSessions(const std::vector<std::string>& args) {
   }
   if (!status.ok()) return ReportRpcError(status);
   PrintSession(session);
+  return 0;
+}
+
+int RunAppend() {
+  const std::string session = absl::GetFlag(FLAGS_session), file = absl::GetFlag(FLAGS_file);
+  if (session.empty()) return ReportError(absl::InvalidArgumentError("append needs --session"));
+  std::string text = absl::GetFlag(FLAGS_prompt);
+  if (!file.empty()) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) return ReportError(absl::NotFoundError(absl::StrCat("--file ", file, " cannot be read")));
+    std::ostringstream contents;
+    contents << in.rdbuf();
+    text = contents.str();
+  }
+  v1::AppendRequest request;
+  request.set_session_id(session);
+  request.mutable_input()->set_text(text);
+  grpc::ClientContext context;
+  std::unique_ptr<grpc::ClientReader<v1::AppendResponse>> stream =
+      Connect()->Append(&context, request);
+  v1::AppendResponse progress;
+  int64_t session_tokens = 0;
+  while (stream->Read(&progress)) {
+    std::fprintf(stderr, "\rappended %lld / %lld tokens",
+                 static_cast<long long>(progress.appended_tokens()),
+                 static_cast<long long>(progress.total_tokens()));
+    session_tokens = progress.session_tokens();
+  }
+  std::fprintf(stderr, "\n");
+  grpc::Status status = stream->Finish();
+  if (!status.ok()) return ReportRpcError(status);
+  std::printf("%lld\n", static_cast<long long>(session_tokens));  // the session's length now
   return 0;
 }
 

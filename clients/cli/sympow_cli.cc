@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
       "Against a server (--server, default localhost:50051):\n"
       "  chat                      interactive streaming chat on a session (--session to resume)\n"
       "  generate                  stream a completion (--prompt; --session to continue one)\n"
+      "  append --session ID (--file F | --prompt TEXT)   add text to a session's state\n"
       "  sessions create|list|show|fork|delete [ID]\n"
       "  tokenize TEXT\n"
       "  health                    exit 0 when the server reports SERVING (grpc health)\n"
@@ -42,6 +43,7 @@ int main(int argc, char** argv) {
   if (command == "generate")
     return absl::GetFlag(FLAGS_model).empty() ? RunRemoteGenerate() : RunLocalGenerate();
   if (command == "chat") return RunChat();
+  if (command == "append") return RunAppend();
   if (command == "sessions") return RunSessions(args);
   if (command == "tokenize") return RunTokenize(args);
   if (command == "health") return RunHealth();

@@ -86,3 +86,19 @@ def test_sessions_create_takes_a_chosen_id(server):
     code, _, err = cli(server, "sessions", "create", "my-chat-7")
     assert code != 0 and "already exists" in err
     assert cli(server, "sessions", "delete", "my-chat-7")[0] == 0
+
+
+def test_append_adds_a_file_to_a_session(server, tmp_path):
+    session = cli(server, "sessions", "create")[1].split()[0]
+    document = tmp_path / "doc.txt"
+    document.write_text("In the beginning God created the heaven and the earth. " * 20)
+    code, out, err = cli(server, "append", "--session", session, "--file", str(document))
+    assert code == 0, err
+    held = int(out.strip())
+    assert held > 100 and f"tokens={held}" in cli(server, "sessions", "show", session)[1]
+    code, out, _ = cli(server, "append", "--session", session, "--prompt", " And")
+    assert code == 0 and int(out.strip()) == held + 1
+    code, _, err = cli(server, "append", "--session", session, "--file", str(tmp_path / "missing.txt"))
+    assert code == 1 and "--file" in err
+    code, _, err = cli(server, "append", "--session", "no-such-session", "--prompt", "x")
+    assert code == 1 and "no-such-session" in err

@@ -11,6 +11,9 @@
 #                             Manifest's Triton kernels travel in the bundle and are benchmarked.
 #   tests/gpu/run.sh serving  on the GPU machine: sympow-loadgen against the server on a random
 #                             124M-class model at 1-1024 users, $OUT/serving.json
+#   tests/gpu/run.sh long-session   on the GPU machine: one session of the bundled model fed
+#                             ~1.07M tokens through `sympow-cli append`, then a generation; server
+#                             RSS and GPU memory after each piece in $OUT/long_session.csv
 #   tests/gpu/run.sh report DIR   here: turn DIR (gpu-run.tgz unpacked) into bench/results/
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -71,13 +74,13 @@ device)
     timeout 200 "$bundle/bin/cuda_kernels_bench" --out "$OUT/kernels_bench.json" 2>&1 | tee "$OUT/kernels_bench.log" || status=1
   fi
   if wants engine; then
-    timeout 150 "$bundle/bin/cuda_engine_bench" --out "$OUT/engine_bench.json" 2>&1 | tee "$OUT/engine_bench.log" || status=1
+    timeout "${ENGINE_TIMEOUT:-150}" "$bundle/bin/cuda_engine_bench" --out "$OUT/engine_bench.json" 2>&1 | tee "$OUT/engine_bench.log" || status=1
   fi
   if wants peers; then
     timeout 150 /opt/torch/.venv/bin/python bench/peers/peers.py "$OUT/peers.json" 2>&1 | tee "$OUT/peers.log" || status=1
   fi
   if wants manifest && [[ -d $bundle/retention-src/retention ]]; then
-    timeout 300 /opt/torch/.venv/bin/python bench/peers/manifest.py "$bundle/retention-src" "$OUT/manifest.json" \
+    timeout "${MANIFEST_TIMEOUT:-300}" /opt/torch/.venv/bin/python bench/peers/manifest.py "$bundle/retention-src" "$OUT/manifest.json" \
       2>&1 | tee "$OUT/manifest.log" || status=1
   fi
   # One archive: the GPU machine hands back only a few files per call.
@@ -99,6 +102,31 @@ serving)
     --copy_tbps "$copy" --commit "${COMMIT:-unknown}" --out "$OUT/serving.json" \
     ${LOADGEN_FLAGS:-} 2>&1 |
     tee "$OUT/serving.log"
+  kill -TERM "$server" 2>/dev/null || true; wait "$server" || true
+  ;;
+long-session)
+  unpack
+  "$bundle/bin/sympow-server" --device cuda --model models/sympow-tiny --listen 127.0.0.1:50181 \
+    --metrics_listen "" > "$OUT/long_session_server.log" 2>&1 &
+  server=$!
+  for _ in $(seq 100); do grep -q "serving sympow" "$OUT/long_session_server.log" && break; sleep 0.2; done
+  cli() { "$bundle/bin/sympow-cli" --server 127.0.0.1:50181 "$@"; }
+  session=$(cli sessions create | awk '{print $1}')
+  # ~10k tokens, ~90k more, then the held-out text (193k tokens) five times: ~1.07M in all.
+  head -c 39000 tests/fixtures/heldout.txt > "$work/first.txt"
+  head -c 390000 tests/fixtures/heldout.txt | tail -c +39001 > "$work/second.txt"
+  echo "session_tokens,server_rss_kib,gpu_mib" > "$OUT/long_session.csv"
+  record() {
+    local gpu
+    gpu=$(nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits |
+      awk -F', ' -v pid="$server" '$1 == pid {print $2}')
+    echo "$1,$(ps -o rss= -p "$server" | tr -d ' '),$gpu" | tee -a "$OUT/long_session.csv"
+  }
+  for piece in "$work/first.txt" "$work/second.txt" $(printf "tests/fixtures/heldout.txt %.0s" 1 2 3 4 5); do
+    record "$(cli append --session "$session" --file "$piece" 2>/dev/null)"
+  done
+  cli generate --session "$session" --prompt " And" --max_new_tokens 16 --ignore_eos 2>&1 | tail -2
+  record "$(cli sessions show "$session" | grep -o 'tokens=[0-9]*' | cut -d= -f2)"
   kill -TERM "$server" 2>/dev/null || true; wait "$server" || true
   ;;
 report)
