@@ -15,7 +15,9 @@ set __path__.
   64 tokens; amortized over a fold = (63 x buffered step + folding step) / 64.
 """
 import argparse
+import faulthandler
 import json
+import traceback
 import os
 import sys
 import types
@@ -100,6 +102,7 @@ def decode(rt, expanded_dim, sessions):
 
     result = {"sessions": sessions, "layers": 1}
     for name, buffered in (("query_only", 0), ("buffer_1", 1), ("fold_64", FOLD)):
+        print(f"manifest decode: {sessions} sessions, {name}", flush=True)
         fn = step(buffered)
         result[f"{name}_us_python"] = median_ms(fn, 20) * 1e3
         result[f"{name}_us_graph"] = graph_ms(fn) * 1e3
@@ -110,22 +113,34 @@ def decode(rt, expanded_dim, sessions):
     return result
 
 
+def write(report, path):
+    with open(path, "w") as f:
+        json.dump(report, f, indent=2)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("source")
     parser.add_argument("out")
     parser.add_argument("--head_dim_128", action="store_true")
     args = parser.parse_args()
+    faulthandler.enable()
     rt, expanded_dim = load_triton_retention(args.source)
-    report = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "prefill": [], "decode": []}
+    report = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "prefill": [], "decode": [],
+              "errors": []}
     for sessions in (64, 256):
-        report["decode"].append(decode(rt, expanded_dim, sessions))
+        try:
+            report["decode"].append(decode(rt, expanded_dim, sessions))
+        except Exception:  # noqa: BLE001 (a peer that fails is reported, not fatal)
+            report["errors"].append(traceback.format_exc())
+            print(report["errors"][-1], flush=True)
+    write(report, args.out)
     for context in (4096, 16384, 65536, 131072):
         report["prefill"].append(prefill(rt, context, HEAD_DIM))
+        write(report, args.out)  # what is measured so far survives a timeout
     if args.head_dim_128:
         report["prefill"].append(prefill(rt, 16384, 128))
-    with open(args.out, "w") as f:
-        json.dump(report, f, indent=2)
+    write(report, args.out)
 
 
 if __name__ == "__main__":
