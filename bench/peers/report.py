@@ -90,7 +90,8 @@ def manifest_line(report):
     return ("- Manifest's `retention` Triton kernels (github.com/m-a-n-i-f-e-s-t/retention, brought to the GPU "
             "machine for the run): `power_retention` (chunk 1024) for prefill, `power_retention_inference` "
             "(bf16 state, buffer folded every 64 tokens) for decode, per step = (63 × one-token-buffer step + "
-            "folding step) / 64, × layers, as a CUDA graph and as called from Python")
+            "folding step) / 64, × layers, as a CUDA graph and as called from Python"
+            + (f". Note: {report['manifest']['source']}" if report["manifest"].get("source") else ""))
 
 
 def ratio(a, b):
