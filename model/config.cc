@@ -193,14 +193,12 @@ absl::StatusOr<ModelConfig> ParseModelConfig(absl::string_view json_text,
   r.Bool("tie_word_embeddings", &c.tie_word_embeddings);
   r.OptionalInt("bos_token_id", &c.bos_token_id);
   r.OptionalInt("eos_token_id", &c.eos_token_id);
-  const std::string state_dtype = r.String("state_dtype", "float32", false);
-  if (state_dtype == "float32") {
-    c.state_dtype = StateDType::kFloat32;
-  } else if (state_dtype == "bfloat16") {
-    c.state_dtype = StateDType::kBFloat16;
+  absl::StatusOr<StateDType> state_dtype =
+      ParseStateDType(r.String("state_dtype", "float32", false));
+  if (state_dtype.ok()) {
+    c.state_dtype = *state_dtype;
   } else {
-    r.Error("state_dtype",
-            absl::StrCat("must be \"float32\" or \"bfloat16\", got \"", state_dtype, "\""));
+    r.Error("state_dtype", state_dtype.status().message());
   }
   if (r.status().ok()) Validate(c, r);
   if (!r.status().ok()) return r.status();
@@ -242,6 +240,13 @@ std::string ModelConfigToJson(const ModelConfig& c) {
       {"state_dtype", StateDTypeName(c.state_dtype)},
   };
   return j.dump(2);
+}
+
+absl::StatusOr<StateDType> ParseStateDType(absl::string_view name) {
+  if (name == "float32") return StateDType::kFloat32;
+  if (name == "bfloat16") return StateDType::kBFloat16;
+  return absl::InvalidArgumentError(
+      absl::StrCat("must be \"float32\" or \"bfloat16\", got \"", name, "\""));
 }
 
 absl::string_view StateDTypeName(StateDType dtype) {

@@ -52,5 +52,7 @@ absl::StatusOr<ModelConfig> LoadModelConfig(const std::string& path);
 std::string ModelConfigToJson(const ModelConfig& config);
 
 absl::string_view StateDTypeName(StateDType dtype);
+// "float32" or "bfloat16"; INVALID_ARGUMENT quoting anything else.
+absl::StatusOr<StateDType> ParseStateDType(absl::string_view name);
 
 }  // namespace sympow

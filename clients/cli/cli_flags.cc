@@ -12,6 +12,9 @@ ABSL_FLAG(std::string, model, "",
 ABSL_FLAG(std::string, device, "auto",
           "local runs (generate --model, perplexity): cpu, cuda, or auto (cuda when present)");
 ABSL_FLAG(std::string, file, "", "text file: scored (perplexity) or appended to a session (append)");
+ABSL_FLAG(std::string, state_dtype, "",
+          "state storage, float32 or bfloat16: for random-model, and to override a model's for "
+          "perplexity (empty: the model's own)");
 ABSL_FLAG(std::string, server, "localhost:50051", "sympow-server address, host:port");
 ABSL_FLAG(std::string, session, "", "session id to continue (chat, generate)");
 ABSL_FLAG(std::string, prompt, "", "prompt text, encoded with the model's tokenizer.json");
@@ -58,6 +61,17 @@ absl::StatusOr<SamplingParams> SamplingFromFlags() {
 int ReportError(const absl::Status& status) {
   std::fprintf(stderr, "error: %s\n", std::string(status.message()).c_str());
   return 1;
+}
+
+absl::Status OverrideStateDType(ModelConfig& config) {
+  const std::string name = absl::GetFlag(FLAGS_state_dtype);
+  if (name.empty()) return absl::OkStatus();
+  absl::StatusOr<StateDType> dtype = ParseStateDType(name);
+  if (!dtype.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--state_dtype ", dtype.status().message()));
+  }
+  config.state_dtype = *dtype;
+  return absl::OkStatus();
 }
 
 }  // namespace sympow::cli

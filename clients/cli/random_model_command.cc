@@ -4,6 +4,7 @@
 #include <string>
 
 #include "absl/flags/flag.h"
+#include "clients/cli/cli_flags.h"
 #include "clients/cli/commands.h"
 #include "model/presets.h"
 #include "model/random_model.h"
@@ -13,7 +14,6 @@ ABSL_FLAG(std::string, out, "", "directory to write config.json and model.safete
 ABSL_FLAG(std::string, preset, "tiny",
           "shape of MODEL.md: 'tiny' (the bundled model's), '124m' or '14b'");
 ABSL_FLAG(uint64_t, weights_seed, 1, "random seed for the weights");
-ABSL_FLAG(std::string, state_dtype, "float32", "state storage: float32 or bfloat16");
 ABSL_FLAG(std::string, tokenizer, "",
           "a tokenizer.json to copy beside the weights (its vocabulary may be smaller than the "
           "model's), so that sympow-server can serve the model");
@@ -31,13 +31,10 @@ int RunRandomModel() {
     std::fprintf(stderr, "error: --preset: %s\n", std::string(config.status().message()).c_str());
     return 2;
   }
-  const std::string state_dtype = absl::GetFlag(FLAGS_state_dtype);
-  if (state_dtype != "float32" && state_dtype != "bfloat16") {
-    std::fprintf(stderr, "error: --state_dtype must be float32 or bfloat16, got '%s'\n",
-                 state_dtype.c_str());
+  if (absl::Status overridden = OverrideStateDType(*config); !overridden.ok()) {
+    std::fprintf(stderr, "error: %s\n", std::string(overridden.message()).c_str());
     return 2;
   }
-  config->state_dtype = state_dtype == "bfloat16" ? StateDType::kBFloat16 : StateDType::kFloat32;
   if (absl::Status status = WriteRandomModel(out, *config, absl::GetFlag(FLAGS_weights_seed));
       !status.ok()) {
     std::fprintf(stderr, "error: %s\n", std::string(status.message()).c_str());

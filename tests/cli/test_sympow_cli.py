@@ -78,3 +78,23 @@ def test_perplexity_scores_a_file(tmp_path):
     code, out, err = run("perplexity", "--model", BUNDLED, "--file", str(text))
     assert code == 0, err
     assert "perplexity" in out
+
+
+def loss_of(out):
+    return float(out.split("loss")[1].split()[0])
+
+
+def test_perplexity_by_decode_steps_matches_prefill_and_takes_a_state_dtype(tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("In the beginning God created the heaven and the earth. " * 20)
+    args = ("perplexity", "--model", BUNDLED, "--file", str(text), "--max_tokens", "120")
+    code, prefill, err = run(*args)
+    assert code == 0, err
+    code, decode, err = run(*args, "--decode")
+    assert code == 0 and "decode, float32 state" in decode, err
+    assert abs(loss_of(decode) - loss_of(prefill)) < 1e-3
+    code, bf16, err = run(*args, "--decode", "--state_dtype", "bfloat16")
+    assert code == 0 and "bfloat16 state" in bf16, err
+    assert abs(loss_of(bf16) - loss_of(prefill)) < 0.05
+    code, _, err = run(*args, "--state_dtype", "fp8")
+    assert code != 0 and '--state_dtype must be "float32" or "bfloat16"' in err
