@@ -253,22 +253,26 @@ __global__ void __launch_bounds__(Mma<kD>::kStateWarps * 32)
     }
   }
 
-  // The running state of this thread's accumulator elements.
+  // The running state of this thread's accumulator elements, and visiting each with where it
+  // lives in the slot's fp32 state (S as D × kD, then z; null for padding rows and columns).
   float acc[M::kMTiles][M::kNTiles][4];
+  auto each_element = [&](auto visit) {
 #pragma unroll
-  for (int mt = 0; mt < M::kMTiles; ++mt) {
+    for (int mt = 0; mt < M::kMTiles; ++mt) {
 #pragma unroll
-    for (int nt = 0; nt < M::kNTiles; ++nt) {
+      for (int nt = 0; nt < M::kNTiles; ++nt) {
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int f = feature[mt][e >> 1], col = nt * 8 + 2 * t4 + (e & 1);
-        float x = 0.0f;
-        if (f >= 0 && col < kD) x = state[static_cast<int64_t>(f) * kD + col];
-        if (f >= 0 && col == kD) x = state[static_cast<int64_t>(D) * kD + f];
-        acc[mt][nt][e] = x;
+        for (int e = 0; e < 4; ++e) {
+          const int f = feature[mt][e >> 1], col = nt * 8 + 2 * t4 + (e & 1);
+          float* element = nullptr;
+          if (f >= 0 && col < kD) element = state + static_cast<int64_t>(f) * kD + col;
+          if (f >= 0 && col == kD) element = state + static_cast<int64_t>(D) * kD + f;
+          visit(acc[mt][nt][e], element);
+        }
       }
     }
-  }
+  };
+  each_element([](float& a, const float* element) { a = element != nullptr ? *element : 0.0f; });
 
   const int64_t head_state = static_cast<int64_t>(M::kRows) * M::kWide;
   for (int c = first; c < end; ++c) {
@@ -330,18 +334,9 @@ __global__ void __launch_bounds__(Mma<kD>::kStateWarps * 32)
   }
 
   // The state after the segment's last chunk back to the slot (fp32).
-#pragma unroll
-  for (int mt = 0; mt < M::kMTiles; ++mt) {
-#pragma unroll
-    for (int nt = 0; nt < M::kNTiles; ++nt) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int f = feature[mt][e >> 1], col = nt * 8 + 2 * t4 + (e & 1);
-        if (f >= 0 && col < kD) state[static_cast<int64_t>(f) * kD + col] = acc[mt][nt][e];
-        if (f >= 0 && col == kD) state[static_cast<int64_t>(D) * kD + f] = acc[mt][nt][e];
-      }
-    }
-  }
+  each_element([](float& a, float* element) {
+    if (element != nullptr) *element = a;
+  });
 }
 
 // grid (query heads, chunks), kOutputWarps warps; warp w owns the chunk's query rows

@@ -25,6 +25,8 @@ import types
 import torch
 import torch.nn.functional as F
 
+from peers import median_ms  # bench/peers/peers.py, beside this script
+
 HEADS, HEAD_DIM, FOLD = 12, 64, 64
 
 
@@ -37,22 +39,6 @@ def load_triton_retention(source):
     import retention.triton as retention_triton  # noqa: E402 (needs the stand-ins above)
     from retention._utils import compute_expanded_dim
     return retention_triton, compute_expanded_dim
-
-
-def median_ms(fn, repeats=10):
-    for _ in range(3):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(repeats):
-        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        stop.record()
-        stop.synchronize()
-        times.append(start.elapsed_time(stop))
-    times.sort()
-    return times[len(times) // 2]
 
 
 def graph_ms(fn):
