@@ -51,7 +51,8 @@ nlohmann::json BenchModel(const std::string& name, const std::string& dir) {
   std::unique_ptr<LoadedModel> model = LoadModel(dir).value();
   const int64_t before = GpuBytesInUse();
   std::unique_ptr<Engine> engine =
-      Engine::Create(*model, CreateBackend("cuda", model->config, kMaxSessions).value(), {}).value();
+      Engine::Create(*model, CreateBackend("cuda", model->config, kMaxSessions).value(), {})
+          .value();
   const int64_t loaded = GpuBytesInUse();
   const int64_t vocab = model->config.vocab_size;
   const int64_t state_bytes = engine->backend().state_layout().Bytes();
@@ -85,7 +86,8 @@ nlohmann::json BenchModel(const std::string& name, const std::string& dir) {
     sampling.temperature = 0.8f;
     sampling.top_p = 0.95f;
     std::vector<Engine::StepInput> step;
-    for (const DecodeInput& input : inputs) step.push_back({input.session, {&input.token, 1}, &sampling});
+    for (const DecodeInput& input : inputs)
+      step.push_back({input.session, {&input.token, 1}, &sampling});
     engine->Step(step).value();
     constexpr int kSteps = 20;
     const double s = Seconds([&] {
@@ -95,8 +97,9 @@ nlohmann::json BenchModel(const std::string& name, const std::string& dir) {
       for (int i = 0; i < kSteps; ++i) engine->Decode(inputs).value();
     });
     const double tokens_per_s = batch * kSteps / s;
-    spdlog::info("{} decode batch {}: {:.0f} tokens/s ({:.0f} us/step; {:.0f} us with logits to the host)",
-                 name, batch, tokens_per_s, s / kSteps * 1e6, host_s / kSteps * 1e6);
+    spdlog::info(
+        "{} decode batch {}: {:.0f} tokens/s ({:.0f} us/step; {:.0f} us with logits to the host)",
+        name, batch, tokens_per_s, s / kSteps * 1e6, host_s / kSteps * 1e6);
     report["decode"].push_back({{"sessions", batch},
                                 {"tokens_per_s", tokens_per_s},
                                 {"us_per_step", s / kSteps * 1e6},
@@ -113,8 +116,8 @@ int Run() {
   nlohmann::json report;
   const std::string random_dir =
       (std::filesystem::temp_directory_path() / "sympow_bench_124m").string();
-  if (absl::Status written = WriteRandomModel(random_dir, PresetConfig("124m").value(), 1,
-                                              DType::kBF16);
+  if (absl::Status written =
+          WriteRandomModel(random_dir, PresetConfig("124m").value(), 1, DType::kBF16);
       !written.ok()) {
     spdlog::critical("{}", std::string(written.message()));
     return 1;

@@ -1,4 +1,8 @@
-// Chunk-parallel prefill on tensor cores (TF32 wmma, fp32 accumulation), in three kernels:
+// PowerPrefill and its planning: degree 2 at head_dim 64 and 128 goes to the BF16 tensor-core
+// kernels (power_prefill_mma.cu); every other shape to the general path here.
+//
+// The general chunk-parallel prefill on tensor cores (TF32 wmma, fp32 accumulation), in three
+// kernels:
 //  1. ChunkStateKernel, per (feature tile, kv head, chunk): ΔS = Σ_s exp(G_last − G_s)·φ(k_s)v_sᵀ
 //     and Δz the same with v = 1 (a column of ones next to v gives z from the same products);
 //  2. ScanKernel, per state element: walks each segment's chunks in order, leaving the state

@@ -35,7 +35,7 @@ struct Mma {
   static constexpr int kChunk = kD == 64 ? 256 : 128;  // tokens per chunk
   static constexpr int kMTiles = kD == 64 ? 2 : 1;     // 16-row tiles per warp
   static constexpr int kWarpRows = 16 * kMTiles;
-  static constexpr int kWide = kD + 8;                 // [S | z | 0…] columns
+  static constexpr int kWide = kD + 8;  // [S | z | 0…] columns
   static constexpr int kNTiles = kWide / 8;
   static constexpr int kColumnBlocks = kD / 16;
   static constexpr int kSteps = 16 * kColumnBlocks * (kColumnBlocks + 1) / 2;
@@ -51,7 +51,7 @@ struct Mma {
   static constexpr int kStages = 3;
   static constexpr int kStageElements = kStageSteps * 16 * kWide;
   static_assert(kSteps % kStageSteps == 0);
-  static constexpr int kKeyStride = kD + 4;    // fp32 keys, conflict-free column reads
+  static constexpr int kKeyStride = kD + 4;  // fp32 keys, conflict-free column reads
   static constexpr int kStateBuffer = kChunk * kKeyStride * 4 + kChunk * kWide * 2;  // bytes
   static constexpr int kValuesElements = kChunk * kWide;  // one chunk's decayed values
   static constexpr int kQueryStride = kD + 8;  // fp32 queries, conflict-free float2 reads
@@ -102,12 +102,14 @@ __device__ void LoadRowsBf16(const float* source, int heads, int head, int64_t f
   BatchedPieces<kThreads, kChunk * kPerRow>(
       [&](int i) {
         const int t = i / kPerRow, c = (i % kPerRow) * 4;
-        return t < n ? *reinterpret_cast<const float4*>(source + ((first_row + t) * heads + head) * kD + c)
+        return t < n ? *reinterpret_cast<const float4*>(source +
+                                                        ((first_row + t) * heads + head) * kD + c)
                      : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
       },
       [&](int i, float4 x) {
         const int t = i / kPerRow, c = (i % kPerRow) * 4;
-        *reinterpret_cast<uint2*>(to + t * stride + c) = make_uint2(PackBf16(x.x, x.y), PackBf16(x.z, x.w));
+        *reinterpret_cast<uint2*>(to + t * stride + c) =
+            make_uint2(PackBf16(x.x, x.y), PackBf16(x.z, x.w));
       });
 }
 
@@ -199,15 +201,15 @@ __global__ void __launch_bounds__(256)
 // grid (kRows / kStateBlockRows, kv heads, segments), kStateWarps warps.
 template <int kD>
 __global__ void __launch_bounds__(Mma<kD>::kStateWarps * 32)
-    ChunkStatesKernel(PowerAttentionShape shape, AttentionRows rows,
-                      const PrefillSegment* segments, const PrefillChunk* chunks,
-                      const __nv_bfloat16* decayed_values, const float* chunk_decays,
-                      __nv_bfloat16* before_states) {
+    ChunkStatesKernel(PowerAttentionShape shape, AttentionRows rows, const PrefillSegment* segments,
+                      const PrefillChunk* chunks, const __nv_bfloat16* decayed_values,
+                      const float* chunk_decays, __nv_bfloat16* before_states) {
   using M = Mma<kD>;
   extern __shared__ float4 shared_storage[];
   // Two buffers, each: keys fp32 [chunk × kKeyStride], then decayed values bf16 [chunk × kWide].
   auto keys_of = [&](int buffer) {
-    return reinterpret_cast<float*>(reinterpret_cast<char*>(shared_storage) + buffer * M::kStateBuffer);
+    return reinterpret_cast<float*>(reinterpret_cast<char*>(shared_storage) +
+                                    buffer * M::kStateBuffer);
   };
   auto values_of = [&](int buffer) {
     return reinterpret_cast<__nv_bfloat16*>(keys_of(buffer) + M::kChunk * M::kKeyStride);
@@ -287,7 +289,8 @@ __global__ void __launch_bounds__(Mma<kD>::kStateWarps * 32)
     __syncthreads();
 
     // The state before this chunk, for ChunkOutputKernel; then decayed over the chunk.
-    __nv_bfloat16* before = before_states + (static_cast<int64_t>(c) * shape.num_kv_heads + h) * head_state;
+    __nv_bfloat16* before =
+        before_states + (static_cast<int64_t>(c) * shape.num_kv_heads + h) * head_state;
 #pragma unroll
     for (int mt = 0; mt < M::kMTiles; ++mt) {
       const int row0 = blockIdx.x * M::kStateBlockRows + warp * M::kWarpRows + 16 * mt;
@@ -296,8 +299,9 @@ __global__ void __launch_bounds__(Mma<kD>::kStateWarps * 32)
 #pragma unroll
         for (int half = 0; half < 2; ++half) {
           float* pair = &acc[mt][nt][2 * half];
-          *reinterpret_cast<uint32_t*>(before + static_cast<int64_t>(row0 + g + 8 * half) * M::kWide +
-                                       nt * 8 + 2 * t4) = PackBf16(pair[0], pair[1]);
+          *reinterpret_cast<uint32_t*>(
+              before + static_cast<int64_t>(row0 + g + 8 * half) * M::kWide + nt * 8 + 2 * t4) =
+              PackBf16(pair[0], pair[1]);
           pair[0] *= chunk_decay;
           pair[1] *= chunk_decay;
         }
@@ -347,8 +351,8 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
                       const __nv_bfloat16* before_states) {
   using M = Mma<kD>;
   extern __shared__ float4 shared_storage[];
-  float* queries = reinterpret_cast<float*>(shared_storage);  // [chunk × kQueryStride]
-  float* log_gate = queries + M::kChunk * M::kQueryStride;     // [chunk]
+  float* queries = reinterpret_cast<float*>(shared_storage);            // [chunk × kQueryStride]
+  float* log_gate = queries + M::kChunk * M::kQueryStride;              // [chunk]
   auto* keys = reinterpret_cast<__nv_bfloat16*>(log_gate + M::kChunk);  // [chunk × kBf16Stride]
   __nv_bfloat16* values = keys + M::kChunk * M::kBf16Stride;            // [chunk × kWide]
   __nv_bfloat16* stages = values + M::kChunk * M::kWide;  // kStages × [kStageSteps·16 × kWide]
@@ -435,7 +439,8 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
             const float* q = queries + (warp_row + 16 * mt + g + 8 * half) * M::kQueryStride;
 #pragma unroll
             for (int hi = 0; hi < 2; ++hi) {
-              second[mt][half][hi] = *reinterpret_cast<const float2*>(q + 16 * jb + 2 * t4 + 8 * hi);
+              second[mt][half][hi] =
+                  *reinterpret_cast<const float2*>(q + 16 * jb + 2 * t4 + 8 * hi);
             }
           }
         }
@@ -447,9 +452,8 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
         uint32_t a[4];
 #pragma unroll
         for (int half = 0; half < 2; ++half) {
-          const float first =
-              query_scale[mt][half] *
-              queries[(warp_row + 16 * mt + g + 8 * half) * M::kQueryStride + i];
+          const float first = query_scale[mt][half] *
+                              queries[(warp_row + 16 * mt + g + 8 * half) * M::kQueryStride + i];
 #pragma unroll
           for (int hi = 0; hi < 2; ++hi) {
             const float2 x = second[mt][half][hi];
@@ -527,8 +531,8 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
       float* out = rows.out + ((chunk.first_row + r) * shape.num_heads + head) * kD;
 #pragma unroll
       for (int nt = 0; nt < kD / 8; ++nt) {
-        *reinterpret_cast<float2*>(out + nt * 8 + 2 * t4) =
-            make_float2(acc[mt][nt][2 * half] / denominator, acc[mt][nt][2 * half + 1] / denominator);
+        *reinterpret_cast<float2*>(out + nt * 8 + 2 * t4) = make_float2(
+            acc[mt][nt][2 * half] / denominator, acc[mt][nt][2 * half + 1] / denominator);
       }
     }
   }
@@ -543,8 +547,8 @@ template <int kD>
 size_t OutputShared() {
   using M = Mma<kD>;
   return sizeof(float) * (M::kChunk * M::kQueryStride + M::kChunk) +
-         sizeof(__nv_bfloat16) * (M::kChunk * M::kBf16Stride + M::kChunk * M::kWide +
-                                  M::kStages * M::kStageElements);
+         sizeof(__nv_bfloat16) *
+             (M::kChunk * M::kBf16Stride + M::kChunk * M::kWide + M::kStages * M::kStageElements);
 }
 
 template <int kD>
@@ -554,11 +558,13 @@ void Launch(const PowerAttentionShape& shape, const AttentionRows& rows,
   using M = Mma<kD>;
   // Workspace: the state before every chunk, then every chunk's decayed values, then its decay.
   auto* before_states = reinterpret_cast<__nv_bfloat16*>(workspace);
-  __nv_bfloat16* decayed_values = before_states + chunk_count * shape.num_kv_heads * M::kRows * M::kWide;
+  __nv_bfloat16* decayed_values =
+      before_states + chunk_count * shape.num_kv_heads * M::kRows * M::kWide;
   auto* chunk_decays = reinterpret_cast<float*>(decayed_values + chunk_count * shape.num_kv_heads *
                                                                      M::kValuesElements);
-  ChunkValuesKernel<kD><<<dim3(shape.num_kv_heads, static_cast<unsigned>(chunk_count)), 256, 0,
-                          stream>>>(shape, rows, chunks, decayed_values, chunk_decays);
+  ChunkValuesKernel<kD>
+      <<<dim3(shape.num_kv_heads, static_cast<unsigned>(chunk_count)), 256, 0, stream>>>(
+          shape, rows, chunks, decayed_values, chunk_decays);
 
   const size_t states_shared = StatesShared<kD>();
   cudaFuncSetAttribute(ChunkStatesKernel<kD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -587,9 +593,9 @@ int TensorCorePrefillChunkTokens(int head_dim) {
 }
 
 int64_t TensorCorePrefillWorkspaceFloats(int head_dim, int kv_heads, int64_t chunks) {
-  const int64_t bf16_elements = head_dim == 64
-                                    ? int64_t{Mma<64>::kRows} * Mma<64>::kWide + Mma<64>::kValuesElements
-                                    : int64_t{Mma<128>::kRows} * Mma<128>::kWide + Mma<128>::kValuesElements;
+  const int64_t bf16_elements =
+      head_dim == 64 ? int64_t{Mma<64>::kRows} * Mma<64>::kWide + Mma<64>::kValuesElements
+                     : int64_t{Mma<128>::kRows} * Mma<128>::kWide + Mma<128>::kValuesElements;
   return (chunks * kv_heads * bf16_elements + 1) / 2 + chunks * kv_heads;  // + chunk decays
 }
 

@@ -1,8 +1,7 @@
+#include <cfloat>
 #include <cub/block/block_reduce.cuh>
 #include <cub/block/block_scan.cuh>
 #include <cuda/functional>
-
-#include <cfloat>
 
 #include "kernels/sampling.h"
 
@@ -39,14 +38,15 @@ struct Shared {
   } cub;
   float histogram[kRadixBins];
   uint32_t prefix;
-  float above;   // weight of the keys above the prefix found so far
-  float at;      // weight of the keys equal to the final prefix
+  float above;  // weight of the keys above the prefix found so far
+  float at;     // weight of the keys equal to the final prefix
   int64_t found;
   float value;
 };
 
 __device__ float BlockMax(Shared& shared, float value) {
-  const float result = cub::BlockReduce<float, kSampleThreads>(shared.cub.reduce).Reduce(value, cuda::maximum<float>{});
+  const float result = cub::BlockReduce<float, kSampleThreads>(shared.cub.reduce)
+                           .Reduce(value, cuda::maximum<float>{});
   if (threadIdx.x == 0) shared.value = result;
   __syncthreads();
   const float all = shared.value;
@@ -174,8 +174,7 @@ __global__ void ApplyRepetitionPenalty(const float* logits, int64_t vocab,
   for (int64_t j = p.penalized_begin + threadIdx.x; j < p.penalized_end; j += blockDim.x) {
     const int32_t token = penalized[j];
     const float value = raw[token];
-    adjusted[token] =
-        value > 0 ? value / p.repetition_penalty : value * p.repetition_penalty;
+    adjusted[token] = value > 0 ? value / p.repetition_penalty : value * p.repetition_penalty;
   }
 }
 
@@ -247,7 +246,8 @@ __global__ void __launch_bounds__(kSampleThreads)
       };
       // Ties weigh the same: count them, then keep as many as reach the target.
       float tie_count = 0.0f;
-      for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x) tie_count += is_tie(i) ? 1.0f : 0.0f;
+      for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x)
+        tie_count += is_tie(i) ? 1.0f : 0.0f;
       const int64_t ties = static_cast<int64_t>(BlockTotal(shared, tie_count));
       const float tie_weight = ties > 0 ? at / static_cast<float>(ties) : 1.0f;
       const int64_t needed =

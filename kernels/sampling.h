@@ -16,7 +16,7 @@ struct SampleRowParams {
   float top_p = 1.0f;        // 1: off
   float min_p = 0.0f;        // 0: off
   float repetition_penalty = 1.0f;
-  double uniform = 0.0;  // in [0, 1)
+  double uniform = 0.0;         // in [0, 1)
   int64_t penalized_begin = 0;  // the row's penalised ids: penalized[begin, end)
   int64_t penalized_end = 0;
 };

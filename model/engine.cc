@@ -212,7 +212,8 @@ absl::StatusOr<MatrixView> Engine::RunStep(std::span<const StepInput> inputs,
                                                      " appears twice in one batch"));
     }
     const std::string field = absl::StrCat("inputs[", i, "].", tokens_field);
-    if (inputs[i].tokens.empty()) return absl::InvalidArgumentError(absl::StrCat(field, " is empty"));
+    if (inputs[i].tokens.empty())
+      return absl::InvalidArgumentError(absl::StrCat(field, " is empty"));
     if (absl::Status status = CheckTokens(inputs[i].tokens, field); !status.ok()) return status;
     batch_sessions.push_back(inputs[i].session);
     parts.push_back(*found);
@@ -270,7 +271,8 @@ absl::StatusOr<Engine::StepResult> Engine::Step(std::span<const StepInput> input
     result.tokens[i] = sampled[row];
     if (inputs[i].host_logits) {
       result.logits.resize(result.logits.size() + vocab);
-      backend_->CopyToHost(logits->Rows(row, 1), result.logits.data() + result.logits.size() - vocab);
+      backend_->CopyToHost(logits->Rows(row, 1),
+                           result.logits.data() + result.logits.size() - vocab);
     }
     ++row;
   }

@@ -183,7 +183,8 @@ void EngineWorker::Reap() {
 int64_t EngineWorker::PromptChunk(Active& active, const StepRow& row) {
   const Request& request = *active.request;
   if (row.first == 0 && active.prefilled == 0) UsePrefixCache(active);
-  int64_t count = std::min(row.count, static_cast<int64_t>(request.prompt.size()) - active.prefilled);
+  int64_t count =
+      std::min(row.count, static_cast<int64_t>(request.prompt.size()) - active.prefilled);
   if (active.checkpoint > active.prefilled) {
     count = std::min(count, active.checkpoint - active.prefilled);
   }

@@ -51,7 +51,7 @@ class EngineWorker {
     std::shared_ptr<Request> request;
     int64_t prefilled = 0;
     int64_t checkpoint = 0;  // a branch point to stop a prefill chunk at and cache the state
-    bool admitted = false;  // running: its session's state is pinned to its slot
+    bool admitted = false;   // running: its session's state is pinned to its slot
     std::optional<TokenOutput> pending;  // sampled; committed to the session by the next decode
     int64_t generated = 0;
     std::unique_ptr<Sampler> sampler;

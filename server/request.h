@@ -37,7 +37,7 @@ struct RequestEvent {
 struct Request {
   std::string id;  // for logs: the client's x-request-id, or one the server makes
   SessionId session = 0;
-  bool ephemeral = false;  // the session ends with the request (no session id was given)
+  bool ephemeral = false;       // the session ends with the request (no session id was given)
   std::vector<int32_t> prompt;  // appended to the session first
   bool generate = true;         // false: Append only
   SamplingParams sampling;

@@ -11,7 +11,8 @@ ABSL_FLAG(std::string, model, "",
           "model directory: generate runs it locally instead of asking --server");
 ABSL_FLAG(std::string, device, "auto",
           "local runs (generate --model, perplexity): cpu, cuda, or auto (cuda when present)");
-ABSL_FLAG(std::string, file, "", "text file: scored (perplexity) or appended to a session (append)");
+ABSL_FLAG(std::string, file, "",
+          "text file: scored (perplexity) or appended to a session (append)");
 ABSL_FLAG(std::string, state_dtype, "",
           "state storage, float32 or bfloat16: for random-model, and to override a model's for "
           "perplexity (empty: the model's own)");

@@ -3,8 +3,8 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
-#include <sstream>
 #include <iostream>
+#include <sstream>
 #include <string>
 
 #include "absl/flags/flag.h"
@@ -205,7 +205,8 @@ int RunAppend() {
   std::string text = absl::GetFlag(FLAGS_prompt);
   if (!file.empty()) {
     std::ifstream in(file, std::ios::binary);
-    if (!in) return ReportError(absl::NotFoundError(absl::StrCat("--file ", file, " cannot be read")));
+    if (!in)
+      return ReportError(absl::NotFoundError(absl::StrCat("--file ", file, " cannot be read")));
     std::ostringstream contents;
     contents << in.rdbuf();
     text = contents.str();

@@ -355,9 +355,10 @@ void CudaBackend::Sample(MatrixView logits, std::span<const RowSampling> rows,
   }
   int32_t* tokens = sampled_tokens_.Reserve(count);
   float* logprobs = sampled_logprobs_.Reserve(count);
-  kernels::SampleRows(Floats(logits), count, logits.cols,
-                      sample_params_.Upload(std::span<const kernels::SampleRowParams>(params), stream_),
-                      device_penalized, scratch, tokens, logprobs, stream_);
+  kernels::SampleRows(
+      Floats(logits), count, logits.cols,
+      sample_params_.Upload(std::span<const kernels::SampleRowParams>(params), stream_),
+      device_penalized, scratch, tokens, logprobs, stream_);
   CudaCheck(cudaGetLastError(), "sampling kernel");
   std::vector<int32_t> host_tokens(count);
   std::vector<float> host_logprobs(count);

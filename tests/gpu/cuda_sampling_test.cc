@@ -9,8 +9,8 @@
 
 #include "model/backend_factory.h"
 #include "model/loss.h"
-#include "model/sampler.h"
 #include "model/presets.h"
+#include "model/sampler.h"
 
 namespace sympow {
 namespace {
@@ -75,11 +75,11 @@ TEST(GpuSampling, MatchesTheHostRuleRowByRow) {
       std::printf("row %zu: GPU %d, host %d (T %.2f, k %d, p %.2f, min_p %.2f)\n", r, gpu[r].token,
                   expected, rows[r].temperature, rows[r].top_k, rows[r].top_p, rows[r].min_p);
     }
-    worst_logprob = std::max(
-        worst_logprob, std::abs(gpu[r].logprob + NegativeLogLikelihood(row, gpu[r].token)));
+    worst_logprob = std::max(worst_logprob,
+                             std::abs(gpu[r].logprob + NegativeLogLikelihood(row, gpu[r].token)));
   }
-  std::printf("[figure] GPU sampling, tokens differing from the host rule: %d of %zu\n",
-              mismatches, rows.size());
+  std::printf("[figure] GPU sampling, tokens differing from the host rule: %d of %zu\n", mismatches,
+              rows.size());
   std::printf("[figure] GPU sampling, log-prob error (nats): %.3g\n", worst_logprob);
   // Float against double sums may tip a draw that lands within rounding of a boundary.
   EXPECT_LE(mismatches, 2);

@@ -4,8 +4,8 @@
 
 #include "model/cpu/cpu_backend.h"
 #include "model/loss.h"
-#include "model/sampler.h"
 #include "model/random_model.h"
+#include "model/sampler.h"
 #include "tests/unit/model_files.h"
 #include "tests/unit/oracle_cases.h"
 
@@ -101,7 +101,8 @@ TEST_F(EngineSessions, MixedStepMatchesSeparatePrefillAndDecode) {
   SessionId a = engine_->CreateSession().value(), b = engine_->CreateSession().value();
   ASSERT_TRUE(engine_->Prefill(b, history).ok());
   const int32_t pending = 12;
-  const std::vector<Engine::StepInput> step = {{a, chunk, &greedy, true}, {b, {&pending, 1}, &greedy}};
+  const std::vector<Engine::StepInput> step = {{a, chunk, &greedy, true},
+                                               {b, {&pending, 1}, &greedy}};
   const Engine::StepResult mixed = engine_->Step(step).value();
 
   SessionId c = engine_->CreateSession().value();

@@ -91,7 +91,7 @@ TEST(Sampler, RepetitionPenaltyDiscouragesSeenTokens) {
   EXPECT_EQ(sampler.Sample(logits), 0);
   const int32_t seen[] = {0};
   sampler.Observe(seen);
-  EXPECT_EQ(sampler.Sample(logits), 1);                              // 2.0/1.5 < 1.5
+  EXPECT_EQ(sampler.Sample(logits), 1);                            // 2.0/1.5 < 1.5
   EXPECT_EQ(sampler.Sample(std::vector<float>{-1.0f, -1.2f}), 1);  // −1.5 < −1.2
 }
 
