@@ -106,6 +106,22 @@ def complete_with_retry(client, session_id, deadline_s=30):
             time.sleep(0.25)
 
 
+def stream_with_retry(client, session_id):
+    """A long Generate through nginx, returned once its first token arrived."""
+    deadline = time.time() + 60
+    while True:
+        stream = client.stub.Generate(
+            pb.GenerateRequest(input=pb.Input(text="The"), session_id=session_id, max_new_tokens=4000,
+                               ignore_eos=True), metadata=(("x-sympow-session", session_id),))
+        try:
+            next(stream)
+            return stream
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.UNAVAILABLE or time.time() > deadline:
+                raise
+            time.sleep(0.25)
+
+
 def holders(replicas, session_id):
     count = 0
     for replica in replicas:
@@ -131,14 +147,11 @@ def test_a_killed_replicas_sessions_continue_through_nginx_on_the_others():
                 for session_id in ids:
                     client.create_session(session_id=session_id)
                     tokens[session_id] = complete_with_retry(client, session_id).session_tokens
-                victim = max(range(3), key=lambda i: sessions_on(replicas[i]))
-                assert sessions_on(replicas[victim]) > 0
-                streaming = next(s for s in ids if holders([replicas[victim]], s) == 1)
-                stream = client.stub.Generate(
-                    pb.GenerateRequest(input=pb.Input(text="The"), session_id=streaming, max_new_tokens=4000,
-                                       ignore_eos=True), metadata=(("x-sympow-session", streaming),))
-                next(stream)  # mid-stream on the victim:
-                replicas[victim].stop(signal.SIGKILL)
+                # The victim is whichever replica serves this stream (idle sessions may have moved).
+                streaming = ids[0]
+                stream = stream_with_retry(client, streaming)
+                victim = next(i for i in range(3) if holders([replicas[i]], streaming) == 1)
+                replicas[victim].stop(signal.SIGKILL)  # mid-stream
                 with pytest.raises(grpc.RpcError):
                     list(stream)
                 # None lost: each goes on from its last snapshot (the interrupted call never completed).
