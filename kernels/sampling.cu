@@ -44,9 +44,10 @@ struct Shared {
   float value;
 };
 
-__device__ float BlockMax(Shared& shared, float value) {
-  const float result = cub::BlockReduce<float, kSampleThreads>(shared.cub.reduce)
-                           .Reduce(value, cuda::maximum<float>{});
+// The block's reduction of `value` by `op`, given to every thread.
+template <typename Op>
+__device__ float BlockReduceAll(Shared& shared, float value, Op op) {
+  const float result = cub::BlockReduce<float, kSampleThreads>(shared.cub.reduce).Reduce(value, op);
   if (threadIdx.x == 0) shared.value = result;
   __syncthreads();
   const float all = shared.value;
@@ -54,13 +55,12 @@ __device__ float BlockMax(Shared& shared, float value) {
   return all;
 }
 
+__device__ float BlockMax(Shared& shared, float value) {
+  return BlockReduceAll(shared, value, cuda::maximum<float>{});
+}
+
 __device__ float BlockTotal(Shared& shared, float value) {
-  const float result = cub::BlockReduce<float, kSampleThreads>(shared.cub.reduce).Sum(value);
-  if (threadIdx.x == 0) shared.value = result;
-  __syncthreads();
-  const float all = shared.value;
-  __syncthreads();
-  return all;
+  return BlockReduceAll(shared, value, cuda::std::plus<float>{});
 }
 
 // The key at which the weights, summed from the largest key down, first reach `target`:
