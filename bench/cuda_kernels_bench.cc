@@ -29,6 +29,10 @@ ABSL_FLAG(std::string, out, "kernels_bench.json", "where to write the JSON repor
 ABSL_FLAG(int64_t, max_prefill_context, 1 << 20, "longest prefill context measured");
 ABSL_FLAG(int64_t, min_prefill_context, 1024, "shortest prefill context measured");
 ABSL_FLAG(bool, decode, true, "measure decode (false: prefill only, e.g. under a profiler)");
+ABSL_FLAG(bool, prefill, true, "measure prefill (false: decode only, e.g. under a profiler)");
+ABSL_FLAG(std::vector<std::string>, decode_sessions,
+          std::vector<std::string>({"1", "16", "64", "256"}),
+          "session counts decode is measured at, ascending");
 
 namespace sympow {
 namespace {
@@ -167,7 +171,7 @@ nlohmann::json BenchDecode(const AttentionShape& s, int sessions, bool bf16, dou
   cudaMemsetAsync(base, 0, state_bytes * sessions, stream);
   Activations act(device.shape, sessions, stream);
   DeviceArray<float> scratch;
-  scratch.Reserve(int64_t{sessions} * s.heads * (s.head_dim + 1));
+  scratch.Reserve(kernels::DecodeScratchFloats(device.shape, sessions));
   std::vector<DeviceArray<kernels::DecodeRow>> rows_by_layer(s.layers);
   for (int layer = 0; layer < s.layers; ++layer) {
     std::vector<kernels::DecodeRow> rows;
@@ -274,27 +278,34 @@ int Run() {
 
   size_t free_bytes = 0, total_bytes = 0;
   cudaMemGetInfo(&free_bytes, &total_bytes);
+  std::vector<int> decode_sessions;
+  for (const std::string& count : absl::GetFlag(FLAGS_decode_sessions)) {
+    decode_sessions.push_back(std::stoi(count));
+  }
   for (bool bf16 : {false, true}) {
     if (!absl::GetFlag(FLAGS_decode)) break;
-    for (int sessions : {1, 16, 64, 256}) {
+    for (int sessions : decode_sessions) {
       report["decode"].push_back(BenchDecode(k124m, sessions, bf16, copy_tbps, stream));
     }
     const int64_t per_session =
         DeviceShape(k14b, stream).StateElementsPerLayer() * (bf16 ? 2 : 4) * k14b.layers;
     const int fit = static_cast<int>(std::min<int64_t>(256, free_bytes * 0.8 / per_session));
-    for (int sessions : {1, 16, 64, 256}) {
+    for (int sessions : decode_sessions) {
       if (sessions <= fit)
         report["decode"].push_back(BenchDecode(k14b, sessions, bf16, copy_tbps, stream));
     }
-    if (fit < 256 && fit > 64)
+    // The 14B shape also at the most sessions that fit, when that is between the counts asked.
+    if (fit < decode_sessions.back() && fit > decode_sessions.front())
       report["decode"].push_back(BenchDecode(k14b, fit, bf16, copy_tbps, stream));
   }
   for (int64_t context = absl::GetFlag(FLAGS_min_prefill_context);
-       context <= absl::GetFlag(FLAGS_max_prefill_context); context *= 4) {
+       absl::GetFlag(FLAGS_prefill) && context <= absl::GetFlag(FLAGS_max_prefill_context);
+       context *= 4) {
     report["prefill"].push_back(BenchPrefill(k124m, context, gemm_tflops, stream));
   }
   for (int64_t context : {4096, 65536}) {
-    report["prefill"].push_back(BenchPrefill(k14b, context, gemm_tflops, stream));
+    if (absl::GetFlag(FLAGS_prefill))
+      report["prefill"].push_back(BenchPrefill(k14b, context, gemm_tflops, stream));
   }
   std::ofstream(absl::GetFlag(FLAGS_out)) << report.dump(2) << "\n";
   spdlog::info("wrote {}", absl::GetFlag(FLAGS_out));

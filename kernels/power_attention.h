@@ -59,7 +59,9 @@ struct PrefillChunk {
   int32_t segment;
 };
 
-// Decodes one token for each of `count` rows; `scratch` holds count·num_heads·(d+1) floats.
+// Floats of scratch PowerDecode needs for `count` rows.
+int64_t DecodeScratchFloats(const PowerAttentionShape& shape, int64_t count);
+// Decodes one token for each of `count` rows.
 void PowerDecode(const PowerAttentionShape& shape, const AttentionRows& rows,
                  const DecodeRow* decode_rows, int64_t count, bool bf16_state, float* scratch,
                  cudaStream_t stream);

@@ -1,7 +1,10 @@
 // Fused decode: per (session, kv head, tile of features), one pass over the tile of S and z that
 // reads the old state for the query and writes the gated, updated state; partial numerators and
-// denominators meet in a scratch buffer, and a second kernel adds the token's own term.
+// denominators meet in a scratch buffer, and the tile that finishes last adds the token's own term
+// and writes the outputs. One launch per layer.
 #include <cuda_bf16.h>
+
+#include <algorithm>
 
 #include "kernels/grid.cuh"
 #include "kernels/power_attention.h"
@@ -10,10 +13,47 @@
 namespace sympow::kernels {
 namespace {
 
-// State bytes per block: large tiles amortise each block's set-up (q, k, v and φ of its features)
-// over more state; small ones give a handful of sessions enough blocks to fill the GPU.
-constexpr int kLargeTileBytes = 512 * 64 * 4;
-constexpr int kSmallTile = 64;
+// State bytes per block: large tiles amortise each block's set-up (q, k, v and φ of its features,
+// the partial sums' atomics) over more state; a batch of few sessions is cut finer, so that it
+// still gives every SM kMinBlocksPerSM blocks. Swept on an H200 (bench/results/raw/
+// decode_tile_sweep.log): 128 KB beat 64 KB by 2–5 points of copy bandwidth and 32 KB by up to
+// 30 on the 14B shape; the minimum block count (4, 8, 16) moved nothing by more than 5 points.
+constexpr int64_t kTileBytes = 128 * 1024;
+constexpr int kMinBlocksPerSM = 8;
+constexpr int kMinTileFeatures = 64;
+
+int MultiprocessorCount() {
+  static const int count = [] {
+    int device = 0, sms = 0;
+    cudaGetDevice(&device);
+    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+    return sms;
+  }();
+  return count;
+}
+
+// Shared memory of a block: q, k, v, φ(q) and φ(k) of its features, the partial sums.
+size_t SharedBytes(const PowerAttentionShape& shape, int tile_features) {
+  const int group = shape.num_heads / shape.num_kv_heads;
+  return sizeof(float) * ((2 * group + 2) * shape.head_dim + (group + 1) * tile_features + group);
+}
+
+// Features per block: equal tiles, a multiple of 8 features, whose φ fits the 48 KB of shared
+// memory a launch gets without opting in (less a margin for the kernel's static shared memory).
+int TileFeatures(const PowerAttentionShape& shape, int64_t count, bool bf16_state) {
+  constexpr size_t kSharedBytes = 47 * 1024;
+  const int group = shape.num_heads / shape.num_kv_heads;
+  const int64_t D = shape.expanded_dim;
+  const int64_t row_bytes = shape.head_dim * (bf16_state ? 2 : 4);
+  const int64_t most_features =
+      static_cast<int64_t>((kSharedBytes - SharedBytes(shape, 0)) / sizeof(float)) / (group + 1);
+  const int64_t tile_bytes = std::min(kTileBytes, most_features / 8 * 8 * row_bytes);
+  int64_t tiles = (D * row_bytes + tile_bytes - 1) / tile_bytes;
+  const int64_t pairs = count * shape.num_kv_heads;
+  const int64_t wanted = (int64_t{MultiprocessorCount()} * kMinBlocksPerSM + pairs - 1) / pairs;
+  tiles = std::max(tiles, std::min(wanted, D / kMinTileFeatures));
+  return static_cast<int>(((D + tiles - 1) / tiles + 7) / 8 * 8);
+}
 
 // kVector consecutive state elements, 16 bytes of storage, widened to fp32.
 template <typename Storage>
@@ -22,23 +62,8 @@ struct Vector {
   float x[kSize];
 };
 
-__device__ inline Vector<float> Load(const float* p) {
-  const float4 v = *reinterpret_cast<const float4*>(p);
-  return {{v.x, v.y, v.z, v.w}};
-}
 __device__ inline void Store(float* p, const Vector<float>& v) {
-  *reinterpret_cast<float4*>(p) = make_float4(v.x[0], v.x[1], v.x[2], v.x[3]);
-}
-__device__ inline Vector<__nv_bfloat16> Load(const __nv_bfloat16* p) {
-  const uint4 bits = *reinterpret_cast<const uint4*>(p);
-  const uint32_t words[4] = {bits.x, bits.y, bits.z, bits.w};
-  Vector<__nv_bfloat16> v;
-  for (int i = 0; i < 4; ++i) {
-    const float2 pair = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&words[i]));
-    v.x[2 * i] = pair.x;
-    v.x[2 * i + 1] = pair.y;
-  }
-  return v;
+  __stcs(reinterpret_cast<float4*>(p), make_float4(v.x[0], v.x[1], v.x[2], v.x[3]));
 }
 __device__ inline void Store(__nv_bfloat16* p, const Vector<__nv_bfloat16>& v) {
   uint32_t words[4];
@@ -46,16 +71,40 @@ __device__ inline void Store(__nv_bfloat16* p, const Vector<__nv_bfloat16>& v) {
     const __nv_bfloat162 pair = __floats2bfloat162_rn(v.x[2 * i], v.x[2 * i + 1]);
     words[i] = *reinterpret_cast<const uint32_t*>(&pair);
   }
-  *reinterpret_cast<uint4*>(p) = make_uint4(words[0], words[1], words[2], words[3]);
+  __stcs(reinterpret_cast<uint4*>(p), make_uint4(words[0], words[1], words[2], words[3]));
 }
 __device__ inline float LoadOne(const float* p) { return *p; }
 __device__ inline float LoadOne(const __nv_bfloat16* p) { return __bfloat162float(*p); }
 __device__ inline void StoreOne(float* p, float v) { *p = v; }
 __device__ inline void StoreOne(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
 
-// Rows of the state each thread keeps in flight: 32 bytes of loads per thread before any is used.
+// Rows of the state a thread loads per batch (16 bytes each), while the next batch is in flight:
+// 64–128 bytes of loads outstanding per thread, half that where many query heads share a kv head
+// and their numerators take the registers.
+template <int kGroup>
+constexpr int kRowsPerBatch = kGroup <= 2 ? 4 : 2;
+
+// 16 bytes of state as stored, kept raw until used (4 registers whatever the storage type).
+__device__ inline uint4 LoadRaw(const void* p) { return __ldcs(static_cast<const uint4*>(p)); }
 template <typename Storage>
-constexpr int kRowsInFlight = 8 / sizeof(Storage);
+__device__ inline Vector<Storage> Widen(uint4 raw);
+template <>
+__device__ inline Vector<float> Widen<float>(uint4 raw) {
+  return {{__uint_as_float(raw.x), __uint_as_float(raw.y), __uint_as_float(raw.z),
+           __uint_as_float(raw.w)}};
+}
+template <>
+__device__ inline Vector<__nv_bfloat16> Widen<__nv_bfloat16>(uint4 raw) {
+  const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+  Vector<__nv_bfloat16> v;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 pair = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&words[i]));
+    v.x[2 * i] = pair.x;
+    v.x[2 * i + 1] = pair.y;
+  }
+  return v;
+}
 
 // Adds a row's contribution to every query head's numerator, then gates and advances the row.
 template <typename Storage, int kGroup>
@@ -77,12 +126,37 @@ __device__ inline void AdvanceRow(Storage* s, Vector<Storage> row, const float* 
   Store(s, row);
 }
 
-// grid (feature tiles, kv heads, rows); scratch: numerators [rows × H × d], then denominators
-// [rows × H], zeroed by the caller. kGroup bounds the query heads per kv head (registers).
+// Run by the last block of a (row, kv head) to arrive, once every tile's partial sums are in
+// scratch: warp g writes query head g of the group, out = (g·s^p·num + w·v) / (g·s^p·den + w + ε)
+// with w = (s·q·k)^p, the token's own term.
+__device__ inline void FinishHeads(const PowerAttentionShape& shape, const float* q,
+                                   const float* k, const float* v, float gate, int group,
+                                   const float* numerators, const float* denominators,
+                                   float* out) {
+  const int d = shape.head_dim;
+  const int g = threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (g >= group) return;
+  float dot = 0.0f;
+  for (int j = lane; j < d; j += 32) dot += q[g * d + j] * k[j];
+  const float self_weight = EvenPower(shape.scale * WarpSum(dot), shape.degree);
+  const float carried = gate * shape.scale_pow;
+  const float inverse =
+      1.0f / (carried * __ldcg(&denominators[g]) + self_weight + kNormalizerEpsilon);
+  for (int j = lane; j < d; j += 32) {
+    out[g * d + j] = (carried * __ldcg(&numerators[g * d + j]) + self_weight * v[j]) * inverse;
+  }
+}
+
+// grid (feature tiles, kv heads, rows). Each block reads and rewrites its tile of S and z once,
+// adds its partial numerators and denominators into scratch (DecodeScratchFloats: numerators
+// [rows × H × d], denominators [rows × H], arrivals [rows × kv heads], zeroed by the caller), and
+// the last tile of a (row, kv head) to finish writes the outputs. kGroup bounds the query heads
+// per kv head (registers); small groups leave registers for four blocks an SM.
 template <typename Storage, int kGroup>
-__global__ void __launch_bounds__(kThreads)
-    DecodeStateKernel(PowerAttentionShape shape, AttentionRows rows, const DecodeRow* decode_rows,
-                      int64_t count, int tile_size, float* scratch) {
+__global__ void __launch_bounds__(kThreads, kGroup <= 2 ? 4 : (kGroup <= 5 ? 3 : 2))
+    DecodeKernel(PowerAttentionShape shape, AttentionRows rows, const DecodeRow* decode_rows,
+                 int64_t count, int tile_size, float* scratch) {
   constexpr int kSize = Vector<Storage>::kSize;
   extern __shared__ float shared[];
   const int d = shape.head_dim;
@@ -99,6 +173,26 @@ __global__ void __launch_bounds__(kThreads)
   float* phi_q = v + d;                      // [group × tile_size]
   float* phi_k = phi_q + group * tile_size;  // [tile_size]
   float* sum = phi_k + tile_size;            // [group × d] numerators, then [group] denominators
+  __shared__ bool last_to_arrive;
+
+  // The first batch of rows is fetched before φ is made, so the two latencies overlap.
+  Storage* S = static_cast<Storage*>(decode.state) + static_cast<int64_t>(h) * D * (d + 1);
+  Storage* z = S + static_cast<int64_t>(D) * d;
+  const int lanes = d / kSize;
+  const int col = (threadIdx.x % lanes) * kSize;
+  const int row_groups = blockDim.x / lanes;
+  const int first_row = threadIdx.x / lanes;
+  constexpr int kBatch = kRowsPerBatch<kGroup>;
+  const int batch_rows = kBatch * row_groups;
+  uint4 current[kBatch], next[kBatch];
+  auto fetch = [&](uint4(&into)[kBatch], int base) {
+#pragma unroll
+    for (int r = 0; r < kBatch; ++r) {
+      const int row = base + first_row + r * row_groups;
+      if (row < tile) into[r] = LoadRaw(S + static_cast<int64_t>(first_feature + row) * d + col);
+    }
+  };
+  fetch(current, 0);
 
   const float* q_row = rows.q + decode.row * shape.num_heads * d + h * group * d;
   for (int i = threadIdx.x; i < group * d; i += blockDim.x) {
@@ -112,23 +206,6 @@ __global__ void __launch_bounds__(kThreads)
   if (threadIdx.x < group) sum[group * d + threadIdx.x] = 0.0f;
   const float gate =
       rows.log_gate ? expf(rows.log_gate[decode.row * shape.num_kv_heads + h]) : 1.0f;
-
-  // The first rows of the tile are fetched before φ is made, so the two latencies overlap.
-  Storage* S = static_cast<Storage*>(decode.state) + static_cast<int64_t>(h) * D * (d + 1);
-  Storage* z = S + static_cast<int64_t>(D) * d;
-  const int lanes = d / kSize;
-  const int col = (threadIdx.x % lanes) * kSize;
-  const int row_groups = blockDim.x / lanes;
-  constexpr int kInFlight = kRowsInFlight<Storage>;
-  Vector<Storage> held[kInFlight];
-  auto fetch = [&](int f) {
-#pragma unroll
-    for (int r = 0; r < kInFlight; ++r) {
-      const int row = f + r * row_groups;
-      if (row < tile) held[r] = Load(S + static_cast<int64_t>(first_feature + row) * d + col);
-    }
-  };
-  fetch(threadIdx.x / lanes);
   __syncthreads();
   for (int f = threadIdx.x; f < tile; f += blockDim.x) {
     const uint8_t* factors = shape.monomials + (first_feature + f) * shape.degree;
@@ -142,22 +219,30 @@ __global__ void __launch_bounds__(kThreads)
   float numerator[kGroup][kSize] = {};
   Vector<Storage> value;
   for (int j = 0; j < kSize; ++j) value.x[j] = v[col + j];
-  for (int f = threadIdx.x / lanes; f < tile; f += kInFlight * row_groups) {
-    if (f != threadIdx.x / lanes) fetch(f);
+  for (int base = 0; base < tile; base += batch_rows) {
+    if (base + batch_rows < tile) fetch(next, base + batch_rows);
 #pragma unroll
-    for (int r = 0; r < kInFlight; ++r) {
-      const int row = f + r * row_groups;
+    for (int r = 0; r < kBatch; ++r) {
+      const int row = base + first_row + r * row_groups;
       if (row < tile) {
         AdvanceRow<Storage, kGroup>(S + static_cast<int64_t>(first_feature + row) * d + col,
-                                    held[r], phi_q + row, tile_size, phi_k[row], gate, value, group,
-                                    numerator);
+                                    Widen<Storage>(current[r]), phi_q + row, tile_size,
+                                    phi_k[row], gate, value, group, numerator);
       }
     }
+#pragma unroll
+    for (int r = 0; r < kBatch; ++r) current[r] = next[r];
   }
+  // Lanes of a warp that share columns add up first: fewer shared-memory atomics.
 #pragma unroll
   for (int g = 0; g < kGroup; ++g) {
     if (g < group) {
-      for (int j = 0; j < kSize; ++j) atomicAdd(&sum[g * d + col + j], numerator[g][j]);
+      for (int j = 0; j < kSize; ++j) {
+        float partial = numerator[g][j];
+        for (int offset = lanes; offset < 32; offset *= 2)
+          partial += __shfl_xor_sync(0xffffffffu, partial, offset);
+        if (threadIdx.x % 32 < lanes) atomicAdd(&sum[g * d + col + j], partial);
+      }
     }
   }
   float denominator[kGroup] = {};
@@ -178,42 +263,22 @@ __global__ void __launch_bounds__(kThreads)
     }
   }
   __syncthreads();
+  const int64_t heads = count * shape.num_heads;
   float* numerators = scratch + (blockIdx.z * shape.num_heads + h * group) * d;
-  float* denominators =
-      scratch + count * shape.num_heads * d + blockIdx.z * shape.num_heads + h * group;
+  float* denominators = scratch + heads * d + blockIdx.z * shape.num_heads + h * group;
+  auto* arrivals = reinterpret_cast<unsigned*>(scratch + heads * (d + 1)) +
+                   blockIdx.z * shape.num_kv_heads + h;
   for (int i = threadIdx.x; i < group * d; i += blockDim.x) atomicAdd(&numerators[i], sum[i]);
   if (threadIdx.x < group) atomicAdd(&denominators[threadIdx.x], sum[group * d + threadIdx.x]);
-}
-
-// One warp per (row, query head): out = (g·s^p·num + w·v) / (g·s^p·den + w + ε), w = (s·q·k)^p.
-__global__ void DecodeFinishKernel(PowerAttentionShape shape, AttentionRows rows,
-                                   const DecodeRow* decode_rows, int64_t count,
-                                   const float* scratch) {
-  const int lane = threadIdx.x % 32;
-  for (int64_t task = GlobalThread() / 32; task < count * shape.num_heads;
-       task += GridThreads() / 32) {
-    const int64_t i = task / shape.num_heads;
-    const int head = task % shape.num_heads;
-    const int d = shape.head_dim;
-    const int kv_head = head / (shape.num_heads / shape.num_kv_heads);
-    const int64_t row = decode_rows[i].row;
-    const float* q = rows.q + (row * shape.num_heads + head) * d;
-    const float* k = rows.k + (row * shape.num_kv_heads + kv_head) * d;
-    const float* v = rows.v + (row * shape.num_kv_heads + kv_head) * d;
-    float dot = 0.0f;
-    for (int j = lane; j < d; j += 32) dot += q[j] * k[j];
-    dot = WarpSum(dot);
-    const float self_weight = EvenPower(shape.scale * dot, shape.degree);
-    const float gate =
-        rows.log_gate ? expf(rows.log_gate[row * shape.num_kv_heads + kv_head]) : 1.0f;
-    const float carried = gate * shape.scale_pow;
-    const float* numerator = scratch + task * d;
-    const float denominator = scratch[count * shape.num_heads * d + task];
-    const float inverse = 1.0f / (carried * denominator + self_weight + kNormalizerEpsilon);
-    float* out = rows.out + (row * shape.num_heads + head) * d;
-    for (int j = lane; j < d; j += 32)
-      out[j] = (carried * numerator[j] + self_weight * v[j]) * inverse;
-  }
+  // The classic last-block pattern: each block's sums are visible before its arrival counts.
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) last_to_arrive = atomicAdd(arrivals, 1u) == gridDim.x - 1;
+  __syncthreads();
+  if (!last_to_arrive) return;
+  __threadfence();
+  FinishHeads(shape, q, k, v, gate, group, numerators, denominators,
+              rows.out + (decode.row * shape.num_heads + h * group) * d);
 }
 
 template <typename Storage>
@@ -223,41 +288,39 @@ void LaunchDecodeState(int group, dim3 grid, size_t shared, cudaStream_t stream,
   // The numerator registers are sized by the group: exact for the common ones.
   switch (group) {
     case 1:
-      return DecodeStateKernel<Storage, 1>
+      return DecodeKernel<Storage, 1>
           <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, tile, scratch);
     case 2:
-      return DecodeStateKernel<Storage, 2>
+      return DecodeKernel<Storage, 2>
           <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, tile, scratch);
     case 4:
-      return DecodeStateKernel<Storage, 4>
+      return DecodeKernel<Storage, 4>
           <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, tile, scratch);
     case 5:
-      return DecodeStateKernel<Storage, 5>
+      return DecodeKernel<Storage, 5>
           <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, tile, scratch);
     default:
-      return DecodeStateKernel<Storage, kMaxGroup>
+      return DecodeKernel<Storage, kMaxGroup>
           <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, tile, scratch);
   }
 }
 
 }  // namespace
 
+int64_t DecodeScratchFloats(const PowerAttentionShape& shape, int64_t count) {
+  return count * (shape.num_heads * (shape.head_dim + 1) + shape.num_kv_heads);
+}
+
 void PowerDecode(const PowerAttentionShape& shape, const AttentionRows& rows,
                  const DecodeRow* decode_rows, int64_t count, bool bf16_state, float* scratch,
                  cudaStream_t stream) {
   if (count == 0) return;
   const int group = shape.num_heads / shape.num_kv_heads;
-  cudaMemsetAsync(scratch, 0, count * shape.num_heads * (shape.head_dim + 1) * sizeof(float),
-                  stream);
-  // Large tiles of equal size (a multiple of 8 features) when they still make enough blocks.
-  const int large_tile = kLargeTileBytes / (shape.head_dim * (bf16_state ? 2 : 4));
-  const int64_t tiles = (shape.expanded_dim + large_tile - 1) / large_tile;
-  const int balanced = static_cast<int>((shape.expanded_dim + tiles - 1) / tiles + 7) / 8 * 8;
-  const int tile = tiles * shape.num_kv_heads * count >= 512 ? balanced : kSmallTile;
+  cudaMemsetAsync(scratch, 0, DecodeScratchFloats(shape, count) * sizeof(float), stream);
+  const int tile = TileFeatures(shape, count, bf16_state);
   const dim3 grid((shape.expanded_dim + tile - 1) / tile, shape.num_kv_heads,
                   static_cast<unsigned>(count));
-  const size_t shared = sizeof(float) * ((group + 2) * shape.head_dim + (group + 1) * tile +
-                                         group * shape.head_dim + group);
+  const size_t shared = SharedBytes(shape, tile);
   if (bf16_state) {
     LaunchDecodeState<__nv_bfloat16>(group, grid, shared, stream, shape, rows, decode_rows, count,
                                      tile, scratch);
@@ -265,8 +328,6 @@ void PowerDecode(const PowerAttentionShape& shape, const AttentionRows& rows,
     LaunchDecodeState<float>(group, grid, shared, stream, shape, rows, decode_rows, count, tile,
                              scratch);
   }
-  DecodeFinishKernel<<<GridFor(count * shape.num_heads * 32), kThreads, 0, stream>>>(
-      shape, rows, decode_rows, count, scratch);
 }
 
 }  // namespace sympow::kernels

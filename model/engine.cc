@@ -98,10 +98,10 @@ absl::StatusOr<SessionId> Engine::ForkSession(SessionId source) {
     backend_->CopyStateSlot(tiers_.Slot(source, both).value(), tiers_.Slot(fork, both).value());
   } else {
     // Through the bytes, so the source may give up its slot to the fork.
-    absl::StatusOr<std::vector<std::byte>> state = tiers_.Read(source);
-    if (!state.ok()) return state.status();
+    std::vector<std::byte> state(backend_->state_layout().Bytes());
+    if (absl::Status read = tiers_.Read(source, state); !read.ok()) return read;
     if (absl::Status added = tiers_.Add(fork); !added.ok()) return added;
-    backend_->WriteStateSlot(tiers_.Slot(fork).value(), *state);
+    backend_->WriteStateSlot(tiers_.Slot(fork).value(), state);
   }
   ++next_session_;
   sessions_[fork] = copy;
@@ -296,9 +296,16 @@ absl::StatusOr<SessionId> Engine::RestoreSession(std::span<const std::byte> stat
 }
 
 absl::StatusOr<std::vector<std::byte>> Engine::ReadState(SessionId session) {
+  std::vector<std::byte> bytes(backend_->state_layout().Bytes());
+  absl::Status read = ReadState(session, bytes);
+  if (!read.ok()) return read;
+  return bytes;
+}
+
+absl::Status Engine::ReadState(SessionId session, std::span<std::byte> to) {
   absl::StatusOr<Session*> found = Find(session);
   if (!found.ok()) return found.status();
-  return tiers_.Read(session);
+  return tiers_.Read(session, to);
 }
 
 }  // namespace sympow

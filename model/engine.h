@@ -92,6 +92,8 @@ class Engine {
 
   // The session's raw state (StateLayout bytes), e.g. for comparing or persisting it.
   absl::StatusOr<std::vector<std::byte>> ReadState(SessionId session);
+  // The same into `to` (StateLayout::Bytes() long), e.g. pinned host memory from the backend.
+  absl::Status ReadState(SessionId session, std::span<std::byte> to);
   // A new session holding `state` (as ReadState gave it) after `length` tokens.
   absl::StatusOr<SessionId> RestoreSession(std::span<const std::byte> state, int64_t length);
 

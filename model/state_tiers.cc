@@ -75,12 +75,12 @@ absl::StatusOr<int32_t> StateTiers::Slot(SessionId id, std::span<const SessionId
     host_in_use_ -= state_bytes_;
     entry.host.reset();
   } else {
-    absl::StatusOr<std::vector<std::byte>> bytes = ReadSpill(entry.file);
-    if (!bytes.ok()) {
+    std::vector<std::byte> bytes(state_bytes_);
+    if (absl::Status read = ReadSpill(entry.file, bytes); !read.ok()) {
       backend_.ReleaseStateSlot(*slot);
-      return bytes.status();
+      return read;
     }
-    backend_.WriteStateSlot(*slot, *bytes);
+    backend_.WriteStateSlot(*slot, bytes);
     std::filesystem::remove(entry.file);
     entry.file.clear();
   }
@@ -89,20 +89,21 @@ absl::StatusOr<int32_t> StateTiers::Slot(SessionId id, std::span<const SessionId
   return entry.slot;
 }
 
-absl::StatusOr<std::vector<std::byte>> StateTiers::Read(SessionId id) {
+absl::Status StateTiers::Read(SessionId id, std::span<std::byte> to) {
+  if (static_cast<int64_t>(to.size()) != state_bytes_) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a state is ", state_bytes_, " bytes, not ", to.size()));
+  }
   Entry& entry = entries_.at(id);
   switch (entry.tier) {
-    case StateTier::kDevice: {
-      std::vector<std::byte> bytes(state_bytes_);
-      backend_.ReadStateSlot(entry.slot, bytes);
-      return bytes;
-    }
-    case StateTier::kHost: {
-      const std::span<const std::byte> bytes = HostBytes(entry);
-      return std::vector<std::byte>(bytes.begin(), bytes.end());
-    }
+    case StateTier::kDevice:
+      backend_.ReadStateSlot(entry.slot, to);
+      return absl::OkStatus();
+    case StateTier::kHost:
+      std::ranges::copy(HostBytes(entry), to.begin());
+      return absl::OkStatus();
     case StateTier::kDisk:
-      return ReadSpill(entry.file);
+      return ReadSpill(entry.file, to);
   }
   return absl::InternalError("unknown state tier");
 }
@@ -212,7 +213,7 @@ absl::Status StateTiers::WriteSpill(SessionId id, Entry& entry) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<std::byte>> StateTiers::ReadSpill(const std::string& file) const {
+absl::Status StateTiers::ReadSpill(const std::string& file, std::span<std::byte> to) const {
   std::ifstream in(file, std::ios::binary);
   SpillHeader header{};
   in.read(reinterpret_cast<char*>(&header), sizeof header);
@@ -224,12 +225,11 @@ absl::StatusOr<std::vector<std::byte>> StateTiers::ReadSpill(const std::string& 
     return absl::DataLossError(absl::StrCat("spill file ", file, " holds ", header.bytes,
                                             " bytes, a state is ", state_bytes_));
   }
-  std::vector<std::byte> bytes(state_bytes_);
-  in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  if (!in || Crc32(bytes) != header.crc) {
+  in.read(reinterpret_cast<char*>(to.data()), static_cast<std::streamsize>(to.size()));
+  if (!in || Crc32(to) != header.crc) {
     return absl::DataLossError(absl::StrCat("spill file ", file, " is truncated or corrupt"));
   }
-  return bytes;
+  return absl::OkStatus();
 }
 
 }  // namespace sympow

@@ -43,8 +43,9 @@ class StateTiers {
   absl::Status Add(SessionId id, std::span<const SessionId> keep = {});
   // The slot holding `id`'s state, bringing it back from host memory or disk if needed.
   absl::StatusOr<int32_t> Slot(SessionId id, std::span<const SessionId> keep = {});
-  // The state's bytes, wherever it is (a spill file is read and checked, not brought back).
-  absl::StatusOr<std::vector<std::byte>> Read(SessionId id);
+  // The state's bytes, wherever it is (a spill file is read and checked, not brought back), into
+  // `to` (StateLayout::Bytes() long).
+  absl::Status Read(SessionId id, std::span<std::byte> to);
   void Remove(SessionId id);
   // An in-use state (a request is running on it) is never moved out of its slot for another.
   void SetInUse(SessionId id, bool in_use);
@@ -70,7 +71,7 @@ class StateTiers {
   std::span<std::byte> HostBytes(const Entry& entry) const {
     return {entry.host.get(), static_cast<size_t>(state_bytes_)};
   }
-  absl::StatusOr<std::vector<std::byte>> ReadSpill(const std::string& file) const;
+  absl::Status ReadSpill(const std::string& file, std::span<std::byte> to) const;
 
   Backend& backend_;
   StateTierOptions options_;

@@ -52,7 +52,8 @@ EngineWorker::EngineWorker(std::unique_ptr<Engine> engine, const Tokenizer& toke
       metrics_(metrics),
       options_(options),
       scheduler_(options.scheduling),
-      prefix_cache_(options.prefix_cache, engine_->backend().state_layout().Bytes()) {
+      prefix_cache_(options.prefix_cache, engine_->backend().state_layout().Bytes(),
+                    [this] { return engine_->backend().AllocateHostState(); }) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -223,7 +224,7 @@ void EngineWorker::UsePrefixCache(Active& active) {
   const int64_t limit = static_cast<int64_t>(request.prompt.size()) - (request.generate ? 1 : 0);
   std::optional<PrefixCache::Hit> hit = prefix_cache_.Lookup(request.prompt, limit);
   metrics_.PrefixCacheQuery(hit ? hit->key.length : 0);
-  if (hit && engine_->StartFromPrefix(request.session, *hit->state, hit->key).ok()) {
+  if (hit && engine_->StartFromPrefix(request.session, hit->state, hit->key).ok()) {
     active.prefilled = hit->key.length;
     scheduler_.Prefilled(active.id, hit->key.length);
     spdlog::info("[{}] prefix cache: {} of {} prompt tokens from a cached state", request.id,
@@ -237,14 +238,17 @@ void EngineWorker::UsePrefixCache(Active& active) {
 void EngineWorker::CacheState(const Active& active, const PrefixKey& key, bool sequence_end) {
   // Reading a state copies it off the device: only for a state the cache will keep.
   if (!prefix_cache_.Wants(key)) return;
-  absl::StatusOr<std::vector<std::byte>> state = engine_->ReadState(active.request->session);
-  if (state.ok()) {
-    prefix_cache_.Insert(key, std::move(*state), sequence_end ? active.request->session : 0);
+  HostBuffer state = prefix_cache_.Buffer();
+  if (engine_->ReadState(active.request->session,
+                         {state.get(), static_cast<size_t>(engine_->backend().state_layout().Bytes())})
+          .ok()) {
+    prefix_cache_.Insert(key, std::move(state), sequence_end ? active.request->session : 0);
   }
   metrics_.PrefixCacheBytes(prefix_cache_.stats().bytes);
 }
 
 void EngineWorker::RunStep(const StepPlan& plan) {
+  const absl::Time planned = absl::Now();
   // One part per row: a prompt chunk of a prefilling request, the pending token of a decoding one.
   std::vector<StepPart> parts;
   std::vector<Engine::StepInput> inputs;
@@ -284,8 +288,15 @@ void EngineWorker::RunStep(const StepPlan& plan) {
   const absl::Time start = absl::Now();
   absl::StatusOr<Engine::StepResult> result = engine_->Step(inputs);
   if (result.ok()) {
-    metrics_.Step(tokens, absl::ToDoubleSeconds(absl::Now() - start));
+    const absl::Time stepped = absl::Now();
+    metrics_.Step(tokens, absl::ToDoubleSeconds(stepped - start));
     FinishStep(parts, inputs, *result);
+    // Where a slow step's time went: inputs (prefix-cache hits load states), the engine, and
+    // the results (streaming tokens, caching states).
+    spdlog::debug("step: {} rows, {} tokens; {:.2f} ms inputs, {:.2f} ms engine, {:.2f} ms results",
+                  parts.size(), tokens, absl::ToDoubleMilliseconds(start - planned),
+                  absl::ToDoubleMilliseconds(stepped - start),
+                  absl::ToDoubleMilliseconds(absl::Now() - stepped));
     return;
   }
   // One bad part (a session without a slot, say) must not fail the others: each alone.

@@ -69,6 +69,8 @@ ABSL_FLAG(std::string, replica_id, "",
           "replica at a time, under a lease, and taken over from its snapshot when its replica "
           "stops renewing it; empty: one server owning every snapshot");
 ABSL_FLAG(double, lease_ttl_s, 10.0, "how long a session lease lasts without renewal");
+ABSL_FLAG(std::string, log_level, "info",
+          "trace, debug (adds a line per engine step with its rows and timings), info, warn, error");
 ABSL_FLAG(double, shutdown_grace_s, 10.0, "seconds running calls get to finish on SIGTERM/SIGINT");
 
 namespace {
@@ -316,5 +318,12 @@ int main(int argc, char** argv) {
       "sympow-server --model DIR --listen HOST:PORT --metrics_listen HOST:PORT [flags]");
   absl::ParseCommandLine(argc, argv);
   spdlog::set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%^%l%$] %v");
+  const spdlog::level::level_enum level = spdlog::level::from_str(absl::GetFlag(FLAGS_log_level));
+  if (level == spdlog::level::off && absl::GetFlag(FLAGS_log_level) != "off") {
+    spdlog::error("--log_level: '{}' is not one of trace, debug, info, warn, error, off",
+                  absl::GetFlag(FLAGS_log_level));
+    return 2;
+  }
+  spdlog::set_level(level);
   return Serve();
 }

@@ -4,8 +4,9 @@
 
 namespace sympow::server {
 
-PrefixCache::PrefixCache(PrefixCacheOptions options, int64_t state_bytes)
-    : options_(options), state_bytes_(state_bytes) {}
+PrefixCache::PrefixCache(PrefixCacheOptions options, int64_t state_bytes,
+                         std::function<HostBuffer()> allocate)
+    : options_(options), state_bytes_(state_bytes), allocate_(std::move(allocate)) {}
 
 std::optional<PrefixCache::Hit> PrefixCache::Lookup(std::span<const int32_t> tokens,
                                                     int64_t limit) {
@@ -20,7 +21,9 @@ std::optional<PrefixCache::Hit> PrefixCache::Lookup(std::span<const int32_t> tok
     key = key.Extended(tokens[i]);
     if (!lengths_.contains(key.length)) continue;
     auto it = entries_.find(key);
-    if (it != entries_.end()) best = Hit{key, &it->second.state};
+    if (it != entries_.end()) {
+      best = Hit{key, {it->second.state.get(), static_cast<size_t>(state_bytes_)}};
+    }
   }
   if (!best) {
     ++misses_;
@@ -59,8 +62,18 @@ bool PrefixCache::Wants(const PrefixKey& key) const {
   return enabled() && key.length >= options_.min_tokens && !entries_.contains(key);
 }
 
-void PrefixCache::Insert(const PrefixKey& key, std::vector<std::byte> state, uint64_t owner) {
-  if (!Wants(key)) return;
+HostBuffer PrefixCache::Buffer() {
+  if (free_buffers_.empty()) return allocate_();
+  HostBuffer buffer = std::move(free_buffers_.back());
+  free_buffers_.pop_back();
+  return buffer;
+}
+
+void PrefixCache::Insert(const PrefixKey& key, HostBuffer state, uint64_t owner) {
+  if (!Wants(key)) {
+    free_buffers_.push_back(std::move(state));
+    return;
+  }
   if (owner != 0) {
     if (auto previous = latest_end_.find(owner); previous != latest_end_.end()) {
       Erase(previous->second);
@@ -70,7 +83,7 @@ void PrefixCache::Insert(const PrefixKey& key, std::vector<std::byte> state, uin
   while ((static_cast<int64_t>(entries_.size()) + 1) * state_bytes_ > options_.max_bytes) {
     EvictOne();
   }
-  entries_[key] = Entry{std::move(state), ++clock_};
+  entries_.insert_or_assign(key, Entry{std::move(state), ++clock_});
   ++lengths_[key.length];
 }
 
@@ -87,7 +100,10 @@ void PrefixCache::EvictOne() {
 }
 
 void PrefixCache::Erase(const PrefixKey& key) {
-  if (entries_.erase(key) == 0) return;
+  auto it = entries_.find(key);
+  if (it == entries_.end()) return;
+  free_buffers_.push_back(std::move(it->second.state));
+  entries_.erase(it);
   if (--lengths_[key.length] == 0) lengths_.erase(key.length);
 }
 

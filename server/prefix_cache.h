@@ -11,11 +11,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <optional>
 #include <span>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "model/backend.h"
 #include "model/prefix_key.h"
 
 namespace sympow::server {
@@ -32,13 +34,16 @@ struct PrefixCacheStats {
 
 class PrefixCache {
  public:
-  PrefixCache(PrefixCacheOptions options, int64_t state_bytes);
+  // `allocate` gives host memory for one state: the backend's, pinned on a GPU, so that states
+  // cross to and from the device at full speed. Buffers of evicted states are reused.
+  PrefixCache(PrefixCacheOptions options, int64_t state_bytes,
+              std::function<HostBuffer()> allocate);
 
   bool enabled() const { return options_.max_bytes >= state_bytes_; }
 
   struct Hit {
     PrefixKey key;
-    const std::vector<std::byte>* state;  // valid until the next Insert
+    std::span<const std::byte> state;  // valid until the next Insert
   };
   // The longest cached prefix of `tokens` at most `limit` tokens long; counts a hit or a miss.
   std::optional<Hit> Lookup(std::span<const int32_t> tokens, int64_t limit);
@@ -49,16 +54,18 @@ class PrefixCache {
   bool SeenBefore(const PrefixKey& key);
   // Whether Insert would keep a state after `key` (so callers read the state only then).
   bool Wants(const PrefixKey& key) const;
+  // Memory for a state to Insert: a recycled buffer, or a new one.
+  HostBuffer Buffer();
   // Keeps the state after `key` (no-op unless Wants), evicting to fit the budget.
   // A sequence end names its `owner` (the session): it replaces that owner's previous end, which
   // the session has moved past, so one long conversation holds one cached state, not one a turn.
-  void Insert(const PrefixKey& key, std::vector<std::byte> state, uint64_t owner = 0);
+  void Insert(const PrefixKey& key, HostBuffer state, uint64_t owner = 0);
 
   PrefixCacheStats stats() const;
 
  private:
   struct Entry {
-    std::vector<std::byte> state;
+    HostBuffer state;
     uint64_t last_used = 0;
   };
   void EvictOne();
@@ -66,6 +73,8 @@ class PrefixCache {
 
   PrefixCacheOptions options_;
   int64_t state_bytes_;
+  std::function<HostBuffer()> allocate_;
+  std::vector<HostBuffer> free_buffers_;
   absl::flat_hash_map<PrefixKey, Entry> entries_;
   absl::flat_hash_map<int64_t, int64_t> lengths_;  // prefix lengths cached, with counts
   absl::flat_hash_map<PrefixKey, int64_t> boundaries_seen_;

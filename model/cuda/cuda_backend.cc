@@ -320,7 +320,7 @@ void CudaBackend::PowerAttention(const PowerAttentionArgs& args) {
   }
   if (!decode.empty()) {
     const int64_t count = static_cast<int64_t>(decode.size());
-    float* scratch = decode_scratch_.Reserve(count * shape_.num_heads * (shape_.head_dim + 1));
+    float* scratch = decode_scratch_.Reserve(kernels::DecodeScratchFloats(shape_, count));
     kernels::PowerDecode(shape_, rows, decode_rows_.Upload(decode, stream_), count, bf16_state,
                          scratch, stream_);
     CheckLaunch("PowerDecode");

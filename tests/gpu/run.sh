@@ -94,7 +94,7 @@ serving)
   copy=$(/opt/torch/.venv/bin/python -c "import json; print(json.load(open('bench/results/kernels.json'))['copy_TBps'])")
   "$bundle/bin/sympow-server" --device cuda --model "$work/m124" --listen 127.0.0.1:50171 \
     --metrics_listen "" --max_sessions 1100 --state_slots 1100 --max_running_requests 1100 \
-    --max_queued_requests 4096 > "$OUT/serving_server.log" 2>&1 &
+    --max_queued_requests 4096 --log_level debug > "$OUT/serving_server.log" 2>&1 &
   server=$!
   for _ in $(seq 300); do grep -q "serving sympow" "$OUT/serving_server.log" && break; sleep 0.2; done
   # LOADGEN_FLAGS narrows a run (e.g. "--levels 1,16 --turns 2") when device time is short.

@@ -1,8 +1,9 @@
-// The prefix-state cache's decisions on plain data (states are byte vectors here).
+// The prefix-state cache's decisions on plain data (states are heap buffers here).
 #include "server/prefix_cache.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <numeric>
 
 namespace sympow::server {
@@ -21,8 +22,14 @@ std::vector<int32_t> Concat(std::vector<int32_t> a, const std::vector<int32_t>& 
   return a;
 }
 
-std::vector<std::byte> State(int tag) {
-  return std::vector<std::byte>(kStateBytes, std::byte(tag));
+HostBuffer NewBuffer() {
+  return HostBuffer(new std::byte[kStateBytes], [](std::byte* p) { delete[] p; });
+}
+
+HostBuffer State(int tag) {
+  HostBuffer state = NewBuffer();
+  std::fill_n(state.get(), kStateBytes, std::byte(tag));
+  return state;
 }
 
 PrefixKey KeyOf(const std::vector<int32_t>& tokens) {
@@ -30,7 +37,7 @@ PrefixKey KeyOf(const std::vector<int32_t>& tokens) {
 }
 
 TEST(PrefixCache, FindsTheLongestCachedPrefixOfAnyLength) {
-  PrefixCache cache({.max_bytes = 10 * kStateBytes, .min_tokens = 4}, kStateBytes);
+  PrefixCache cache({.max_bytes = 10 * kStateBytes, .min_tokens = 4}, kStateBytes, NewBuffer);
   const std::vector<int32_t> system = Tokens(1, 37);  // not a multiple of anything
   const std::vector<int32_t> turn = Concat(system, Tokens(100, 23));
   cache.Insert(KeyOf(system), State(1));
@@ -39,7 +46,7 @@ TEST(PrefixCache, FindsTheLongestCachedPrefixOfAnyLength) {
   auto hit = cache.Lookup(next, static_cast<int64_t>(next.size()) - 1);
   ASSERT_TRUE(hit.has_value());
   EXPECT_EQ(hit->key.length, 60);
-  EXPECT_EQ((*hit->state)[0], std::byte(2));
+  EXPECT_EQ(hit->state[0], std::byte(2));
   // A prompt that shares only the system prompt gets that.
   hit = cache.Lookup(Concat(system, Tokens(900, 5)), 100);
   ASSERT_TRUE(hit.has_value());
@@ -54,7 +61,7 @@ TEST(PrefixCache, FindsTheLongestCachedPrefixOfAnyLength) {
 }
 
 TEST(PrefixCache, ABranchPointIsWhereANewPromptLeavesARecentOne) {
-  PrefixCache cache({.max_bytes = 10 * kStateBytes, .min_tokens = 8}, kStateBytes);
+  PrefixCache cache({.max_bytes = 10 * kStateBytes, .min_tokens = 8}, kStateBytes, NewBuffer);
   const std::vector<int32_t> shared = Tokens(1, 40);
   EXPECT_FALSE(cache.BranchPoint(Concat(shared, Tokens(100, 10))).has_value());  // first sight
   EXPECT_EQ(cache.BranchPoint(Concat(shared, Tokens(200, 10))), 40);
@@ -64,7 +71,7 @@ TEST(PrefixCache, ABranchPointIsWhereANewPromptLeavesARecentOne) {
 }
 
 TEST(PrefixCache, ChunkBoundariesAreKeptTheSecondTimeTheyAreSeen) {
-  PrefixCache cache({.max_bytes = 10 * kStateBytes, .min_tokens = 8}, kStateBytes);
+  PrefixCache cache({.max_bytes = 10 * kStateBytes, .min_tokens = 8}, kStateBytes, NewBuffer);
   const PrefixKey boundary = KeyOf(Tokens(1, 512));
   EXPECT_FALSE(cache.SeenBefore(boundary));
   EXPECT_TRUE(cache.SeenBefore(boundary));
@@ -72,7 +79,7 @@ TEST(PrefixCache, ChunkBoundariesAreKeptTheSecondTimeTheyAreSeen) {
 }
 
 TEST(PrefixCache, EvictsStaleShortPrefixesFirstAndStaysInItsBudget) {
-  PrefixCache cache({.max_bytes = 3 * kStateBytes, .min_tokens = 1}, kStateBytes);
+  PrefixCache cache({.max_bytes = 3 * kStateBytes, .min_tokens = 1}, kStateBytes, NewBuffer);
   const std::vector<int32_t> long_prefix = Tokens(1, 1000), short_prefix = Tokens(5000, 10),
                              other = Tokens(7000, 12);
   cache.Insert(KeyOf(long_prefix), State(1));
@@ -86,7 +93,7 @@ TEST(PrefixCache, EvictsStaleShortPrefixesFirstAndStaysInItsBudget) {
 }
 
 TEST(PrefixCache, ASessionsNewSequenceEndReplacesItsPreviousOne) {
-  PrefixCache cache({.max_bytes = 10 * kStateBytes, .min_tokens = 1}, kStateBytes);
+  PrefixCache cache({.max_bytes = 10 * kStateBytes, .min_tokens = 1}, kStateBytes, NewBuffer);
   const std::vector<int32_t> turn1 = Tokens(1, 30), turn2 = Concat(turn1, Tokens(100, 30));
   cache.Insert(KeyOf(turn1), State(1), /*owner=*/7);
   cache.Insert(KeyOf(Tokens(500, 20)), State(2), /*owner=*/8);
@@ -96,8 +103,24 @@ TEST(PrefixCache, ASessionsNewSequenceEndReplacesItsPreviousOne) {
   EXPECT_FALSE(cache.Lookup(Concat(turn1, Tokens(900, 3)), 100).has_value());
 }
 
+TEST(PrefixCache, ReusesTheBuffersOfEvictedStates) {
+  int allocations = 0;
+  PrefixCache cache({.max_bytes = 3 * kStateBytes, .min_tokens = 1}, kStateBytes, [&] {
+    ++allocations;
+    return NewBuffer();
+  });
+  for (int turn = 0; turn < 50; ++turn) {
+    HostBuffer state = cache.Buffer();
+    std::fill_n(state.get(), kStateBytes, std::byte(turn));
+    cache.Insert(KeyOf(Tokens(1000 * turn, 10 + turn)), std::move(state));
+  }
+  EXPECT_EQ(cache.stats().entries, 3);
+  EXPECT_LE(allocations, 4);  // the budget's three, and one being filled while all three are held
+  EXPECT_EQ(cache.Lookup(Tokens(49000, 59), 100)->state[0], std::byte(49));
+}
+
 TEST(PrefixCache, ABudgetBelowOneStateTurnsItOff) {
-  PrefixCache cache({.max_bytes = kStateBytes - 1}, kStateBytes);
+  PrefixCache cache({.max_bytes = kStateBytes - 1}, kStateBytes, NewBuffer);
   EXPECT_FALSE(cache.enabled());
   cache.Insert(KeyOf(Tokens(1, 100)), State(1));
   EXPECT_FALSE(cache.Lookup(Tokens(1, 100), 100).has_value());
