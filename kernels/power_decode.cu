@@ -13,14 +13,25 @@
 namespace sympow::kernels {
 namespace {
 
-// State bytes per block: large tiles amortise each block's set-up (q, k, v and φ of its features,
-// the partial sums' atomics) over more state; a batch of few sessions is cut finer, so that it
-// still gives every SM kMinBlocksPerSM blocks. Swept on an H200 (bench/results/raw/
-// decode_tile_sweep.log): 128 KB beat 64 KB by 2–5 points of copy bandwidth and 32 KB by up to
-// 30 on the 14B shape; the minimum block count (4, 8, 16) moved nothing by more than 5 points.
+// State bytes per block, at most: large tiles amortise each block's set-up (q, k, v and φ of its
+// features, the partial sums' atomics) over more state. Swept on an H200 (bench/results/raw/
+// decode_tile_sweep.log): 128 KB beat 64 KB by 2–5 points of copy bandwidth and 32 KB by up to 30
+// on the 14B shape. From those points, a block's set-up costs about as much as streaming
+// kSetupBytesPerHead more state for the key and for each query head of its group (8 KB for the
+// 124M shape's group of one, 40 KB for the 14B shape's five).
 constexpr int64_t kTileBytes = 128 * 1024;
-constexpr int kMinBlocksPerSM = 8;
+constexpr int64_t kSetupBytesPerHead = 4 * 1024;
 constexpr int kMinTileFeatures = 64;
+
+// The DecodeKernel instance for `group` query heads per kv head: its numerators live in
+// registers, sized exactly for the common groups.
+constexpr int KernelGroup(int group) {
+  return group == 1 || group == 2 || group == 4 || group == 5 ? group : kMaxGroup;
+}
+// Blocks of DecodeKernel<·, kGroup> an SM holds (its launch bounds): fewer as the group grows.
+constexpr int BlocksPerSM(int kernel_group) {
+  return kernel_group <= 2 ? 4 : (kernel_group <= 5 ? 3 : 2);
+}
 
 int MultiprocessorCount() {
   static const int count = [] {
@@ -40,6 +51,9 @@ size_t SharedBytes(const PowerAttentionShape& shape, int tile_features) {
 
 // Features per block: equal tiles, a multiple of 8 features, whose φ fits the 48 KB of shared
 // memory a launch gets without opting in (less a margin for the kernel's static shared memory).
+// Blocks run in waves of (SMs × blocks per SM): the tile count is the one with the least
+// estimated time, ceil(blocks / wave) × (tile bytes + set-up), so that a batch of few sessions
+// is cut finer and no last wave runs mostly empty.
 int TileFeatures(const PowerAttentionShape& shape, int64_t count, bool bf16_state) {
   constexpr size_t kSharedBytes = 47 * 1024;
   const int group = shape.num_heads / shape.num_kv_heads;
@@ -48,11 +62,25 @@ int TileFeatures(const PowerAttentionShape& shape, int64_t count, bool bf16_stat
   const int64_t most_features =
       static_cast<int64_t>((kSharedBytes - SharedBytes(shape, 0)) / sizeof(float)) / (group + 1);
   const int64_t tile_bytes = std::min(kTileBytes, most_features / 8 * 8 * row_bytes);
-  int64_t tiles = (D * row_bytes + tile_bytes - 1) / tile_bytes;
+  const int64_t fewest_tiles = (D * row_bytes + tile_bytes - 1) / tile_bytes;
   const int64_t pairs = count * shape.num_kv_heads;
-  const int64_t wanted = (int64_t{MultiprocessorCount()} * kMinBlocksPerSM + pairs - 1) / pairs;
-  tiles = std::max(tiles, std::min(wanted, D / kMinTileFeatures));
-  return static_cast<int>(((D + tiles - 1) / tiles + 7) / 8 * 8);
+  const int64_t wave = int64_t{MultiprocessorCount()} * BlocksPerSM(KernelGroup(group));
+  // Beyond two waves' worth of extra tiles, finer cuts only add set-up.
+  const int64_t most_tiles =
+      std::max(fewest_tiles, std::min(D / kMinTileFeatures, fewest_tiles + 2 * wave / pairs));
+  int64_t best_features = 0;
+  double best_time = 0.0;
+  for (int64_t tiles = fewest_tiles; tiles <= most_tiles; ++tiles) {
+    const int64_t features = ((D + tiles - 1) / tiles + 7) / 8 * 8;
+    const int64_t blocks = pairs * ((D + features - 1) / features);
+    const double time = static_cast<double>((blocks + wave - 1) / wave) *
+                        static_cast<double>(features * row_bytes + kSetupBytesPerHead * (group + 1));
+    if (best_features == 0 || time < best_time) {
+      best_features = features;
+      best_time = time;
+    }
+  }
+  return static_cast<int>(best_features);
 }
 
 // kVector consecutive state elements, 16 bytes of storage, widened to fp32.
@@ -78,11 +106,11 @@ __device__ inline float LoadOne(const __nv_bfloat16* p) { return __bfloat162floa
 __device__ inline void StoreOne(float* p, float v) { *p = v; }
 __device__ inline void StoreOne(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
 
-// Rows of the state a thread loads per batch (16 bytes each), while the next batch is in flight:
-// 64–128 bytes of loads outstanding per thread, half that where many query heads share a kv head
-// and their numerators take the registers.
-template <int kGroup>
-constexpr int kRowsPerBatch = kGroup <= 2 ? 4 : 2;
+// Rows of the state a thread loads per batch (16 bytes each), while the other batch is in flight:
+// 48–64 bytes of loads outstanding per thread, less where many query heads share a kv head, or
+// a bf16 row's eight columns, take the registers for their numerators (ptxas: no spills).
+template <typename Storage, int kGroup>
+constexpr int kRowsPerBatch = kGroup > 2 ? 2 : (sizeof(Storage) == 2 ? 3 : 4);
 
 // 16 bytes of state as stored, kept raw until used (4 registers whatever the storage type).
 __device__ inline uint4 LoadRaw(const void* p) { return __ldcs(static_cast<const uint4*>(p)); }
@@ -154,7 +182,7 @@ __device__ inline void FinishHeads(const PowerAttentionShape& shape, const float
 // the last tile of a (row, kv head) to finish writes the outputs. kGroup bounds the query heads
 // per kv head (registers); small groups leave registers for four blocks an SM.
 template <typename Storage, int kGroup>
-__global__ void __launch_bounds__(kThreads, kGroup <= 2 ? 4 : (kGroup <= 5 ? 3 : 2))
+__global__ void __launch_bounds__(kThreads, BlocksPerSM(kGroup))
     DecodeKernel(PowerAttentionShape shape, AttentionRows rows, const DecodeRow* decode_rows,
                  int64_t count, int tile_size, float* scratch) {
   constexpr int kSize = Vector<Storage>::kSize;
@@ -182,9 +210,11 @@ __global__ void __launch_bounds__(kThreads, kGroup <= 2 ? 4 : (kGroup <= 5 ? 3 :
   const int col = (threadIdx.x % lanes) * kSize;
   const int row_groups = blockDim.x / lanes;
   const int first_row = threadIdx.x / lanes;
-  constexpr int kBatch = kRowsPerBatch<kGroup>;
+  constexpr int kBatch = kRowsPerBatch<Storage, kGroup>;
   const int batch_rows = kBatch * row_groups;
-  uint4 current[kBatch], next[kBatch];
+  // Two batches of registers used in turn: each is refilled right after it is used, while the
+  // other is worked on. (A `current = next` copy would instead wait for the loads in flight.)
+  uint4 even[kBatch], odd[kBatch];
   auto fetch = [&](uint4(&into)[kBatch], int base) {
 #pragma unroll
     for (int r = 0; r < kBatch; ++r) {
@@ -192,7 +222,7 @@ __global__ void __launch_bounds__(kThreads, kGroup <= 2 ? 4 : (kGroup <= 5 ? 3 :
       if (row < tile) into[r] = LoadRaw(S + static_cast<int64_t>(first_feature + row) * d + col);
     }
   };
-  fetch(current, 0);
+  fetch(even, 0);
 
   const float* q_row = rows.q + decode.row * shape.num_heads * d + h * group * d;
   for (int i = threadIdx.x; i < group * d; i += blockDim.x) {
@@ -219,19 +249,22 @@ __global__ void __launch_bounds__(kThreads, kGroup <= 2 ? 4 : (kGroup <= 5 ? 3 :
   float numerator[kGroup][kSize] = {};
   Vector<Storage> value;
   for (int j = 0; j < kSize; ++j) value.x[j] = v[col + j];
-  for (int base = 0; base < tile; base += batch_rows) {
-    if (base + batch_rows < tile) fetch(next, base + batch_rows);
+  auto advance = [&](const uint4(&batch)[kBatch], int base) {
 #pragma unroll
     for (int r = 0; r < kBatch; ++r) {
       const int row = base + first_row + r * row_groups;
       if (row < tile) {
         AdvanceRow<Storage, kGroup>(S + static_cast<int64_t>(first_feature + row) * d + col,
-                                    Widen<Storage>(current[r]), phi_q + row, tile_size,
-                                    phi_k[row], gate, value, group, numerator);
+                                    Widen<Storage>(batch[r]), phi_q + row, tile_size, phi_k[row],
+                                    gate, value, group, numerator);
       }
     }
-#pragma unroll
-    for (int r = 0; r < kBatch; ++r) current[r] = next[r];
+  };
+  for (int base = 0; base < tile; base += 2 * batch_rows) {
+    if (base + batch_rows < tile) fetch(odd, base + batch_rows);
+    advance(even, base);
+    if (base + 2 * batch_rows < tile) fetch(even, base + 2 * batch_rows);
+    advance(odd, base + batch_rows);
   }
   // Lanes of a warp that share columns add up first: fewer shared-memory atomics.
 #pragma unroll
@@ -285,8 +318,7 @@ template <typename Storage>
 void LaunchDecodeState(int group, dim3 grid, size_t shared, cudaStream_t stream,
                        const PowerAttentionShape& shape, const AttentionRows& rows,
                        const DecodeRow* decode_rows, int64_t count, int tile, float* scratch) {
-  // The numerator registers are sized by the group: exact for the common ones.
-  switch (group) {
+  switch (KernelGroup(group)) {
     case 1:
       return DecodeKernel<Storage, 1>
           <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, tile, scratch);
