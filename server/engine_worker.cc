@@ -135,11 +135,12 @@ bool EngineWorker::TakeWork() {
       RequestEvent event;
       event.finished = true;
       event.reason = FinishReason::kShutdown;
-      request->events.Push(std::move(event));
+      delivery_.Add(request, std::move(event));
     }
     in_flight_ -= static_cast<int64_t>(waiting_.size());
     waiting_.clear();
     exited_ = true;
+    delivery_.Flush();
     return false;
   }
   return true;
@@ -166,6 +167,7 @@ void EngineWorker::Loop() {
     }
     metrics_.Queue(scheduler_.running(), scheduler_.waiting() + arriving);
     metrics_.SessionTiers(engine_->TierCounts());
+    delivery_.Flush();
   }
 }
 
@@ -209,7 +211,7 @@ void EngineWorker::AfterPrefill(Active& active, int64_t count, SampledToken samp
     RequestEvent progress;
     progress.prefilled_tokens = active.prefilled;
     progress.session_tokens = engine_->SessionLength(request.session).value_or(0);
-    request.events.Push(std::move(progress));
+    delivery_.Add(active.request, std::move(progress));
     if (complete) Finish(active, FinishReason::kLength);
   } else if (complete) {
     Accept(active, sampled, logits);
@@ -376,12 +378,12 @@ void EngineWorker::Emit(Active& active, const TokenOutput& token) {
     event.text = active.held_text.substr(0, stop_at);
     active.held_text.clear();
     active.decoder->Finish();  // bytes after the stop string are dropped with it
-    active.request->events.Push(std::move(event));
+    delivery_.Add(active.request, std::move(event));
     return Finish(active, FinishReason::kStop);
   }
   event.text = active.held_text.substr(0, active.held_text.size() - keep);
   active.held_text.erase(0, active.held_text.size() - keep);
-  active.request->events.Push(std::move(event));
+  delivery_.Add(active.request, std::move(event));
 }
 
 void EngineWorker::Finish(Active& active, FinishReason reason) {
@@ -402,7 +404,7 @@ void EngineWorker::Finish(Active& active, FinishReason reason) {
   event.reason = reason;
   event.session_tokens = engine_->SessionLength(request.session).value_or(0);
   event.first_token_time = active.first_token_time;
-  End(request, std::move(event));
+  End(active.request, std::move(event));
   metrics_.RequestFinished(ReasonName(reason), active.prefilled, active.generated,
                            absl::ToDoubleSeconds(absl::Now() - request.arrival));
 }
@@ -413,17 +415,17 @@ void EngineWorker::Fail(Active& active, const absl::Status& error) {
   RequestEvent event;
   event.finished = true;
   event.error = error;
-  End(*active.request, std::move(event));
+  End(active.request, std::move(event));
   metrics_.RequestFinished("error", active.prefilled, active.generated,
                            absl::ToDoubleSeconds(absl::Now() - active.request->arrival));
 }
 
-void EngineWorker::End(Request& request, RequestEvent event) {
+void EngineWorker::End(const std::shared_ptr<Request>& request, RequestEvent event) {
   {
     absl::MutexLock lock(&mutex_);
     --in_flight_;
   }
-  request.events.Push(std::move(event));
+  delivery_.Add(request, std::move(event));
 }
 
 }  // namespace sympow::server

@@ -19,6 +19,7 @@
 #include "model/tokenizer/tokenizer.h"
 #include "server/metrics.h"
 #include "server/prefix_cache.h"
+#include "server/event_delivery.h"
 #include "server/request.h"
 #include "server/scheduler.h"
 
@@ -98,7 +99,7 @@ class EngineWorker {
   void Finish(Active& active, FinishReason reason);
   void Fail(Active& active, const absl::Status& error);
   // Sends the request's last event and frees its place among max_requests.
-  void End(Request& request, RequestEvent event);
+  void End(const std::shared_ptr<Request>& request, RequestEvent event);
 
   std::unique_ptr<Engine> engine_;
   const Tokenizer& tokenizer_;
@@ -116,6 +117,7 @@ class EngineWorker {
   std::map<SequenceId, Active> active_;
   Scheduler scheduler_;
   PrefixCache prefix_cache_;
+  EventDelivery delivery_;  // every event the worker sends goes through it
   SequenceId next_id_ = 1;
   std::thread thread_;
 };
