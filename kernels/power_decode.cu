@@ -53,9 +53,10 @@ size_t SharedBytes(const PowerAttentionShape& shape, int tile_features) {
 // memory a launch gets without opting in (less a margin for the kernel's static shared memory).
 // Blocks run in waves of (SMs × blocks per SM): the tile count is the one with the least
 // estimated time, ceil(blocks / wave) × (tile bytes + set-up), so that a batch of few sessions
-// is cut finer and no last wave runs mostly empty. Against fixed 128 KB tiles with at least 8
-// blocks an SM (bench/results/raw/decode_previous_kernel_bfbe66b.log, same GPU call): one 14B
-// session 33 → 48% of copy bandwidth, the rest within 3 points.
+// is cut finer and no last wave runs mostly empty. Against the previous kernel (fixed 128 KB
+// tiles, at least 8 blocks an SM, one register batch copied forward; bench/results/raw/
+// decode_previous_kernel_bfbe66b.log, same GPU call): one 14B session 33 → 48% of copy
+// bandwidth, the rest within 3 points.
 int TileFeatures(const PowerAttentionShape& shape, int64_t count, bool bf16_state) {
   constexpr size_t kSharedBytes = 47 * 1024;
   const int group = shape.num_heads / shape.num_kv_heads;
