@@ -17,6 +17,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/numbers.h"
 #include "kernels/elementwise.h"
 #include "kernels/power_attention.h"
 #include "model/cuda/cuda_check.h"
@@ -280,7 +281,12 @@ int Run() {
   cudaMemGetInfo(&free_bytes, &total_bytes);
   std::vector<int> decode_sessions;
   for (const std::string& count : absl::GetFlag(FLAGS_decode_sessions)) {
-    decode_sessions.push_back(std::stoi(count));
+    int sessions = 0;
+    if (!absl::SimpleAtoi(count, &sessions) || sessions < 1) {
+      spdlog::error("--decode_sessions: '{}' is not a positive session count", count);
+      return 2;
+    }
+    decode_sessions.push_back(sessions);
   }
   for (bool bf16 : {false, true}) {
     if (!absl::GetFlag(FLAGS_decode)) break;
@@ -298,14 +304,14 @@ int Run() {
     if (fit < decode_sessions.back() && fit > decode_sessions.front())
       report["decode"].push_back(BenchDecode(k14b, fit, bf16, copy_tbps, stream));
   }
-  for (int64_t context = absl::GetFlag(FLAGS_min_prefill_context);
-       absl::GetFlag(FLAGS_prefill) && context <= absl::GetFlag(FLAGS_max_prefill_context);
-       context *= 4) {
-    report["prefill"].push_back(BenchPrefill(k124m, context, gemm_tflops, stream));
-  }
-  for (int64_t context : {4096, 65536}) {
-    if (absl::GetFlag(FLAGS_prefill))
+  if (absl::GetFlag(FLAGS_prefill)) {
+    for (int64_t context = absl::GetFlag(FLAGS_min_prefill_context);
+         context <= absl::GetFlag(FLAGS_max_prefill_context); context *= 4) {
+      report["prefill"].push_back(BenchPrefill(k124m, context, gemm_tflops, stream));
+    }
+    for (int64_t context : {4096, 65536}) {
       report["prefill"].push_back(BenchPrefill(k14b, context, gemm_tflops, stream));
+    }
   }
   std::ofstream(absl::GetFlag(FLAGS_out)) << report.dump(2) << "\n";
   spdlog::info("wrote {}", absl::GetFlag(FLAGS_out));

@@ -241,9 +241,8 @@ void EngineWorker::CacheState(const Active& active, const PrefixKey& key, bool s
   // Reading a state copies it off the device: only for a state the cache will keep.
   if (!prefix_cache_.Wants(key)) return;
   HostBuffer state = prefix_cache_.Buffer();
-  if (engine_->ReadState(active.request->session,
-                         {state.get(), static_cast<size_t>(engine_->backend().state_layout().Bytes())})
-          .ok()) {
+  const auto bytes = static_cast<size_t>(engine_->backend().state_layout().Bytes());
+  if (engine_->ReadState(active.request->session, {state.get(), bytes}).ok()) {
     prefix_cache_.Insert(key, std::move(state), sequence_end ? active.request->session : 0);
   }
   metrics_.PrefixCacheBytes(prefix_cache_.stats().bytes);
