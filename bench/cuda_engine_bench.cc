@@ -1,6 +1,6 @@
 // Whole-model throughput on the GPU through the Engine (as the server runs it): prefill tokens/s
-// by prompt length and decode tokens/s by batch size, for the bundled model and a random-weight
-// 124M-class model, plus GPU memory per session. Writes JSON (--out); progress through spdlog.
+// by prompt length and decode tokens/s by batch size (with and without CUDA graphs), for the
+// bundled model and a random-weight 124M-class model, plus GPU memory per session. Writes JSON (--out); progress through spdlog.
 #include <cuda_runtime.h>
 
 #include <chrono>
@@ -47,6 +47,40 @@ int64_t GpuBytesInUse() {
   return static_cast<int64_t>(total_bytes - free_bytes);
 }
 
+struct DecodeTimes {
+  double step_s = 0;              // a step with tokens sampled on the device
+  double host_logits_step_s = 0;  // a step with every row's logits copied to the host
+};
+
+// Decode steps of `batch` sessions, each after a 64-token prompt.
+DecodeTimes TimeDecode(Engine& engine, int64_t batch, int64_t vocab) {
+  std::vector<DecodeInput> inputs;
+  const std::vector<int32_t> prompt = RandomTokens(64, vocab);
+  for (int64_t i = 0; i < batch; ++i) {
+    SessionId session = engine.CreateSession().value();
+    engine.Prefill(session, prompt).value();
+    inputs.push_back({session, 42});
+  }
+  // As the server decodes: tokens sampled on the device (temperature 0.8, top-p 0.95), only their
+  // ids coming back; and, for comparison, every row's logits copied to the host.
+  RowSampling sampling;
+  sampling.temperature = 0.8f;
+  sampling.top_p = 0.95f;
+  std::vector<Engine::StepInput> step;
+  for (const DecodeInput& input : inputs) step.push_back({input.session, {&input.token, 1}, &sampling});
+  for (int i = 0; i < 3; ++i) engine.Step(step).value();  // the graph is captured on the 2nd
+  constexpr int kSteps = 20;
+  DecodeTimes times;
+  times.step_s = Seconds([&] {
+    for (int i = 0; i < kSteps; ++i) engine.Step(step).value();
+  }) / kSteps;
+  times.host_logits_step_s = Seconds([&] {
+    for (int i = 0; i < kSteps; ++i) engine.Decode(inputs).value();
+  }) / kSteps;
+  for (const DecodeInput& input : inputs) engine.DeleteSession(input.session).IgnoreError();
+  return times;
+}
+
 nlohmann::json BenchModel(const std::string& name, const std::string& dir) {
   std::unique_ptr<LoadedModel> model = LoadModel(dir).value();
   const int64_t before = GpuBytesInUse();
@@ -72,43 +106,32 @@ nlohmann::json BenchModel(const std::string& name, const std::string& dir) {
     spdlog::info("{} prefill {} tokens: {:.0f} tokens/s", name, length, length / s);
     report["prefill"].push_back({{"tokens", length}, {"tokens_per_s", length / s}});
   }
-  for (int64_t batch : {1, 16, 64, 256}) {
-    std::vector<DecodeInput> inputs;
-    const std::vector<int32_t> prompt = RandomTokens(64, vocab);
-    for (int64_t i = 0; i < batch; ++i) {
-      SessionId session = engine->CreateSession().value();
-      engine->Prefill(session, prompt).value();
-      inputs.push_back({session, 42});
-    }
-    // As the server decodes: tokens sampled on the device (temperature 0.8, top-p 0.95), only
-    // their ids coming back; and, for comparison, every row's logits copied to the host.
-    RowSampling sampling;
-    sampling.temperature = 0.8f;
-    sampling.top_p = 0.95f;
-    std::vector<Engine::StepInput> step;
-    for (const DecodeInput& input : inputs)
-      step.push_back({input.session, {&input.token, 1}, &sampling});
-    engine->Step(step).value();
-    constexpr int kSteps = 20;
-    const double s = Seconds([&] {
-      for (int i = 0; i < kSteps; ++i) engine->Step(step).value();
-    });
-    const double host_s = Seconds([&] {
-      for (int i = 0; i < kSteps; ++i) engine->Decode(inputs).value();
-    });
-    const double tokens_per_s = batch * kSteps / s;
-    spdlog::info(
-        "{} decode batch {}: {:.0f} tokens/s ({:.0f} us/step; {:.0f} us with logits to the host)",
-        name, batch, tokens_per_s, s / kSteps * 1e6, host_s / kSteps * 1e6);
-    report["decode"].push_back({{"sessions", batch},
-                                {"tokens_per_s", tokens_per_s},
-                                {"us_per_step", s / kSteps * 1e6},
-                                {"us_per_step_host_logits", host_s / kSteps * 1e6}});
-    for (const DecodeInput& input : inputs) engine->DeleteSession(input.session).IgnoreError();
-  }
+  const std::vector<int64_t> batches = {1, 16, 64, 256};
+  std::vector<DecodeTimes> graphs;
+  for (int64_t batch : batches) graphs.push_back(TimeDecode(*engine, batch, vocab));
   report["gpu_bytes_peak"] = GpuBytesInUse() - before;
   report["gpu_bytes_per_session"] =
       static_cast<double>(report["gpu_bytes_peak"].get<int64_t>()) / kMaxSessions;
+  // The same model without CUDA graphs, for their effect on decode.
+  engine.reset();
+  std::unique_ptr<Engine> eager =
+      Engine::Create(*model, CreateBackend("cuda", model->config, kMaxSessions).value(),
+                     {.record_decode_steps = false})
+          .value();
+  for (size_t i = 0; i < batches.size(); ++i) {
+    const DecodeTimes without = TimeDecode(*eager, batches[i], vocab);
+    const double tokens_per_s = batches[i] / graphs[i].step_s;
+    spdlog::info(
+        "{} decode batch {}: {:.0f} tokens/s ({:.0f} us/step; {:.0f} us without CUDA graphs; {:.0f} "
+        "us with logits to the host)",
+        name, batches[i], tokens_per_s, graphs[i].step_s * 1e6, without.step_s * 1e6,
+        graphs[i].host_logits_step_s * 1e6);
+    report["decode"].push_back({{"sessions", batches[i]},
+                                {"tokens_per_s", tokens_per_s},
+                                {"us_per_step", graphs[i].step_s * 1e6},
+                                {"us_per_step_without_graphs", without.step_s * 1e6},
+                                {"us_per_step_host_logits", graphs[i].host_logits_step_s * 1e6}});
+  }
   return report;
 }
 

@@ -173,19 +173,15 @@ nlohmann::json BenchDecode(const AttentionShape& s, int sessions, bool bf16, dou
   Activations act(device.shape, sessions, stream);
   DeviceArray<float> scratch;
   scratch.Reserve(kernels::DecodeScratchFloats(device.shape, sessions));
-  std::vector<DeviceArray<kernels::DecodeRow>> rows_by_layer(s.layers);
-  for (int layer = 0; layer < s.layers; ++layer) {
-    std::vector<kernels::DecodeRow> rows;
-    for (int i = 0; i < sessions; ++i) {
-      rows.push_back(
-          {i, base + i * state_bytes + layer * device.StateElementsPerLayer() * element_bytes});
-    }
-    rows_by_layer[layer].Upload(rows, stream);
-  }
+  std::vector<kernels::DecodeRow> rows;
+  for (int i = 0; i < sessions; ++i) rows.push_back({i, base + i * state_bytes});
+  DeviceArray<kernels::DecodeRow> device_rows;
+  device_rows.Upload(rows, stream);
+  const int64_t layer_bytes = device.StateElementsPerLayer() * element_bytes;
   auto step = [&] {
     for (int layer = 0; layer < s.layers; ++layer) {
-      kernels::PowerDecode(device.shape, act.rows, rows_by_layer[layer].Reserve(0), sessions, bf16,
-                           scratch.Reserve(0), stream);
+      kernels::PowerDecode(device.shape, act.rows, device_rows.Reserve(0), sessions,
+                           layer * layer_bytes, bf16, scratch.Reserve(0), stream);
     }
   };
   const double eager_ms = TimeMs(stream, 20, step);

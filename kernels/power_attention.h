@@ -36,7 +36,7 @@ struct AttentionRows {
   float* out = nullptr;             // [rows × num_heads·d]
 };
 
-// One decode row: the batch row and its session's state for this layer (fp32 or bf16 elements).
+// One decode row: the batch row and its session's state (fp32 or bf16 elements).
 struct DecodeRow {
   int64_t row;
   void* state;
@@ -61,10 +61,11 @@ struct PrefillChunk {
 
 // Floats of scratch PowerDecode needs for `count` rows.
 int64_t DecodeScratchFloats(const PowerAttentionShape& shape, int64_t count);
-// Decodes one token for each of `count` rows.
+// Decodes one token for each of `count` rows; each row's state for this layer starts
+// `state_offset` bytes after its DecodeRow::state (so one row list serves every layer).
 void PowerDecode(const PowerAttentionShape& shape, const AttentionRows& rows,
-                 const DecodeRow* decode_rows, int64_t count, bool bf16_state, float* scratch,
-                 cudaStream_t stream);
+                 const DecodeRow* decode_rows, int64_t count, int64_t state_offset,
+                 bool bf16_state, float* scratch, cudaStream_t stream);
 
 // Degree 2 at head_dim 64 and 128 prefills on BF16 tensor cores, visiting φ's features in
 // k-rows of its own order; this is the table from those rows to features (−1: padding), given

@@ -187,7 +187,7 @@ __device__ inline void FinishHeads(const PowerAttentionShape& shape, const float
 template <typename Storage, int kGroup>
 __global__ void __launch_bounds__(kThreads, BlocksPerSM(kGroup))
     DecodeKernel(PowerAttentionShape shape, AttentionRows rows, const DecodeRow* decode_rows,
-                 int64_t count, int tile_size, float* scratch) {
+                 int64_t count, int64_t state_offset, int tile_size, float* scratch) {
   constexpr int kSize = Vector<Storage>::kSize;
   extern __shared__ float shared[];
   const int d = shape.head_dim;
@@ -207,7 +207,8 @@ __global__ void __launch_bounds__(kThreads, BlocksPerSM(kGroup))
   __shared__ bool last_to_arrive;
 
   // The first batch of rows is fetched before φ is made, so the two latencies overlap.
-  Storage* S = static_cast<Storage*>(decode.state) + static_cast<int64_t>(h) * D * (d + 1);
+  Storage* S = reinterpret_cast<Storage*>(static_cast<char*>(decode.state) + state_offset) +
+               static_cast<int64_t>(h) * D * (d + 1);
   Storage* z = S + static_cast<int64_t>(D) * d;
   const int lanes = d / kSize;
   const int col = (threadIdx.x % lanes) * kSize;
@@ -320,23 +321,29 @@ __global__ void __launch_bounds__(kThreads, BlocksPerSM(kGroup))
 template <typename Storage>
 void LaunchDecodeState(int group, dim3 grid, size_t shared, cudaStream_t stream,
                        const PowerAttentionShape& shape, const AttentionRows& rows,
-                       const DecodeRow* decode_rows, int64_t count, int tile, float* scratch) {
+                       const DecodeRow* decode_rows, int64_t count, int64_t state_offset,
+                       int tile, float* scratch) {
   switch (KernelGroup(group)) {
     case 1:
       return DecodeKernel<Storage, 1>
-          <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, tile, scratch);
+          <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, state_offset, tile,
+                                                      scratch);
     case 2:
       return DecodeKernel<Storage, 2>
-          <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, tile, scratch);
+          <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, state_offset, tile,
+                                                      scratch);
     case 4:
       return DecodeKernel<Storage, 4>
-          <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, tile, scratch);
+          <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, state_offset, tile,
+                                                      scratch);
     case 5:
       return DecodeKernel<Storage, 5>
-          <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, tile, scratch);
+          <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, state_offset, tile,
+                                                      scratch);
     default:
       return DecodeKernel<Storage, kMaxGroup>
-          <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, tile, scratch);
+          <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, state_offset, tile,
+                                                      scratch);
   }
 }
 
@@ -347,8 +354,8 @@ int64_t DecodeScratchFloats(const PowerAttentionShape& shape, int64_t count) {
 }
 
 void PowerDecode(const PowerAttentionShape& shape, const AttentionRows& rows,
-                 const DecodeRow* decode_rows, int64_t count, bool bf16_state, float* scratch,
-                 cudaStream_t stream) {
+                 const DecodeRow* decode_rows, int64_t count, int64_t state_offset,
+                 bool bf16_state, float* scratch, cudaStream_t stream) {
   if (count == 0) return;
   const int group = shape.num_heads / shape.num_kv_heads;
   cudaMemsetAsync(scratch, 0, DecodeScratchFloats(shape, count) * sizeof(float), stream);
@@ -358,10 +365,10 @@ void PowerDecode(const PowerAttentionShape& shape, const AttentionRows& rows,
   const size_t shared = SharedBytes(shape, tile);
   if (bf16_state) {
     LaunchDecodeState<__nv_bfloat16>(group, grid, shared, stream, shape, rows, decode_rows, count,
-                                     tile, scratch);
+                                     state_offset, tile, scratch);
   } else {
-    LaunchDecodeState<float>(group, grid, shared, stream, shape, rows, decode_rows, count, tile,
-                             scratch);
+    LaunchDecodeState<float>(group, grid, shared, stream, shape, rows, decode_rows, count,
+                             state_offset, tile, scratch);
   }
 }
 

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -60,6 +61,16 @@ struct PowerAttentionArgs {
   MatrixView out;           // [rows × num_heads·d]
 };
 
+// The per-row inputs of one forward pass. A backend may copy them to its memory once, in
+// BeginBatch, for the operations that follow to find there: those that are given these same spans
+// (same data, same size) until the next BeginBatch.
+struct BatchInputs {
+  std::span<const int32_t> tokens;
+  std::span<const int64_t> positions;
+  std::span<const AttentionSegment> segments;
+  std::span<const int64_t> logit_rows;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -87,6 +98,25 @@ class Backend {
     return HostBuffer(new std::byte[state_layout().Bytes()], [](std::byte* p) { delete[] p; });
   }
   virtual void WriteStateSlot(int32_t slot, std::span<const std::byte> from) = 0;
+
+  // ---- recorded forward passes (CUDA graphs)
+  virtual void BeginBatch(const BatchInputs&) {}
+  // Whether RunRecorded replays recordings. Decode batches are then padded to a few sizes, the
+  // padding rows advancing PaddingStateSlot(), a slot no session is given.
+  virtual bool RecordsForwardPasses() const { return false; }
+  virtual int32_t PaddingStateSlot() const { return -1; }
+  // Runs `operations` (this backend's, for one batch whose host inputs all went to BeginBatch and
+  // whose shape `key` stands for) and returns their result; a recording backend may instead
+  // replay what they queued the last time under `key`, when nothing was allocated since.
+  virtual MatrixView RunRecorded(int64_t /*key*/, const std::function<MatrixView()>& operations) {
+    return operations();
+  }
+  // Forward passes recorded (captured) and replayed so far.
+  struct RecordingCounts {
+    int64_t captured = 0;
+    int64_t replayed = 0;
+  };
+  virtual RecordingCounts recording_counts() const { return {}; }
 
   // ---- operations; `out` may alias an input only where noted
   virtual void Embed(const Matrix& table, std::span<const int32_t> tokens, MatrixView out) = 0;

@@ -57,7 +57,8 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const LoadedModel& model,
   engine->weights_ =
       UploadWeights(model.tensors, model.config.tie_word_embeddings, *engine->backend_);
   engine->forward_ = std::make_unique<ModelForward>(engine->config_, engine->weights_,
-                                                    *engine->backend_, engine->chunk_size_);
+                                                    *engine->backend_, engine->chunk_size_,
+                                                    options.record_decode_steps);
   return engine;
 }
 

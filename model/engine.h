@@ -29,6 +29,8 @@ struct EngineOptions {
   int64_t max_batch_tokens = 2048;
   // Where states go when every backend slot is taken (by default nowhere: RESOURCE_EXHAUSTED).
   StateTierOptions state_tiers = {};
+  // Decode steps replayed from recordings (CUDA graphs) where the backend records them.
+  bool record_decode_steps = true;
 };
 
 struct DecodeInput {

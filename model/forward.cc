@@ -1,10 +1,57 @@
 #include "model/forward.h"
 
+#include <algorithm>
+#include <bit>
+
 namespace sympow {
+namespace {
+
+bool IsDecodeBatch(const ForwardBatch& batch) {
+  const int64_t rows = static_cast<int64_t>(batch.tokens.size());
+  if (static_cast<int64_t>(batch.segments.size()) != rows ||
+      static_cast<int64_t>(batch.logit_rows.size()) != rows) {
+    return false;
+  }
+  for (int64_t i = 0; i < rows; ++i) {
+    if (batch.segments[i].num_rows != 1 || batch.logit_rows[i] != i) return false;
+  }
+  return rows > 0;
+}
+
+// The sizes decode batches are recorded at: 1, 2, 4, 8, then steps of an eighth of the power of
+// two below (at least 8), so padding adds at most 1/8 and a thousand sessions need ~40 recordings.
+int64_t RecordedRows(int64_t rows) {
+  if (rows <= 8) return static_cast<int64_t>(std::bit_ceil(static_cast<uint64_t>(rows)));
+  const int64_t step =
+      std::max<int64_t>(8, static_cast<int64_t>(std::bit_floor(static_cast<uint64_t>(rows))) / 8);
+  return (rows + step - 1) / step * step;
+}
+
+// The batch grown to `rows` with rows that decode token 0 into `padding_slot`.
+ForwardBatch Padded(const ForwardBatch& batch, int64_t rows, int32_t padding_slot) {
+  ForwardBatch padded = batch;
+  for (int64_t row = static_cast<int64_t>(batch.tokens.size()); row < rows; ++row) {
+    padded.tokens.push_back(0);
+    padded.positions.push_back(0);
+    padded.segments.push_back({row, 1, padding_slot});
+    padded.logit_rows.push_back(row);
+  }
+  return padded;
+}
+
+BatchInputs Inputs(const ForwardBatch& batch) {
+  return {batch.tokens, batch.positions, batch.segments, batch.logit_rows};
+}
+
+}  // namespace
 
 ModelForward::ModelForward(const ModelConfig& config, const DeviceWeights& weights,
-                           Backend& backend, int64_t chunk_size)
-    : config_(config), weights_(weights), backend_(backend), chunk_size_(chunk_size) {}
+                           Backend& backend, int64_t chunk_size, bool record_decode_steps)
+    : config_(config),
+      weights_(weights),
+      backend_(backend),
+      chunk_size_(chunk_size),
+      record_decode_steps_(record_decode_steps) {}
 
 void ModelForward::EnsureWorkspace(int64_t rows) {
   if (rows <= work_.rows) return;
@@ -27,6 +74,19 @@ void ModelForward::Run(const ForwardBatch& batch, float* logits) {
 }
 
 MatrixView ModelForward::Run(const ForwardBatch& batch) {
+  if (!record_decode_steps_ || !backend_.RecordsForwardPasses() || !IsDecodeBatch(batch)) {
+    backend_.BeginBatch(Inputs(batch));
+    return RunOperations(batch);
+  }
+  const int64_t rows = static_cast<int64_t>(batch.tokens.size());
+  const ForwardBatch padded = Padded(batch, RecordedRows(rows), backend_.PaddingStateSlot());
+  backend_.BeginBatch(Inputs(padded));
+  const MatrixView logits = backend_.RunRecorded(static_cast<int64_t>(padded.tokens.size()),
+                                                 [&] { return RunOperations(padded); });
+  return logits.Rows(0, rows);
+}
+
+MatrixView ModelForward::RunOperations(const ForwardBatch& batch) {
   const ModelConfig& c = config_;
   const DeviceWeights& w = weights_;
   Backend& b = backend_;

@@ -20,8 +20,10 @@ struct ForwardBatch {
 
 class ModelForward {
  public:
+  // With `record_decode_steps`, a backend that records forward passes replays decode batches
+  // (one row per session, every row's logits wanted) from recordings, one per padded size.
   ModelForward(const ModelConfig& config, const DeviceWeights& weights, Backend& backend,
-               int64_t chunk_size);
+               int64_t chunk_size, bool record_decode_steps);
 
   // Advances every segment's state and returns the logits [logit_rows × vocab] in backend
   // memory, valid until the next run.
@@ -38,11 +40,14 @@ class ModelForward {
     Matrix logits;
   };
   void EnsureWorkspace(int64_t rows);
+  // Queues the whole forward pass on the backend.
+  MatrixView RunOperations(const ForwardBatch& batch);
 
   const ModelConfig& config_;
   const DeviceWeights& weights_;
   Backend& backend_;
   int64_t chunk_size_;
+  bool record_decode_steps_;
   Workspace work_;
 };
 

@@ -32,6 +32,8 @@ ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9400",
           "Prometheus /metrics address (9400: 9090 is Prometheus's own); empty: off");
 ABSL_FLAG(std::string, device, "auto",
           "backend: cpu, cuda, or auto (cuda when this build has it and a GPU is present)");
+ABSL_FLAG(bool, cuda_graphs, true,
+          "on the GPU, replay decode steps as CUDA graphs (one per padded batch size)");
 ABSL_FLAG(int64_t, max_sessions, 256, "sessions held at once (each costs one fixed-size state)");
 ABSL_FLAG(int64_t, state_slots, 0,
           "states kept in the backend's memory (GPU memory on --device cuda); 0: --max_sessions, "
@@ -193,6 +195,7 @@ int Serve() {
   const std::string backend_name = pool->backend->name();
   EngineOptions engine_options;
   engine_options.state_tiers = TierOptions();
+  engine_options.record_decode_steps = absl::GetFlag(FLAGS_cuda_graphs);
   absl::StatusOr<std::unique_ptr<Engine>> engine =
       Engine::Create(**model, std::move(pool->backend), engine_options);
   if (!engine.ok()) {

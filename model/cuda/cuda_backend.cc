@@ -8,6 +8,7 @@
 #include "kernels/elementwise.h"
 #include "model/cuda/cuda_check.h"
 #include "model/expansion.h"
+#include "spdlog/spdlog.h"
 
 namespace sympow {
 namespace {
@@ -53,7 +54,8 @@ absl::StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(const ModelConf
   const StateLayout layout = StateLayout::ForConfig(config);
   if (absl::Status supported = CheckSupported(config, layout); !supported.ok()) return supported;
   std::unique_ptr<CudaBackend> backend(new CudaBackend(config, max_state_slots));
-  const size_t bytes = static_cast<size_t>(layout.Bytes()) * max_state_slots;
+  // One slot more than asked for: the padding rows of recorded decode passes advance it.
+  const size_t bytes = static_cast<size_t>(layout.Bytes()) * (max_state_slots + 1);
   if (cudaMalloc(&backend->slots_, bytes) != cudaSuccess) {
     cudaGetLastError();
     return absl::ResourceExhaustedError(absl::StrCat(
@@ -67,6 +69,11 @@ CudaBackend::CudaBackend(const ModelConfig& config, int64_t max_state_slots)
   CudaCheck(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
   CublasCheck(cublasCreate(&cublas_), "cublasCreate");
   CublasCheck(cublasSetStream(cublas_, stream_), "cublasSetStream");
+  // cuBLAS's own workspace, so that it allocates nothing while a graph is captured.
+  constexpr int64_t kCublasWorkspaceBytes = 32 << 20;
+  CublasCheck(cublasSetWorkspace(cublas_, cublas_workspace_.Reserve(kCublasWorkspaceBytes),
+                                 kCublasWorkspaceBytes),
+              "cublasSetWorkspace");
 
   const SymmetricExpansion expansion(static_cast<int>(config.head_dim),
                                      static_cast<int>(config.degree));
@@ -92,6 +99,9 @@ CudaBackend::CudaBackend(const ModelConfig& config, int64_t max_state_slots)
 
 CudaBackend::~CudaBackend() {
   cudaStreamSynchronize(stream_);
+  for (auto& [key, recording] : recordings_) {
+    if (recording.graph != nullptr) cudaGraphExecDestroy(recording.graph);
+  }
   cudaFree(slots_);
   cublasDestroy(cublas_);
   cudaStreamDestroy(stream_);
@@ -106,6 +116,7 @@ int64_t CudaBackend::DeviceMemoryInUse() const {
 void CudaBackend::Synchronize() { CudaCheck(cudaStreamSynchronize(stream_), "synchronize"); }
 
 Matrix CudaBackend::Allocate(int64_t rows, int64_t cols) {
+  ++allocation_epoch_;  // the matrix may replace one that a recording uses
   void* data = nullptr;
   CudaCheck(cudaMalloc(&data, std::max<int64_t>(1, rows * cols) * sizeof(float)), "cudaMalloc");
   CudaCheck(cudaMemsetAsync(data, 0, std::max<int64_t>(1, rows * cols) * sizeof(float), stream_),
@@ -197,8 +208,49 @@ void CudaBackend::WriteStateSlot(int32_t slot, std::span<const std::byte> from) 
   Synchronize();
 }
 
+std::vector<kernels::DecodeRow> CudaBackend::DecodeRows(
+    std::span<const AttentionSegment> segments) const {
+  std::vector<kernels::DecodeRow> rows;
+  for (const AttentionSegment& segment : segments) {
+    if (segment.num_rows == 1) rows.push_back({segment.first_row, SlotData(segment.state_slot)});
+  }
+  return rows;
+}
+
+void CudaBackend::BeginBatch(const BatchInputs& inputs) {
+  batch_inputs_.Upload(inputs, DecodeRows(inputs.segments), stream_);
+}
+
+MatrixView CudaBackend::RunRecorded(int64_t key, const std::function<MatrixView()>& operations) {
+  Recording& recording = recordings_[key];
+  if (recording.epoch == allocation_epoch_ && recording.graph != nullptr) {
+    CudaCheck(cudaGraphLaunch(recording.graph, stream_), "cudaGraphLaunch");
+    ++recording_counts_.replayed;
+    return recording.result;
+  }
+  if (recording.graph != nullptr) CudaCheck(cudaGraphExecDestroy(recording.graph), "destroy graph");
+  recording.graph = nullptr;
+  if (recording.epoch != allocation_epoch_) {
+    // Run eagerly first: the buffers grow now, never while a graph is captured.
+    recording.result = operations();
+    recording.epoch = allocation_epoch_;
+    return recording.result;
+  }
+  cudaGraph_t graph = nullptr;
+  CudaCheck(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "begin capture");
+  recording.result = operations();
+  CudaCheck(cudaStreamEndCapture(stream_, &graph), "end capture");
+  CudaCheck(cudaGraphInstantiate(&recording.graph, graph, 0), "cudaGraphInstantiate");
+  CudaCheck(cudaGraphDestroy(graph), "cudaGraphDestroy");
+  ++recording_counts_.captured;
+  spdlog::debug("captured a CUDA graph of the forward pass for key {}", key);
+  CudaCheck(cudaGraphLaunch(recording.graph, stream_), "cudaGraphLaunch");
+  return recording.result;
+}
+
 void CudaBackend::Embed(const Matrix& table, std::span<const int32_t> tokens, MatrixView out) {
-  const int32_t* device_tokens = tokens_.Upload(tokens, stream_);
+  const int32_t* device_tokens = batch_inputs_.Tokens(tokens);
+  if (device_tokens == nullptr) device_tokens = tokens_.Upload(tokens, stream_);
   kernels::Embed(static_cast<const uint16_t*>(table.view.data), device_tokens,
                  static_cast<int64_t>(tokens.size()), table.view.cols, Floats(out), stream_);
   CheckLaunch("Embed");
@@ -250,7 +302,8 @@ void CudaBackend::HeadRmsNorm(MatrixView x, int64_t head_dim, const Matrix& weig
 
 void CudaBackend::Rope(MatrixView x, int64_t head_dim, std::span<const int64_t> positions,
                        double theta) {
-  const int64_t* device_positions = row_indices_.Upload(positions, stream_);
+  const int64_t* device_positions = batch_inputs_.Positions(positions);
+  if (device_positions == nullptr) device_positions = row_indices_.Upload(positions, stream_);
   kernels::Rope(Floats(x), x.rows, x.cols, head_dim, device_positions, theta, stream_);
   CheckLaunch("Rope");
 }
@@ -271,7 +324,8 @@ void CudaBackend::GeluTanh(MatrixView x) {
 }
 
 void CudaBackend::GatherRows(MatrixView x, std::span<const int64_t> rows, MatrixView out) {
-  const int64_t* device_rows = row_indices_.Upload(rows, stream_);
+  const int64_t* device_rows = batch_inputs_.LogitRows(rows);
+  if (device_rows == nullptr) device_rows = row_indices_.Upload(rows, stream_);
   kernels::GatherRows(Floats(x), device_rows, static_cast<int64_t>(rows.size()), x.cols,
                       Floats(out), stream_);
   CheckLaunch("GatherRows");
@@ -285,13 +339,10 @@ void CudaBackend::PowerAttention(const PowerAttentionArgs& args) {
   const int64_t layer_elements = layout_.num_kv_heads * layout_.ElementsPerHead();
   const bool bf16_state = layout_.dtype == StateDType::kBFloat16;
 
-  std::vector<kernels::DecodeRow> decode;
   std::vector<kernels::PrefillSegment> prefill;
   for (const AttentionSegment& segment : args.segments) {
-    std::byte* state = SlotData(segment.state_slot) + layer_offset;
-    if (segment.num_rows == 1) {
-      decode.push_back({segment.first_row, state});
-    } else if (segment.num_rows > 1) {
+    if (segment.num_rows > 1) {
+      std::byte* state = SlotData(segment.state_slot) + layer_offset;
       prefill.push_back({segment.first_row, segment.num_rows, reinterpret_cast<float*>(state)});
     }
   }
@@ -318,11 +369,14 @@ void CudaBackend::PowerAttention(const PowerAttentionArgs& args) {
       kernels::FloatToBf16(prefill[i].state, stored[i], layer_elements, stream_);
     }
   }
+  const std::vector<kernels::DecodeRow> decode = DecodeRows(args.segments);
   if (!decode.empty()) {
     const int64_t count = static_cast<int64_t>(decode.size());
+    const kernels::DecodeRow* device_rows = batch_inputs_.DecodeRows(args.segments);
+    if (device_rows == nullptr) device_rows = decode_rows_.Upload(decode, stream_);
     float* scratch = decode_scratch_.Reserve(kernels::DecodeScratchFloats(shape_, count));
-    kernels::PowerDecode(shape_, rows, decode_rows_.Upload(decode, stream_), count, bf16_state,
-                         scratch, stream_);
+    kernels::PowerDecode(shape_, rows, device_rows, count, layer_offset, bf16_state, scratch,
+                         stream_);
     CheckLaunch("PowerDecode");
   }
 }

@@ -1,12 +1,15 @@
 // The CUDA backend: weights resident in BF16 (vectors in fp32), fp32 activations, projections
 // through cuBLAS (BF16 in, fp32 accumulate), power attention through kernels/, and session states
 // in one device allocation cut into fixed slots. All work is queued on one stream; only
-// CopyToHost and the state-slot reads and writes wait for it.
+// CopyToHost and the state-slot reads and writes wait for it. Recorded forward passes are CUDA
+// graphs: captured the second time a key is run with no allocation in between (the first run
+// grows the buffers), replayed while nothing is allocated.
 #pragma once
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include <map>
 #include <memory>
 #include <vector>
 
@@ -14,6 +17,7 @@
 #include "kernels/sampling.h"
 #include "model/backend.h"
 #include "model/cuda/device_array.h"
+#include "model/cuda/device_batch_inputs.h"
 
 namespace sympow {
 
@@ -41,6 +45,12 @@ class CudaBackend final : public Backend {
   HostBuffer AllocateHostState() override;
   void WriteStateSlot(int32_t slot, std::span<const std::byte> from) override;
 
+  void BeginBatch(const BatchInputs& inputs) override;
+  bool RecordsForwardPasses() const override { return true; }
+  int32_t PaddingStateSlot() const override { return static_cast<int32_t>(max_slots_); }
+  MatrixView RunRecorded(int64_t key, const std::function<MatrixView()>& operations) override;
+  RecordingCounts recording_counts() const override { return recording_counts_; }
+
   void Embed(const Matrix& table, std::span<const int32_t> tokens, MatrixView out) override;
   void Norm(NormKind kind, float eps, MatrixView x, const Matrix& weight, const Matrix* bias,
             MatrixView out) override;
@@ -62,6 +72,15 @@ class CudaBackend final : public Backend {
   // Waits for everything queued so far.
   void Synchronize();
   std::byte* SlotData(int32_t slot) const;
+  // A decode row (its slot's start) for each single-row segment.
+  std::vector<kernels::DecodeRow> DecodeRows(std::span<const AttentionSegment> segments) const;
+
+  // A forward pass captured as a CUDA graph, valid while allocation_epoch_ stays at `epoch`.
+  struct Recording {
+    int64_t epoch = -1;
+    cudaGraphExec_t graph = nullptr;  // null after the first (eager) run
+    MatrixView result;
+  };
 
   StateLayout layout_;
   int64_t max_slots_;
@@ -70,20 +89,30 @@ class CudaBackend final : public Backend {
   std::byte* slots_ = nullptr;
   std::vector<int32_t> free_slots_;
   int32_t next_unused_slot_ = 0;
+  // Counts device allocations that recorded passes may use: a recording made at another count
+  // is stale.
+  int64_t allocation_epoch_ = 0;
+  std::map<int64_t, Recording> recordings_;
+  RecordingCounts recording_counts_;
+  DeviceArray<std::byte> cublas_workspace_;
 
   kernels::PowerAttentionShape shape_;
   DeviceArray<uint8_t> monomials_;
   DeviceArray<float> key_weights_;
   DeviceArray<int32_t> feature_rows_;
 
+  // What decode passes use grows the allocation epoch (a recording reads them where they were).
+  DeviceBatchInputs batch_inputs_{&allocation_epoch_};
+  DeviceArray<uint16_t> bf16_activations_{&allocation_epoch_};
+  DeviceArray<float> decode_scratch_{&allocation_epoch_};
+  // Inputs of operations whose host data did not go through BeginBatch.
   DeviceArray<int32_t> tokens_;
   DeviceArray<int64_t> row_indices_;
-  DeviceArray<uint16_t> bf16_activations_;
   DeviceArray<kernels::DecodeRow> decode_rows_;
+
   DeviceArray<kernels::PrefillSegment> prefill_segments_;
   DeviceArray<kernels::PrefillChunk> prefill_chunks_;
   DeviceArray<float> prefill_workspace_;  // a state per chunk and kv head
-  DeviceArray<float> decode_scratch_;
   DeviceArray<float> widened_states_;  // fp32 copies of bf16 states while they are prefilled
   DeviceArray<kernels::SampleRowParams> sample_params_;
   DeviceArray<int32_t> penalized_tokens_;

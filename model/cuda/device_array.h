@@ -1,5 +1,6 @@
 // A grow-only device buffer for per-call data (token ids, row lists, scratch). Growing frees the
-// old memory, which cudaFree orders after the work already queued on the device.
+// old memory, which cudaFree orders after the work already queued on the device, and counts in
+// `allocation_epoch` (when given): recordings of work that used the old memory are then stale.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -14,7 +15,7 @@ namespace sympow {
 template <typename T>
 class DeviceArray {
  public:
-  DeviceArray() = default;
+  explicit DeviceArray(int64_t* allocation_epoch = nullptr) : allocation_epoch_(allocation_epoch) {}
   DeviceArray(const DeviceArray&) = delete;
   DeviceArray& operator=(const DeviceArray&) = delete;
   ~DeviceArray() { cudaFree(data_); }
@@ -26,6 +27,7 @@ class DeviceArray {
       data_ = nullptr;
       CudaCheck(cudaMalloc(&data_, static_cast<size_t>(n) * sizeof(T)), "cudaMalloc");
       capacity_ = n;
+      if (allocation_epoch_ != nullptr) ++*allocation_epoch_;
     }
     return data_;
   }
@@ -42,6 +44,7 @@ class DeviceArray {
   }
 
  private:
+  int64_t* allocation_epoch_;
   T* data_ = nullptr;
   int64_t capacity_ = 0;
 };

@@ -308,6 +308,53 @@ TEST(GpuModel, BundledModelLogitsMatchTheCpuEngine) {
   EXPECT_LT(decode_worst, kGpuLogitTolerance);
 }
 
+// Decode steps replayed as CUDA graphs give the logits of the same steps run operation by
+// operation: batches padded to recorded sizes (5 → 8 rows, 12 → 16, 3 → 4), a recording made
+// stale by a longer batch in between and captured again, and single-session steps.
+TEST(GpuModel, RecordedDecodeStepsMatchStepsRunOperationByOperation) {
+  const std::string dir = SourcePath("models/sympow-tiny");
+  auto recorded = testing::MakeEngine(dir, "cuda");
+  auto eager = testing::MakeEngine(dir, "cuda", {.record_decode_steps = false});
+  ASSERT_NE(recorded, nullptr);
+  ASSERT_NE(eager, nullptr);
+  const std::vector<int32_t> ids = testing::HeldOutTokens(SourcePath(""), *eager);
+  constexpr int kSessions = 12, kPrompt = 100;
+  std::vector<SessionId> on_recorded, on_eager;
+  for (int i = 0; i < kSessions; ++i) {
+    const std::span<const int32_t> prompt = std::span(ids).subspan(i * 1000, kPrompt);
+    on_recorded.push_back(recorded->CreateSession().value());
+    on_eager.push_back(eager->CreateSession().value());
+    recorded->Prefill(on_recorded.back(), prompt).value();
+    eager->Prefill(on_eager.back(), prompt).value();
+  }
+  double worst = 0.0;
+  int64_t step = 0;
+  auto decode = [&](int sessions) {
+    std::vector<DecodeInput> a, b;
+    for (int i = 0; i < sessions; ++i) {
+      const int32_t token = ids[i * 1000 + kPrompt + step];
+      a.push_back({on_recorded[i], token});
+      b.push_back({on_eager[i], token});
+    }
+    ++step;
+    worst = std::max(worst,
+                     MaxRelativeError(recorded->Decode(a).value(), eager->Decode(b).value()));
+  };
+  for (int sessions : {5, 5, 5, 12, 12, 12, 1, 1, 1, 3, 3}) decode(sessions);
+  // A 3,000-token prefill grows the activations: every recording is stale after it.
+  SessionId long_recorded = recorded->CreateSession().value();
+  recorded->Prefill(long_recorded, std::span(ids).first(3000)).value();
+  for (int sessions : {5, 5, 5, 5}) decode(sessions);
+  const Backend::RecordingCounts counts = recorded->backend().recording_counts();
+  Report("recorded (CUDA graph) decode steps vs eager steps, logits", worst);
+  std::printf("[figure] CUDA graphs captured %lld, replayed %lld\n",
+              static_cast<long long>(counts.captured), static_cast<long long>(counts.replayed));
+  // Captured at 8, 16, 1, 4 rows, then at 8 again after the prefill.
+  EXPECT_EQ(counts.captured, 5);
+  EXPECT_EQ(counts.replayed, 1 + 1 + 1 + 0 + 2);
+  EXPECT_LT(worst, kBf16StateTolerance);
+}
+
 // The bundled model after a 1M-token prefix on the GPU (the held-out text, cycled): everything
 // stays finite and the loss on the next 1,024 tokens is no worse than after a 1,024-token prefix
 // of the same stream, by more than kLongContextMarginNats (as tests/unit/long_context_test.cc at
