@@ -63,6 +63,21 @@ __device__ float BlockTotal(Shared& shared, float value) {
   return BlockReduceAll(shared, value, cuda::std::plus<float>{});
 }
 
+// Adds each lane's `weight` into histogram[bin] (bin −1: nothing). Logits crowd into a few bins,
+// so the lanes of a warp that share a bin sum their weights first (a tree over the lanes in rank
+// order) and one of them adds the total: one shared-memory atomic per bin and warp, not per id.
+__device__ void AddToHistogram(float* histogram, int bin, float weight) {
+  const unsigned lane = threadIdx.x % 32;
+  const unsigned peers = __match_any_sync(0xffffffffu, bin);
+  float sum = weight;
+  for (int step = 1; step < 32; step *= 2) {
+    const unsigned source = __fns(peers, lane, step + 1);  // the peer `step` ranks above
+    const float other = __shfl_sync(0xffffffffu, sum, source < 32 ? source : lane);
+    if (source < 32) sum += other;
+  }
+  if (bin >= 0 && (peers & ((1u << lane) - 1)) == 0) atomicAdd(&histogram[bin], sum);
+}
+
 // The key at which the weights, summed from the largest key down, first reach `target`:
 // four radix passes of 8 bits. `item(i, key, weight)` gives id i's key and weight (0: not a
 // candidate). Leaves shared.above and shared.at for that key.
@@ -77,13 +92,17 @@ __device__ uint32_t SelectKey(Shared& shared, int64_t vocab, float target, Item 
     for (int b = threadIdx.x; b < kRadixBins; b += blockDim.x) shared.histogram[b] = 0.0f;
     __syncthreads();
     const uint32_t prefix = shared.prefix;
-    for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x) {
-      uint32_t key;
-      float weight;
-      item(i, key, weight);
-      if (weight > 0.0f && (key & mask) == prefix) {
-        atomicAdd(&shared.histogram[(key >> shift) & 0xff], weight);
+    // Every lane runs every round (the warp-wide intrinsics need the whole warp).
+    for (int64_t base = 0; base < vocab; base += blockDim.x) {
+      const int64_t i = base + threadIdx.x;
+      int bin = -1;
+      float weight = 0.0f;
+      if (i < vocab) {
+        uint32_t key;
+        item(i, key, weight);
+        if (weight > 0.0f && (key & mask) == prefix) bin = static_cast<int>((key >> shift) & 0xff);
       }
+      AddToHistogram(shared.histogram, bin, weight);
     }
     __syncthreads();
     if (threadIdx.x == 0) {
