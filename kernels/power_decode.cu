@@ -35,32 +35,12 @@ constexpr int BlocksPerSM(int kernel_group) {
   return kernel_group <= 2 ? 4 : (kernel_group <= 5 ? 3 : 2);
 }
 
-// The tile streams through shared memory in kStages stages of kStageRows rows (16 bytes each) per
-// thread, copied asynchronously (cp.async): kStages − 1 stages are always in flight, whatever
-// order the compiler gives the arithmetic. Each thread reads back only what it copied, so no
-// barrier is needed between copy and use.
-constexpr int kStages = 4;
-constexpr int kStageRows = 2;
-constexpr size_t kStagingBytes = size_t{kStages} * kStageRows * kThreads * 16;
-
-__device__ inline void CopyAsync16(void* shared_destination, const void* global_source) {
-  const unsigned destination = static_cast<unsigned>(__cvta_generic_to_shared(shared_destination));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(destination), "l"(global_source)
-               : "memory");
-}
-__device__ inline void CommitCopies() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-// Waits until at most kPending of this thread's committed copy groups are still in flight.
-template <int kPending>
-__device__ inline void WaitCopies() {
-  asm volatile("cp.async.wait_group %0;" ::"n"(kPending) : "memory");
-}
-
-// Shared memory of a block: the staging of its tile's rows, q, φ(q) of its features, the partial
-// sums, the buffered tokens' decays and weights.
+// Shared memory of a block: q, φ(q) of its features, the partial sums, the buffered tokens'
+// decays and weights.
 size_t SharedBytes(const PowerAttentionShape& shape, int tile_features) {
   const int group = shape.num_heads / shape.num_kv_heads;
-  return kStagingBytes + sizeof(float) * (2 * group * shape.head_dim + group * tile_features +
-                                          group + (group + 1) * shape.buffer_tokens);
+  return sizeof(float) * (2 * group * shape.head_dim + group * tile_features + group +
+                          (group + 1) * shape.buffer_tokens);
 }
 
 // Features per block: equal tiles, a multiple of 8 features, whose φ fits the 48 KB of shared
@@ -108,6 +88,14 @@ struct Vector {
 };
 
 
+// Rows of the state a thread loads per batch (16 bytes each), while the other batch is in flight:
+// 48–64 bytes of loads outstanding per thread, less where many query heads share a kv head, or
+// a bf16 row's eight columns, take the registers for their numerators (ptxas: no spills).
+template <typename Storage, int kGroup>
+constexpr int kRowsPerBatch = kGroup > 2 ? 2 : (sizeof(Storage) == 2 ? 3 : 4);
+
+// 16 bytes of state as stored, kept raw until used (4 registers whatever the storage type).
+__device__ inline uint4 LoadRaw(const void* p) { return __ldcs(static_cast<const uint4*>(p)); }
 template <typename Storage>
 __device__ inline Vector<Storage> Widen(uint4 raw);
 template <>
@@ -184,11 +172,7 @@ __device__ __noinline__ void FinishHeads(const PowerAttentionShape& shape, const
   float* log_gates = buffer + kBufferHeaderFloats;
   float* keys = log_gates + N;
   float* values = keys + N * d;
-  // Every thread reads the count before thread 0 moves it on.
-  __shared__ int buffered;
-  if (threadIdx.x == 0) buffered = static_cast<int>(__ldcg(buffer));
-  __syncthreads();
-  const int n = buffered + 1;
+  const int n = static_cast<int>(__ldcg(buffer)) + 1;
   const int64_t kv_row = decode.row * shape.num_kv_heads + h;
   for (int j = threadIdx.x; j < d; j += blockDim.x) {
     keys[(n - 1) * d + j] = rows.k[kv_row * d + j];
@@ -279,7 +263,7 @@ __global__ void __launch_bounds__(kThreads, BlocksPerSM(kGroup))
     DecodeKernel(PowerAttentionShape shape, AttentionRows rows, const DecodeRow* decode_rows,
                  int64_t count, LayerOffsets layer, int tile_size, float* scratch_floats) {
   constexpr int kSize = Vector<Storage>::kSize;
-  extern __shared__ __align__(16) float shared[];
+  extern __shared__ float shared[];
   const int d = shape.head_dim;
   const int D = shape.expanded_dim;
   const int group = shape.num_heads / shape.num_kv_heads;
@@ -288,15 +272,14 @@ __global__ void __launch_bounds__(kThreads, BlocksPerSM(kGroup))
   const int first_feature = blockIdx.x * tile_size;
   const int tile = min(tile_size, D - first_feature);
 
-  uint4* staging = reinterpret_cast<uint4*>(shared);  // [kStages × kStageRows × kThreads]
-  float* q = shared + kStagingBytes / sizeof(float);  // [group × d]
+  float* q = shared;                         // [group × d]
   float* phi_q = q + group * d;              // [group × tile_size]
   float* sum = phi_q + group * tile_size;    // [group × d] numerators, then [group] denominators
   float* decay = sum + group * (d + 1);      // [N], for FinishHeads
   float* weights = decay + shape.buffer_tokens;  // [group × N], for FinishHeads
   __shared__ bool last_to_arrive;
 
-  // The first stages are on their way before φ is made, so the two latencies overlap.
+  // The first batch of rows is fetched before φ is made, so the two latencies overlap.
   const Storage* S =
       reinterpret_cast<const Storage*>(static_cast<const char*>(decode.state) + layer.state) +
       static_cast<int64_t>(h) * D * (d + 1);
@@ -305,22 +288,19 @@ __global__ void __launch_bounds__(kThreads, BlocksPerSM(kGroup))
   const int col = (threadIdx.x % lanes) * kSize;
   const int row_groups = blockDim.x / lanes;
   const int first_row = threadIdx.x / lanes;
-  const int stage_rows = kStageRows * row_groups;
-  auto staged = [&](int stage, int r) -> uint4& {
-    return staging[(stage * kStageRows + r) * kThreads + threadIdx.x];
-  };
-  auto fetch = [&](int stage, int base) {
+  constexpr int kBatch = kRowsPerBatch<Storage, kGroup>;
+  const int batch_rows = kBatch * row_groups;
+  // Two batches of registers used in turn: each is refilled right after it is used, while the
+  // other is worked on. (A `current = next` copy would instead wait for the loads in flight.)
+  uint4 even[kBatch], odd[kBatch];
+  auto fetch = [&](uint4(&into)[kBatch], int base) {
 #pragma unroll
-    for (int r = 0; r < kStageRows; ++r) {
+    for (int r = 0; r < kBatch; ++r) {
       const int row = base + first_row + r * row_groups;
-      if (row < tile) {
-        CopyAsync16(&staged(stage, r), S + static_cast<int64_t>(first_feature + row) * d + col);
-      }
+      if (row < tile) into[r] = LoadRaw(S + static_cast<int64_t>(first_feature + row) * d + col);
     }
-    CommitCopies();
   };
-#pragma unroll
-  for (int stage = 0; stage < kStages - 1; ++stage) fetch(stage, stage * stage_rows);
+  fetch(even, 0);
 
   const float* q_row = rows.q + decode.row * shape.num_heads * d + h * group * d;
   for (int i = threadIdx.x; i < group * d; i += blockDim.x) {
@@ -338,19 +318,21 @@ __global__ void __launch_bounds__(kThreads, BlocksPerSM(kGroup))
   __syncthreads();
 
   float numerator[kGroup][kSize] = {};
-  int stage = 0;
-  for (int base = 0; base < tile; base += stage_rows) {
-    WaitCopies<kStages - 2>();  // the stage holding `base` has landed
+  auto read = [&](const uint4(&batch)[kBatch], int base) {
 #pragma unroll
-    for (int r = 0; r < kStageRows; ++r) {
+    for (int r = 0; r < kBatch; ++r) {
       const int row = base + first_row + r * row_groups;
       if (row < tile) {
-        ReadRow<Storage, kGroup>(Widen<Storage>(staged(stage, r)), phi_q + row, tile_size, group,
+        ReadRow<Storage, kGroup>(Widen<Storage>(batch[r]), phi_q + row, tile_size, group,
                                  numerator);
       }
     }
-    fetch((stage + kStages - 1) % kStages, base + (kStages - 1) * stage_rows);
-    stage = (stage + 1) % kStages;
+  };
+  for (int base = 0; base < tile; base += 2 * batch_rows) {
+    if (base + batch_rows < tile) fetch(odd, base + batch_rows);
+    read(even, base);
+    if (base + 2 * batch_rows < tile) fetch(even, base + 2 * batch_rows);
+    read(odd, base + batch_rows);
   }
   // Lanes of a warp that share columns add up first: fewer shared-memory atomics.
 #pragma unroll
