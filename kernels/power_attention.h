@@ -55,7 +55,6 @@ struct FoldItem {
 };
 
 constexpr int kMaxDegree = 8;
-constexpr int kMaxBufferTokens = 256;  // model/config.h's kMaxDecodeBufferTokens
 constexpr int kMaxGroup = 8;  // query heads per kv head
 
 // The rows of q/k/v/out and log gates (null without gating); row strides are the dense widths.

@@ -35,12 +35,11 @@ constexpr int BlocksPerSM(int kernel_group) {
   return kernel_group <= 2 ? 4 : (kernel_group <= 5 ? 3 : 2);
 }
 
-// Shared memory of a block: q, φ(q) of its features, the partial sums, the buffered tokens'
-// decays and weights.
+// Shared memory of a block: q, φ(q) of its features, the partial sums, the buffer's decays.
 size_t SharedBytes(const PowerAttentionShape& shape, int tile_features) {
   const int group = shape.num_heads / shape.num_kv_heads;
   return sizeof(float) * (2 * group * shape.head_dim + group * tile_features + group +
-                          (group + 1) * shape.buffer_tokens);
+                          shape.buffer_tokens);
 }
 
 // Features per block: equal tiles, a multiple of 8 features, whose φ fits the 48 KB of shared
@@ -153,16 +152,13 @@ struct DecodeScratch {
 };
 
 // Run by the last block of a (row, kv head) to arrive, once every tile's partial sums are in
-// scratch: appends the token (k, v, log g) to the head's buffer, then writes each query head g of
-// the group, out = (e^A·s^p·num + Σ_s w_s v_s) / (e^A·s^p·den + Σ_s w_s + ε) over the buffered
+// scratch: appends the token (k, v, log g) to the head's buffer, then warp g writes query head g
+// of the group, out = (e^A·s^p·num + Σ_s w_s v_s) / (e^A·s^p·den + Σ_s w_s + ε) over the buffered
 // tokens s (this one included), w_s = (s·q·k_s)^p·e^{A_s}, A_s the log gates after s and A all of
-// the buffer's. A buffer that is full is emptied and listed for the fold. Work is spread over
-// the block (a warp per token for the weights, tokens shared out for the sums), so that no thread
-// walks the buffer alone: its reads would wait one after another.
-__device__ __noinline__ void FinishHeads(const PowerAttentionShape& shape, const AttentionRows& rows,
+// the buffer's. A buffer that is full is emptied and listed for the fold.
+__device__ inline void FinishHeads(const PowerAttentionShape& shape, const AttentionRows& rows,
                                    const DecodeRow& decode, const DecodeScratch& scratch,
-                                   LayerOffsets layer, const float* q, float* decay,
-                                   float* weights, float* sums) {
+                                   LayerOffsets layer, const float* q, float* decay) {
   const int d = shape.head_dim;
   const int N = shape.buffer_tokens;
   const int h = blockIdx.y;
@@ -178,79 +174,48 @@ __device__ __noinline__ void FinishHeads(const PowerAttentionShape& shape, const
     keys[(n - 1) * d + j] = rows.k[kv_row * d + j];
     values[(n - 1) * d + j] = rows.v[kv_row * d + j];
   }
+  __shared__ float state_decay;
   if (threadIdx.x == 0) {
     log_gates[n - 1] = rows.log_gate ? rows.log_gate[kv_row] : 0.0f;
+    float later = 0.0f;
+    for (int s = n - 1; s >= 0; --s) {
+      decay[s] = expf(later);
+      later += log_gates[s];
+    }
+    state_decay = expf(later);
     buffer[0] = n == N ? 0.0f : static_cast<float>(n);
-    if (n == N) scratch.fold_items[atomicAdd(scratch.fold_count, 1)] = {decode.state, h, n};
-  }
-  __syncthreads();
-  __shared__ float state_decay;
-  if (threadIdx.x < 32) {
-    const float all = DecaysToNow(log_gates, n, decay);
-    if (threadIdx.x == 0) state_decay = all;
-  }
-  __syncthreads();
-  // Weights: a warp per token, its lanes across the key (coalesced loads).
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-#pragma unroll 2
-  for (int s = warp; s < n; s += blockDim.x / 32) {
-    float dots[kMaxGroup] = {};
-    for (int j = lane; j < d; j += 32) {
-      const float k = keys[s * d + j];
-#pragma unroll
-      for (int g = 0; g < kMaxGroup; ++g) {
-        if (g < group) dots[g] += q[g * d + j] * k;
-      }
-    }
-#pragma unroll
-    for (int g = 0; g < kMaxGroup; ++g) {
-      if (g < group) {
-        const float dot = WarpSum(dots[g]);
-        if (lane == 0) weights[g * N + s] = EvenPower(shape.scale * dot, shape.degree) * decay[s];
-      }
+    if (n == N) {
+      scratch.fold_items[atomicAdd(scratch.fold_count, 1)] = {decode.state, h, n};
     }
   }
-  // Weighted values: each thread up to kMaxOutputsPerThread outputs (g, j) over a share of the
-  // tokens; shares meet in `sums` (the tile's partial sums, already passed on to scratch).
-  constexpr int kMaxOutputsPerThread = kMaxGroup * 128 / kThreads;
-  const int outputs = group * d;
-  const int span = min(outputs, static_cast<int>(blockDim.x));
-  const int parts = blockDim.x / span;
-  const int part = threadIdx.x / span;
-  for (int o = threadIdx.x; o < outputs + group; o += blockDim.x) sums[o] = 0.0f;
   __syncthreads();
-  if (part < parts) {
-    float acc[kMaxOutputsPerThread] = {};
-#pragma unroll 4
-    for (int s = part; s < n; s += parts) {
+  const int g = threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (g >= group) return;
+  constexpr int kMaxPerLane = 4;  // head_dim ≤ 128
+  float numerator[kMaxPerLane] = {};
+  float denominator = 0.0f;
+  for (int s = 0; s < n; ++s) {
+    float dot = 0.0f;
+    for (int j = lane; j < d; j += 32) dot += q[g * d + j] * keys[s * d + j];
+    const float w = EvenPower(shape.scale * WarpSum(dot), shape.degree) * decay[s];
+    denominator += w;
 #pragma unroll
-      for (int i = 0; i < kMaxOutputsPerThread; ++i) {
-        const int o = threadIdx.x % span + i * span;
-        if (o < outputs) acc[i] += weights[(o / d) * N + s] * values[s * d + o % d];
-      }
-    }
-#pragma unroll
-    for (int i = 0; i < kMaxOutputsPerThread; ++i) {
-      const int o = threadIdx.x % span + i * span;
-      if (o < outputs) atomicAdd(&sums[o], acc[i]);
+    for (int i = 0; i < kMaxPerLane; ++i) {
+      if (lane + 32 * i < d) numerator[i] += w * values[s * d + lane + 32 * i];
     }
   }
-  if (warp < group) {
-    float total = 0.0f;
-    for (int s = lane; s < n; s += 32) total += weights[warp * N + s];
-    total = WarpSum(total);
-    if (lane == 0) sums[outputs + warp] = total;
-  }
-  __syncthreads();
+  const int query_head = h * group + g;
+  const int64_t partial = blockIdx.z * shape.num_heads + query_head;  // its sums in scratch
   const float carried = state_decay * shape.scale_pow;
-  for (int o = threadIdx.x; o < outputs; o += blockDim.x) {
-    const int g = o / d, j = o % d;
-    const int query_head = h * group + g;
-    const int64_t partial = blockIdx.z * shape.num_heads + query_head;  // its sums in scratch
-    const float inverse = 1.0f / (carried * __ldcg(&scratch.denominators[partial]) +
-                                  sums[outputs + g] + kNormalizerEpsilon);
-    rows.out[(decode.row * shape.num_heads + query_head) * d + j] =
-        (carried * __ldcg(&scratch.numerators[partial * d + j]) + sums[o]) * inverse;
+  const float inverse = 1.0f / (carried * __ldcg(&scratch.denominators[partial]) + denominator +
+                                kNormalizerEpsilon);
+  const float* numerators = scratch.numerators + partial * d;
+  float* out = rows.out + (decode.row * shape.num_heads + query_head) * d;
+#pragma unroll
+  for (int i = 0; i < kMaxPerLane; ++i) {
+    const int j = lane + 32 * i;
+    if (j < d) out[j] = (carried * __ldcg(&numerators[j]) + numerator[i]) * inverse;
   }
 }
 
@@ -276,7 +241,6 @@ __global__ void __launch_bounds__(kThreads, BlocksPerSM(kGroup))
   float* phi_q = q + group * d;              // [group × tile_size]
   float* sum = phi_q + group * tile_size;    // [group × d] numerators, then [group] denominators
   float* decay = sum + group * (d + 1);      // [N], for FinishHeads
-  float* weights = decay + shape.buffer_tokens;  // [group × N], for FinishHeads
   __shared__ bool last_to_arrive;
 
   // The first batch of rows is fetched before φ is made, so the two latencies overlap.
@@ -375,7 +339,7 @@ __global__ void __launch_bounds__(kThreads, BlocksPerSM(kGroup))
   __syncthreads();
   if (!last_to_arrive) return;
   __threadfence();
-  FinishHeads(shape, rows, decode, scratch, layer, q, decay, weights, sum);
+  FinishHeads(shape, rows, decode, scratch, layer, q, decay);
 }
 
 template <typename Storage>

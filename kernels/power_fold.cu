@@ -16,6 +16,7 @@ namespace {
 constexpr int kFoldFeatures = 64;
 constexpr int kFoldBatch = 32;  // buffered tokens staged in shared memory at a time
 constexpr int kMaxHeadDim = 128;
+constexpr int kMaxBufferTokens = 256;
 // Rows of the tile a thread advances: 64 features over 256 threads in column groups of 4.
 constexpr int kMaxRowsPerThread = kFoldFeatures * kMaxHeadDim / 4 / kThreads;
 
@@ -27,8 +28,7 @@ __global__ void __launch_bounds__(kThreads)
   __shared__ float decay[kMaxBufferTokens];  // token s's, to the last buffered token
   __shared__ float end_decay;                // S's and z's
   __shared__ float coefficients[kFoldFeatures][kFoldBatch + 1];  // e^{A_s}·φ_f(k_s)
-  __shared__ __align__(16) float values[kFoldBatch][kMaxHeadDim];
-  __shared__ float keys_staged[kFoldBatch][kMaxHeadDim];
+  __shared__ float values[kFoldBatch][kMaxHeadDim];
   const int d = shape.head_dim;
   const int D = shape.expanded_dim;
   const int N = shape.buffer_tokens;
@@ -50,9 +50,13 @@ __global__ void __launch_bounds__(kThreads)
     const float* keys = log_gates + N;
     const float* buffered_values = keys + N * d;
     __syncthreads();  // the last item's reads of shared memory are done
-    if (threadIdx.x < 32) {
-      const float all = DecaysToNow(log_gates, n, decay);
-      if (threadIdx.x == 0) end_decay = all;
+    if (threadIdx.x == 0) {
+      float later = 0.0f;
+      for (int s = n - 1; s >= 0; --s) {
+        decay[s] = expf(later);
+        later += log_gates[s];
+      }
+      end_decay = expf(later);
     }
     __syncthreads();
     Storage* S = reinterpret_cast<Storage*>(static_cast<char*>(item.slot) + layer.state) +
@@ -72,33 +76,26 @@ __global__ void __launch_bounds__(kThreads)
     for (int first = 0; first < n; first += kFoldBatch) {
       const int batch = min(kFoldBatch, n - first);
       __syncthreads();
-#pragma unroll 4
       for (int i = threadIdx.x; i < batch * d; i += blockDim.x) {
         values[i / d][i % d] = buffered_values[(first + i / d) * d + i % d];
-        keys_staged[i / d][i % d] = keys[(first + i / d) * d + i % d];
       }
-      __syncthreads();
       for (int i = threadIdx.x; i < features * batch; i += blockDim.x) {
         const int f = i / batch, s = i % batch;
         const int feature = first_feature + f;
-        coefficients[f][s] =
-            decay[first + s] * shape.key_weights[feature] *
-            Monomial(keys_staged[s], shape.monomials + feature * shape.degree, shape.degree);
+        coefficients[f][s] = decay[first + s] * shape.key_weights[feature] *
+                             Monomial(keys + (first + s) * d, shape.monomials + feature * shape.degree,
+                                      shape.degree);
       }
       __syncthreads();
-      for (int s = 0; s < batch; ++s) {
-        const float4 v = *reinterpret_cast<const float4*>(&values[s][col]);
 #pragma unroll
-        for (int r = 0; r < kMaxRowsPerThread; ++r) {
-          const int f = threadIdx.x / lanes + r * row_step;
-          if (f < features) {
-            const float c = coefficients[f][s];
-            sums[r][0] += c * v.x;
-            sums[r][1] += c * v.y;
-            sums[r][2] += c * v.z;
-            sums[r][3] += c * v.w;
-            z_sums[r] += c;
-          }
+      for (int r = 0; r < kMaxRowsPerThread; ++r) {
+        const int f = threadIdx.x / lanes + r * row_step;
+        if (f >= features) continue;
+        for (int s = 0; s < batch; ++s) {
+          const float c = coefficients[f][s];
+#pragma unroll
+          for (int j = 0; j < 4; ++j) sums[r][j] += c * values[s][col + j];
+          z_sums[r] += c;
         }
       }
     }
