@@ -22,7 +22,6 @@
 #include "kernels/power_attention.h"
 #include "model/cuda/cuda_check.h"
 #include "model/cuda/device_array.h"
-#include "model/config.h"
 #include "model/expansion.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
@@ -123,7 +122,6 @@ struct DeviceShape {
     shape.degree = s.degree;
     shape.scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
     shape.scale_pow = std::pow(shape.scale, s.degree);
-    shape.buffer_tokens = static_cast<int>(ModelConfig{}.decode_buffer_tokens);
     shape.monomials = monomials.Upload(factors, stream);
     shape.key_weights = key_weights.Upload(weights, stream);
     const std::vector<int32_t> rows = kernels::FeatureRows(factors, s.head_dim, s.degree);
@@ -167,35 +165,26 @@ struct Activations {
 nlohmann::json BenchDecode(const AttentionShape& s, int sessions, bool bf16, double copy_tbps,
                            cudaStream_t stream) {
   DeviceShape device(s, stream);
-  const kernels::PowerAttentionShape& shape = device.shape;
   const int64_t element_bytes = bf16 ? 2 : 4;
-  const int64_t layer_bytes = device.StateElementsPerLayer() * element_bytes;
-  const int64_t layer_buffer_bytes = shape.num_kv_heads * kernels::BufferFloatsPerHead(shape) * 4;
-  const int64_t state_bytes = layer_bytes * s.layers;  // S and z
-  const int64_t slot_bytes = state_bytes + layer_buffer_bytes * s.layers;
+  const int64_t state_bytes = device.StateElementsPerLayer() * element_bytes * s.layers;
   DeviceArray<std::byte> states;
-  std::byte* base = states.Reserve(slot_bytes * sessions);
-  cudaMemsetAsync(base, 0, slot_bytes * sessions, stream);
-  Activations act(shape, sessions, stream);
+  std::byte* base = states.Reserve(state_bytes * sessions);
+  cudaMemsetAsync(base, 0, state_bytes * sessions, stream);
+  Activations act(device.shape, sessions, stream);
   DeviceArray<float> scratch;
-  scratch.Reserve(kernels::DecodeScratchFloats(shape, sessions));
+  scratch.Reserve(kernels::DecodeScratchFloats(device.shape, sessions));
   std::vector<kernels::DecodeRow> rows;
-  for (int i = 0; i < sessions; ++i) rows.push_back({i, base + i * slot_bytes});
+  for (int i = 0; i < sessions; ++i) rows.push_back({i, base + i * state_bytes});
   DeviceArray<kernels::DecodeRow> device_rows;
   device_rows.Upload(rows, stream);
+  const int64_t layer_bytes = device.StateElementsPerLayer() * element_bytes;
   auto step = [&] {
     for (int layer = 0; layer < s.layers; ++layer) {
-      const kernels::LayerOffsets offsets{layer * layer_bytes,
-                                          state_bytes + layer * layer_buffer_bytes};
-      kernels::PowerDecode(shape, act.rows, device_rows.Reserve(0), sessions, offsets, bf16,
-                           scratch.Reserve(0), stream);
+      kernels::PowerDecode(device.shape, act.rows, device_rows.Reserve(0), sessions,
+                           layer * layer_bytes, bf16, scratch.Reserve(0), stream);
     }
   };
-  // Timed over windows of N steps, so that each session folds its buffer once in each.
-  const int window = shape.buffer_tokens;
-  const double eager_ms = TimeMs(stream, 3, [&] {
-    for (int i = 0; i < window; ++i) step();
-  }) / window;
+  const double eager_ms = TimeMs(stream, 20, step);
   // The same step captured once as a CUDA graph and replayed, as the server's decode loop can.
   cudaGraph_t graph;
   cudaGraphExec_t exec;
@@ -203,34 +192,23 @@ nlohmann::json BenchDecode(const AttentionShape& s, int sessions, bool bf16, dou
   step();
   CudaCheck(cudaStreamEndCapture(stream, &graph), "capture");
   CudaCheck(cudaGraphInstantiate(&exec, graph, 0), "instantiate");
-  const double graph_ms = TimeMs(stream, 3, [&] {
-    for (int i = 0; i < window; ++i) cudaGraphLaunch(exec, stream);
-  }) / window;
+  const double graph_ms = TimeMs(stream, 20, [&] { cudaGraphLaunch(exec, stream); });
   cudaGraphExecDestroy(exec);
   cudaGraphDestroy(graph);
-  // Bytes a step moves, on average: S and z read once; every N steps written once more and read
-  // by the fold; the buffered keys and values (half full on average) read by the attention.
-  const double buffer_bytes = 0.5 * window * 2 * shape.head_dim * 4.0 * shape.num_kv_heads * s.layers;
-  const double moved = sessions * (state_bytes * (1.0 + 2.0 / window) + buffer_bytes);
+  const double moved = 2.0 * state_bytes * sessions;  // every state read once and written once
   const double tbps = moved / (graph_ms * 1e-3) / 1e12;
-  // What a kernel that rewrites the state every token would have to move in the same time.
-  const double effective_tbps = 2.0 * state_bytes * sessions / (graph_ms * 1e-3) / 1e12;
-  spdlog::info(
-      "decode {} x{} {}: {:.1f} us/step (eager {:.1f}), {:.2f} TB/s = {:.0f}% of copy moved; "
-      "{:.0f}% effective (state read and written every token)",
-      s.name, sessions, bf16 ? "bf16" : "fp32", graph_ms * 1e3, eager_ms * 1e3, tbps,
-      100 * tbps / copy_tbps, 100 * effective_tbps / copy_tbps);
+  spdlog::info("decode {} x{} {}: {:.1f} us/step (eager {:.1f}), {:.2f} TB/s = {:.0f}% of copy",
+               s.name, sessions, bf16 ? "bf16" : "fp32", graph_ms * 1e3, eager_ms * 1e3, tbps,
+               100 * tbps / copy_tbps);
   return {{"shape", s.name},
           {"sessions", sessions},
           {"state_dtype", bf16 ? "bfloat16" : "float32"},
           {"state_bytes_per_session", state_bytes},
-          {"decode_buffer_tokens", window},
           {"us_per_step", graph_ms * 1e3},
           {"us_per_step_eager", eager_ms * 1e3},
           {"us_per_session_layer", graph_ms * 1e3 / (sessions * s.layers)},
           {"state_TBps", tbps},
-          {"bw_fraction", tbps / copy_tbps},
-          {"effective_bw_fraction", effective_tbps / copy_tbps}};
+          {"bw_fraction", tbps / copy_tbps}};
 }
 
 // One layer of one sequence of `context` tokens prefilled from an empty state, in passes of at

@@ -1,18 +1,11 @@
-// Power attention on the GPU (MODEL.md): chunked prefill on tensor cores and batched decode with
-// deferred state updates. Both read and advance per-session states laid out as StateLayout says
-// (S as D × d, then z, per layer and kv head; then each one's decode buffer of recent tokens).
+// Power attention on the GPU (MODEL.md): chunked prefill on tensor cores and fused batched decode.
+// Both read and advance per-session states laid out as StateLayout says (S as D × d, then z).
 #pragma once
 
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
 #include <vector>
-
-#ifdef __CUDACC__
-#define SYMPOW_HOST_DEVICE __host__ __device__
-#else
-#define SYMPOW_HOST_DEVICE
-#endif
 
 namespace sympow::kernels {
 
@@ -29,29 +22,6 @@ struct PowerAttentionShape {
   const float* key_weights = nullptr;  // [D] multinomial weights (key side)
   // The tensor-core prefill's k-rows → features (FeatureRows); null where it does not apply.
   const int32_t* feature_rows = nullptr;
-  int buffer_tokens = 1;  // N, the decode buffer's places (StateLayout::buffer_tokens)
-};
-
-// A decode buffer in fp32: the count of tokens in it (padded to kBufferHeaderFloats), N log gates,
-// N keys of d, N values of d (StateLayout).
-constexpr int kBufferHeaderFloats = 4;
-SYMPOW_HOST_DEVICE inline int64_t BufferFloatsPerHead(const PowerAttentionShape& shape) {
-  return kBufferHeaderFloats + int64_t{shape.buffer_tokens} * (1 + 2 * shape.head_dim);
-}
-
-// Where one layer's states sit in a session's state slot: byte offsets from the slot's start of
-// the layer's first kv head's (S, z) and of its first decode buffer.
-struct LayerOffsets {
-  int64_t state = 0;
-  int64_t buffer = 0;
-};
-
-// A kv head's decode buffer to fold into its S and z: the session's state slot, the head, and
-// the tokens to fold (−1: as many as the buffer's count says).
-struct FoldItem {
-  void* slot;
-  int32_t kv_head;
-  int32_t tokens;
 };
 
 constexpr int kMaxDegree = 8;
@@ -91,20 +61,11 @@ struct PrefillChunk {
 
 // Floats of scratch PowerDecode needs for `count` rows.
 int64_t DecodeScratchFloats(const PowerAttentionShape& shape, int64_t count);
-// Decodes one token for each of `count` rows, whose DecodeRow::state is the start of the
-// session's state slot (so one row list serves every layer): adds the token to each kv head's
-// decode buffer and writes the outputs from S and z (only read) and the buffer; heads whose buffer
-// fills are folded, in a second launch.
+// Decodes one token for each of `count` rows; each row's state for this layer starts
+// `state_offset` bytes after its DecodeRow::state (so one row list serves every layer).
 void PowerDecode(const PowerAttentionShape& shape, const AttentionRows& rows,
-                 const DecodeRow* decode_rows, int64_t count, LayerOffsets layer,
+                 const DecodeRow* decode_rows, int64_t count, int64_t state_offset,
                  bool bf16_state, float* scratch, cudaStream_t stream);
-
-// Folds the decode buffers of `items` into their S and z and empties them: every head at once,
-// cut in tiles of features. Before a prefill continues a state; `items` and `item_count` (one
-// int) in device memory.
-void FoldDecodeBuffers(const PowerAttentionShape& shape, const FoldItem* items,
-                       const int* item_count, int64_t most_items, LayerOffsets layer,
-                       bool bf16_state, cudaStream_t stream);
 
 // Degree 2 at head_dim 64 and 128 prefills on BF16 tensor cores, visiting φ's features in
 // k-rows of its own order; this is the table from those rows to features (−1: padding), given

@@ -1,17 +1,9 @@
 // Device helpers shared by the power-attention kernels.
 #pragma once
 
-#include <cuda_bf16.h>
-
 #include <cstdint>
 
 namespace sympow::kernels {
-
-// One state element as stored (fp32 or bf16), in fp32.
-__device__ inline float LoadOne(const float* p) { return *p; }
-__device__ inline float LoadOne(const __nv_bfloat16* p) { return __bfloat162float(*p); }
-__device__ inline void StoreOne(float* p, float v) { *p = v; }
-__device__ inline void StoreOne(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
 
 // The ε of MODEL.md, added to the normaliser.
 constexpr float kNormalizerEpsilon = 1e-6f;

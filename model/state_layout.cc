@@ -11,7 +11,6 @@ StateLayout StateLayout::ForConfig(const ModelConfig& config) {
   // ParseModelConfig has already checked that the expansion fits.
   layout.expanded_dim = ExpandedDim(config.head_dim, config.degree).value();
   layout.head_dim = config.head_dim;
-  layout.buffer_tokens = config.decode_buffer_tokens;
   layout.dtype = config.state_dtype;
   return layout;
 }

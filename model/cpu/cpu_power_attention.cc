@@ -42,21 +42,17 @@ struct CpuPowerAttention::ChunkBuffers {
   std::vector<float> cumulative_log_gate;     // [c], inside the chunk
   std::vector<float> decay_to_end;            // [c]
 
-  // Grows only: room for chunks of up to c tokens.
   void Reserve(int64_t c, int64_t group, int64_t d, int64_t D) {
-    auto grow = [](std::vector<float>& v, int64_t n) {
-      if (static_cast<int64_t>(v.size()) < n) v.resize(n);
-    };
-    grow(keys, c * d);
-    grow(values, c * d);
-    grow(queries, group * c * d);
-    grow(key_features, c * D);
-    grow(query_features, group * c * D);
-    grow(scores, group * c * c);
-    grow(numerator, group * c * d);
-    grow(denominator, group * c);
-    grow(cumulative_log_gate, c);
-    grow(decay_to_end, c);
+    keys.resize(c * d);
+    values.resize(c * d);
+    queries.resize(group * c * d);
+    key_features.resize(c * D);
+    query_features.resize(group * c * D);
+    scores.resize(group * c * c);
+    numerator.resize(group * c * d);
+    denominator.resize(group * c);
+    cumulative_log_gate.resize(c);
+    decay_to_end.resize(c);
   }
 };
 
@@ -91,7 +87,7 @@ void CpuPowerAttention::PrefillSegment(const PowerAttentionArgs& args,
   const int64_t head_elements = layout_.ElementsPerHead();
   const int64_t chunk = std::max<int64_t>(1, std::min(args.chunk_size, segment.num_rows));
   ChunkBuffers buffers;
-  buffers.Reserve(std::max(chunk, layout_.buffer_tokens), group_, head_dim_, D);
+  buffers.Reserve(chunk, group_, head_dim_, D);
   std::vector<float> widened;  // fp32 copy of a bf16 head state while it is being advanced
   for (int64_t h = 0; h < layout_.num_kv_heads; ++h) {
     const int64_t offset = layout_.HeadOffset(args.layer, h);
@@ -105,7 +101,6 @@ void CpuPowerAttention::PrefillSegment(const PowerAttentionArgs& args,
       S = widened.data();
     }
     float* z = S + D * head_dim_;
-    FoldBuffer(DecodeBufferView(layout_, state, args.layer, h), S, z, buffers);
     for (int64_t start = 0; start < segment.num_rows; start += chunk) {
       PrefillChunk(args, segment.first_row + start, std::min(chunk, segment.num_rows - start), h, S,
                    z, buffers);
@@ -170,38 +165,16 @@ void CpuPowerAttention::PrefillChunk(const PowerAttentionArgs& args, int64_t fir
     for (int64_t j = 0; j < d; ++j) out[j] = b.numerator[r * d + j] * inverse;
   }
 
-  CarryPast(b.key_features.data(), b.values.data(), G, c, S, z, b);
-}
-
-void CpuPowerAttention::CarryPast(const float* key_features, float* values, const float* G,
-                                  int64_t n, float* S, float* z, ChunkBuffers& b) const {
-  const int64_t d = head_dim_;
-  const int64_t D = layout_.expanded_dim;
-  const float end_decay = std::exp(G[n - 1]);
-  for (int64_t s = 0; s < n; ++s) {
-    b.decay_to_end[s] = std::exp(G[n - 1] - G[s]);
-    for (int64_t j = 0; j < d; ++j) values[s * d + j] *= b.decay_to_end[s];
+  // Carry the state past the chunk: decay it, add the chunk's keys decayed to the chunk's end.
+  const float end_decay = std::exp(G[c - 1]);
+  for (int64_t s = 0; s < c; ++s) {
+    b.decay_to_end[s] = std::exp(G[c - 1] - G[s]);
+    for (int64_t j = 0; j < d; ++j) b.values[s * d + j] *= b.decay_to_end[s];
   }
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, D, d, n, 1.0f, key_features, D, values, d,
-              end_decay, S, d);
-  cblas_sgemv(CblasRowMajor, CblasTrans, n, D, 1.0f, key_features, D, b.decay_to_end.data(), 1,
-              end_decay, z, 1);
-}
-
-void CpuPowerAttention::FoldBuffer(const DecodeBufferView& buffer, float* S, float* z,
-                                   ChunkBuffers& b) const {
-  const int64_t n = buffer.count();
-  if (n == 0) return;
-  b.Reserve(std::max<int64_t>(n, 1), group_, head_dim_, layout_.expanded_dim);
-  float running = 0.0f;
-  for (int64_t s = 0; s < n; ++s) {
-    running += buffer.log_gates()[s];
-    b.cumulative_log_gate[s] = running;
-  }
-  expansion_.ExpandRows(buffer.key(0), n, head_dim_, /*key_side=*/true, b.key_features.data());
-  // The buffer's values are scaled in place: it is empty afterwards.
-  CarryPast(b.key_features.data(), buffer.value(0), b.cumulative_log_gate.data(), n, S, z, b);
-  buffer.set_count(0);
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, D, d, c, 1.0f, b.key_features.data(), D,
+              b.values.data(), d, end_decay, S, d);
+  cblas_sgemv(CblasRowMajor, CblasTrans, c, D, 1.0f, b.key_features.data(), D,
+              b.decay_to_end.data(), 1, end_decay, z, 1);
 }
 
 void CpuPowerAttention::DecodeRows(const PowerAttentionArgs& args,
@@ -209,37 +182,23 @@ void CpuPowerAttention::DecodeRows(const PowerAttentionArgs& args,
                                    std::span<std::byte* const> states) {
   const int64_t D = layout_.expanded_dim;
   const int64_t kv_heads = layout_.num_kv_heads;
-  const int64_t scratch_floats = expansion_.scratch_size() + group_ * D + group_ * head_dim_ * 2 +
-                                 group_ + layout_.buffer_tokens;
+  const int64_t scratch_floats =
+      expansion_.scratch_size() + D * (1 + group_) + group_ * head_dim_ * 2 + group_;
   const int64_t tasks = static_cast<int64_t>(rows.size()) * kv_heads;
 #pragma omp parallel
   {
     std::vector<float> scratch(scratch_floats);
-    std::vector<float> widened;  // a bf16 head state while its buffer is folded
-    ChunkBuffers fold_buffers;
 #pragma omp for schedule(static)
     for (int64_t task = 0; task < tasks; ++task) {
       const int64_t i = task / kv_heads;
       const int64_t h = task % kv_heads;
       const int64_t offset = layout_.HeadOffset(args.layer, h);
-      const DecodeBufferView buffer(layout_, states[i], args.layer, h);
-      float* S = reinterpret_cast<float*>(states[i]) + offset;
-      uint16_t* stored = reinterpret_cast<uint16_t*>(states[i]) + offset;
       if (layout_.dtype == StateDType::kFloat32) {
-        DecodeHead(args, rows[i]->first_row, h, S, S + D * head_dim_, buffer, scratch.data());
+        float* S = reinterpret_cast<float*>(states[i]) + offset;
+        DecodeHead(args, rows[i]->first_row, h, S, S + D * head_dim_, scratch.data());
       } else {
-        DecodeHead(args, rows[i]->first_row, h, stored, stored + D * head_dim_, buffer,
-                   scratch.data());
-      }
-      if (buffer.count() < layout_.buffer_tokens) continue;
-      // The buffer is full: fold it into S and z (rounded once, for a bf16 state).
-      if (layout_.dtype == StateDType::kFloat32) {
-        FoldBuffer(buffer, S, S + D * head_dim_, fold_buffers);
-      } else {
-        widened.resize(layout_.ElementsPerHead());
-        for (size_t e = 0; e < widened.size(); ++e) widened[e] = Bf16ToFloat(stored[e]);
-        FoldBuffer(buffer, widened.data(), widened.data() + D * head_dim_, fold_buffers);
-        for (size_t e = 0; e < widened.size(); ++e) stored[e] = FloatToBf16(widened[e]);
+        uint16_t* S = reinterpret_cast<uint16_t*>(states[i]) + offset;
+        DecodeHead(args, rows[i]->first_row, h, S, S + D * head_dim_, scratch.data());
       }
     }
   }
@@ -247,38 +206,31 @@ void CpuPowerAttention::DecodeRows(const PowerAttentionArgs& args,
 
 template <typename Storage>
 void CpuPowerAttention::DecodeHead(const PowerAttentionArgs& args, int64_t row, int64_t kv_head,
-                                   const Storage* S, const Storage* z,
-                                   const DecodeBufferView& buffer, float* scratch) {
+                                   Storage* S, Storage* z, float* scratch) {
   const int64_t d = head_dim_;
   const int64_t D = layout_.expanded_dim;
-  float* query_features = scratch;                 // [G × D]
+  float* key_features = scratch;
+  float* query_features = key_features + D;        // [G × D]
   float* numerator = query_features + group_ * D;  // [G × d]
   float* old_row = numerator + group_ * d;         // [d]
   float* denominator = old_row + d;                // [G]
-  float* decay = denominator + group_;             // [N]: each buffered token's, to now
-  float* expansion_scratch = decay + layout_.buffer_tokens;
-  // This token joins the buffer.
-  const int64_t n = buffer.count() + 1;
-  std::copy_n(RowPtr(args.k, row) + kv_head * d, d, buffer.key(n - 1));
-  std::copy_n(RowPtr(args.v, row) + kv_head * d, d, buffer.value(n - 1));
-  buffer.log_gates()[n - 1] =
-      args.log_gate.data != nullptr ? RowPtr(args.log_gate, row)[kv_head] : 0.0f;
-  buffer.set_count(n);
-  float later_log_gates = 0.0f;  // Σ of the log gates after token s
-  for (int64_t s = n - 1; s >= 0; --s) {
-    decay[s] = std::exp(later_log_gates);
-    later_log_gates += buffer.log_gates()[s];
-  }
-  const float state_decay = std::exp(later_log_gates);  // of S and z, folded before the buffer
+  float* expansion_scratch = denominator + group_;
+  const float* k = RowPtr(args.k, row) + kv_head * d;
+  const float* v = RowPtr(args.v, row) + kv_head * d;
+  expansion_.Expand(k, /*key_side=*/true, expansion_scratch, key_features);
   for (int64_t g = 0; g < group_; ++g) {
     expansion_.Expand(RowPtr(args.q, row) + (kv_head * group_ + g) * d, /*key_side=*/false,
                       expansion_scratch, query_features + g * D);
   }
+  const float gate =
+      args.log_gate.data != nullptr ? std::exp(RowPtr(args.log_gate, row)[kv_head]) : 1.0f;
   std::fill_n(numerator, group_ * d, 0.0f);
   std::fill_n(denominator, group_, 0.0f);
-  // State form: one read of S and z for every query head of the group.
+  // One pass over the state: read each row of S and z for every query head, then advance it.
+  // The reads see the state before this token; the token's own weight (s·q·k)^p is added below
+  // in the attention form, exact where the expanded form would cancel (p = 4, small q·k).
   for (int64_t i = 0; i < D; ++i) {
-    const Storage* s_row = S + i * d;
+    Storage* s_row = S + i * d;
     for (int64_t j = 0; j < d; ++j) old_row[j] = Load(s_row[j]);
     const float old_z = Load(z[i]);
     for (int64_t g = 0; g < group_; ++g) {
@@ -287,26 +239,20 @@ void CpuPowerAttention::DecodeHead(const PowerAttentionArgs& args, int64_t row, 
       for (int64_t j = 0; j < d; ++j) num[j] += query_feature * old_row[j];
       denominator[g] += query_feature * old_z;
     }
+    const float feature = key_features[i];
+    for (int64_t j = 0; j < d; ++j) Store(&s_row[j], gate * old_row[j] + feature * v[j]);
+    Store(&z[i], gate * old_z + feature);
   }
-  // Attention form over the buffer, this token included: (s·q·k)^p, decayed.
-  const float carried = state_decay * scale_pow_;
+  const float carried = gate * scale_pow_;
   for (int64_t g = 0; g < group_; ++g) {
     const float* q = RowPtr(args.q, row) + (kv_head * group_ + g) * d;
-    float* num = numerator + g * d;
-    float den = carried * denominator[g];
-    for (int64_t j = 0; j < d; ++j) num[j] *= carried;
-    for (int64_t s = 0; s < n; ++s) {
-      const float* key = buffer.key(s);
-      float dot = 0.0f;
-      for (int64_t j = 0; j < d; ++j) dot += q[j] * key[j];
-      const float weight = EvenPower(scale_ * dot, degree_) * decay[s];
-      const float* value = buffer.value(s);
-      for (int64_t j = 0; j < d; ++j) num[j] += weight * value[j];
-      den += weight;
-    }
+    float dot = 0.0f;
+    for (int64_t j = 0; j < d; ++j) dot += q[j] * k[j];
+    const float self_weight = EvenPower(scale_ * dot, degree_);
     float* out = MutableRowPtr(args.out, row) + (kv_head * group_ + g) * d;
-    const float inverse = 1.0f / (den + kNormalizerEpsilon);
-    for (int64_t j = 0; j < d; ++j) out[j] = num[j] * inverse;
+    const float inverse = 1.0f / (carried * denominator[g] + self_weight + kNormalizerEpsilon);
+    for (int64_t j = 0; j < d; ++j)
+      out[j] = (carried * numerator[g * d + j] + self_weight * v[j]) * inverse;
   }
 }
 

@@ -1,6 +1,5 @@
 // Power attention on the CPU: chunked prefill (attention form in a chunk, state form across
-// chunks) and batched one-token decode from the state and its buffer of recent tokens (folded
-// into the state when full), for fp32 or bf16 state storage.
+// chunks) and batched one-token decode from the state, for fp32 or bf16 state storage.
 #pragma once
 
 #include <cstddef>
@@ -31,17 +30,9 @@ class CpuPowerAttention {
   // All one-row segments at once, parallel over (segment, kv head).
   void DecodeRows(const PowerAttentionArgs& args, std::span<const AttentionSegment* const> rows,
                   std::span<std::byte* const> states);
-  // Adds the row's token to the head's buffer and writes its outputs from S, z (read only) and
-  // the buffer.
   template <typename Storage>
-  void DecodeHead(const PowerAttentionArgs& args, int64_t row, int64_t kv_head, const Storage* S,
-                  const Storage* z, const DecodeBufferView& buffer, float* scratch);
-  // Advances fp32 S and z past n tokens: decays them by exp(G[n−1]) and adds each token's
-  // φ(k)vᵀ decayed to the last, exp(G[n−1] − G[s]). Scales `values` in place.
-  void CarryPast(const float* key_features, float* values, const float* G, int64_t n, float* S,
-                 float* z, ChunkBuffers& buffers) const;
-  // Folds every token of the buffer into fp32 S and z and empties it.
-  void FoldBuffer(const DecodeBufferView& buffer, float* S, float* z, ChunkBuffers& buffers) const;
+  void DecodeHead(const PowerAttentionArgs& args, int64_t row, int64_t kv_head, Storage* S,
+                  Storage* z, float* scratch);
 
   StateLayout layout_;
   SymmetricExpansion expansion_;

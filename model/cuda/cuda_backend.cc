@@ -90,7 +90,6 @@ CudaBackend::CudaBackend(const ModelConfig& config, int64_t max_state_slots)
   shape_.degree = static_cast<int>(config.degree);
   shape_.scale = static_cast<float>(config.AttentionScale());
   shape_.scale_pow = static_cast<float>(std::pow(config.AttentionScale(), config.degree));
-  shape_.buffer_tokens = static_cast<int>(config.decode_buffer_tokens);
   shape_.monomials = monomials_.Upload(monomials, stream_);
   shape_.key_weights = key_weights_.Upload(key_weights, stream_);
   const std::vector<int32_t> feature_rows =
@@ -336,28 +335,18 @@ void CudaBackend::PowerAttention(const PowerAttentionArgs& args) {
   const kernels::AttentionRows rows{Floats(args.q), Floats(args.k), Floats(args.v),
                                     static_cast<const float*>(args.log_gate.data),
                                     Floats(args.out)};
-  const kernels::LayerOffsets offsets{layout_.HeadOffset(args.layer, 0) * layout_.ElementBytes(),
-                                      layout_.BufferOffset(args.layer, 0)};
+  const int64_t layer_offset = layout_.HeadOffset(args.layer, 0) * layout_.ElementBytes();
   const int64_t layer_elements = layout_.num_kv_heads * layout_.ElementsPerHead();
   const bool bf16_state = layout_.dtype == StateDType::kBFloat16;
 
   std::vector<kernels::PrefillSegment> prefill;
-  std::vector<kernels::FoldItem> folds;  // the decode buffers the prompts continue from
   for (const AttentionSegment& segment : args.segments) {
     if (segment.num_rows > 1) {
-      std::byte* state = SlotData(segment.state_slot) + offsets.state;
+      std::byte* state = SlotData(segment.state_slot) + layer_offset;
       prefill.push_back({segment.first_row, segment.num_rows, reinterpret_cast<float*>(state)});
-      for (int32_t h = 0; h < layout_.num_kv_heads; ++h) {
-        folds.push_back({SlotData(segment.state_slot), h, -1});
-      }
     }
   }
   if (!prefill.empty()) {
-    const int fold_count = static_cast<int>(folds.size());
-    kernels::FoldDecodeBuffers(shape_, fold_items_.Upload(folds, stream_),
-                               fold_count_.Upload(std::span(&fold_count, 1), stream_), fold_count,
-                               offsets, bf16_state, stream_);
-    CheckLaunch("FoldDecodeBuffers");
     // A bf16 state is prefilled on an fp32 copy and rounded once at the end, as on the CPU.
     std::vector<uint16_t*> stored(prefill.size());
     if (bf16_state) {
@@ -386,7 +375,8 @@ void CudaBackend::PowerAttention(const PowerAttentionArgs& args) {
     const kernels::DecodeRow* device_rows = batch_inputs_.DecodeRows(args.segments);
     if (device_rows == nullptr) device_rows = decode_rows_.Upload(decode, stream_);
     float* scratch = decode_scratch_.Reserve(kernels::DecodeScratchFloats(shape_, count));
-    kernels::PowerDecode(shape_, rows, device_rows, count, offsets, bf16_state, scratch, stream_);
+    kernels::PowerDecode(shape_, rows, device_rows, count, layer_offset, bf16_state, scratch,
+                         stream_);
     CheckLaunch("PowerDecode");
   }
 }

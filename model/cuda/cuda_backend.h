@@ -110,8 +110,6 @@ class CudaBackend final : public Backend {
   DeviceArray<int64_t> row_indices_;
   DeviceArray<kernels::DecodeRow> decode_rows_;
 
-  DeviceArray<kernels::FoldItem> fold_items_;
-  DeviceArray<int> fold_count_;
   DeviceArray<kernels::PrefillSegment> prefill_segments_;
   DeviceArray<kernels::PrefillChunk> prefill_chunks_;
   DeviceArray<float> prefill_workspace_;  // a state per chunk and kv head

@@ -153,7 +153,7 @@ TEST(EngineCreate, RejectsABackendMadeForAnotherModel) {
 TEST_F(EngineSessions, StateSizeFollowsTheLayout) {
   const StateLayout& layout = engine_->backend().state_layout();
   EXPECT_EQ(layout.expanded_dim, 136);  // C(17, 2) for head_dim 16
-  EXPECT_EQ(layout.Bytes(), 2 * 2 * (136 * 16 + 136) * 4 + 2 * 2 * (4 + 64 * (1 + 2 * 16)) * 4);
+  EXPECT_EQ(layout.Bytes(), 2 * 2 * (136 * 16 + 136) * 4);
   SessionId session = engine_->CreateSession().value();
   EXPECT_EQ(static_cast<int64_t>(engine_->ReadState(session).value().size()), layout.Bytes());
 }
