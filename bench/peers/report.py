@@ -157,8 +157,12 @@ def markdown(report, figures):
                   "returned; for comparison, the same step returning every row's logits to the host.", "",
                   "| prefill tokens | tokens/s |", "|---|---|"]
         lines += [f"| {p['tokens']:,} | {p['tokens_per_s']:,.0f} |" for p in model["prefill"]]
-        lines += ["", "| decode sessions | tokens/s | µs/step | µs/step with logits to the host |", "|---|---|---|---|"]
+        lines += ["", "| decode sessions | tokens/s | µs/step (CUDA graphs) | µs/step without CUDA graphs | "
+                  "µs/step with logits to the host |", "|---|---|---|---|---|"]
         lines += [f"| {d['sessions']} | {d['tokens_per_s']:,.0f} | {d['us_per_step']:,.0f} | "
+                  f"{d['us_per_step_without_graphs']:,.0f} | {d.get('us_per_step_host_logits', 0):,.0f} |"
+                  if "us_per_step_without_graphs" in d else
+                  f"| {d['sessions']} | {d['tokens_per_s']:,.0f} | {d['us_per_step']:,.0f} | (not measured) | "
                   f"{d.get('us_per_step_host_logits', 0):,.0f} |" for d in model["decode"]]
         lines.append("")
     return "\n".join(lines)
