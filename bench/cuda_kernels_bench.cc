@@ -257,6 +257,16 @@ nlohmann::json BenchPrefill(const AttentionShape& s, int64_t context, double gem
 }
 
 int Run() {
+  // Flags first: a bad one fails before any measuring.
+  std::vector<int> decode_sessions;
+  for (const std::string& count : absl::GetFlag(FLAGS_decode_sessions)) {
+    int sessions = 0;
+    if (!absl::SimpleAtoi(count, &sessions) || sessions < 1) {
+      spdlog::error("--decode_sessions: '{}' is not a positive session count", count);
+      return 2;
+    }
+    decode_sessions.push_back(sessions);
+  }
   cudaStream_t stream;
   CudaCheck(cudaStreamCreate(&stream), "stream");
   cublasHandle_t cublas;
@@ -275,15 +285,6 @@ int Run() {
 
   size_t free_bytes = 0, total_bytes = 0;
   cudaMemGetInfo(&free_bytes, &total_bytes);
-  std::vector<int> decode_sessions;
-  for (const std::string& count : absl::GetFlag(FLAGS_decode_sessions)) {
-    int sessions = 0;
-    if (!absl::SimpleAtoi(count, &sessions) || sessions < 1) {
-      spdlog::error("--decode_sessions: '{}' is not a positive session count", count);
-      return 2;
-    }
-    decode_sessions.push_back(sessions);
-  }
   for (bool bf16 : {false, true}) {
     if (!absl::GetFlag(FLAGS_decode)) break;
     for (int sessions : decode_sessions) {

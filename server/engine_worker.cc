@@ -244,6 +244,8 @@ void EngineWorker::CacheState(const Active& active, const PrefixKey& key, bool s
   const auto bytes = static_cast<size_t>(engine_->backend().state_layout().Bytes());
   if (engine_->ReadState(active.request->session, {state.get(), bytes}).ok()) {
     prefix_cache_.Insert(key, std::move(state), sequence_end ? active.request->session : 0);
+  } else {
+    prefix_cache_.Recycle(std::move(state));
   }
   metrics_.PrefixCacheBytes(prefix_cache_.stats().bytes);
 }

@@ -69,6 +69,8 @@ HostBuffer PrefixCache::Buffer() {
   return buffer;
 }
 
+void PrefixCache::Recycle(HostBuffer buffer) { free_buffers_.push_back(std::move(buffer)); }
+
 void PrefixCache::Insert(const PrefixKey& key, HostBuffer state, uint64_t owner) {
   if (!Wants(key)) {
     free_buffers_.push_back(std::move(state));

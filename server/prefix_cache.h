@@ -56,6 +56,8 @@ class PrefixCache {
   bool Wants(const PrefixKey& key) const;
   // Memory for a state to Insert: a recycled buffer, or a new one.
   HostBuffer Buffer();
+  // Takes back a buffer from Buffer() that will not be inserted (its state could not be read).
+  void Recycle(HostBuffer buffer);
   // Keeps the state after `key` (no-op unless Wants), evicting to fit the budget.
   // A sequence end names its `owner` (the session): it replaces that owner's previous end, which
   // the session has moved past, so one long conversation holds one cached state, not one a turn.

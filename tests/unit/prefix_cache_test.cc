@@ -119,6 +119,19 @@ TEST(PrefixCache, ReusesTheBuffersOfEvictedStates) {
   EXPECT_EQ(cache.Lookup(Tokens(49000, 59), 100)->state[0], std::byte(49));
 }
 
+TEST(PrefixCache, ABufferTakenBackIsHandedOutAgain) {
+  int allocations = 0;
+  PrefixCache cache({.max_bytes = 3 * kStateBytes, .min_tokens = 1}, kStateBytes, [&] {
+    ++allocations;
+    return NewBuffer();
+  });
+  HostBuffer unused = cache.Buffer();
+  const std::byte* memory = unused.get();
+  cache.Recycle(std::move(unused));
+  EXPECT_EQ(cache.Buffer().get(), memory);
+  EXPECT_EQ(allocations, 1);
+}
+
 TEST(PrefixCache, ABudgetBelowOneStateTurnsItOff) {
   PrefixCache cache({.max_bytes = kStateBytes - 1}, kStateBytes, NewBuffer);
   EXPECT_FALSE(cache.enabled());
