@@ -293,6 +293,7 @@ void EngineWorker::RunStep(const StepPlan& plan) {
   if (result.ok()) {
     const absl::Time stepped = absl::Now();
     metrics_.Step(tokens, absl::ToDoubleSeconds(stepped - start));
+    metrics_.CudaGraphs(engine_->backend().recording_counts());
     FinishStep(parts, inputs, *result);
     // Where a slow step's time went: inputs (prefix-cache hits load states), the engine, and
     // the results (streaming tokens, caching states).

@@ -110,6 +110,18 @@ ServerMetrics::ServerMetrics() : registry_(std::make_shared<prometheus::Registry
                              .Help("Host memory held by cached prefix states")
                              .Register(r)
                              .Add({});
+  cuda_graph_captures_ =
+      &BuildCounter()
+           .Name("sympow:cuda_graph_captures_total")
+           .Help("Decode steps captured as CUDA graphs: one per padded batch size, and again after "
+                 "an allocation made one stale (0 on the CPU or with --cuda_graphs=false)")
+           .Register(r)
+           .Add({});
+  cuda_graph_replays_ = &BuildCounter()
+                             .Name("sympow:cuda_graph_replays_total")
+                             .Help("Decode steps replayed from a CUDA graph")
+                             .Register(r)
+                             .Add({});
   state_bytes_used_ = &BuildGauge()
                            .Name("sympow:state_bytes_used")
                            .Help("Bytes of session states held")
@@ -172,6 +184,12 @@ void ServerMetrics::PrefixCacheQuery(int64_t saved_tokens) {
 
 void ServerMetrics::PrefixCacheBytes(int64_t bytes) {
   prefix_cache_bytes_->Set(static_cast<double>(bytes));
+}
+
+void ServerMetrics::CudaGraphs(const Backend::RecordingCounts& totals) {
+  cuda_graph_captures_->Increment(static_cast<double>(totals.captured - cuda_graphs_counted_.captured));
+  cuda_graph_replays_->Increment(static_cast<double>(totals.replayed - cuda_graphs_counted_.replayed));
+  cuda_graphs_counted_ = totals;
 }
 
 void ServerMetrics::Sessions(int64_t state_bytes_used, int64_t state_bytes_capacity) {

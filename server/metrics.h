@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "model/backend.h"
 #include "model/state_tiers.h"
 #include "prometheus/counter.h"
 #include "prometheus/exposer.h"
@@ -38,6 +39,8 @@ class ServerMetrics {
   // A lookup in the prefix-state cache that saved `saved_tokens` of prefill (0: a miss).
   void PrefixCacheQuery(int64_t saved_tokens);
   void PrefixCacheBytes(int64_t bytes);
+  // The backend's totals of decode steps captured and replayed as CUDA graphs.
+  void CudaGraphs(const Backend::RecordingCounts& totals);
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -60,6 +63,9 @@ class ServerMetrics {
   prometheus::Counter* prefix_cache_hits_;
   prometheus::Counter* prefix_cache_saved_tokens_;
   prometheus::Gauge* prefix_cache_bytes_;
+  prometheus::Counter* cuda_graph_captures_;
+  prometheus::Counter* cuda_graph_replays_;
+  Backend::RecordingCounts cuda_graphs_counted_;
   prometheus::Gauge* sessions_disk_;
   prometheus::Gauge* state_slots_;
   prometheus::Gauge* host_state_bytes_used_;

@@ -249,6 +249,7 @@ def test_metrics_are_prometheus_text_and_move(server, client):
     assert metric_value(after, "sympow:generation_tokens_total") >= generated_before + 5
     assert metric_value(after, "sympow:time_to_first_token_seconds_count") >= 1
     assert metric_value(after, "sympow:state_bytes_capacity") > 0
+    assert metric_value(after, "sympow:cuda_graph_replays_total") == 0  # the CPU records nothing
     # The concurrent streams earlier were decoded together: some steps had more than one row.
     assert metric_value(after, "sympow:batch_size_bucket", 'le="1"') < metric_value(after, "sympow:batch_size_count")
 
