@@ -5,7 +5,8 @@
 #   tests/gpu/run.sh device [PARTS]
 #                             on the GPU machine, from the repository root: PARTS, comma-separated,
 #                             of tests (GPU tests and the serving smoke test), kernels, engine,
-#                             peers, manifest (benchmarks), or all (default); logs and JSON in
+#                             peers, manifest (benchmarks), or all (default); decode (the kernels
+#                             bench's decode part alone, ~2 minutes, not in all); logs and JSON in
 #                             $OUT/gpu-run.tgz. With $RETENTION_SOURCE (a git
 #                             directory of github.com/m-a-n-i-f-e-s-t/retention) at bundle time,
 #                             Manifest's Triton kernels travel in the bundle and are benchmarked.
@@ -72,6 +73,9 @@ device)
   fi
   if wants kernels; then
     timeout 200 "$bundle/bin/cuda_kernels_bench" --out "$OUT/kernels_bench.json" 2>&1 | tee "$OUT/kernels_bench.log" || status=1
+  fi
+  if [[ ",$parts," == *",decode,"* ]]; then
+    timeout 200 "$bundle/bin/cuda_kernels_bench" --prefill=false --out "$OUT/kernels_decode.json" 2>&1 | tee "$OUT/kernels_decode.log" || status=1
   fi
   if wants engine; then
     timeout "${ENGINE_TIMEOUT:-150}" "$bundle/bin/cuda_engine_bench" --out "$OUT/engine_bench.json" 2>&1 | tee "$OUT/engine_bench.log" || status=1
