@@ -1,6 +1,7 @@
 // Whole-model throughput on the GPU through the Engine (as the server runs it): prefill tokens/s
 // by prompt length and decode tokens/s by batch size (with and without CUDA graphs), for the
-// bundled model and a random-weight 124M-class model, plus GPU memory per session. Writes JSON (--out); progress through spdlog.
+// bundled model and a random-weight 124M-class model, plus GPU memory per session. Writes JSON
+// (--out); progress through spdlog.
 #include <cuda_runtime.h>
 
 #include <chrono>
@@ -67,7 +68,8 @@ DecodeTimes TimeDecode(Engine& engine, int64_t batch, int64_t vocab) {
   sampling.temperature = 0.8f;
   sampling.top_p = 0.95f;
   std::vector<Engine::StepInput> step;
-  for (const DecodeInput& input : inputs) step.push_back({input.session, {&input.token, 1}, &sampling});
+  for (const DecodeInput& input : inputs)
+    step.push_back({input.session, {&input.token, 1}, &sampling});
   for (int i = 0; i < 3; ++i) engine.Step(step).value();  // the graph is captured on the 2nd
   constexpr int kSteps = 20;
   DecodeTimes times;
@@ -122,8 +124,8 @@ nlohmann::json BenchModel(const std::string& name, const std::string& dir) {
     const DecodeTimes without = TimeDecode(*eager, batches[i], vocab);
     const double tokens_per_s = batches[i] / graphs[i].step_s;
     spdlog::info(
-        "{} decode batch {}: {:.0f} tokens/s ({:.0f} us/step; {:.0f} us without CUDA graphs; {:.0f} "
-        "us with logits to the host)",
+        "{} decode batch {}: {:.0f} tokens/s ({:.0f} us/step; {:.0f} us without CUDA graphs; "
+        "{:.0f} us with logits to the host)",
         name, batches[i], tokens_per_s, graphs[i].step_s * 1e6, without.step_s * 1e6,
         graphs[i].host_logits_step_s * 1e6);
     report["decode"].push_back({{"sessions", batches[i]},

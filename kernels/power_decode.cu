@@ -325,25 +325,20 @@ void LaunchDecodeState(int group, dim3 grid, size_t shared, cudaStream_t stream,
                        int tile, float* scratch) {
   switch (KernelGroup(group)) {
     case 1:
-      return DecodeKernel<Storage, 1>
-          <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, state_offset, tile,
-                                                      scratch);
+      return DecodeKernel<Storage, 1><<<grid, kThreads, shared, stream>>>(
+          shape, rows, decode_rows, count, state_offset, tile, scratch);
     case 2:
-      return DecodeKernel<Storage, 2>
-          <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, state_offset, tile,
-                                                      scratch);
+      return DecodeKernel<Storage, 2><<<grid, kThreads, shared, stream>>>(
+          shape, rows, decode_rows, count, state_offset, tile, scratch);
     case 4:
-      return DecodeKernel<Storage, 4>
-          <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, state_offset, tile,
-                                                      scratch);
+      return DecodeKernel<Storage, 4><<<grid, kThreads, shared, stream>>>(
+          shape, rows, decode_rows, count, state_offset, tile, scratch);
     case 5:
-      return DecodeKernel<Storage, 5>
-          <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, state_offset, tile,
-                                                      scratch);
+      return DecodeKernel<Storage, 5><<<grid, kThreads, shared, stream>>>(
+          shape, rows, decode_rows, count, state_offset, tile, scratch);
     default:
-      return DecodeKernel<Storage, kMaxGroup>
-          <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, state_offset, tile,
-                                                      scratch);
+      return DecodeKernel<Storage, kMaxGroup><<<grid, kThreads, shared, stream>>>(
+          shape, rows, decode_rows, count, state_offset, tile, scratch);
   }
 }
 

@@ -17,9 +17,9 @@
 #include "model/sampler.h"
 #include "model/tokenizer/incremental_decoder.h"
 #include "model/tokenizer/tokenizer.h"
+#include "server/event_delivery.h"
 #include "server/metrics.h"
 #include "server/prefix_cache.h"
-#include "server/event_delivery.h"
 #include "server/request.h"
 #include "server/scheduler.h"
 

@@ -113,8 +113,9 @@ ServerMetrics::ServerMetrics() : registry_(std::make_shared<prometheus::Registry
   cuda_graph_captures_ =
       &BuildCounter()
            .Name("sympow:cuda_graph_captures_total")
-           .Help("Decode steps captured as CUDA graphs: one per padded batch size, and again after "
-                 "an allocation made one stale (0 on the CPU or with --cuda_graphs=false)")
+           .Help(
+               "Decode steps captured as CUDA graphs: one per padded batch size, and again after "
+               "an allocation made one stale (0 on the CPU or with --cuda_graphs=false)")
            .Register(r)
            .Add({});
   cuda_graph_replays_ = &BuildCounter()
@@ -187,8 +188,10 @@ void ServerMetrics::PrefixCacheBytes(int64_t bytes) {
 }
 
 void ServerMetrics::CudaGraphs(const Backend::RecordingCounts& totals) {
-  cuda_graph_captures_->Increment(static_cast<double>(totals.captured - cuda_graphs_counted_.captured));
-  cuda_graph_replays_->Increment(static_cast<double>(totals.replayed - cuda_graphs_counted_.replayed));
+  cuda_graph_captures_->Increment(
+      static_cast<double>(totals.captured - cuda_graphs_counted_.captured));
+  cuda_graph_replays_->Increment(
+      static_cast<double>(totals.replayed - cuda_graphs_counted_.replayed));
   cuda_graphs_counted_ = totals;
 }
 

@@ -159,11 +159,11 @@ def markdown(report, figures):
         lines += [f"| {p['tokens']:,} | {p['tokens_per_s']:,.0f} |" for p in model["prefill"]]
         lines += ["", "| decode sessions | tokens/s | µs/step (CUDA graphs) | µs/step without CUDA graphs | "
                   "µs/step with logits to the host |", "|---|---|---|---|---|"]
-        lines += [f"| {d['sessions']} | {d['tokens_per_s']:,.0f} | {d['us_per_step']:,.0f} | "
-                  f"{d['us_per_step_without_graphs']:,.0f} | {d.get('us_per_step_host_logits', 0):,.0f} |"
-                  if "us_per_step_without_graphs" in d else
-                  f"| {d['sessions']} | {d['tokens_per_s']:,.0f} | {d['us_per_step']:,.0f} | (not measured) | "
-                  f"{d.get('us_per_step_host_logits', 0):,.0f} |" for d in model["decode"]]
+        for d in model["decode"]:
+            without = d.get("us_per_step_without_graphs")
+            without_text = f"{without:,.0f}" if without is not None else "(not measured)"
+            lines.append(f"| {d['sessions']} | {d['tokens_per_s']:,.0f} | {d['us_per_step']:,.0f} | "
+                         f"{without_text} | {d.get('us_per_step_host_logits', 0):,.0f} |")
         lines.append("")
     return "\n".join(lines)
 

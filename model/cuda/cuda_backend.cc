@@ -369,11 +369,15 @@ void CudaBackend::PowerAttention(const PowerAttentionArgs& args) {
       kernels::FloatToBf16(prefill[i].state, stored[i], layer_elements, stream_);
     }
   }
-  const std::vector<kernels::DecodeRow> decode = DecodeRows(args.segments);
-  if (!decode.empty()) {
-    const int64_t count = static_cast<int64_t>(decode.size());
-    const kernels::DecodeRow* device_rows = batch_inputs_.DecodeRows(args.segments);
-    if (device_rows == nullptr) device_rows = decode_rows_.Upload(decode, stream_);
+  // The decode rows went up in BeginBatch, unless the caller did not go through it.
+  int64_t count = 0;
+  const kernels::DecodeRow* device_rows = batch_inputs_.DecodeRows(args.segments, &count);
+  if (device_rows == nullptr) {
+    const std::vector<kernels::DecodeRow> decode = DecodeRows(args.segments);
+    count = static_cast<int64_t>(decode.size());
+    device_rows = decode_rows_.Upload(decode, stream_);
+  }
+  if (count > 0) {
     float* scratch = decode_scratch_.Reserve(kernels::DecodeScratchFloats(shape_, count));
     kernels::PowerDecode(shape_, rows, device_rows, count, layer_offset, bf16_state, scratch,
                          stream_);

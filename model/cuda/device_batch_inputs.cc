@@ -74,8 +74,8 @@ const int64_t* DeviceBatchInputs::LogitRows(std::span<const int64_t> rows) const
   return reinterpret_cast<const int64_t*>(Find(std::as_bytes(rows), logit_rows_));
 }
 
-const kernels::DecodeRow* DeviceBatchInputs::DecodeRows(
-    std::span<const AttentionSegment> segments) const {
+const kernels::DecodeRow* DeviceBatchInputs::DecodeRows(std::span<const AttentionSegment> segments,
+                                                        int64_t* count) const {
   const bool same = segments.size() == segments_.size() &&
                     std::equal(segments.begin(), segments.end(), segments_.begin(),
                                [](const AttentionSegment& a, const AttentionSegment& b) {
@@ -83,6 +83,7 @@ const kernels::DecodeRow* DeviceBatchInputs::DecodeRows(
                                         a.state_slot == b.state_slot;
                                });
   if (!same || decode_rows_.bytes == 0) return nullptr;
+  *count = decode_rows_.bytes / static_cast<int64_t>(sizeof(kernels::DecodeRow));
   return reinterpret_cast<const kernels::DecodeRow*>(device_data_ + decode_rows_.offset);
 }
 

@@ -33,8 +33,10 @@ class DeviceBatchInputs {
   const int32_t* Tokens(std::span<const int32_t> tokens) const;
   const int64_t* Positions(std::span<const int64_t> positions) const;
   const int64_t* LogitRows(std::span<const int64_t> rows) const;
-  // The device decode rows of these segments, or null when they differ from the uploaded ones.
-  const kernels::DecodeRow* DecodeRows(std::span<const AttentionSegment> segments) const;
+  // The device decode rows of these segments (their count in `count`), or null when the
+  // segments differ from the uploaded ones.
+  const kernels::DecodeRow* DecodeRows(std::span<const AttentionSegment> segments,
+                                       int64_t* count) const;
 
  private:
   // Where one part of the inputs sits in the pinned and device buffers.
