@@ -71,7 +71,8 @@ DecodeTimes TimeDecode(Engine& engine, int64_t batch, int64_t vocab) {
   for (const DecodeInput& input : inputs)
     step.push_back({input.session, {&input.token, 1}, &sampling});
   for (int i = 0; i < 3; ++i) engine.Step(step).value();  // the graph is captured on the 2nd
-  constexpr int kSteps = 20;
+  // As many steps as a decode buffer holds: each session folds its buffers once in each loop.
+  const int kSteps = static_cast<int>(engine.config().decode_buffer_tokens);
   DecodeTimes times;
   times.step_s = Seconds([&] {
     for (int i = 0; i < kSteps; ++i) engine.Step(step).value();

@@ -1,11 +1,23 @@
 // Launch geometry and reductions shared by the kernels.
 #pragma once
 
+#include <cuda_runtime.h>
+
 #include <cstdint>
 
 namespace sympow::kernels {
 
 constexpr int kThreads = 256;
+
+inline int MultiprocessorCount() {
+  static const int count = [] {
+    int device = 0, sms = 0;
+    cudaGetDevice(&device);
+    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+    return sms;
+  }();
+  return count;
+}
 
 // Blocks for a grid-stride loop over n items: enough to fill the GPU, never zero.
 inline unsigned GridFor(int64_t n) {

@@ -1,11 +1,18 @@
-// Power attention on the GPU (MODEL.md): chunked prefill on tensor cores and fused batched decode.
-// Both read and advance per-session states laid out as StateLayout says (S as D × d, then z).
+// Power attention on the GPU (MODEL.md): chunked prefill on tensor cores and batched decode with
+// deferred state updates. Both read and advance per-session states laid out as StateLayout says
+// (S as D × d, then z, per layer and kv head; then each one's decode buffer of recent tokens).
 #pragma once
 
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
 #include <vector>
+
+#ifdef __CUDACC__
+#define SYMPOW_HOST_DEVICE __host__ __device__
+#else
+#define SYMPOW_HOST_DEVICE
+#endif
 
 namespace sympow::kernels {
 
@@ -22,9 +29,32 @@ struct PowerAttentionShape {
   const float* key_weights = nullptr;  // [D] multinomial weights (key side)
   // The tensor-core prefill's k-rows → features (FeatureRows); null where it does not apply.
   const int32_t* feature_rows = nullptr;
+  int buffer_tokens = 1;  // N, the decode buffer's places (StateLayout::buffer_tokens)
+};
+
+// A decode buffer in fp32: the count of tokens in it (padded to kBufferHeaderFloats), N log gates,
+// N keys of d, N values of d (StateLayout).
+constexpr int kBufferHeaderFloats = 4;
+SYMPOW_HOST_DEVICE inline int64_t BufferFloatsPerHead(const PowerAttentionShape& shape) {
+  return kBufferHeaderFloats + int64_t{shape.buffer_tokens} * (1 + 2 * shape.head_dim);
+}
+
+// Where one layer's states sit in a session's state slot: byte offsets from the slot's start of
+// the layer's first kv head's (S, z) and of its first decode buffer.
+struct LayerOffsets {
+  int64_t state = 0;
+  int64_t buffer = 0;
+};
+
+// A session's decode buffers to gather into rows: its state slot, its first row, its tokens.
+struct BufferedRows {
+  int64_t first_row;
+  void* slot;
+  int64_t tokens;
 };
 
 constexpr int kMaxDegree = 8;
+constexpr int kMaxBufferTokens = 256;  // model/config.h's kMaxDecodeBufferTokens
 constexpr int kMaxGroup = 8;  // query heads per kv head
 
 // The rows of q/k/v/out and log gates (null without gating); row strides are the dense widths.
@@ -61,11 +91,20 @@ struct PrefillChunk {
 
 // Floats of scratch PowerDecode needs for `count` rows.
 int64_t DecodeScratchFloats(const PowerAttentionShape& shape, int64_t count);
-// Decodes one token for each of `count` rows; each row's state for this layer starts
-// `state_offset` bytes after its DecodeRow::state (so one row list serves every layer).
+// Decodes one token for each of `count` rows, whose DecodeRow::state is the start of the
+// session's state slot (so one row list serves every layer): adds the token to each kv head's
+// decode buffer, which must have room, and writes the outputs from S and z (only read) and the
+// buffer.
 void PowerDecode(const PowerAttentionShape& shape, const AttentionRows& rows,
-                 const DecodeRow* decode_rows, int64_t count, int64_t state_offset,
+                 const DecodeRow* decode_rows, int64_t count, LayerOffsets layer,
                  bool bf16_state, float* scratch, cudaStream_t stream);
+
+// Copies each session's buffered tokens of one layer into rows (k, v [rows × kv_heads·d], log
+// gates [rows × kv_heads]) and empties the buffers: prefilling those rows into the states folds
+// the buffers (MODEL.md, deferred updates).
+void GatherDecodeBuffers(const PowerAttentionShape& shape, const BufferedRows* sessions,
+                         int64_t count, LayerOffsets layer, float* k, float* v, float* log_gate,
+                         cudaStream_t stream);
 
 // Degree 2 at head_dim 64 and 128 prefills on BF16 tensor cores, visiting φ's features in
 // k-rows of its own order; this is the table from those rows to features (−1: padding), given

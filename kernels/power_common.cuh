@@ -1,9 +1,19 @@
 // Device helpers shared by the power-attention kernels.
 #pragma once
 
+#include <cuda_bf16.h>
+
 #include <cstdint>
 
+#include "kernels/power_attention.h"
+
 namespace sympow::kernels {
+
+// One state element as stored (fp32 or bf16), in fp32.
+__device__ inline float LoadOne(const float* p) { return *p; }
+__device__ inline float LoadOne(const __nv_bfloat16* p) { return __bfloat162float(*p); }
+__device__ inline void StoreOne(float* p, float v) { *p = v; }
+__device__ inline void StoreOne(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
 
 // The ε of MODEL.md, added to the normaliser.
 constexpr float kNormalizerEpsilon = 1e-6f;
@@ -49,6 +59,35 @@ __device__ void ChunkLogGates(const float* log_gate, int kv_heads, int kv_head, 
     running += values[i];
     out[lane * kPerLane + i] = running;
   }
+}
+
+// Σ_{j>s} log_gates[j] exponentiated, for s < n ≤ kMaxBufferTokens, into decay[s]; returns the
+// exponentiated sum of all n. Called by one whole warp: lane l sums kPerLane consecutive tokens,
+// the lanes' totals are summed from the right (a suffix scan), then each lane fills its own.
+__device__ inline float DecaysToNow(const float* log_gates, int n, float* decay) {
+  constexpr int kPerLane = kMaxBufferTokens / 32;
+  const int lane = threadIdx.x % 32;
+  float values[kPerLane];
+  float total = 0.0f;
+#pragma unroll
+  for (int i = 0; i < kPerLane; ++i) {
+    const int s = lane * kPerLane + i;
+    values[i] = s < n ? log_gates[s] : 0.0f;
+    total += values[i];
+  }
+  float from_here = total;  // this lane's tokens and every later lane's
+  for (int offset = 1; offset < 32; offset *= 2) {
+    const float other = __shfl_down_sync(0xffffffffu, from_here, offset);
+    if (lane + offset < 32) from_here += other;
+  }
+  float later = from_here - total;
+#pragma unroll
+  for (int i = kPerLane - 1; i >= 0; --i) {
+    const int s = lane * kPerLane + i;
+    if (s < n) decay[s] = expf(later);
+    later += values[i];
+  }
+  return expf(__shfl_sync(0xffffffffu, from_here, 0));
 }
 
 }  // namespace sympow::kernels

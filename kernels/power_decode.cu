@@ -1,7 +1,8 @@
-// Fused decode: per (session, kv head, tile of features), one pass over the tile of S and z that
-// reads the old state for the query and writes the gated, updated state; partial numerators and
-// denominators meet in a scratch buffer, and the tile that finishes last adds the token's own term
-// and writes the outputs. One launch per layer.
+// Decode with deferred state updates: per (session, kv head, tile of features), one read of the
+// tile of S and z for the query; partial numerators and denominators meet in a scratch buffer,
+// and the tile that finishes last adds the token to the head's decode buffer, attends over the
+// buffer and writes the outputs. The engine folds buffers that fill (through the prefill, see
+// GatherDecodeBuffers), so a state is written once every N tokens instead of every token.
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -13,12 +14,12 @@
 namespace sympow::kernels {
 namespace {
 
-// State bytes per block, at most: large tiles amortise each block's set-up (q, k, v and φ of its
-// features, the partial sums' atomics) over more state. Swept on an H200 (bench/results/raw/
-// decode_tile_sweep.log): 128 KB beat 64 KB by 2–5 points of copy bandwidth and 32 KB by up to 30
-// on the 14B shape. From those points, a block's set-up costs about as much as streaming
-// kSetupBytesPerHead more state for the key and for each query head of its group (8 KB for the
-// 124M shape's group of one, 24 KB for the 14B shape's five).
+// State bytes per block, at most: large tiles amortise each block's set-up (q and φ(q) of its
+// features, the partial sums' atomics) over more state. Swept on an H200 for the kernel that
+// also rewrote the state (bench/results/raw/decode_tile_sweep.log): 128 KB beat 64 KB by 2–5
+// points of copy bandwidth and 32 KB by up to 30 on the 14B shape. From those points, a block's
+// set-up costs about as much as streaming kSetupBytesPerHead more state for each query head of
+// its group.
 constexpr int64_t kTileBytes = 128 * 1024;
 constexpr int64_t kSetupBytesPerHead = 4 * 1024;
 constexpr int kMinTileFeatures = 64;
@@ -33,20 +34,32 @@ constexpr int BlocksPerSM(int kernel_group) {
   return kernel_group <= 2 ? 4 : (kernel_group <= 5 ? 3 : 2);
 }
 
-int MultiprocessorCount() {
-  static const int count = [] {
-    int device = 0, sms = 0;
-    cudaGetDevice(&device);
-    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-    return sms;
-  }();
-  return count;
+// The tile streams through shared memory in kStages stages of kStageRows rows (16 bytes each) per
+// thread, copied asynchronously (cp.async): kStages − 1 stages are always in flight, whatever
+// order the compiler gives the arithmetic. Each thread reads back only what it copied, so no
+// barrier is needed between copy and use.
+constexpr int kStages = 4;
+constexpr int kStageRows = 2;
+constexpr size_t kStagingBytes = size_t{kStages} * kStageRows * kThreads * 16;
+
+__device__ inline void CopyAsync16(void* shared_destination, const void* global_source) {
+  const unsigned destination = static_cast<unsigned>(__cvta_generic_to_shared(shared_destination));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(destination), "l"(global_source)
+               : "memory");
+}
+__device__ inline void CommitCopies() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+// Waits until at most kPending of this thread's committed copy groups are still in flight.
+template <int kPending>
+__device__ inline void WaitCopies() {
+  asm volatile("cp.async.wait_group %0;" ::"n"(kPending) : "memory");
 }
 
-// Shared memory of a block: q, k, v, φ(q) and φ(k) of its features, the partial sums.
+// Shared memory of a block: the staging of its tile's rows, q, φ(q) of its features, the partial
+// sums, the buffered tokens' decays and weights.
 size_t SharedBytes(const PowerAttentionShape& shape, int tile_features) {
   const int group = shape.num_heads / shape.num_kv_heads;
-  return sizeof(float) * ((2 * group + 2) * shape.head_dim + (group + 1) * tile_features + group);
+  return kStagingBytes + sizeof(float) * (2 * group * shape.head_dim + group * tile_features +
+                                          group + (group + 1) * shape.buffer_tokens);
 }
 
 // Features per block: equal tiles, a multiple of 8 features, whose φ fits the 48 KB of shared
@@ -63,7 +76,7 @@ int TileFeatures(const PowerAttentionShape& shape, int64_t count, bool bf16_stat
   const int64_t D = shape.expanded_dim;
   const int64_t row_bytes = shape.head_dim * (bf16_state ? 2 : 4);
   const int64_t most_features =
-      static_cast<int64_t>((kSharedBytes - SharedBytes(shape, 0)) / sizeof(float)) / (group + 1);
+      static_cast<int64_t>((kSharedBytes - SharedBytes(shape, 0)) / sizeof(float)) / group;
   const int64_t tile_bytes = std::min(kTileBytes, most_features / 8 * 8 * row_bytes);
   const int64_t fewest_tiles = (D * row_bytes + tile_bytes - 1) / tile_bytes;
   const int64_t pairs = count * shape.num_kv_heads;
@@ -77,7 +90,7 @@ int TileFeatures(const PowerAttentionShape& shape, int64_t count, bool bf16_stat
     const int64_t features = ((D + tiles - 1) / tiles + 7) / 8 * 8;
     const int64_t blocks = pairs * ((D + features - 1) / features);
     const double time = static_cast<double>((blocks + wave - 1) / wave) *
-                        static_cast<double>(features * row_bytes + kSetupBytesPerHead * (group + 1));
+                        static_cast<double>(features * row_bytes + kSetupBytesPerHead * group);
     if (best_features == 0 || time < best_time) {
       best_features = features;
       best_time = time;
@@ -93,30 +106,7 @@ struct Vector {
   float x[kSize];
 };
 
-__device__ inline void Store(float* p, const Vector<float>& v) {
-  __stcs(reinterpret_cast<float4*>(p), make_float4(v.x[0], v.x[1], v.x[2], v.x[3]));
-}
-__device__ inline void Store(__nv_bfloat16* p, const Vector<__nv_bfloat16>& v) {
-  uint32_t words[4];
-  for (int i = 0; i < 4; ++i) {
-    const __nv_bfloat162 pair = __floats2bfloat162_rn(v.x[2 * i], v.x[2 * i + 1]);
-    words[i] = *reinterpret_cast<const uint32_t*>(&pair);
-  }
-  __stcs(reinterpret_cast<uint4*>(p), make_uint4(words[0], words[1], words[2], words[3]));
-}
-__device__ inline float LoadOne(const float* p) { return *p; }
-__device__ inline float LoadOne(const __nv_bfloat16* p) { return __bfloat162float(*p); }
-__device__ inline void StoreOne(float* p, float v) { *p = v; }
-__device__ inline void StoreOne(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
 
-// Rows of the state a thread loads per batch (16 bytes each), while the other batch is in flight:
-// 48–64 bytes of loads outstanding per thread, less where many query heads share a kv head, or
-// a bf16 row's eight columns, take the registers for their numerators (ptxas: no spills).
-template <typename Storage, int kGroup>
-constexpr int kRowsPerBatch = kGroup > 2 ? 2 : (sizeof(Storage) == 2 ? 3 : 4);
-
-// 16 bytes of state as stored, kept raw until used (4 registers whatever the storage type).
-__device__ inline uint4 LoadRaw(const void* p) { return __ldcs(static_cast<const uint4*>(p)); }
 template <typename Storage>
 __device__ inline Vector<Storage> Widen(uint4 raw);
 template <>
@@ -137,12 +127,10 @@ __device__ inline Vector<__nv_bfloat16> Widen<__nv_bfloat16>(uint4 raw) {
   return v;
 }
 
-// Adds a row's contribution to every query head's numerator, then gates and advances the row.
+// Adds a row's contribution to every query head's numerator.
 template <typename Storage, int kGroup>
-__device__ inline void AdvanceRow(Storage* s, Vector<Storage> row, const float* phi_q_column,
-                                  int tile_size, float phi_k, float gate,
-                                  const Vector<Storage>& value, int group,
-                                  float (&numerator)[kGroup][Vector<Storage>::kSize]) {
+__device__ inline void ReadRow(const Vector<Storage>& row, const float* phi_q_column, int tile_size,
+                               int group, float (&numerator)[kGroup][Vector<Storage>::kSize]) {
   constexpr int kSize = Vector<Storage>::kSize;
 #pragma unroll
   for (int g = 0; g < kGroup; ++g) {
@@ -152,44 +140,138 @@ __device__ inline void AdvanceRow(Storage* s, Vector<Storage> row, const float* 
       for (int j = 0; j < kSize; ++j) numerator[g][j] += w * row.x[j];
     }
   }
-#pragma unroll
-  for (int j = 0; j < kSize; ++j) row.x[j] = gate * row.x[j] + phi_k * value.x[j];
-  Store(s, row);
 }
 
+// Where the scratch's parts sit (DecodeScratchFloats): numerators [rows × H × d], denominators
+// [rows × H], arrivals [rows × kv heads].
+struct DecodeScratch {
+  float* numerators;
+  float* denominators;
+  unsigned* arrivals;
+
+  __device__ DecodeScratch(float* scratch, const PowerAttentionShape& shape, int64_t count) {
+    const int64_t heads = count * shape.num_heads;
+    numerators = scratch;
+    denominators = scratch + heads * shape.head_dim;
+    arrivals = reinterpret_cast<unsigned*>(denominators + heads);
+  }
+};
+
 // Run by the last block of a (row, kv head) to arrive, once every tile's partial sums are in
-// scratch: warp g writes query head g of the group, out = (g·s^p·num + w·v) / (g·s^p·den + w + ε)
-// with w = (s·q·k)^p, the token's own term.
-__device__ inline void FinishHeads(const PowerAttentionShape& shape, const float* q,
-                                   const float* k, const float* v, float gate, int group,
-                                   const float* numerators, const float* denominators,
-                                   float* out) {
+// scratch: appends the token (k, v, log g) to the head's buffer, then writes each query head g of
+// the group, out = (e^A·s^p·num + Σ_s w_s v_s) / (e^A·s^p·den + Σ_s w_s + ε) over the buffered
+// tokens s (this one included), w_s = (s·q·k_s)^p·e^{A_s}, A_s the log gates after s and A all of
+// the buffer's. The buffer must have room (the engine folds full ones). Work is spread over
+// the block (a warp per token for the weights, tokens shared out for the sums), so that no thread
+// walks the buffer alone: its reads would wait one after another.
+__device__ __noinline__ void FinishHeads(const PowerAttentionShape& shape, const AttentionRows& rows,
+                                   const DecodeRow& decode, const DecodeScratch& scratch,
+                                   LayerOffsets layer, const float* q, float* decay,
+                                   float* weights, float* sums) {
   const int d = shape.head_dim;
-  const int g = threadIdx.x / 32;
-  const int lane = threadIdx.x % 32;
-  if (g >= group) return;
-  float dot = 0.0f;
-  for (int j = lane; j < d; j += 32) dot += q[g * d + j] * k[j];
-  const float self_weight = EvenPower(shape.scale * WarpSum(dot), shape.degree);
-  const float carried = gate * shape.scale_pow;
-  const float inverse =
-      1.0f / (carried * __ldcg(&denominators[g]) + self_weight + kNormalizerEpsilon);
-  for (int j = lane; j < d; j += 32) {
-    out[g * d + j] = (carried * __ldcg(&numerators[g * d + j]) + self_weight * v[j]) * inverse;
+  const int N = shape.buffer_tokens;
+  const int h = blockIdx.y;
+  const int group = shape.num_heads / shape.num_kv_heads;
+  float* buffer = reinterpret_cast<float*>(static_cast<char*>(decode.state) + layer.buffer) +
+                  h * BufferFloatsPerHead(shape);
+  float* log_gates = buffer + kBufferHeaderFloats;
+  float* keys = log_gates + N;
+  float* values = keys + N * d;
+  // Every thread reads the count before thread 0 moves it on.
+  __shared__ int buffered;
+  if (threadIdx.x == 0) buffered = static_cast<int>(__ldcg(buffer));
+  __syncthreads();
+  const int n = buffered + 1;
+  const int64_t kv_row = decode.row * shape.num_kv_heads + h;
+  for (int j = threadIdx.x; j < d; j += blockDim.x) {
+    keys[(n - 1) * d + j] = rows.k[kv_row * d + j];
+    values[(n - 1) * d + j] = rows.v[kv_row * d + j];
+  }
+  if (threadIdx.x == 0) {
+    log_gates[n - 1] = rows.log_gate ? rows.log_gate[kv_row] : 0.0f;
+    buffer[0] = static_cast<float>(n);
+  }
+  __syncthreads();
+  __shared__ float state_decay;
+  if (threadIdx.x < 32) {
+    const float all = DecaysToNow(log_gates, n, decay);
+    if (threadIdx.x == 0) state_decay = all;
+  }
+  __syncthreads();
+  // Weights: a warp per token, its lanes across the key (coalesced loads).
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+#pragma unroll 2
+  for (int s = warp; s < n; s += blockDim.x / 32) {
+    float dots[kMaxGroup] = {};
+    for (int j = lane; j < d; j += 32) {
+      const float k = keys[s * d + j];
+#pragma unroll
+      for (int g = 0; g < kMaxGroup; ++g) {
+        if (g < group) dots[g] += q[g * d + j] * k;
+      }
+    }
+#pragma unroll
+    for (int g = 0; g < kMaxGroup; ++g) {
+      if (g < group) {
+        const float dot = WarpSum(dots[g]);
+        if (lane == 0) weights[g * N + s] = EvenPower(shape.scale * dot, shape.degree) * decay[s];
+      }
+    }
+  }
+  // Weighted values: each thread up to kMaxOutputsPerThread outputs (g, j) over a share of the
+  // tokens; shares meet in `sums` (the tile's partial sums, already passed on to scratch).
+  constexpr int kMaxOutputsPerThread = kMaxGroup * 128 / kThreads;
+  const int outputs = group * d;
+  const int span = min(outputs, static_cast<int>(blockDim.x));
+  const int parts = blockDim.x / span;
+  const int part = threadIdx.x / span;
+  for (int o = threadIdx.x; o < outputs + group; o += blockDim.x) sums[o] = 0.0f;
+  __syncthreads();
+  if (part < parts) {
+    float acc[kMaxOutputsPerThread] = {};
+#pragma unroll 4
+    for (int s = part; s < n; s += parts) {
+#pragma unroll
+      for (int i = 0; i < kMaxOutputsPerThread; ++i) {
+        const int o = threadIdx.x % span + i * span;
+        if (o < outputs) acc[i] += weights[(o / d) * N + s] * values[s * d + o % d];
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < kMaxOutputsPerThread; ++i) {
+      const int o = threadIdx.x % span + i * span;
+      if (o < outputs) atomicAdd(&sums[o], acc[i]);
+    }
+  }
+  if (warp < group) {
+    float total = 0.0f;
+    for (int s = lane; s < n; s += 32) total += weights[warp * N + s];
+    total = WarpSum(total);
+    if (lane == 0) sums[outputs + warp] = total;
+  }
+  __syncthreads();
+  const float carried = state_decay * shape.scale_pow;
+  for (int o = threadIdx.x; o < outputs; o += blockDim.x) {
+    const int g = o / d, j = o % d;
+    const int query_head = h * group + g;
+    const int64_t partial = blockIdx.z * shape.num_heads + query_head;  // its sums in scratch
+    const float inverse = 1.0f / (carried * __ldcg(&scratch.denominators[partial]) +
+                                  sums[outputs + g] + kNormalizerEpsilon);
+    rows.out[(decode.row * shape.num_heads + query_head) * d + j] =
+        (carried * __ldcg(&scratch.numerators[partial * d + j]) + sums[o]) * inverse;
   }
 }
 
-// grid (feature tiles, kv heads, rows). Each block reads and rewrites its tile of S and z once,
-// adds its partial numerators and denominators into scratch (DecodeScratchFloats: numerators
-// [rows × H × d], denominators [rows × H], arrivals [rows × kv heads], zeroed by the caller), and
-// the last tile of a (row, kv head) to finish writes the outputs. kGroup bounds the query heads
-// per kv head (registers); small groups leave registers for four blocks an SM.
+// grid (feature tiles, kv heads, rows). Each block reads its tile of S and z once, adds its
+// partial numerators and denominators into scratch (zeroed by the caller), and the last tile of a
+// (row, kv head) to finish completes the outputs (FinishHeads). kGroup bounds the query heads per
+// kv head (registers); small groups leave registers for four blocks an SM.
 template <typename Storage, int kGroup>
 __global__ void __launch_bounds__(kThreads, BlocksPerSM(kGroup))
     DecodeKernel(PowerAttentionShape shape, AttentionRows rows, const DecodeRow* decode_rows,
-                 int64_t count, int64_t state_offset, int tile_size, float* scratch) {
+                 int64_t count, LayerOffsets layer, int tile_size, float* scratch_floats) {
   constexpr int kSize = Vector<Storage>::kSize;
-  extern __shared__ float shared[];
+  extern __shared__ __align__(16) float shared[];
   const int d = shape.head_dim;
   const int D = shape.expanded_dim;
   const int group = shape.num_heads / shape.num_kv_heads;
@@ -198,52 +280,49 @@ __global__ void __launch_bounds__(kThreads, BlocksPerSM(kGroup))
   const int first_feature = blockIdx.x * tile_size;
   const int tile = min(tile_size, D - first_feature);
 
-  float* q = shared;                         // [group × d]
-  float* k = q + group * d;                  // [d]
-  float* v = k + d;                          // [d]
-  float* phi_q = v + d;                      // [group × tile_size]
-  float* phi_k = phi_q + group * tile_size;  // [tile_size]
-  float* sum = phi_k + tile_size;            // [group × d] numerators, then [group] denominators
+  uint4* staging = reinterpret_cast<uint4*>(shared);  // [kStages × kStageRows × kThreads]
+  float* q = shared + kStagingBytes / sizeof(float);  // [group × d]
+  float* phi_q = q + group * d;              // [group × tile_size]
+  float* sum = phi_q + group * tile_size;    // [group × d] numerators, then [group] denominators
+  float* decay = sum + group * (d + 1);      // [N], for FinishHeads
+  float* weights = decay + shape.buffer_tokens;  // [group × N], for FinishHeads
   __shared__ bool last_to_arrive;
 
-  // The first batch of rows is fetched before φ is made, so the two latencies overlap.
-  Storage* S = reinterpret_cast<Storage*>(static_cast<char*>(decode.state) + state_offset) +
-               static_cast<int64_t>(h) * D * (d + 1);
-  Storage* z = S + static_cast<int64_t>(D) * d;
+  // The first stages are on their way before φ is made, so the two latencies overlap.
+  const Storage* S =
+      reinterpret_cast<const Storage*>(static_cast<const char*>(decode.state) + layer.state) +
+      static_cast<int64_t>(h) * D * (d + 1);
+  const Storage* z = S + static_cast<int64_t>(D) * d;
   const int lanes = d / kSize;
   const int col = (threadIdx.x % lanes) * kSize;
   const int row_groups = blockDim.x / lanes;
   const int first_row = threadIdx.x / lanes;
-  constexpr int kBatch = kRowsPerBatch<Storage, kGroup>;
-  const int batch_rows = kBatch * row_groups;
-  // Two batches of registers used in turn: each is refilled right after it is used, while the
-  // other is worked on. (A `current = next` copy would instead wait for the loads in flight.)
-  uint4 even[kBatch], odd[kBatch];
-  auto fetch = [&](uint4(&into)[kBatch], int base) {
-#pragma unroll
-    for (int r = 0; r < kBatch; ++r) {
-      const int row = base + first_row + r * row_groups;
-      if (row < tile) into[r] = LoadRaw(S + static_cast<int64_t>(first_feature + row) * d + col);
-    }
+  const int stage_rows = kStageRows * row_groups;
+  auto staged = [&](int stage, int r) -> uint4& {
+    return staging[(stage * kStageRows + r) * kThreads + threadIdx.x];
   };
-  fetch(even, 0);
+  auto fetch = [&](int stage, int base) {
+#pragma unroll
+    for (int r = 0; r < kStageRows; ++r) {
+      const int row = base + first_row + r * row_groups;
+      if (row < tile) {
+        CopyAsync16(&staged(stage, r), S + static_cast<int64_t>(first_feature + row) * d + col);
+      }
+    }
+    CommitCopies();
+  };
+#pragma unroll
+  for (int stage = 0; stage < kStages - 1; ++stage) fetch(stage, stage * stage_rows);
 
   const float* q_row = rows.q + decode.row * shape.num_heads * d + h * group * d;
   for (int i = threadIdx.x; i < group * d; i += blockDim.x) {
     q[i] = q_row[i];
     sum[i] = 0.0f;
   }
-  for (int i = threadIdx.x; i < d; i += blockDim.x) {
-    k[i] = rows.k[(decode.row * shape.num_kv_heads + h) * d + i];
-    v[i] = rows.v[(decode.row * shape.num_kv_heads + h) * d + i];
-  }
   if (threadIdx.x < group) sum[group * d + threadIdx.x] = 0.0f;
-  const float gate =
-      rows.log_gate ? expf(rows.log_gate[decode.row * shape.num_kv_heads + h]) : 1.0f;
   __syncthreads();
   for (int f = threadIdx.x; f < tile; f += blockDim.x) {
     const uint8_t* factors = shape.monomials + (first_feature + f) * shape.degree;
-    phi_k[f] = shape.key_weights[first_feature + f] * Monomial(k, factors, shape.degree);
     for (int g = 0; g < group; ++g) {
       phi_q[g * tile_size + f] = Monomial(q + g * d, factors, shape.degree);
     }
@@ -251,24 +330,19 @@ __global__ void __launch_bounds__(kThreads, BlocksPerSM(kGroup))
   __syncthreads();
 
   float numerator[kGroup][kSize] = {};
-  Vector<Storage> value;
-  for (int j = 0; j < kSize; ++j) value.x[j] = v[col + j];
-  auto advance = [&](const uint4(&batch)[kBatch], int base) {
+  int stage = 0;
+  for (int base = 0; base < tile; base += stage_rows) {
+    WaitCopies<kStages - 2>();  // the stage holding `base` has landed
 #pragma unroll
-    for (int r = 0; r < kBatch; ++r) {
+    for (int r = 0; r < kStageRows; ++r) {
       const int row = base + first_row + r * row_groups;
       if (row < tile) {
-        AdvanceRow<Storage, kGroup>(S + static_cast<int64_t>(first_feature + row) * d + col,
-                                    Widen<Storage>(batch[r]), phi_q + row, tile_size, phi_k[row],
-                                    gate, value, group, numerator);
+        ReadRow<Storage, kGroup>(Widen<Storage>(staged(stage, r)), phi_q + row, tile_size, group,
+                                 numerator);
       }
     }
-  };
-  for (int base = 0; base < tile; base += 2 * batch_rows) {
-    if (base + batch_rows < tile) fetch(odd, base + batch_rows);
-    advance(even, base);
-    if (base + 2 * batch_rows < tile) fetch(even, base + 2 * batch_rows);
-    advance(odd, base + batch_rows);
+    fetch((stage + kStages - 1) % kStages, base + (kStages - 1) * stage_rows);
+    stage = (stage + 1) % kStages;
   }
   // Lanes of a warp that share columns add up first: fewer shared-memory atomics.
 #pragma unroll
@@ -284,13 +358,11 @@ __global__ void __launch_bounds__(kThreads, BlocksPerSM(kGroup))
   }
   float denominator[kGroup] = {};
   for (int f = threadIdx.x; f < tile; f += blockDim.x) {
-    Storage* zf = z + first_feature + f;
-    const float old = LoadOne(zf);
+    const float old = LoadOne(z + first_feature + f);
 #pragma unroll
     for (int g = 0; g < kGroup; ++g) {
       if (g < group) denominator[g] += phi_q[g * tile_size + f] * old;
     }
-    StoreOne(zf, gate * old + phi_k[f]);
   }
 #pragma unroll
   for (int g = 0; g < kGroup; ++g) {
@@ -300,11 +372,10 @@ __global__ void __launch_bounds__(kThreads, BlocksPerSM(kGroup))
     }
   }
   __syncthreads();
-  const int64_t heads = count * shape.num_heads;
-  float* numerators = scratch + (blockIdx.z * shape.num_heads + h * group) * d;
-  float* denominators = scratch + heads * d + blockIdx.z * shape.num_heads + h * group;
-  auto* arrivals = reinterpret_cast<unsigned*>(scratch + heads * (d + 1)) +
-                   blockIdx.z * shape.num_kv_heads + h;
+  const DecodeScratch scratch(scratch_floats, shape, count);
+  float* numerators = scratch.numerators + (blockIdx.z * shape.num_heads + h * group) * d;
+  float* denominators = scratch.denominators + blockIdx.z * shape.num_heads + h * group;
+  unsigned* arrivals = scratch.arrivals + blockIdx.z * shape.num_kv_heads + h;
   for (int i = threadIdx.x; i < group * d; i += blockDim.x) atomicAdd(&numerators[i], sum[i]);
   if (threadIdx.x < group) atomicAdd(&denominators[threadIdx.x], sum[group * d + threadIdx.x]);
   // The classic last-block pattern: each block's sums are visible before its arrival counts.
@@ -314,32 +385,56 @@ __global__ void __launch_bounds__(kThreads, BlocksPerSM(kGroup))
   __syncthreads();
   if (!last_to_arrive) return;
   __threadfence();
-  FinishHeads(shape, q, k, v, gate, group, numerators, denominators,
-              rows.out + (decode.row * shape.num_heads + h * group) * d);
+  FinishHeads(shape, rows, decode, scratch, layer, q, decay, weights, sum);
 }
 
 template <typename Storage>
 void LaunchDecodeState(int group, dim3 grid, size_t shared, cudaStream_t stream,
                        const PowerAttentionShape& shape, const AttentionRows& rows,
-                       const DecodeRow* decode_rows, int64_t count, int64_t state_offset,
-                       int tile, float* scratch) {
+                       const DecodeRow* decode_rows, int64_t count, LayerOffsets layer, int tile,
+                       float* scratch) {
   switch (KernelGroup(group)) {
     case 1:
-      return DecodeKernel<Storage, 1><<<grid, kThreads, shared, stream>>>(
-          shape, rows, decode_rows, count, state_offset, tile, scratch);
+      return DecodeKernel<Storage, 1>
+          <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, layer, tile, scratch);
     case 2:
-      return DecodeKernel<Storage, 2><<<grid, kThreads, shared, stream>>>(
-          shape, rows, decode_rows, count, state_offset, tile, scratch);
+      return DecodeKernel<Storage, 2>
+          <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, layer, tile, scratch);
     case 4:
-      return DecodeKernel<Storage, 4><<<grid, kThreads, shared, stream>>>(
-          shape, rows, decode_rows, count, state_offset, tile, scratch);
+      return DecodeKernel<Storage, 4>
+          <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, layer, tile, scratch);
     case 5:
-      return DecodeKernel<Storage, 5><<<grid, kThreads, shared, stream>>>(
-          shape, rows, decode_rows, count, state_offset, tile, scratch);
+      return DecodeKernel<Storage, 5>
+          <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, layer, tile, scratch);
     default:
-      return DecodeKernel<Storage, kMaxGroup><<<grid, kThreads, shared, stream>>>(
-          shape, rows, decode_rows, count, state_offset, tile, scratch);
+      return DecodeKernel<Storage, kMaxGroup>
+          <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, layer, tile, scratch);
   }
+}
+
+// grid (kv heads, sessions): copies a session's buffered tokens of one kv head into rows and
+// empties the buffer.
+__global__ void GatherKernel(PowerAttentionShape shape, const BufferedRows* sessions,
+                             LayerOffsets layer, float* k, float* v, float* log_gate) {
+  const BufferedRows session = sessions[blockIdx.y];
+  const int h = blockIdx.x;
+  const int d = shape.head_dim;
+  const int N = shape.buffer_tokens;
+  float* buffer = reinterpret_cast<float*>(static_cast<char*>(session.slot) + layer.buffer) +
+                  h * BufferFloatsPerHead(shape);
+  const float* log_gates = buffer + kBufferHeaderFloats;
+  const float* keys = log_gates + N;
+  const float* values = keys + N * d;
+  for (int i = threadIdx.x; i < session.tokens * d; i += blockDim.x) {
+    const int64_t row = session.first_row + i / d;
+    k[(row * shape.num_kv_heads + h) * d + i % d] = keys[i];
+    v[(row * shape.num_kv_heads + h) * d + i % d] = values[i];
+  }
+  for (int s = threadIdx.x; s < session.tokens; s += blockDim.x) {
+    log_gate[(session.first_row + s) * shape.num_kv_heads + h] = log_gates[s];
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) buffer[0] = 0.0f;
 }
 
 }  // namespace
@@ -349,7 +444,7 @@ int64_t DecodeScratchFloats(const PowerAttentionShape& shape, int64_t count) {
 }
 
 void PowerDecode(const PowerAttentionShape& shape, const AttentionRows& rows,
-                 const DecodeRow* decode_rows, int64_t count, int64_t state_offset,
+                 const DecodeRow* decode_rows, int64_t count, LayerOffsets layer,
                  bool bf16_state, float* scratch, cudaStream_t stream) {
   if (count == 0) return;
   const int group = shape.num_heads / shape.num_kv_heads;
@@ -360,11 +455,19 @@ void PowerDecode(const PowerAttentionShape& shape, const AttentionRows& rows,
   const size_t shared = SharedBytes(shape, tile);
   if (bf16_state) {
     LaunchDecodeState<__nv_bfloat16>(group, grid, shared, stream, shape, rows, decode_rows, count,
-                                     state_offset, tile, scratch);
+                                     layer, tile, scratch);
   } else {
-    LaunchDecodeState<float>(group, grid, shared, stream, shape, rows, decode_rows, count,
-                             state_offset, tile, scratch);
+    LaunchDecodeState<float>(group, grid, shared, stream, shape, rows, decode_rows, count, layer,
+                             tile, scratch);
   }
+}
+
+void GatherDecodeBuffers(const PowerAttentionShape& shape, const BufferedRows* sessions,
+                         int64_t count, LayerOffsets layer, float* k, float* v, float* log_gate,
+                         cudaStream_t stream) {
+  if (count == 0) return;
+  GatherKernel<<<dim3(shape.num_kv_heads, static_cast<unsigned>(count)), kThreads, 0, stream>>>(
+      shape, sessions, layer, k, v, log_gate);
 }
 
 }  // namespace sympow::kernels

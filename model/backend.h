@@ -50,6 +50,12 @@ struct AttentionSegment {
   int32_t state_slot = 0;
 };
 
+// A session's decode buffers (every layer's and kv head's hold the same `tokens`) to fold.
+struct BufferedSession {
+  int32_t state_slot = 0;
+  int64_t tokens = 0;
+};
+
 struct PowerAttentionArgs {
   int64_t layer = 0;
   MatrixView q;         // [rows × num_heads·d], after qk-norm and RoPE
@@ -140,8 +146,12 @@ class Backend {
   virtual void GeluTanh(MatrixView x) = 0;
   // out row i = x row rows[i].
   virtual void GatherRows(MatrixView x, std::span<const int64_t> rows, MatrixView out) = 0;
-  // Power attention for every segment, reading and advancing each segment's state slot.
+  // Power attention for every segment, reading and advancing each segment's state slot. A
+  // decode row (a one-row segment) adds its token to the state's decode buffers, which must have
+  // room; a prefill segment's state must have empty buffers (FoldDecodeBuffers).
   virtual void PowerAttention(const PowerAttentionArgs& args) = 0;
+  // Folds the sessions' decode buffers into their S and z, every layer, and empties them.
+  virtual void FoldDecodeBuffers(std::span<const BufferedSession> sessions) = 0;
   // One token per row of fp32 `logits` [rows × vocab] by the rule in model/sampler.h. This
   // default copies the logits to the host; a GPU backend samples where they are, so that only
   // token ids and log-probs cross.

@@ -101,6 +101,10 @@ void Validate(const ModelConfig& c, FieldReader& r) {
   positive("head_dim", c.head_dim);
   positive("intermediate_size", c.intermediate_size);
   positive("chunk_size", c.chunk_size);
+  if (c.decode_buffer_tokens < 1 || c.decode_buffer_tokens > kMaxDecodeBufferTokens) {
+    r.Error("decode_buffer_tokens", absl::StrCat("must be in [1, ", kMaxDecodeBufferTokens,
+                                                 "], got ", c.decode_buffer_tokens));
+  }
   if (c.num_kv_heads > 0 && c.num_heads % c.num_kv_heads != 0) {
     r.Error("num_kv_heads",
             absl::StrCat("(", c.num_kv_heads, ") must divide num_heads (", c.num_heads, ")"));
@@ -167,6 +171,7 @@ absl::StatusOr<ModelConfig> ParseModelConfig(absl::string_view json_text,
     c.head_dim = c.hidden_size / c.num_heads;
   }
   r.Int("chunk_size", &c.chunk_size, false);
+  r.Int("decode_buffer_tokens", &c.decode_buffer_tokens, false);
   r.Bool("gating", &c.gating);
   r.Float("gate_bias", &c.gate_bias);
   r.Bool("qk_norm", &c.qk_norm);
@@ -225,6 +230,7 @@ std::string ModelConfigToJson(const ModelConfig& c) {
       {"intermediate_size", c.intermediate_size},
       {"degree", c.degree},
       {"chunk_size", c.chunk_size},
+      {"decode_buffer_tokens", c.decode_buffer_tokens},
       {"gating", c.gating},
       {"gate_bias", c.gate_bias},
       {"qk_norm", c.qk_norm},

@@ -38,11 +38,17 @@ struct ModelConfig {
   std::optional<int64_t> bos_token_id;
   std::optional<int64_t> eos_token_id;
   StateDType state_dtype = StateDType::kFloat32;
+  // Decode keeps this many recent tokens' (k, v, log g) beside S and z, attends over them in the
+  // quadratic form and folds them into S and z when the buffer fills (MODEL.md, deferred updates),
+  // so most decode steps only read the state. 1 folds every token.
+  int64_t decode_buffer_tokens = 64;
 
   // s in (s·q·k)^p.
   double AttentionScale() const;
   int64_t QueryHeadsPerKvHead() const { return num_heads / num_kv_heads; }
 };
+
+constexpr int64_t kMaxDecodeBufferTokens = 256;
 
 // Parses config.json text; `source` names the file in error messages.
 absl::StatusOr<ModelConfig> ParseModelConfig(absl::string_view json_text, absl::string_view source);

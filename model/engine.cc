@@ -144,7 +144,10 @@ absl::Status Engine::StartFromPrefix(SessionId session, std::span<const std::byt
   const SessionId kept[] = {session};
   absl::StatusOr<int32_t> slot = tiers_.Slot(session, kept);
   if (!slot.ok()) return slot.status();
+  absl::StatusOr<int64_t> buffered = BufferedTokens(backend_->state_layout(), state);
+  if (!buffered.ok()) return buffered.status();
   backend_->WriteStateSlot(*slot, state);
+  (*found)->buffered = *buffered;
   (*found)->length = key.length;
   (*found)->prefix = key;
   (*found)->prefix_known = true;
@@ -175,6 +178,7 @@ absl::StatusOr<std::vector<float>> Engine::Prefill(SessionId session,
   const SessionId kept[] = {session};
   absl::StatusOr<int32_t> slot = tiers_.Slot(session, kept);
   if (!slot.ok()) return slot.status();
+  const std::pair<Session*, int32_t> folded[] = {{&s, *slot}};
   const int64_t vocab = config_.vocab_size;
   const int64_t total = static_cast<int64_t>(tokens.size());
   std::vector<float> logits((which == LogitsFor::kEveryToken ? total : 1) * vocab);
@@ -191,7 +195,11 @@ absl::StatusOr<std::vector<float>> Engine::Prefill(SessionId session,
     } else if (start + count == total) {
       batch.logit_rows.push_back(count - 1);
     }
+    // A pass of one token is a decode step (its token joins the decode buffers); a longer one
+    // continues the state with its buffers folded.
+    if (count > 1) Fold(folded);
     forward_->Run(batch, out);
+    if (count == 1 && ++s.buffered == backend_->state_layout().buffer_tokens) Fold(folded);
     s.length += count;
     s.prefix = s.prefix.Extended(std::span(batch.tokens));
     if (progress) progress(start + count, total);
@@ -220,10 +228,12 @@ absl::StatusOr<MatrixView> Engine::RunStep(std::span<const StepInput> inputs,
     parts.push_back(*found);
   }
   ForwardBatch batch;
+  std::vector<std::pair<Session*, int32_t>> prompts, decoded;  // with their slots
   for (size_t i = 0; i < inputs.size(); ++i) {
     // Every session of the batch needs a slot at once: none may give its slot to another.
     absl::StatusOr<int32_t> slot = tiers_.Slot(inputs[i].session, batch_sessions);
     if (!slot.ok()) return slot.status();
+    (inputs[i].tokens.size() > 1 ? prompts : decoded).push_back({parts[i], *slot});
     const int64_t first = static_cast<int64_t>(batch.tokens.size());
     const int64_t count = static_cast<int64_t>(inputs[i].tokens.size());
     batch.tokens.insert(batch.tokens.end(), inputs[i].tokens.begin(), inputs[i].tokens.end());
@@ -232,12 +242,28 @@ absl::StatusOr<MatrixView> Engine::RunStep(std::span<const StepInput> inputs,
     if (logits_for[i]) batch.logit_rows.push_back(first + count - 1);
   }
   if (inputs.empty()) return MatrixView{nullptr, DType::kF32, 0, config_.vocab_size};
+  Fold(prompts);  // a prompt continues a state whose buffers are folded
   const MatrixView logits = forward_->Run(batch);
   for (size_t i = 0; i < inputs.size(); ++i) {
     parts[i]->length += static_cast<int64_t>(inputs[i].tokens.size());
     parts[i]->prefix = parts[i]->prefix.Extended(inputs[i].tokens);
   }
+  // A decoded token joined its state's buffers; full buffers are folded before the next step.
+  std::erase_if(decoded, [&](const std::pair<Session*, int32_t>& part) {
+    return ++part.first->buffered < backend_->state_layout().buffer_tokens;
+  });
+  Fold(decoded);
   return logits;
+}
+
+void Engine::Fold(std::span<const std::pair<Session*, int32_t>> sessions) {
+  std::vector<BufferedSession> buffered;
+  for (const auto& [session, slot] : sessions) {
+    if (session->buffered == 0) continue;
+    buffered.push_back({slot, session->buffered});
+    session->buffered = 0;
+  }
+  if (!buffered.empty()) backend_->FoldDecodeBuffers(buffered);
 }
 
 absl::StatusOr<std::vector<float>> Engine::Decode(std::span<const DecodeInput> inputs) {
@@ -288,9 +314,12 @@ absl::StatusOr<SessionId> Engine::RestoreSession(std::span<const std::byte> stat
   }
   if (length < 0)
     return absl::InvalidArgumentError(absl::StrCat("length ", length, " is negative"));
+  absl::StatusOr<int64_t> buffered = BufferedTokens(backend_->state_layout(), state);
+  if (!buffered.ok()) return buffered.status();
   absl::StatusOr<SessionId> session = CreateSession();
   if (!session.ok()) return session.status();
   backend_->WriteStateSlot(tiers_.Slot(*session).value(), state);
+  sessions_[*session].buffered = *buffered;
   sessions_[*session].length = length;
   sessions_[*session].prefix_known = false;  // a snapshot carries the state, not the tokens
   return session;

@@ -115,11 +115,14 @@ class Engine {
     int64_t length = 0;
     PrefixKey prefix;
     bool prefix_known = true;
+    int64_t buffered = 0;  // tokens in the state's decode buffers (the same in every layer)
   };
 
   Engine(const ModelConfig& config, std::unique_ptr<Backend> backend, EngineOptions options);
   absl::StatusOr<Session*> Find(SessionId session);
   absl::Status CheckTokens(std::span<const int32_t> tokens, absl::string_view field) const;
+  // Folds the decode buffers of the sessions whose slots are given, and notes them empty.
+  void Fold(std::span<const std::pair<Session*, int32_t>> sessions);
   // Checks the inputs, gives every session a slot, runs one forward pass and advances the
   // sessions; the logits of the inputs with logits_for[i] (in order) stay in backend memory.
   // `tokens_field` names an input's tokens in errors.

@@ -185,4 +185,10 @@ void CpuBackend::PowerAttention(const PowerAttentionArgs& args) {
   attention_.Run(args, states);
 }
 
+void CpuBackend::FoldDecodeBuffers(std::span<const BufferedSession> sessions) {
+  for (const BufferedSession& session : sessions) {
+    attention_.FoldDecodeBuffers(slots_.Data(session.state_slot));
+  }
+}
+
 }  // namespace sympow

@@ -39,6 +39,7 @@ class CpuBackend final : public Backend {
   void GeluTanh(MatrixView x) override;
   void GatherRows(MatrixView x, std::span<const int64_t> rows, MatrixView out) override;
   void PowerAttention(const PowerAttentionArgs& args) override;
+  void FoldDecodeBuffers(std::span<const BufferedSession> sessions) override;
 
  private:
   StateLayout layout_;

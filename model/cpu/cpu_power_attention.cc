@@ -42,17 +42,21 @@ struct CpuPowerAttention::ChunkBuffers {
   std::vector<float> cumulative_log_gate;     // [c], inside the chunk
   std::vector<float> decay_to_end;            // [c]
 
+  // Grows only: room for chunks of up to c tokens.
   void Reserve(int64_t c, int64_t group, int64_t d, int64_t D) {
-    keys.resize(c * d);
-    values.resize(c * d);
-    queries.resize(group * c * d);
-    key_features.resize(c * D);
-    query_features.resize(group * c * D);
-    scores.resize(group * c * c);
-    numerator.resize(group * c * d);
-    denominator.resize(group * c);
-    cumulative_log_gate.resize(c);
-    decay_to_end.resize(c);
+    auto grow = [](std::vector<float>& v, int64_t n) {
+      if (static_cast<int64_t>(v.size()) < n) v.resize(n);
+    };
+    grow(keys, c * d);
+    grow(values, c * d);
+    grow(queries, group * c * d);
+    grow(key_features, c * D);
+    grow(query_features, group * c * D);
+    grow(scores, group * c * c);
+    grow(numerator, group * c * d);
+    grow(denominator, group * c);
+    grow(cumulative_log_gate, c);
+    grow(decay_to_end, c);
   }
 };
 
@@ -165,16 +169,38 @@ void CpuPowerAttention::PrefillChunk(const PowerAttentionArgs& args, int64_t fir
     for (int64_t j = 0; j < d; ++j) out[j] = b.numerator[r * d + j] * inverse;
   }
 
-  // Carry the state past the chunk: decay it, add the chunk's keys decayed to the chunk's end.
-  const float end_decay = std::exp(G[c - 1]);
-  for (int64_t s = 0; s < c; ++s) {
-    b.decay_to_end[s] = std::exp(G[c - 1] - G[s]);
-    for (int64_t j = 0; j < d; ++j) b.values[s * d + j] *= b.decay_to_end[s];
+  CarryPast(b.key_features.data(), b.values.data(), G, c, S, z, b);
+}
+
+void CpuPowerAttention::CarryPast(const float* key_features, float* values, const float* G,
+                                  int64_t n, float* S, float* z, ChunkBuffers& b) const {
+  const int64_t d = head_dim_;
+  const int64_t D = layout_.expanded_dim;
+  const float end_decay = std::exp(G[n - 1]);
+  for (int64_t s = 0; s < n; ++s) {
+    b.decay_to_end[s] = std::exp(G[n - 1] - G[s]);
+    for (int64_t j = 0; j < d; ++j) values[s * d + j] *= b.decay_to_end[s];
   }
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, D, d, c, 1.0f, b.key_features.data(), D,
-              b.values.data(), d, end_decay, S, d);
-  cblas_sgemv(CblasRowMajor, CblasTrans, c, D, 1.0f, b.key_features.data(), D,
-              b.decay_to_end.data(), 1, end_decay, z, 1);
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, D, d, n, 1.0f, key_features, D, values, d,
+              end_decay, S, d);
+  cblas_sgemv(CblasRowMajor, CblasTrans, n, D, 1.0f, key_features, D, b.decay_to_end.data(), 1,
+              end_decay, z, 1);
+}
+
+void CpuPowerAttention::FoldBuffer(const DecodeBufferView& buffer, float* S, float* z,
+                                   ChunkBuffers& b) const {
+  const int64_t n = buffer.count();
+  if (n == 0) return;
+  b.Reserve(std::max<int64_t>(n, 1), group_, head_dim_, layout_.expanded_dim);
+  float running = 0.0f;
+  for (int64_t s = 0; s < n; ++s) {
+    running += buffer.log_gates()[s];
+    b.cumulative_log_gate[s] = running;
+  }
+  expansion_.ExpandRows(buffer.key(0), n, head_dim_, /*key_side=*/true, b.key_features.data());
+  // The buffer's values are scaled in place: it is empty afterwards.
+  CarryPast(b.key_features.data(), buffer.value(0), b.cumulative_log_gate.data(), n, S, z, b);
+  buffer.set_count(0);
 }
 
 void CpuPowerAttention::DecodeRows(const PowerAttentionArgs& args,
@@ -182,8 +208,8 @@ void CpuPowerAttention::DecodeRows(const PowerAttentionArgs& args,
                                    std::span<std::byte* const> states) {
   const int64_t D = layout_.expanded_dim;
   const int64_t kv_heads = layout_.num_kv_heads;
-  const int64_t scratch_floats =
-      expansion_.scratch_size() + D * (1 + group_) + group_ * head_dim_ * 2 + group_;
+  const int64_t scratch_floats = expansion_.scratch_size() + group_ * D + group_ * head_dim_ * 2 +
+                                 group_ + layout_.buffer_tokens;
   const int64_t tasks = static_cast<int64_t>(rows.size()) * kv_heads;
 #pragma omp parallel
   {
@@ -193,44 +219,74 @@ void CpuPowerAttention::DecodeRows(const PowerAttentionArgs& args,
       const int64_t i = task / kv_heads;
       const int64_t h = task % kv_heads;
       const int64_t offset = layout_.HeadOffset(args.layer, h);
+      const DecodeBufferView buffer(layout_, states[i], args.layer, h);
       if (layout_.dtype == StateDType::kFloat32) {
-        float* S = reinterpret_cast<float*>(states[i]) + offset;
-        DecodeHead(args, rows[i]->first_row, h, S, S + D * head_dim_, scratch.data());
+        const float* S = reinterpret_cast<const float*>(states[i]) + offset;
+        DecodeHead(args, rows[i]->first_row, h, S, S + D * head_dim_, buffer, scratch.data());
       } else {
-        uint16_t* S = reinterpret_cast<uint16_t*>(states[i]) + offset;
-        DecodeHead(args, rows[i]->first_row, h, S, S + D * head_dim_, scratch.data());
+        const uint16_t* S = reinterpret_cast<const uint16_t*>(states[i]) + offset;
+        DecodeHead(args, rows[i]->first_row, h, S, S + D * head_dim_, buffer, scratch.data());
       }
+    }
+  }
+}
+
+void CpuPowerAttention::FoldDecodeBuffers(std::byte* state) const {
+  const int64_t D = layout_.expanded_dim;
+  ChunkBuffers buffers;
+  std::vector<float> widened;  // a bf16 head state while its buffer is folded (rounded once)
+  for (int64_t layer = 0; layer < layout_.num_layers; ++layer) {
+    for (int64_t h = 0; h < layout_.num_kv_heads; ++h) {
+      const DecodeBufferView buffer(layout_, state, layer, h);
+      const int64_t offset = layout_.HeadOffset(layer, h);
+      if (layout_.dtype == StateDType::kFloat32) {
+        float* S = reinterpret_cast<float*>(state) + offset;
+        FoldBuffer(buffer, S, S + D * head_dim_, buffers);
+        continue;
+      }
+      uint16_t* stored = reinterpret_cast<uint16_t*>(state) + offset;
+      widened.resize(layout_.ElementsPerHead());
+      for (size_t e = 0; e < widened.size(); ++e) widened[e] = Bf16ToFloat(stored[e]);
+      FoldBuffer(buffer, widened.data(), widened.data() + D * head_dim_, buffers);
+      for (size_t e = 0; e < widened.size(); ++e) stored[e] = FloatToBf16(widened[e]);
     }
   }
 }
 
 template <typename Storage>
 void CpuPowerAttention::DecodeHead(const PowerAttentionArgs& args, int64_t row, int64_t kv_head,
-                                   Storage* S, Storage* z, float* scratch) {
+                                   const Storage* S, const Storage* z,
+                                   const DecodeBufferView& buffer, float* scratch) {
   const int64_t d = head_dim_;
   const int64_t D = layout_.expanded_dim;
-  float* key_features = scratch;
-  float* query_features = key_features + D;        // [G × D]
+  float* query_features = scratch;                 // [G × D]
   float* numerator = query_features + group_ * D;  // [G × d]
   float* old_row = numerator + group_ * d;         // [d]
   float* denominator = old_row + d;                // [G]
-  float* expansion_scratch = denominator + group_;
-  const float* k = RowPtr(args.k, row) + kv_head * d;
-  const float* v = RowPtr(args.v, row) + kv_head * d;
-  expansion_.Expand(k, /*key_side=*/true, expansion_scratch, key_features);
+  float* decay = denominator + group_;             // [N]: each buffered token's, to now
+  float* expansion_scratch = decay + layout_.buffer_tokens;
+  // This token joins the buffer.
+  const int64_t n = buffer.count() + 1;
+  std::copy_n(RowPtr(args.k, row) + kv_head * d, d, buffer.key(n - 1));
+  std::copy_n(RowPtr(args.v, row) + kv_head * d, d, buffer.value(n - 1));
+  buffer.log_gates()[n - 1] =
+      args.log_gate.data != nullptr ? RowPtr(args.log_gate, row)[kv_head] : 0.0f;
+  buffer.set_count(n);
+  float later_log_gates = 0.0f;  // Σ of the log gates after token s
+  for (int64_t s = n - 1; s >= 0; --s) {
+    decay[s] = std::exp(later_log_gates);
+    later_log_gates += buffer.log_gates()[s];
+  }
+  const float state_decay = std::exp(later_log_gates);  // of S and z, folded before the buffer
   for (int64_t g = 0; g < group_; ++g) {
     expansion_.Expand(RowPtr(args.q, row) + (kv_head * group_ + g) * d, /*key_side=*/false,
                       expansion_scratch, query_features + g * D);
   }
-  const float gate =
-      args.log_gate.data != nullptr ? std::exp(RowPtr(args.log_gate, row)[kv_head]) : 1.0f;
   std::fill_n(numerator, group_ * d, 0.0f);
   std::fill_n(denominator, group_, 0.0f);
-  // One pass over the state: read each row of S and z for every query head, then advance it.
-  // The reads see the state before this token; the token's own weight (s·q·k)^p is added below
-  // in the attention form, exact where the expanded form would cancel (p = 4, small q·k).
+  // State form: one read of S and z for every query head of the group.
   for (int64_t i = 0; i < D; ++i) {
-    Storage* s_row = S + i * d;
+    const Storage* s_row = S + i * d;
     for (int64_t j = 0; j < d; ++j) old_row[j] = Load(s_row[j]);
     const float old_z = Load(z[i]);
     for (int64_t g = 0; g < group_; ++g) {
@@ -239,20 +295,26 @@ void CpuPowerAttention::DecodeHead(const PowerAttentionArgs& args, int64_t row, 
       for (int64_t j = 0; j < d; ++j) num[j] += query_feature * old_row[j];
       denominator[g] += query_feature * old_z;
     }
-    const float feature = key_features[i];
-    for (int64_t j = 0; j < d; ++j) Store(&s_row[j], gate * old_row[j] + feature * v[j]);
-    Store(&z[i], gate * old_z + feature);
   }
-  const float carried = gate * scale_pow_;
+  // Attention form over the buffer, this token included: (s·q·k)^p, decayed.
+  const float carried = state_decay * scale_pow_;
   for (int64_t g = 0; g < group_; ++g) {
     const float* q = RowPtr(args.q, row) + (kv_head * group_ + g) * d;
-    float dot = 0.0f;
-    for (int64_t j = 0; j < d; ++j) dot += q[j] * k[j];
-    const float self_weight = EvenPower(scale_ * dot, degree_);
+    float* num = numerator + g * d;
+    float den = carried * denominator[g];
+    for (int64_t j = 0; j < d; ++j) num[j] *= carried;
+    for (int64_t s = 0; s < n; ++s) {
+      const float* key = buffer.key(s);
+      float dot = 0.0f;
+      for (int64_t j = 0; j < d; ++j) dot += q[j] * key[j];
+      const float weight = EvenPower(scale_ * dot, degree_) * decay[s];
+      const float* value = buffer.value(s);
+      for (int64_t j = 0; j < d; ++j) num[j] += weight * value[j];
+      den += weight;
+    }
     float* out = MutableRowPtr(args.out, row) + (kv_head * group_ + g) * d;
-    const float inverse = 1.0f / (carried * denominator[g] + self_weight + kNormalizerEpsilon);
-    for (int64_t j = 0; j < d; ++j)
-      out[j] = (carried * numerator[g * d + j] + self_weight * v[j]) * inverse;
+    const float inverse = 1.0f / (den + kNormalizerEpsilon);
+    for (int64_t j = 0; j < d; ++j) out[j] = num[j] * inverse;
   }
 }
 

@@ -90,6 +90,7 @@ CudaBackend::CudaBackend(const ModelConfig& config, int64_t max_state_slots)
   shape_.degree = static_cast<int>(config.degree);
   shape_.scale = static_cast<float>(config.AttentionScale());
   shape_.scale_pow = static_cast<float>(std::pow(config.AttentionScale(), config.degree));
+  shape_.buffer_tokens = static_cast<int>(config.decode_buffer_tokens);
   shape_.monomials = monomials_.Upload(monomials, stream_);
   shape_.key_weights = key_weights_.Upload(key_weights, stream_);
   const std::vector<int32_t> feature_rows =
@@ -335,40 +336,15 @@ void CudaBackend::PowerAttention(const PowerAttentionArgs& args) {
   const kernels::AttentionRows rows{Floats(args.q), Floats(args.k), Floats(args.v),
                                     static_cast<const float*>(args.log_gate.data),
                                     Floats(args.out)};
-  const int64_t layer_offset = layout_.HeadOffset(args.layer, 0) * layout_.ElementBytes();
-  const int64_t layer_elements = layout_.num_kv_heads * layout_.ElementsPerHead();
-  const bool bf16_state = layout_.dtype == StateDType::kBFloat16;
-
+  const kernels::LayerOffsets offsets = LayerOffsets(args.layer);
   std::vector<kernels::PrefillSegment> prefill;
   for (const AttentionSegment& segment : args.segments) {
     if (segment.num_rows > 1) {
-      std::byte* state = SlotData(segment.state_slot) + layer_offset;
+      std::byte* state = SlotData(segment.state_slot) + offsets.state;
       prefill.push_back({segment.first_row, segment.num_rows, reinterpret_cast<float*>(state)});
     }
   }
-  if (!prefill.empty()) {
-    // A bf16 state is prefilled on an fp32 copy and rounded once at the end, as on the CPU.
-    std::vector<uint16_t*> stored(prefill.size());
-    if (bf16_state) {
-      float* widened = widened_states_.Reserve(prefill.size() * layer_elements);
-      for (size_t i = 0; i < prefill.size(); ++i) {
-        stored[i] = reinterpret_cast<uint16_t*>(prefill[i].state);
-        prefill[i].state = widened + i * layer_elements;
-        kernels::Bf16ToFloat(stored[i], prefill[i].state, layer_elements, stream_);
-      }
-    }
-    const std::vector<kernels::PrefillChunk> chunks = kernels::PlanPrefill(shape_, prefill);
-    const int64_t chunk_count = static_cast<int64_t>(chunks.size());
-    float* workspace =
-        prefill_workspace_.Reserve(kernels::PrefillWorkspaceFloats(shape_, chunk_count));
-    kernels::PowerPrefill(shape_, rows, prefill_segments_.Upload(prefill, stream_),
-                          static_cast<int64_t>(prefill.size()),
-                          prefill_chunks_.Upload(chunks, stream_), chunk_count, workspace, stream_);
-    CheckLaunch("PowerPrefill");
-    for (size_t i = 0; bf16_state && i < prefill.size(); ++i) {
-      kernels::FloatToBf16(prefill[i].state, stored[i], layer_elements, stream_);
-    }
-  }
+  Prefill(rows, prefill);
   // The decode rows went up in BeginBatch, unless the caller did not go through it.
   int64_t count = 0;
   const kernels::DecodeRow* device_rows = batch_inputs_.DecodeRows(args.segments, &count);
@@ -379,9 +355,74 @@ void CudaBackend::PowerAttention(const PowerAttentionArgs& args) {
   }
   if (count > 0) {
     float* scratch = decode_scratch_.Reserve(kernels::DecodeScratchFloats(shape_, count));
-    kernels::PowerDecode(shape_, rows, device_rows, count, layer_offset, bf16_state, scratch,
-                         stream_);
+    kernels::PowerDecode(shape_, rows, device_rows, count, offsets,
+                         layout_.dtype == StateDType::kBFloat16, scratch, stream_);
     CheckLaunch("PowerDecode");
+  }
+}
+
+kernels::LayerOffsets CudaBackend::LayerOffsets(int64_t layer) const {
+  return {layout_.HeadOffset(layer, 0) * layout_.ElementBytes(), layout_.BufferOffset(layer, 0)};
+}
+
+void CudaBackend::Prefill(const kernels::AttentionRows& rows,
+                          std::vector<kernels::PrefillSegment> segments) {
+  if (segments.empty()) return;
+  const int64_t layer_elements = layout_.num_kv_heads * layout_.ElementsPerHead();
+  const bool bf16_state = layout_.dtype == StateDType::kBFloat16;
+  // A bf16 state is prefilled on an fp32 copy and rounded once at the end, as on the CPU.
+  std::vector<uint16_t*> stored(segments.size());
+  if (bf16_state) {
+    float* widened = widened_states_.Reserve(segments.size() * layer_elements);
+    for (size_t i = 0; i < segments.size(); ++i) {
+      stored[i] = reinterpret_cast<uint16_t*>(segments[i].state);
+      segments[i].state = widened + i * layer_elements;
+      kernels::Bf16ToFloat(stored[i], segments[i].state, layer_elements, stream_);
+    }
+  }
+  const std::vector<kernels::PrefillChunk> chunks = kernels::PlanPrefill(shape_, segments);
+  const int64_t chunk_count = static_cast<int64_t>(chunks.size());
+  float* workspace =
+      prefill_workspace_.Reserve(kernels::PrefillWorkspaceFloats(shape_, chunk_count));
+  kernels::PowerPrefill(shape_, rows, prefill_segments_.Upload(segments, stream_),
+                        static_cast<int64_t>(segments.size()),
+                        prefill_chunks_.Upload(chunks, stream_), chunk_count, workspace, stream_);
+  CheckLaunch("PowerPrefill");
+  for (size_t i = 0; bf16_state && i < segments.size(); ++i) {
+    kernels::FloatToBf16(segments[i].state, stored[i], layer_elements, stream_);
+  }
+}
+
+void CudaBackend::FoldDecodeBuffers(std::span<const BufferedSession> sessions) {
+  // Folding a buffer is prefilling its tokens into the state: gather them into rows, prefill with
+  // zero queries, throw the outputs away.
+  std::vector<kernels::BufferedRows> gathered;
+  int64_t rows = 0;
+  for (const BufferedSession& session : sessions) {
+    gathered.push_back({rows, SlotData(session.state_slot), session.tokens});
+    rows += session.tokens;
+  }
+  const int64_t kv_width = layout_.num_kv_heads * layout_.head_dim;
+  const int64_t q_width = shape_.num_heads * layout_.head_dim;
+  float* k = fold_keys_.Reserve(rows * kv_width);
+  float* v = fold_values_.Reserve(rows * kv_width);
+  float* log_gate = fold_log_gates_.Reserve(rows * layout_.num_kv_heads);
+  float* q = fold_queries_.Reserve(rows * q_width);
+  float* out = fold_outputs_.Reserve(rows * q_width);
+  CudaCheck(cudaMemsetAsync(q, 0, rows * q_width * sizeof(float), stream_), "zero queries");
+  const kernels::BufferedRows* device_sessions = fold_sessions_.Upload(gathered, stream_);
+  for (int64_t layer = 0; layer < layout_.num_layers; ++layer) {
+    const kernels::LayerOffsets offsets = LayerOffsets(layer);
+    kernels::GatherDecodeBuffers(shape_, device_sessions, static_cast<int64_t>(gathered.size()),
+                                 offsets, k, v, log_gate, stream_);
+    CheckLaunch("GatherDecodeBuffers");
+    std::vector<kernels::PrefillSegment> segments;
+    for (const kernels::BufferedRows& session : gathered) {
+      segments.push_back({session.first_row, session.tokens,
+                          reinterpret_cast<float*>(static_cast<std::byte*>(session.slot) +
+                                                   offsets.state)});
+    }
+    Prefill({q, k, v, log_gate, out}, std::move(segments));
   }
 }
 

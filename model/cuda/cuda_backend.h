@@ -64,6 +64,7 @@ class CudaBackend final : public Backend {
   void GeluTanh(MatrixView x) override;
   void GatherRows(MatrixView x, std::span<const int64_t> rows, MatrixView out) override;
   void PowerAttention(const PowerAttentionArgs& args) override;
+  void FoldDecodeBuffers(std::span<const BufferedSession> sessions) override;
   void Sample(MatrixView logits, std::span<const RowSampling> rows,
               std::span<SampledToken> out) override;
 
@@ -72,6 +73,9 @@ class CudaBackend final : public Backend {
   // Waits for everything queued so far.
   void Synchronize();
   std::byte* SlotData(int32_t slot) const;
+  kernels::LayerOffsets LayerOffsets(int64_t layer) const;
+  // Prefills the segments of one layer (fp32 or bf16 states, each advanced in place).
+  void Prefill(const kernels::AttentionRows& rows, std::vector<kernels::PrefillSegment> segments);
   // A decode row (its slot's start) for each single-row segment.
   std::vector<kernels::DecodeRow> DecodeRows(std::span<const AttentionSegment> segments) const;
 
@@ -110,6 +114,9 @@ class CudaBackend final : public Backend {
   DeviceArray<int64_t> row_indices_;
   DeviceArray<kernels::DecodeRow> decode_rows_;
 
+  // Folding decode buffers: the sessions, their gathered tokens as rows, outputs thrown away.
+  DeviceArray<kernels::BufferedRows> fold_sessions_;
+  DeviceArray<float> fold_keys_, fold_values_, fold_log_gates_, fold_queries_, fold_outputs_;
   DeviceArray<kernels::PrefillSegment> prefill_segments_;
   DeviceArray<kernels::PrefillChunk> prefill_chunks_;
   DeviceArray<float> prefill_workspace_;  // a state per chunk and kv head

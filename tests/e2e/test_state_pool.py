@@ -27,7 +27,8 @@ def converse(address):
 
 
 def test_sessions_beyond_the_state_slots_continue_exactly():
-    state_bytes = 4 * 4 * (2080 * 64 + 2080) * 4  # sympow-tiny, fp32
+    # sympow-tiny, fp32: (S, z) and a 64-token decode buffer per layer and head
+    state_bytes = 4 * 4 * (2080 * 64 + 2080) * 4 + 4 * 4 * (4 + 64 * (1 + 2 * 64)) * 4
     with tempfile.TemporaryDirectory() as state_dir:
         tiered = RunningServer("--state_slots", "2", "--host_state_bytes", str(state_bytes),
                                "--spill_dir", os.path.join(state_dir, "spill"))

@@ -13,29 +13,32 @@ import _paths  # noqa: F401  (makes model/train importable)
 import safetensors_io
 
 # Each model exercises a different corner of MODEL.md; chunks are small so the oracle's sequence
-# (5·chunk + 3 prompt tokens and DECODE_STEPS more) spans several chunk boundaries.
+# (5·chunk + 3 prompt tokens and DECODE_STEPS more) spans several chunk boundaries, and decode
+# buffers small so that decode folds them (every token, every 2 or 3) and decodes on past folds.
 MODELS = {
     "d32_p2_gqa_gate_qknorm_tied": dict(head_dim=32, degree=2, num_heads=4, num_kv_heads=2, gating=True,
-                                        qk_norm=True, tie_word_embeddings=True, chunk_size=8),
+                                        qk_norm=True, tie_word_embeddings=True, chunk_size=8, decode_buffer_tokens=3),
     "d64_p2_nogate_untied_norope": dict(head_dim=64, degree=2, num_heads=2, num_kv_heads=2, gating=False,
                                         qk_norm=False, tie_word_embeddings=False, chunk_size=16,
-                                        rope_theta=0.0, hidden_size=96),
+                                        rope_theta=0.0, hidden_size=96, decode_buffer_tokens=1),
     "d32_p4_gate_qknorm_untied": dict(head_dim=32, degree=4, num_heads=2, num_kv_heads=1, gating=True,
-                                      qk_norm=True, tie_word_embeddings=False, chunk_size=8),
+                                      qk_norm=True, tie_word_embeddings=False, chunk_size=8,
+                                      decode_buffer_tokens=2),
     "d32_p4_nogate_scale_tied": dict(head_dim=32, degree=4, num_heads=2, num_kv_heads=2, gating=False,
                                      qk_norm=False, tie_word_embeddings=True, chunk_size=8,
                                      attention_scale=0.15),
     "d64_p2_gate_bf16_weights": dict(head_dim=64, degree=2, num_heads=2, num_kv_heads=1, gating=True,
-                                     qk_norm=True, tie_word_embeddings=False, chunk_size=16, dtype="BF16"),
+                                     qk_norm=True, tie_word_embeddings=False, chunk_size=16, dtype="BF16",
+                                     decode_buffer_tokens=3),
     "d32_p2_layernorm_gelu_bias_f16_sharded": dict(head_dim=32, degree=2, num_heads=2, num_kv_heads=2,
                                                    gating=True, qk_norm=False, tie_word_embeddings=False,
                                                    chunk_size=8, norm="layer", mlp="gelu_tanh", bias=True,
                                                    dtype="F16", shards=2),
     "d32_p2_gate_bf16_state": dict(head_dim=32, degree=2, num_heads=2, num_kv_heads=2, gating=True,
                                    qk_norm=True, tie_word_embeddings=True, chunk_size=8,
-                                   state_dtype="bfloat16"),
+                                   state_dtype="bfloat16", decode_buffer_tokens=3),
 }
-DECODE_STEPS = 4
+DECODE_STEPS = 7
 
 
 def make_config(spec):
@@ -48,6 +51,7 @@ def make_config(spec):
         "mlp": spec.get("mlp", "swiglu"), "bias": spec.get("bias", False), "norm_eps": 1e-5,
         "rope_theta": spec.get("rope_theta", 10000.0), "tie_word_embeddings": spec["tie_word_embeddings"],
         "bos_token_id": 0, "eos_token_id": 1, "state_dtype": spec.get("state_dtype", "float32"),
+        "decode_buffer_tokens": spec.get("decode_buffer_tokens", 64),
     }
     if "hidden_size" in spec:
         config["hidden_size"] = spec["hidden_size"]

@@ -143,11 +143,12 @@ TEST(ModelPresets, EveryPresetIsAValidConfigWithMODELmdStateSize) {
     ASSERT_TRUE(preset.ok()) << preset.status();
     EXPECT_TRUE(ParseModelConfig(ModelConfigToJson(*preset), name).ok()) << name;
   }
-  // MODEL.md: the 124M-class state is 78 MB in fp32, the 14B-class 1.36 GB.
+  // MODEL.md: the 124M-class state is 78 MB in fp32, the 14B-class 1.36 GB; then the decode
+  // buffers of 64 tokens (a count padded to 4 floats, then log gates, keys and values in fp32).
   EXPECT_EQ(StateLayout::ForConfig(PresetConfig("124m").value()).Bytes(),
-            12 * 12 * (2080 * 64 + 2080) * 4);
+            12 * 12 * (2080 * 64 + 2080) * 4 + 12 * 12 * (4 + 64 * (1 + 2 * 64)) * 4);
   EXPECT_EQ(StateLayout::ForConfig(PresetConfig("14b").value()).Bytes(),
-            int64_t{40} * 8 * (8256 * 128 + 8256) * 4);
+            int64_t{40} * 8 * (8256 * 128 + 8256) * 4 + 40 * 8 * (4 + 64 * (1 + 2 * 128)) * 4);
   EXPECT_EQ(PresetConfig("7b").status().code(), absl::StatusCode::kInvalidArgument);
 }
 

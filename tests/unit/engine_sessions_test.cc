@@ -2,6 +2,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include "model/cpu/cpu_backend.h"
 #include "model/loss.h"
 #include "model/random_model.h"
@@ -49,6 +51,33 @@ TEST_F(EngineSessions, RestoredSessionContinuesExactlyLikeTheOriginal) {
   const DecodeInput a{original, 9}, b{restored, 9};
   EXPECT_EQ(engine_->Decode({&a, 1}).value(), engine_->Decode({&b, 1}).value());
   EXPECT_FALSE(engine_->RestoreSession(std::vector<std::byte>(10), 1).ok());
+}
+
+// A state restored with tokens in its decode buffers continues from them, folds them when they
+// fill, and a state whose buffer counts are impossible is refused.
+TEST_F(EngineSessions, RestoredDecodeBuffersContinueAndBadCountsAreRefused) {
+  const int64_t buffer = engine_->backend().state_layout().buffer_tokens;
+  SessionId original = engine_->CreateSession().value();
+  ASSERT_TRUE(engine_->Prefill(original, std::vector<int32_t>{3, 4, 5, 6, 7}).ok());
+  for (int32_t token = 0; token < 3; ++token) {
+    const DecodeInput step{original, token};
+    ASSERT_TRUE(engine_->Decode({&step, 1}).ok());
+  }
+  std::vector<std::byte> state = engine_->ReadState(original).value();
+  SessionId restored = engine_->RestoreSession(state, 8).value();
+  for (int64_t t = 0; t < buffer; ++t) {  // past the buffer's fold
+    const DecodeInput a{original, 9}, b{restored, 9};
+    ASSERT_EQ(engine_->Decode({&a, 1}).value(), engine_->Decode({&b, 1}).value()) << t;
+  }
+  EXPECT_EQ(engine_->ReadState(original).value(), engine_->ReadState(restored).value());
+  const StateLayout& layout = engine_->backend().state_layout();
+  for (const float count : {static_cast<float>(buffer), 1.5f, -1.0f}) {
+    std::vector<std::byte> bad = state;
+    std::memcpy(bad.data() + layout.BufferOffset(layout.num_layers - 1, 0), &count, sizeof count);
+    absl::StatusOr<SessionId> refused = engine_->RestoreSession(bad, 8);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << count;
+    EXPECT_THAT(std::string(refused.status().message()), HasSubstr("decode buffer")) << count;
+  }
 }
 
 TEST_F(EngineSessions, DeletedSessionsFreeTheirSlot) {
@@ -153,7 +182,7 @@ TEST(EngineCreate, RejectsABackendMadeForAnotherModel) {
 TEST_F(EngineSessions, StateSizeFollowsTheLayout) {
   const StateLayout& layout = engine_->backend().state_layout();
   EXPECT_EQ(layout.expanded_dim, 136);  // C(17, 2) for head_dim 16
-  EXPECT_EQ(layout.Bytes(), 2 * 2 * (136 * 16 + 136) * 4);
+  EXPECT_EQ(layout.Bytes(), 2 * 2 * (136 * 16 + 136) * 4 + 2 * 2 * (4 + 64 * (1 + 2 * 16)) * 4);
   SessionId session = engine_->CreateSession().value();
   EXPECT_EQ(static_cast<int64_t>(engine_->ReadState(session).value().size()), layout.Bytes());
 }
