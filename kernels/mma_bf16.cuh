@@ -55,13 +55,14 @@ __device__ inline void LdMatrixX2Trans(uint32_t (&r)[2], const void* row) {
 
 __device__ inline void CpAsync16(void* shared, const void* global) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(SharedAddress(shared)),
-               "l"(global));
+               "l"(global)
+               : "memory");
 }
-__device__ inline void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n"); }
+__device__ inline void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 // Waits until at most `kPending` committed groups are still in flight.
 template <int kPending>
 __device__ inline void CpAsyncWait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
 }
 
 }  // namespace sympow::kernels

@@ -1,93 +1,89 @@
-// Decode with deferred state updates: per (session, kv head, tile of features), one read of the
-// tile of S and z for the query; partial numerators and denominators meet in a scratch buffer,
-// and the tile that finishes last adds the token to the head's decode buffer, attends over the
-// buffer and writes the outputs. The engine folds buffers that fill (through the prefill, see
-// GatherDecodeBuffers), so a state is written once every N tokens instead of every token.
+// Decode with deferred state updates, in two launches per layer.
+// 1. A block per item (session, kv head, tile of features) streams its tile of S through shared
+//    memory (cp.async) into partial numerators φ(q)ᵀS, and z into partial denominators φ(q)·z,
+//    added into a zeroed scratch. A bf16 state is multiplied on tensor cores (StreamStatesMma),
+//    an fp32 one on CUDA cores (StreamStates).
+// 2. FinishHeads: a block per (session, kv head) adds the token to the head's decode buffer,
+//    attends over the buffer and writes the outputs from both parts.
+// The engine folds buffers that fill (through the prefill, see GatherDecodeBuffers), so a state is
+// written once every N tokens instead of every token.
 #include <cuda_bf16.h>
 
 #include <algorithm>
 
 #include "kernels/grid.cuh"
+#include "kernels/mma_bf16.cuh"
 #include "kernels/power_attention.h"
 #include "kernels/power_common.cuh"
 
 namespace sympow::kernels {
 namespace {
 
-// State bytes per block, at most: large tiles amortise each block's set-up (q and φ(q) of its
-// features, the partial sums' atomics) over more state. Swept on an H200 for the kernel that
-// also rewrote the state (bench/results/raw/decode_tile_sweep.log): 128 KB beat 64 KB by 2–5
-// points of copy bandwidth and 32 KB by up to 30 on the 14B shape. From those points, a block's
-// set-up costs about as much as streaming kSetupBytesPerHead more state for each query head of
-// its group.
-constexpr int64_t kTileBytes = 128 * 1024;
-constexpr int64_t kSetupBytesPerHead = 4 * 1024;
-constexpr int kMinTileFeatures = 64;
-
-// The DecodeKernel instance for `group` query heads per kv head: its numerators live in
+// The StreamStates instance for `group` query heads per kv head: its numerators live in
 // registers, sized exactly for the common groups.
 constexpr int KernelGroup(int group) {
   return group == 1 || group == 2 || group == 4 || group == 5 ? group : kMaxGroup;
 }
-// Blocks of DecodeKernel<·, kGroup> an SM holds (its launch bounds): fewer as the group grows.
+// Blocks of StreamStates<·, kGroup> an SM holds (its launch bounds): fewer as the group grows.
 constexpr int BlocksPerSM(int kernel_group) {
   return kernel_group <= 2 ? 4 : (kernel_group <= 5 ? 3 : 2);
 }
+// Blocks of StreamStatesMma<kHeadDim> an SM holds: its accumulators grow with the head.
+constexpr int MmaBlocksPerSM(int head_dim) { return head_dim <= 64 ? 4 : 2; }
 
-// The tile streams through shared memory in kStages stages of kStageRows rows (16 bytes each) per
-// thread, copied asynchronously (cp.async): kStages − 1 stages are always in flight, whatever
-// order the compiler gives the arithmetic. Each thread reads back only what it copied, so no
-// barrier is needed between copy and use.
+// StreamStates streams rows through shared memory in kStages stages of kStageRows rows (16 bytes
+// each) per thread: kStages − 1 stages are always in flight. Each thread reads back only what it
+// copied, so no barrier is needed between copy and use.
 constexpr int kStages = 4;
 constexpr int kStageRows = 2;
 constexpr size_t kStagingBytes = size_t{kStages} * kStageRows * kThreads * 16;
+// StreamStatesMma: each warp streams its own blocks of 16 rows through a double buffer.
+constexpr int kWarps = kThreads / 32;
+constexpr int kMmaStages = 2;
+__host__ __device__ constexpr size_t MmaStagingBytes(int head_dim) { return size_t{kWarps} * kMmaStages * 16 * head_dim * 2; }
 
-__device__ inline void CopyAsync16(void* shared_destination, const void* global_source) {
-  const unsigned destination = static_cast<unsigned>(__cvta_generic_to_shared(shared_destination));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(destination), "l"(global_source)
-               : "memory");
-}
-__device__ inline void CommitCopies() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-// Waits until at most kPending of this thread's committed copy groups are still in flight.
-template <int kPending>
-__device__ inline void WaitCopies() {
-  asm volatile("cp.async.wait_group %0;" ::"n"(kPending) : "memory");
-}
-
-// Shared memory of a block: the staging of its tile's rows, q, φ(q) of its features, the partial
-// sums, the buffered tokens' decays and weights.
-size_t SharedBytes(const PowerAttentionShape& shape, int tile_features) {
+// Shared memory besides the staging: q, φ(q) of the tile's features, the numerators' sums.
+size_t TileSharedBytes(const PowerAttentionShape& shape, int tile_features) {
   const int group = shape.num_heads / shape.num_kv_heads;
-  return kStagingBytes + sizeof(float) * (2 * group * shape.head_dim + group * tile_features +
-                                          group + (group + 1) * shape.buffer_tokens);
+  return sizeof(float) * group * (2 * shape.head_dim + tile_features);
 }
 
-// Features per block: equal tiles, a multiple of 8 features, whose φ fits the 48 KB of shared
-// memory a launch gets without opting in (less a margin for the kernel's static shared memory).
-// Blocks run in waves of (SMs × blocks per SM): the tile count is the one with the least
-// estimated time, ceil(blocks / wave) × (tile bytes + set-up), so that a batch of few sessions
-// is cut finer and no last wave runs mostly empty. Against the previous kernel (fixed 128 KB
-// tiles, at least 8 blocks an SM, one register batch copied forward; bench/results/raw/
-// decode_previous_kernel_bfbe66b.log, same GPU call): one 14B session 33 → 48% of copy
-// bandwidth, the rest within 3 points.
-int TileFeatures(const PowerAttentionShape& shape, int64_t count, bool bf16_state) {
-  constexpr size_t kSharedBytes = 47 * 1024;
+// How the states of a step are cut into items: `tiles` tiles of `tile_features` features (the last
+// one shorter) per (row, kv head), numbered tile-fastest, a block each.
+struct TilePlan {
+  int tile_features;
+  int tiles;
+  int64_t items;
+};
+
+// Tiles of at most 128 KB of state amortise a block's set-up (q, φ(q) of its features, the sums'
+// atomics) over more state; swept on an H200 (bench/results/raw/decode_tile_sweep.log): 128 KB beat
+// 64 KB by 2–5 points of copy bandwidth and 32 KB by up to 30 on the 14B shape. A block's set-up
+// costs about as much as streaming kSetupBytesPerHead more state for each query head of its group.
+constexpr int64_t kTileBytes = 128 * 1024;
+constexpr int64_t kSetupBytesPerHead = 4 * 1024;
+constexpr int kMinTileFeatures = 64;
+
+// Equal tiles, a multiple of `rounding` features, whose φ fits `most_features`. Blocks run in
+// waves of `wave`: the tile count is the one with the least estimated time, ceil(blocks / wave) ×
+// (tile bytes + set-up), so that a batch of few sessions is cut finer and no last wave runs mostly
+// empty.
+TilePlan PlanTiles(const PowerAttentionShape& shape, int64_t count, int64_t row_bytes,
+                   int rounding, int64_t most_features, int64_t wave) {
   const int group = shape.num_heads / shape.num_kv_heads;
   const int64_t D = shape.expanded_dim;
-  const int64_t row_bytes = shape.head_dim * (bf16_state ? 2 : 4);
-  const int64_t most_features =
-      static_cast<int64_t>((kSharedBytes - SharedBytes(shape, 0)) / sizeof(float)) / group;
-  const int64_t tile_bytes = std::min(kTileBytes, most_features / 8 * 8 * row_bytes);
+  auto round_up = [&](int64_t features) { return (features + rounding - 1) / rounding * rounding; };
+  const int64_t tile_bytes =
+      std::min(kTileBytes, std::max<int64_t>(rounding, most_features / rounding * rounding) * row_bytes);
   const int64_t fewest_tiles = (D * row_bytes + tile_bytes - 1) / tile_bytes;
   const int64_t pairs = count * shape.num_kv_heads;
-  const int64_t wave = int64_t{MultiprocessorCount()} * BlocksPerSM(KernelGroup(group));
   // Beyond two waves' worth of extra tiles, finer cuts only add set-up.
   const int64_t most_tiles =
       std::max(fewest_tiles, std::min(D / kMinTileFeatures, fewest_tiles + 2 * wave / pairs));
   int64_t best_features = 0;
   double best_time = 0.0;
   for (int64_t tiles = fewest_tiles; tiles <= most_tiles; ++tiles) {
-    const int64_t features = ((D + tiles - 1) / tiles + 7) / 8 * 8;
+    const int64_t features = round_up((D + tiles - 1) / tiles);
     const int64_t blocks = pairs * ((D + features - 1) / features);
     const double time = static_cast<double>((blocks + wave - 1) / wave) *
                         static_cast<double>(features * row_bytes + kSetupBytesPerHead * group);
@@ -96,7 +92,8 @@ int TileFeatures(const PowerAttentionShape& shape, int64_t count, bool bf16_stat
       best_time = time;
     }
   }
-  return static_cast<int>(best_features);
+  const int tiles = static_cast<int>((D + best_features - 1) / best_features);
+  return {static_cast<int>(best_features), tiles, pairs * tiles};
 }
 
 // kVector consecutive state elements, 16 bytes of storage, widened to fp32.
@@ -105,7 +102,6 @@ struct Vector {
   static constexpr int kSize = 16 / sizeof(Storage);
   float x[kSize];
 };
-
 
 template <typename Storage>
 __device__ inline Vector<Storage> Widen(uint4 raw);
@@ -142,157 +138,107 @@ __device__ inline void ReadRow(const Vector<Storage>& row, const float* phi_q_co
   }
 }
 
-// Where the scratch's parts sit (DecodeScratchFloats): numerators [rows × H × d], denominators
-// [rows × H], arrivals [rows × kv heads].
+// Partial sums of a step (DecodeScratchFloats): numerators [rows × H × d], then denominators
+// [rows × H], over the state's features only.
 struct DecodeScratch {
   float* numerators;
   float* denominators;
-  unsigned* arrivals;
 
-  __device__ DecodeScratch(float* scratch, const PowerAttentionShape& shape, int64_t count) {
-    const int64_t heads = count * shape.num_heads;
-    numerators = scratch;
-    denominators = scratch + heads * shape.head_dim;
-    arrivals = reinterpret_cast<unsigned*>(denominators + heads);
-  }
+  __host__ __device__ DecodeScratch(float* scratch, const PowerAttentionShape& shape,
+                                    int64_t count)
+      : numerators(scratch), denominators(scratch + count * shape.num_heads * shape.head_dim) {}
 };
 
-// Run by the last block of a (row, kv head) to arrive, once every tile's partial sums are in
-// scratch: appends the token (k, v, log g) to the head's buffer, then writes each query head g of
-// the group, out = (e^A·s^p·num + Σ_s w_s v_s) / (e^A·s^p·den + Σ_s w_s + ε) over the buffered
-// tokens s (this one included), w_s = (s·q·k_s)^p·e^{A_s}, A_s the log gates after s and A all of
-// the buffer's. The buffer must have room (the engine folds full ones). Work is spread over
-// the block (a warp per token for the weights, tokens shared out for the sums), so that no thread
-// walks the buffer alone: its reads would wait one after another.
-__device__ __noinline__ void FinishHeads(const PowerAttentionShape& shape, const AttentionRows& rows,
-                                   const DecodeRow& decode, const DecodeScratch& scratch,
-                                   LayerOffsets layer, const float* q, float* decay,
-                                   float* weights, float* sums) {
-  const int d = shape.head_dim;
-  const int N = shape.buffer_tokens;
-  const int h = blockIdx.y;
+// The block's item: where its tile of S and z starts, its features, its query heads.
+struct Item {
+  const void* state;  // the kv head's S; its z follows D × d elements on
+  int first_feature;
+  int tile;       // features in this tile
+  int64_t head;   // r · H + the kv head's first query head, r the decode row's index (scratch)
+  int64_t query;  // the same head in the q rows
+};
+
+template <typename Storage>
+__device__ inline Item BlockItem(const PowerAttentionShape& shape, TilePlan plan,
+                                 const DecodeRow* decode_rows, int64_t state_offset) {
+  const int64_t pair = blockIdx.x / plan.tiles;
+  const int t = static_cast<int>(blockIdx.x - pair * plan.tiles);
+  const int64_t r = pair / shape.num_kv_heads;
+  const int h = static_cast<int>(pair - r * shape.num_kv_heads);
+  const DecodeRow decode = decode_rows[r];
+  const int first = t * plan.tile_features;
   const int group = shape.num_heads / shape.num_kv_heads;
-  float* buffer = reinterpret_cast<float*>(static_cast<char*>(decode.state) + layer.buffer) +
-                  h * BufferFloatsPerHead(shape);
-  float* log_gates = buffer + kBufferHeaderFloats;
-  float* keys = log_gates + N;
-  float* values = keys + N * d;
-  // Every thread reads the count before thread 0 moves it on.
-  __shared__ int buffered;
-  if (threadIdx.x == 0) buffered = static_cast<int>(__ldcg(buffer));
-  __syncthreads();
-  const int n = buffered + 1;
-  const int64_t kv_row = decode.row * shape.num_kv_heads + h;
-  for (int j = threadIdx.x; j < d; j += blockDim.x) {
-    keys[(n - 1) * d + j] = rows.k[kv_row * d + j];
-    values[(n - 1) * d + j] = rows.v[kv_row * d + j];
-  }
-  if (threadIdx.x == 0) {
-    log_gates[n - 1] = rows.log_gate ? rows.log_gate[kv_row] : 0.0f;
-    buffer[0] = static_cast<float>(n);
-  }
-  __syncthreads();
-  __shared__ float state_decay;
-  if (threadIdx.x < 32) {
-    const float all = DecaysToNow(log_gates, n, decay);
-    if (threadIdx.x == 0) state_decay = all;
+  const int64_t kv_head_bytes =
+      int64_t{shape.expanded_dim} * (shape.head_dim + 1) * sizeof(Storage);
+  return {static_cast<const char*>(decode.state) + state_offset + h * kv_head_bytes, first,
+          min(plan.tile_features, shape.expanded_dim - first), r * shape.num_heads + h * group,
+          decode.row * shape.num_heads + h * group};
+}
+
+// Loads q, makes φ(q) of the item's features into phi [group × stride] (zero up to `padded`
+// features), adds φ(q)·z into the scratch's denominators and zeroes sums [group × d]. Called by
+// the whole block while its first rows are in flight; ends with a barrier.
+template <typename Storage>
+__device__ void PrepareItem(const PowerAttentionShape& shape, const Item& item,
+                            const float* q_rows, float* q, float* phi, int stride, int padded,
+                            float* sums, const DecodeScratch& scratch) {
+  const int d = shape.head_dim;
+  const int group = shape.num_heads / shape.num_kv_heads;
+  for (int i = threadIdx.x; i < group * d; i += blockDim.x) {
+    q[i] = q_rows[item.query * d + i];
+    sums[i] = 0.0f;
   }
   __syncthreads();
-  // Weights: a warp per token, its lanes across the key (coalesced loads).
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-#pragma unroll 2
-  for (int s = warp; s < n; s += blockDim.x / 32) {
-    float dots[kMaxGroup] = {};
-    for (int j = lane; j < d; j += 32) {
-      const float k = keys[s * d + j];
-#pragma unroll
-      for (int g = 0; g < kMaxGroup; ++g) {
-        if (g < group) dots[g] += q[g * d + j] * k;
-      }
-    }
+  const Storage* z = static_cast<const Storage*>(item.state) + int64_t{shape.expanded_dim} * d;
+  float denominator[kMaxGroup] = {};
+  for (int f = threadIdx.x; f < padded; f += blockDim.x) {
+    const bool inside = f < item.tile;
+    const uint8_t* factors = shape.monomials + (item.first_feature + f) * shape.degree;
+    const float z_f = inside ? LoadOne(z + item.first_feature + f) : 0.0f;
 #pragma unroll
     for (int g = 0; g < kMaxGroup; ++g) {
       if (g < group) {
-        const float dot = WarpSum(dots[g]);
-        if (lane == 0) weights[g * N + s] = EvenPower(shape.scale * dot, shape.degree) * decay[s];
+        const float phi_f = inside ? Monomial(q + g * d, factors, shape.degree) : 0.0f;
+        phi[g * stride + f] = phi_f;
+        denominator[g] += phi_f * z_f;
       }
     }
   }
-  // Weighted values: each thread up to kMaxOutputsPerThread outputs (g, j) over a share of the
-  // tokens; shares meet in `sums` (the tile's partial sums, already passed on to scratch).
-  constexpr int kMaxOutputsPerThread = kMaxGroup * 128 / kThreads;
-  const int outputs = group * d;
-  const int span = min(outputs, static_cast<int>(blockDim.x));
-  const int parts = blockDim.x / span;
-  const int part = threadIdx.x / span;
-  for (int o = threadIdx.x; o < outputs + group; o += blockDim.x) sums[o] = 0.0f;
-  __syncthreads();
-  if (part < parts) {
-    float acc[kMaxOutputsPerThread] = {};
-#pragma unroll 4
-    for (int s = part; s < n; s += parts) {
 #pragma unroll
-      for (int i = 0; i < kMaxOutputsPerThread; ++i) {
-        const int o = threadIdx.x % span + i * span;
-        if (o < outputs) acc[i] += weights[(o / d) * N + s] * values[s * d + o % d];
-      }
-    }
-#pragma unroll
-    for (int i = 0; i < kMaxOutputsPerThread; ++i) {
-      const int o = threadIdx.x % span + i * span;
-      if (o < outputs) atomicAdd(&sums[o], acc[i]);
+  for (int g = 0; g < kMaxGroup; ++g) {
+    if (g < group) {
+      const float total = WarpSum(denominator[g]);
+      if (threadIdx.x % 32 == 0) atomicAdd(&scratch.denominators[item.head + g], total);
     }
   }
-  if (warp < group) {
-    float total = 0.0f;
-    for (int s = lane; s < n; s += 32) total += weights[warp * N + s];
-    total = WarpSum(total);
-    if (lane == 0) sums[outputs + warp] = total;
-  }
   __syncthreads();
-  const float carried = state_decay * shape.scale_pow;
-  for (int o = threadIdx.x; o < outputs; o += blockDim.x) {
-    const int g = o / d, j = o % d;
-    const int query_head = h * group + g;
-    const int64_t partial = blockIdx.z * shape.num_heads + query_head;  // its sums in scratch
-    const float inverse = 1.0f / (carried * __ldcg(&scratch.denominators[partial]) +
-                                  sums[outputs + g] + kNormalizerEpsilon);
-    rows.out[(decode.row * shape.num_heads + query_head) * d + j] =
-        (carried * __ldcg(&scratch.numerators[partial * d + j]) + sums[o]) * inverse;
+}
+
+// Adds the block's sums (after a barrier) into the scratch's numerators.
+__device__ inline void AddNumerators(const PowerAttentionShape& shape, const Item& item,
+                                     const float* sums, const DecodeScratch& scratch) {
+  const int group_columns = shape.num_heads / shape.num_kv_heads * shape.head_dim;
+  for (int i = threadIdx.x; i < group_columns; i += blockDim.x) {
+    atomicAdd(&scratch.numerators[item.head * shape.head_dim + i], sums[i]);
   }
 }
 
-// grid (feature tiles, kv heads, rows). Each block reads its tile of S and z once, adds its
-// partial numerators and denominators into scratch (zeroed by the caller), and the last tile of a
-// (row, kv head) to finish completes the outputs (FinishHeads). kGroup bounds the query heads per
-// kv head (registers); small groups leave registers for four blocks an SM.
+// grid (items): the CUDA-core path, for fp32 states (and shapes StreamStatesMma does not take).
 template <typename Storage, int kGroup>
 __global__ void __launch_bounds__(kThreads, BlocksPerSM(kGroup))
-    DecodeKernel(PowerAttentionShape shape, AttentionRows rows, const DecodeRow* decode_rows,
-                 int64_t count, LayerOffsets layer, int tile_size, float* scratch_floats) {
+    StreamStates(PowerAttentionShape shape, const float* q_rows, const DecodeRow* decode_rows,
+                 int64_t state_offset, TilePlan plan, DecodeScratch scratch) {
   constexpr int kSize = Vector<Storage>::kSize;
   extern __shared__ __align__(16) float shared[];
   const int d = shape.head_dim;
-  const int D = shape.expanded_dim;
   const int group = shape.num_heads / shape.num_kv_heads;
-  const int h = blockIdx.y;
-  const DecodeRow decode = decode_rows[blockIdx.z];
-  const int first_feature = blockIdx.x * tile_size;
-  const int tile = min(tile_size, D - first_feature);
-
+  const Item item = BlockItem<Storage>(shape, plan, decode_rows, state_offset);
   uint4* staging = reinterpret_cast<uint4*>(shared);  // [kStages × kStageRows × kThreads]
   float* q = shared + kStagingBytes / sizeof(float);  // [group × d]
-  float* phi_q = q + group * d;              // [group × tile_size]
-  float* sum = phi_q + group * tile_size;    // [group × d] numerators, then [group] denominators
-  float* decay = sum + group * (d + 1);      // [N], for FinishHeads
-  float* weights = decay + shape.buffer_tokens;  // [group × N], for FinishHeads
-  __shared__ bool last_to_arrive;
+  float* sums = q + group * d;                        // [group × d]
+  float* phi = sums + group * d;                      // [group × tile_features]
 
-  // The first stages are on their way before φ is made, so the two latencies overlap.
-  const Storage* S =
-      reinterpret_cast<const Storage*>(static_cast<const char*>(decode.state) + layer.state) +
-      static_cast<int64_t>(h) * D * (d + 1);
-  const Storage* z = S + static_cast<int64_t>(D) * d;
+  const Storage* S = static_cast<const Storage*>(item.state);
   const int lanes = d / kSize;
   const int col = (threadIdx.x % lanes) * kSize;
   const int row_groups = blockDim.x / lanes;
@@ -305,110 +251,341 @@ __global__ void __launch_bounds__(kThreads, BlocksPerSM(kGroup))
 #pragma unroll
     for (int r = 0; r < kStageRows; ++r) {
       const int row = base + first_row + r * row_groups;
-      if (row < tile) {
-        CopyAsync16(&staged(stage, r), S + static_cast<int64_t>(first_feature + row) * d + col);
+      if (row < item.tile) {
+        CpAsync16(&staged(stage, r), S + static_cast<int64_t>(item.first_feature + row) * d + col);
       }
     }
-    CommitCopies();
+    CpAsyncCommit();
   };
 #pragma unroll
   for (int stage = 0; stage < kStages - 1; ++stage) fetch(stage, stage * stage_rows);
-
-  const float* q_row = rows.q + decode.row * shape.num_heads * d + h * group * d;
-  for (int i = threadIdx.x; i < group * d; i += blockDim.x) {
-    q[i] = q_row[i];
-    sum[i] = 0.0f;
-  }
-  if (threadIdx.x < group) sum[group * d + threadIdx.x] = 0.0f;
-  __syncthreads();
-  for (int f = threadIdx.x; f < tile; f += blockDim.x) {
-    const uint8_t* factors = shape.monomials + (first_feature + f) * shape.degree;
-    for (int g = 0; g < group; ++g) {
-      phi_q[g * tile_size + f] = Monomial(q + g * d, factors, shape.degree);
-    }
-  }
-  __syncthreads();
+  PrepareItem<Storage>(shape, item, q_rows, q, phi, plan.tile_features, item.tile, sums, scratch);
 
   float numerator[kGroup][kSize] = {};
   int stage = 0;
-  for (int base = 0; base < tile; base += stage_rows) {
-    WaitCopies<kStages - 2>();  // the stage holding `base` has landed
+  for (int base = 0; base < item.tile; base += stage_rows) {
+    CpAsyncWait<kStages - 2>();  // the stage holding `base` has landed
 #pragma unroll
     for (int r = 0; r < kStageRows; ++r) {
       const int row = base + first_row + r * row_groups;
-      if (row < tile) {
-        ReadRow<Storage, kGroup>(Widen<Storage>(staged(stage, r)), phi_q + row, tile_size, group,
-                                 numerator);
+      if (row < item.tile) {
+        ReadRow<Storage, kGroup>(Widen<Storage>(staged(stage, r)), phi + row, plan.tile_features,
+                                 group, numerator);
       }
     }
     fetch((stage + kStages - 1) % kStages, base + (kStages - 1) * stage_rows);
     stage = (stage + 1) % kStages;
   }
-  // Lanes of a warp that share columns add up first: fewer shared-memory atomics.
+  // Lanes of a warp that share columns add up first, then the warps in shared memory.
 #pragma unroll
   for (int g = 0; g < kGroup; ++g) {
     if (g < group) {
+#pragma unroll
       for (int j = 0; j < kSize; ++j) {
         float partial = numerator[g][j];
         for (int offset = lanes; offset < 32; offset *= 2)
           partial += __shfl_xor_sync(0xffffffffu, partial, offset);
-        if (threadIdx.x % 32 < lanes) atomicAdd(&sum[g * d + col + j], partial);
+        if (threadIdx.x % 32 < lanes) atomicAdd(&sums[g * d + col + j], partial);
       }
     }
   }
-  float denominator[kGroup] = {};
-  for (int f = threadIdx.x; f < tile; f += blockDim.x) {
-    const float old = LoadOne(z + first_feature + f);
+  __syncthreads();
+  AddNumerators(shape, item, sums, scratch);
+}
+
+__device__ inline void CpAsync16OrZeros(void* shared, const void* global, bool copy) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(SharedAddress(shared)),
+               "l"(global), "r"(copy ? 16 : 0));
+}
+
+// x as a bf16 pair high + low whose sum keeps fp32's precision to about 2^-16.
+__device__ inline void SplitBf16(float x0, float x1, uint32_t& high, uint32_t& low) {
+  const __nv_bfloat162 rounded = __floats2bfloat162_rn(x0, x1);
+  const float2 back = __bfloat1622float2(rounded);
+  high = *reinterpret_cast<const uint32_t*>(&rounded);
+  low = PackBf16(x0 - back.x, x1 - back.y);
+}
+
+// grid (items): bf16 states at head_dim 64 or 128 on tensor cores. A block of 16 features of S is
+// the B operand of mma m16n8k16 (k: features, n: 8 columns), φ(q) of the group's query heads rows
+// of A (split into bf16 high and low parts, two MMAs); the multiply-adds that bounded the CUDA-core
+// loop for bf16 (conversions included) become a few instructions per 2 KB. Each warp streams its
+// own blocks of 16 rows (w, w + 8, …) through a double buffer, XOR-swizzled by row so that
+// ldmatrix reads without bank conflicts; rows past the tile land as zeros.
+template <int kHeadDim>
+__global__ void __launch_bounds__(kThreads, MmaBlocksPerSM(kHeadDim))
+    StreamStatesMma(PowerAttentionShape shape, const float* q_rows, const DecodeRow* decode_rows,
+                    int64_t state_offset, TilePlan plan, DecodeScratch scratch) {
+  constexpr int kChunks = kHeadDim / 8;  // 16-byte chunks (and MMA n-tiles) per row
+  constexpr int kStageElements = 16 * kHeadDim;
+  extern __shared__ __align__(16) float shared[];
+  const int group = shape.num_heads / shape.num_kv_heads;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const Item item = BlockItem<__nv_bfloat16>(shape, plan, decode_rows, state_offset);
+  __nv_bfloat16* staging =
+      reinterpret_cast<__nv_bfloat16*>(shared) + warp * kMmaStages * kStageElements;
+  float* q = shared + MmaStagingBytes(kHeadDim) / sizeof(float);  // [group × d]
+  float* sums = q + group * kHeadDim;                             // [group × d]
+  float* phi = sums + group * kHeadDim;                           // [group × tile_features]
+
+  const __nv_bfloat16* S = static_cast<const __nv_bfloat16*>(item.state);
+  const int row_blocks = (item.tile + 15) / 16;
+  const int mine = warp < row_blocks ? (row_blocks - warp + kWarps - 1) / kWarps : 0;
+  auto fetch = [&](int i) {  // this warp's i-th block of 16 rows
+    if (i < mine) {
+      const int first = (warp + i * kWarps) * 16;
+      __nv_bfloat16* stage = staging + (i % kMmaStages) * kStageElements;
 #pragma unroll
-    for (int g = 0; g < kGroup; ++g) {
-      if (g < group) denominator[g] += phi_q[g * tile_size + f] * old;
+      for (int c = lane; c < 16 * kChunks; c += 32) {
+        const int row = c / kChunks, chunk = c % kChunks;
+        const bool inside = first + row < item.tile;
+        CpAsync16OrZeros(
+            stage + row * kHeadDim + (chunk ^ (row & 7)) * 8,
+            S + static_cast<int64_t>(item.first_feature + (inside ? first + row : 0)) * kHeadDim +
+                chunk * 8,
+            inside);
+      }
     }
-  }
-#pragma unroll
-  for (int g = 0; g < kGroup; ++g) {
+    CpAsyncCommit();
+  };
+  fetch(0);
+  PrepareItem<__nv_bfloat16>(shape, item, q_rows, q, phi, plan.tile_features, row_blocks * 16,
+                             sums, scratch);
+
+  float acc[kChunks][4] = {};
+  const int g = lane / 4, t = lane % 4;
+  for (int i = 0; i < mine; ++i) {
+    fetch(i + 1);
+    CpAsyncWait<1>();  // block i has landed, for this lane; the warp's other lanes too after:
+    __syncwarp();
+    const int first = (warp + i * kWarps) * 16;
+    uint32_t high[4] = {}, low[4] = {};
     if (g < group) {
-      const float total = WarpSum(denominator[g]);
-      if (threadIdx.x % 32 == 0) atomicAdd(&sum[group * d + g], total);
+      const float* p = phi + g * plan.tile_features + first + 2 * t;
+      SplitBf16(p[0], p[1], high[0], low[0]);
+      SplitBf16(p[8], p[9], high[2], low[2]);
+    }
+    const __nv_bfloat16* stage = staging + (i % kMmaStages) * kStageElements;
+    const int row = (lane & 7) + ((lane >> 3) & 1) * 8;
+#pragma unroll
+    for (int pair = 0; pair < kChunks / 2; ++pair) {
+      const int chunk = 2 * pair + (lane >> 4);
+      uint32_t b[4];
+      LdMatrixX4Trans(b, stage + row * kHeadDim + (chunk ^ (row & 7)) * 8);
+      MmaBf16(acc[2 * pair], high, b[0], b[1]);
+      MmaBf16(acc[2 * pair], low, b[0], b[1]);
+      MmaBf16(acc[2 * pair + 1], high, b[2], b[3]);
+      MmaBf16(acc[2 * pair + 1], low, b[2], b[3]);
+    }
+    __syncwarp();  // the block is read before fetch(i + 2) lands on it
+  }
+  CpAsyncWait<0>();
+  if (g < group) {
+#pragma unroll
+    for (int n = 0; n < kChunks; ++n) {
+      atomicAdd(&sums[g * kHeadDim + 8 * n + 2 * t], acc[n][0]);
+      atomicAdd(&sums[g * kHeadDim + 8 * n + 2 * t + 1], acc[n][1]);
     }
   }
   __syncthreads();
-  const DecodeScratch scratch(scratch_floats, shape, count);
-  float* numerators = scratch.numerators + (blockIdx.z * shape.num_heads + h * group) * d;
-  float* denominators = scratch.denominators + blockIdx.z * shape.num_heads + h * group;
-  unsigned* arrivals = scratch.arrivals + blockIdx.z * shape.num_kv_heads + h;
-  for (int i = threadIdx.x; i < group * d; i += blockDim.x) atomicAdd(&numerators[i], sum[i]);
-  if (threadIdx.x < group) atomicAdd(&denominators[threadIdx.x], sum[group * d + threadIdx.x]);
-  // The classic last-block pattern: each block's sums are visible before its arrival counts.
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) last_to_arrive = atomicAdd(arrivals, 1u) == gridDim.x - 1;
-  __syncthreads();
-  if (!last_to_arrive) return;
-  __threadfence();
-  FinishHeads(shape, rows, decode, scratch, layer, q, decay, weights, sum);
+  AddNumerators(shape, item, sums, scratch);
 }
 
 template <typename Storage>
-void LaunchDecodeState(int group, dim3 grid, size_t shared, cudaStream_t stream,
-                       const PowerAttentionShape& shape, const AttentionRows& rows,
-                       const DecodeRow* decode_rows, int64_t count, LayerOffsets layer, int tile,
-                       float* scratch) {
+void LaunchStreamStates(int group, unsigned blocks, size_t shared, cudaStream_t stream,
+                        const PowerAttentionShape& shape, const float* q,
+                        const DecodeRow* decode_rows, int64_t state_offset, TilePlan plan,
+                        DecodeScratch scratch) {
   switch (KernelGroup(group)) {
     case 1:
-      return DecodeKernel<Storage, 1>
-          <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, layer, tile, scratch);
+      return StreamStates<Storage, 1><<<blocks, kThreads, shared, stream>>>(
+          shape, q, decode_rows, state_offset, plan, scratch);
     case 2:
-      return DecodeKernel<Storage, 2>
-          <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, layer, tile, scratch);
+      return StreamStates<Storage, 2><<<blocks, kThreads, shared, stream>>>(
+          shape, q, decode_rows, state_offset, plan, scratch);
     case 4:
-      return DecodeKernel<Storage, 4>
-          <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, layer, tile, scratch);
+      return StreamStates<Storage, 4><<<blocks, kThreads, shared, stream>>>(
+          shape, q, decode_rows, state_offset, plan, scratch);
     case 5:
-      return DecodeKernel<Storage, 5>
-          <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, layer, tile, scratch);
+      return StreamStates<Storage, 5><<<blocks, kThreads, shared, stream>>>(
+          shape, q, decode_rows, state_offset, plan, scratch);
     default:
-      return DecodeKernel<Storage, kMaxGroup>
-          <<<grid, kThreads, shared, stream>>>(shape, rows, decode_rows, count, layer, tile, scratch);
+      return StreamStates<Storage, kMaxGroup><<<blocks, kThreads, shared, stream>>>(
+          shape, q, decode_rows, state_offset, plan, scratch);
+  }
+}
+
+// The tensor-core path at one head size: its tile plan and launch (shared memory past 48 KB).
+template <int kHeadDim>
+void LaunchStreamStatesMma(cudaStream_t stream, const PowerAttentionShape& shape,
+                           const float* q, const DecodeRow* decode_rows, int64_t count,
+                           int64_t state_offset, DecodeScratch scratch) {
+  constexpr int64_t kPhiBytes = 16 * 1024;
+  const int group = shape.num_heads / shape.num_kv_heads;
+  const TilePlan plan =
+      PlanTiles(shape, count, kHeadDim * 2, 16, kPhiBytes / sizeof(float) / group,
+                int64_t{MultiprocessorCount()} * MmaBlocksPerSM(kHeadDim));
+  const size_t shared = MmaStagingBytes(kHeadDim) + TileSharedBytes(shape, plan.tile_features);
+  static const bool opted_in = [] {
+    cudaFuncSetAttribute(StreamStatesMma<kHeadDim>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         MmaStagingBytes(kHeadDim) + kPhiBytes + 2 * kMaxGroup * kHeadDim * 4);
+    return true;
+  }();
+  (void)opted_in;
+  StreamStatesMma<kHeadDim><<<static_cast<unsigned>(plan.items), kThreads, shared, stream>>>(
+      shape, q, decode_rows, state_offset, plan, scratch);
+}
+
+// Buffered tokens FinishHeads holds in shared memory at once (keys and values: 32 KB).
+__host__ __device__ inline int FinishChunkTokens(const PowerAttentionShape& shape) {
+  return 4096 / shape.head_dim;
+}
+
+size_t FinishSharedBytes(const PowerAttentionShape& shape) {
+  const int group = shape.num_heads / shape.num_kv_heads;
+  const int chunk = FinishChunkTokens(shape);
+  return sizeof(float) * (group * shape.head_dim + 2 * chunk * shape.head_dim + group * chunk +
+                          shape.buffer_tokens);
+}
+
+// grid (kv heads, rows), after StreamStates. Appends the token (k, v, log g) to the head's buffer,
+// then writes each query head g of the group, out = (e^A·s^p·num + Σ_s w_s v_s) / (e^A·s^p·den +
+// Σ_s w_s + ε) over the buffered tokens s (this one included), w_s = (s·q·k_s)^p·e^{A_s}, A_s the
+// log gates after s and A all of the buffer's; num and den are StreamStates' sums. The buffer
+// must have room (the engine folds full ones). Tokens pass through shared memory in chunks,
+// each chunk's keys and values loaded at once.
+__global__ void FinishHeads(PowerAttentionShape shape, AttentionRows rows,
+                            const DecodeRow* decode_rows, LayerOffsets layer,
+                            DecodeScratch scratch) {
+  constexpr int kOutputsPerThread = kMaxGroup * 128 / kThreads;
+  extern __shared__ __align__(16) float shared[];
+  const int d = shape.head_dim;
+  const int N = shape.buffer_tokens;
+  const int h = blockIdx.x;
+  const int group = shape.num_heads / shape.num_kv_heads;
+  const int chunk = FinishChunkTokens(shape);
+  const DecodeRow decode = decode_rows[blockIdx.y];
+  float* q = shared;                    // [group × d]
+  float* keys = q + group * d;          // [chunk × d]
+  float* values = keys + chunk * d;     // [chunk × d]
+  float* weights = values + chunk * d;  // [group × chunk]
+  float* decay = weights + group * chunk;  // [N]
+  __shared__ float state_decay;
+
+  float* buffer = reinterpret_cast<float*>(static_cast<char*>(decode.state) + layer.buffer) +
+                  h * BufferFloatsPerHead(shape);
+  float* log_gates = buffer + kBufferHeaderFloats;
+  float* buffered_keys = log_gates + N;
+  float* buffered_values = buffered_keys + N * d;
+  const int64_t kv_row = decode.row * shape.num_kv_heads + h;
+  const float* new_key = rows.k + kv_row * d;
+  const float* new_value = rows.v + kv_row * d;
+  const int n = static_cast<int>(buffer[0]) + 1;
+  for (int i = threadIdx.x; i < group * d; i += blockDim.x) {
+    q[i] = rows.q[(decode.row * shape.num_heads + h * group) * d + i];
+  }
+  if (threadIdx.x < 32) {
+    // The new token's gate is read from the rows: the buffer gets it only below.
+    const float new_gate = rows.log_gate ? rows.log_gate[kv_row] : 0.0f;
+    const int lane = threadIdx.x;
+    for (int s = lane; s < n; s += 32) decay[s] = s == n - 1 ? new_gate : log_gates[s];
+    __syncwarp();
+    const float all = DecaysToNow(decay, n, decay);
+    if (lane == 0) state_decay = all;
+  }
+
+  float acc[kOutputsPerThread] = {};
+  float total[kMaxGroup] = {};
+  const int outputs = group * d;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  for (int first = 0; first < n; first += chunk) {
+    const int tokens = min(chunk, n - first);
+    __syncthreads();  // the previous chunk is used up (and q, decay are in place)
+    // Loads in batches, all in flight before the first store.
+    constexpr int kBatch = 8;
+    for (int base = threadIdx.x; base < tokens * d; base += kBatch * kThreads) {
+      float key_in[kBatch], value_in[kBatch];
+#pragma unroll
+      for (int b = 0; b < kBatch; ++b) {
+        const int i = base + b * kThreads;
+        if (i < tokens * d) {
+          const bool is_new = first + i / d == n - 1;
+          key_in[b] = is_new ? new_key[i % d] : buffered_keys[first * d + i];
+          value_in[b] = is_new ? new_value[i % d] : buffered_values[first * d + i];
+        }
+      }
+#pragma unroll
+      for (int b = 0; b < kBatch; ++b) {
+        const int i = base + b * kThreads;
+        if (i < tokens * d) {
+          keys[i] = key_in[b];
+          values[i] = value_in[b];
+        }
+      }
+    }
+    __syncthreads();
+    // Weights: a warp per token, its lanes across the key.
+    for (int s = warp; s < tokens; s += blockDim.x / 32) {
+      float dots[kMaxGroup] = {};
+      for (int j = lane; j < d; j += 32) {
+#pragma unroll
+        for (int g = 0; g < kMaxGroup; ++g) {
+          if (g < group) dots[g] += q[g * d + j] * keys[s * d + j];
+        }
+      }
+#pragma unroll
+      for (int g = 0; g < kMaxGroup; ++g) {
+        if (g < group) {
+          const float dot = WarpSum(dots[g]);
+          if (lane == 0) {
+            weights[g * chunk + s] = EvenPower(shape.scale * dot, shape.degree) * decay[first + s];
+          }
+        }
+      }
+    }
+    __syncthreads();
+#pragma unroll
+    for (int i = 0; i < kOutputsPerThread; ++i) {
+      const int o = threadIdx.x + i * kThreads;
+      if (o < outputs) {
+        const int g = o / d, j = o % d;
+        for (int s = 0; s < tokens; ++s) acc[i] += weights[g * chunk + s] * values[s * d + j];
+      }
+    }
+#pragma unroll
+    for (int g = 0; g < kMaxGroup; ++g) {
+      if (g < group) {
+        for (int s = 0; s < tokens; ++s) total[g] += weights[g * chunk + s];
+      }
+    }
+  }
+  const float carried = state_decay * shape.scale_pow;
+#pragma unroll
+  for (int i = 0; i < kOutputsPerThread; ++i) {
+    const int o = threadIdx.x + i * kThreads;
+    if (o < outputs) {
+      const int g = o / d;
+      float weight_sum = 0.0f;
+#pragma unroll
+      for (int x = 0; x < kMaxGroup; ++x) {
+        if (x == g) weight_sum = total[x];
+      }
+      const int64_t head = blockIdx.y * shape.num_heads + h * group + g;
+      const float inverse =
+          1.0f / (carried * scratch.denominators[head] + weight_sum + kNormalizerEpsilon);
+      rows.out[(decode.row * shape.num_heads + h * group) * d + o] =
+          (carried * scratch.numerators[head * d + o % d] + acc[i]) * inverse;
+    }
+  }
+  // The token joins the buffer (every thread has read the old count and tokens by now).
+  __syncthreads();
+  for (int j = threadIdx.x; j < d; j += blockDim.x) {
+    buffered_keys[(n - 1) * d + j] = new_key[j];
+    buffered_values[(n - 1) * d + j] = new_value[j];
+  }
+  if (threadIdx.x == 0) {
+    log_gates[n - 1] = rows.log_gate ? rows.log_gate[kv_row] : 0.0f;
+    buffer[0] = static_cast<float>(n);
   }
 }
 
@@ -440,7 +617,7 @@ __global__ void GatherKernel(PowerAttentionShape shape, const BufferedRows* sess
 }  // namespace
 
 int64_t DecodeScratchFloats(const PowerAttentionShape& shape, int64_t count) {
-  return count * (shape.num_heads * (shape.head_dim + 1) + shape.num_kv_heads);
+  return count * shape.num_heads * (shape.head_dim + 1);
 }
 
 void PowerDecode(const PowerAttentionShape& shape, const AttentionRows& rows,
@@ -449,17 +626,32 @@ void PowerDecode(const PowerAttentionShape& shape, const AttentionRows& rows,
   if (count == 0) return;
   const int group = shape.num_heads / shape.num_kv_heads;
   cudaMemsetAsync(scratch, 0, DecodeScratchFloats(shape, count) * sizeof(float), stream);
-  const int tile = TileFeatures(shape, count, bf16_state);
-  const dim3 grid((shape.expanded_dim + tile - 1) / tile, shape.num_kv_heads,
-                  static_cast<unsigned>(count));
-  const size_t shared = SharedBytes(shape, tile);
-  if (bf16_state) {
-    LaunchDecodeState<__nv_bfloat16>(group, grid, shared, stream, shape, rows, decode_rows, count,
-                                     layer, tile, scratch);
+  const DecodeScratch sums(scratch, shape, count);
+  if (bf16_state && shape.head_dim == 64) {
+    LaunchStreamStatesMma<64>(stream, shape, rows.q, decode_rows, count, layer.state, sums);
+  } else if (bf16_state && shape.head_dim == 128) {
+    LaunchStreamStatesMma<128>(stream, shape, rows.q, decode_rows, count, layer.state, sums);
   } else {
-    LaunchDecodeState<float>(group, grid, shared, stream, shape, rows, decode_rows, count, layer,
-                             tile, scratch);
+    // φ of a tile fits the 48 KB a launch gets without opting in, less the kernel's own.
+    constexpr size_t kSharedBytes = 47 * 1024;
+    const int64_t row_bytes = shape.head_dim * (bf16_state ? 2 : 4);
+    const TilePlan plan = PlanTiles(
+        shape, count, row_bytes, 8,
+        static_cast<int64_t>((kSharedBytes - kStagingBytes - TileSharedBytes(shape, 0)) /
+                             sizeof(float)) / group,
+        int64_t{MultiprocessorCount()} * BlocksPerSM(KernelGroup(group)));
+    const size_t shared = kStagingBytes + TileSharedBytes(shape, plan.tile_features);
+    const unsigned blocks = static_cast<unsigned>(plan.items);
+    if (bf16_state) {
+      LaunchStreamStates<__nv_bfloat16>(group, blocks, shared, stream, shape, rows.q,
+                                        decode_rows, layer.state, plan, sums);
+    } else {
+      LaunchStreamStates<float>(group, blocks, shared, stream, shape, rows.q, decode_rows,
+                                layer.state, plan, sums);
+    }
   }
+  FinishHeads<<<dim3(shape.num_kv_heads, static_cast<unsigned>(count)), kThreads,
+                FinishSharedBytes(shape), stream>>>(shape, rows, decode_rows, layer, sums);
 }
 
 void GatherDecodeBuffers(const PowerAttentionShape& shape, const BufferedRows* sessions,
