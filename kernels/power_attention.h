@@ -30,6 +30,9 @@ struct PowerAttentionShape {
   // The tensor-core prefill's k-rows → features (FeatureRows); null where it does not apply.
   const int32_t* feature_rows = nullptr;
   int buffer_tokens = 1;  // N, the decode buffer's places (StateLayout::buffer_tokens)
+  // The tensor-core prefill (UsesTensorCorePrefill) reads and writes PrefillSegment::state as
+  // bf16 (rounded once, after the segment's last chunk); every other path takes fp32 states.
+  bool bf16_states = false;
 };
 
 // A decode buffer in fp32: the count of tokens in it (padded to kBufferHeaderFloats), N log gates,

@@ -219,7 +219,9 @@ __global__ void __launch_bounds__(Mma<kD>::kStateWarps * 32)
   const int h = blockIdx.y;
   const int D = shape.expanded_dim;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
-  float* state = segment.state + static_cast<int64_t>(h) * D * (kD + 1);
+  const int64_t head_offset = static_cast<int64_t>(h) * D * (kD + 1);
+  float* state = segment.state + head_offset;
+  __nv_bfloat16* bf16_state = reinterpret_cast<__nv_bfloat16*>(segment.state) + head_offset;
 
   // Chunk c's keys and decayed values into a buffer, asynchronously.
   auto fetch = [&](int c, int buffer) {
@@ -256,7 +258,7 @@ __global__ void __launch_bounds__(Mma<kD>::kStateWarps * 32)
   }
 
   // The running state of this thread's accumulator elements, and visiting each with where it
-  // lives in the slot's fp32 state (S as D × kD, then z; null for padding rows and columns).
+  // lives in the slot's state (S as D × kD, then z; −1 for padding rows and columns).
   float acc[M::kMTiles][M::kNTiles][4];
   auto each_element = [&](auto visit) {
 #pragma unroll
@@ -266,15 +268,21 @@ __global__ void __launch_bounds__(Mma<kD>::kStateWarps * 32)
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const int f = feature[mt][e >> 1], col = nt * 8 + 2 * t4 + (e & 1);
-          float* element = nullptr;
-          if (f >= 0 && col < kD) element = state + static_cast<int64_t>(f) * kD + col;
-          if (f >= 0 && col == kD) element = state + static_cast<int64_t>(D) * kD + f;
+          int64_t element = -1;
+          if (f >= 0 && col < kD) element = static_cast<int64_t>(f) * kD + col;
+          if (f >= 0 && col == kD) element = static_cast<int64_t>(D) * kD + f;
           visit(acc[mt][nt][e], element);
         }
       }
     }
   };
-  each_element([](float& a, const float* element) { a = element != nullptr ? *element : 0.0f; });
+  each_element([&](float& a, int64_t element) {
+    if (element < 0) {
+      a = 0.0f;
+    } else {
+      a = shape.bf16_states ? __bfloat162float(bf16_state[element]) : state[element];
+    }
+  });
 
   const int64_t head_state = static_cast<int64_t>(M::kRows) * M::kWide;
   for (int c = first; c < end; ++c) {
@@ -337,9 +345,14 @@ __global__ void __launch_bounds__(Mma<kD>::kStateWarps * 32)
     __syncthreads();  // everyone is done with this buffer before it is refilled
   }
 
-  // The state after the segment's last chunk back to the slot (fp32).
-  each_element([](float& a, float* element) {
-    if (element != nullptr) *element = a;
+  // The state after the segment's last chunk back to the slot.
+  each_element([&](float& a, int64_t element) {
+    if (element < 0) return;
+    if (shape.bf16_states) {
+      bf16_state[element] = __float2bfloat16_rn(a);
+    } else {
+      state[element] = a;
+    }
   });
 }
 

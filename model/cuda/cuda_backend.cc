@@ -6,6 +6,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "kernels/elementwise.h"
+#include "kernels/power_prefill_mma.h"
 #include "model/cuda/cuda_check.h"
 #include "model/expansion.h"
 #include "spdlog/spdlog.h"
@@ -91,6 +92,7 @@ CudaBackend::CudaBackend(const ModelConfig& config, int64_t max_state_slots)
   shape_.scale = static_cast<float>(config.AttentionScale());
   shape_.scale_pow = static_cast<float>(std::pow(config.AttentionScale(), config.degree));
   shape_.buffer_tokens = static_cast<int>(config.decode_buffer_tokens);
+  shape_.bf16_states = layout_.dtype == StateDType::kBFloat16;
   shape_.monomials = monomials_.Upload(monomials, stream_);
   shape_.key_weights = key_weights_.Upload(key_weights, stream_);
   const std::vector<int32_t> feature_rows =
@@ -369,10 +371,12 @@ void CudaBackend::Prefill(const kernels::AttentionRows& rows,
                           std::vector<kernels::PrefillSegment> segments) {
   if (segments.empty()) return;
   const int64_t layer_elements = layout_.num_kv_heads * layout_.ElementsPerHead();
-  const bool bf16_state = layout_.dtype == StateDType::kBFloat16;
-  // A bf16 state is prefilled on an fp32 copy and rounded once at the end, as on the CPU.
+  // A bf16 state is rounded once at the end, as on the CPU: the tensor-core prefill keeps it in
+  // fp32 registers between its chunks; other paths prefill an fp32 copy.
+  const bool widen = layout_.dtype == StateDType::kBFloat16 &&
+                    !kernels::UsesTensorCorePrefill(shape_.head_dim, shape_.degree);
   std::vector<uint16_t*> stored(segments.size());
-  if (bf16_state) {
+  if (widen) {
     float* widened = widened_states_.Reserve(segments.size() * layer_elements);
     for (size_t i = 0; i < segments.size(); ++i) {
       stored[i] = reinterpret_cast<uint16_t*>(segments[i].state);
@@ -388,7 +392,7 @@ void CudaBackend::Prefill(const kernels::AttentionRows& rows,
                         static_cast<int64_t>(segments.size()),
                         prefill_chunks_.Upload(chunks, stream_), chunk_count, workspace, stream_);
   CheckLaunch("PowerPrefill");
-  for (size_t i = 0; bf16_state && i < segments.size(); ++i) {
+  for (size_t i = 0; widen && i < segments.size(); ++i) {
     kernels::FloatToBf16(segments[i].state, stored[i], layer_elements, stream_);
   }
 }
