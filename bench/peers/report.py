@@ -1,6 +1,7 @@
 """Turns one GPU run of tests/gpu/run.sh (its $OUT folder) into bench/results/.
 
 usage: report.py RUN_DIR RESULTS_DIR [--commit SHA] [--engine_run DIR --engine_commit SHA]
+                 [--peers_from KERNELS_JSON]
 Writes kernels.json (the issue's schema), kernels.md (tables with ratios to the ceilings and the
 peers of the same run), kernels_prefill.png (tokens/s against context, sympow vs SDPA) and
 gpu_correctness.md (every [figure] line the GPU tests printed).
@@ -48,18 +49,29 @@ def manifest_prefill(manifest, shape, context):
     return entry[0]["tokens_per_s"] if entry else None
 
 
-def build(run_dir, commit, engine_run=None, engine_commit=None):
+def load_peers(run_dir, peers_from):
+    """The peers and Manifest's figures of this run, or those of an earlier report (peers_from)."""
+    if peers_from is None:
+        with open(os.path.join(run_dir, "peers.json")) as f:
+            peers = json.load(f)
+        manifest = None
+        if os.path.exists(os.path.join(run_dir, "manifest.json")):
+            with open(os.path.join(run_dir, "manifest.json")) as f:
+                manifest = json.load(f)
+        return peers, manifest, None
+    with open(peers_from) as f:
+        earlier = json.load(f)
+    manifest = earlier["manifest"] if isinstance(earlier["manifest"], dict) else None
+    return earlier["peers"], manifest, earlier["commit"]
+
+
+def build(run_dir, commit, engine_run=None, engine_commit=None, peers_from=None):
     with open(os.path.join(run_dir, "kernels_bench.json")) as f:
         bench = json.load(f)
-    with open(os.path.join(run_dir, "peers.json")) as f:
-        peers = json.load(f)
-    manifest = None
-    if os.path.exists(os.path.join(run_dir, "manifest.json")):
-        with open(os.path.join(run_dir, "manifest.json")) as f:
-            manifest = json.load(f)
+    peers, manifest, peers_commit = load_peers(run_dir, peers_from)
     report = {"gpu": bench["gpu"], "commit": commit, "copy_TBps": bench["copy_TBps"],
               "gemm_TFLOPs": bench["gemm_TFLOPs"], "torch": peers["torch"], "decode": [],
-              "prefill": [], "peers": peers,
+              "prefill": [], "peers": peers, "peers_commit": peers_commit or commit,
               "manifest": manifest or "not measured in this run"}
     for d in bench["decode"]:
         naive = nearest([n for n in peers["naive_decode"]], "sessions", d["sessions"])
@@ -99,19 +111,29 @@ def ratio(a, b):
 
 
 def markdown(report, figures):
+    same_run = report["peers_commit"] == report["commit"]
     lines = [f"# CUDA kernels on {report['gpu']} (commit {report['commit'][:10]})", "",
-             "One run of `tests/gpu/run.sh device`: ceilings, sympow's kernels and the peers were all "
-             "measured in it. Regenerate with `tests/gpu/run.sh report DIR`.", "",
+             ("One run of `tests/gpu/run.sh device`: ceilings, sympow's kernels and the peers were all "
+              "measured in it." if same_run else
+              "One run of `tests/gpu/run.sh device`: the ceilings and sympow's kernels were measured in "
+              f"it; the peers (SDPA, naive torch, Manifest) are those of commit {report['peers_commit'][:10]}'s "
+              "run on the same GPU model (their code did not change).") +
+             " Regenerate with `tests/gpu/run.sh report DIR`.", "",
              f"- device copy bandwidth (read + write): **{report['copy_TBps']:.2f} TB/s**",
              f"- cuBLAS BF16 GEMM 8192³: **{report['gemm_TFLOPs']:.0f} TFLOP/s**",
              f"- peers: torch {report['torch']} SDPA (FlashAttention backend) for a 12×64 softmax layer; "
              "a plain PyTorch power attention (quadratic form for prefill, expanded-state einsum for decode)",
              manifest_line(report), "",
              "## Decode: one token for every session, all layers (CUDA graph replay)", "",
-             "| shape | sessions | state | bytes/session | µs/step | eager µs | state TB/s | of copy BW | "
-             "SDPA µs/step at 4k / 128k / 1M | sympow vs SDPA at 128k / 1M | naive torch µs | "
-             "Manifest µs/step graph / Python | sympow vs Manifest graph |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "Each session's state is read every step and written once every N = 64 steps, when its "
+             "decode buffer folds (MODEL.md): µs/step is a step with its share of a fold, "
+             "(N − 1 steps + a fold of every session) / N; the traffic counted for the bandwidth is the "
+             "same (S and z read every step, read and written once a fold, the buffer read). "
+             "µs/step without folds and the fold (every session, every layer) are also shown.", "",
+             "| shape | sessions | state | bytes/session | µs/step | without folds | a fold | eager µs | "
+             "state TB/s | of copy BW | SDPA µs/step at 4k / 128k / 1M | sympow vs SDPA at 128k / 1M | "
+             "naive torch µs | Manifest µs/step graph / Python | sympow vs Manifest graph |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for d in report["decode"]:
         sdpa = d["sdpa_us_per_step"]
         sdpa_text = " / ".join(f"{sdpa[k]:,.0f}" for k in ("4k", "128k", "1M")) if sdpa else "—"
@@ -120,7 +142,8 @@ def markdown(report, figures):
         manifest = (f"{d['manifest_us_per_step']:,.0f} / {d['manifest_us_per_step_python']:,.0f}"
                     if d["manifest_us_per_step"] else "—")
         lines.append(f"| {d['shape']} | {d['sessions']} | {d['state_dtype']} | {d['state_bytes_per_session'] / 1e6:.1f} MB | "
-                     f"{d['us_per_step']:,.0f} | {d['us_per_step_eager']:,.0f} | {d['state_TBps']:.2f} | "
+                     f"{d['us_per_step']:,.0f} | {d['us_per_step_without_fold']:,.0f} | "
+                     f"{d['fold_us']:,.0f} | {d['us_per_step_eager']:,.0f} | {d['state_TBps']:.2f} | "
                      f"**{100 * d['bw_fraction']:.0f}%** | {sdpa_text} | {vs} | {naive} | {manifest} | "
                      f"{ratio(d['manifest_us_per_step'], d['us_per_step'])} |")
     lines += ["", "## Prefill: one layer, one sequence, from an empty state (passes of 64k tokens)", "",
@@ -194,9 +217,11 @@ def main():
     parser.add_argument("--commit", default=None, help="the commit RUN_DIR measured (default HEAD)")
     parser.add_argument("--engine_run", default=None, help="take engine_bench.json from this run")
     parser.add_argument("--engine_commit", default=None, help="the commit --engine_run measured")
+    parser.add_argument("--peers_from", default=None,
+                        help="take the peers from this earlier kernels.json when RUN_DIR has none")
     args = parser.parse_args()
     commit = args.commit or subprocess.check_output(["git", "rev-parse", "HEAD"], text=True).strip()
-    report = build(args.run_dir, commit, args.engine_run, args.engine_commit)
+    report = build(args.run_dir, commit, args.engine_run, args.engine_commit, args.peers_from)
     with open(os.path.join(args.run_dir, "gpu_tests.log")) as f:
         log = f.read()
     figures = re.findall(r"\[figure\] (.*)", log)
