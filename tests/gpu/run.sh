@@ -72,7 +72,7 @@ device)
       --file tests/fixtures/heldout.txt 2>&1 | tail -3 | tee "$OUT/perplexity_cuda.log" || status=1
   fi
   if wants kernels; then
-    timeout 200 "$bundle/bin/cuda_kernels_bench" --out "$OUT/kernels_bench.json" 2>&1 | tee "$OUT/kernels_bench.log" || status=1
+    timeout 260 "$bundle/bin/cuda_kernels_bench" --out "$OUT/kernels_bench.json" 2>&1 | tee "$OUT/kernels_bench.log" || status=1
   fi
   if [[ ",$parts," == *",decode,"* ]]; then
     timeout 200 "$bundle/bin/cuda_kernels_bench" --prefill=false --out "$OUT/kernels_decode.json" 2>&1 | tee "$OUT/kernels_decode.log" || status=1
