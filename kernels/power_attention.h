@@ -97,10 +97,11 @@ int64_t DecodeScratchFloats(const PowerAttentionShape& shape, int64_t count);
 // Decodes one token for each of `count` rows, whose DecodeRow::state is the start of the
 // session's state slot (so one row list serves every layer): adds the token to each kv head's
 // decode buffer, which must have room, and writes the outputs from S and z (only read) and the
-// buffer.
+// buffer. Rows whose state is `padding_state` (a recorded batch's padding) leave it as it was.
 void PowerDecode(const PowerAttentionShape& shape, const AttentionRows& rows,
                  const DecodeRow* decode_rows, int64_t count, LayerOffsets layer,
-                 bool bf16_state, float* scratch, cudaStream_t stream);
+                 bool bf16_state, float* scratch, cudaStream_t stream,
+                 const void* padding_state = nullptr);
 
 // Copies each session's buffered tokens of one layer into rows (k, v [rows × kv_heads·d], log
 // gates [rows × kv_heads]) and empties the buffers: prefilling those rows into the states folds

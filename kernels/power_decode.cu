@@ -452,11 +452,12 @@ size_t FinishSharedBytes(const PowerAttentionShape& shape) {
 // then writes each query head g of the group, out = (e^A·s^p·num + Σ_s w_s v_s) / (e^A·s^p·den +
 // Σ_s w_s + ε) over the buffered tokens s (this one included), w_s = (s·q·k_s)^p·e^{A_s}, A_s the
 // log gates after s and A all of the buffer's; num and den are StreamStates' sums. The buffer
-// must have room (the engine folds full ones). Tokens pass through shared memory in chunks,
-// each chunk's keys and values loaded at once.
+// must have room (the engine folds full ones); rows on `padding_state` (padding of a recorded
+// batch, which nothing folds) attend the same way but leave their buffers empty. Tokens pass
+// through shared memory in chunks, each chunk's keys and values loaded at once.
 __global__ void FinishHeads(PowerAttentionShape shape, AttentionRows rows,
                             const DecodeRow* decode_rows, LayerOffsets layer,
-                            DecodeScratch scratch) {
+                            DecodeScratch scratch, const void* padding_state) {
   constexpr int kOutputsPerThread = kMaxGroup * 128 / kThreads;
   extern __shared__ __align__(16) float shared[];
   const int d = shape.head_dim;
@@ -578,6 +579,7 @@ __global__ void FinishHeads(PowerAttentionShape shape, AttentionRows rows,
     }
   }
   // The token joins the buffer (every thread has read the old count and tokens by now).
+  if (decode.state == padding_state) return;
   __syncthreads();
   for (int j = threadIdx.x; j < d; j += blockDim.x) {
     buffered_keys[(n - 1) * d + j] = new_key[j];
@@ -622,7 +624,8 @@ int64_t DecodeScratchFloats(const PowerAttentionShape& shape, int64_t count) {
 
 void PowerDecode(const PowerAttentionShape& shape, const AttentionRows& rows,
                  const DecodeRow* decode_rows, int64_t count, LayerOffsets layer,
-                 bool bf16_state, float* scratch, cudaStream_t stream) {
+                 bool bf16_state, float* scratch, cudaStream_t stream,
+                 const void* padding_state) {
   if (count == 0) return;
   const int group = shape.num_heads / shape.num_kv_heads;
   cudaMemsetAsync(scratch, 0, DecodeScratchFloats(shape, count) * sizeof(float), stream);
@@ -651,7 +654,8 @@ void PowerDecode(const PowerAttentionShape& shape, const AttentionRows& rows,
     }
   }
   FinishHeads<<<dim3(shape.num_kv_heads, static_cast<unsigned>(count)), kThreads,
-                FinishSharedBytes(shape), stream>>>(shape, rows, decode_rows, layer, sums);
+                FinishSharedBytes(shape), stream>>>(shape, rows, decode_rows, layer, sums,
+                                                    padding_state);
 }
 
 void GatherDecodeBuffers(const PowerAttentionShape& shape, const BufferedRows* sessions,

@@ -358,7 +358,8 @@ void CudaBackend::PowerAttention(const PowerAttentionArgs& args) {
   if (count > 0) {
     float* scratch = decode_scratch_.Reserve(kernels::DecodeScratchFloats(shape_, count));
     kernels::PowerDecode(shape_, rows, device_rows, count, offsets,
-                         layout_.dtype == StateDType::kBFloat16, scratch, stream_);
+                         layout_.dtype == StateDType::kBFloat16, scratch, stream_,
+                         SlotData(PaddingStateSlot()));
     CheckLaunch("PowerDecode");
   }
 }
