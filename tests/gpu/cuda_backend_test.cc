@@ -341,43 +341,60 @@ TEST(GpuModel, BundledModelLogitsMatchTheCpuEngine) {
   EXPECT_LT(decode_worst, kGpuLogitTolerance);
 }
 
-// Decode steps replayed as CUDA graphs give the logits of the same steps run operation by
-// operation: batches padded to recorded sizes (5 → 8 rows, 12 → 16, 3 → 4), a recording made
-// stale by a longer batch in between and captured again, and single-session steps.
-TEST(GpuModel, RecordedDecodeStepsMatchStepsRunOperationByOperation) {
-  const std::string dir = SourcePath("models/sympow-tiny");
-  auto recorded = testing::MakeEngine(dir, "cuda");
-  auto eager = testing::MakeEngine(dir, "cuda", {.record_decode_steps = false});
-  ASSERT_NE(recorded, nullptr);
-  ASSERT_NE(eager, nullptr);
-  const std::vector<int32_t> ids = testing::HeldOutTokens(SourcePath(""), *eager);
-  constexpr int kSessions = 12, kPrompt = 100;
-  std::vector<SessionId> on_recorded, on_eager;
-  for (int i = 0; i < kSessions; ++i) {
-    const std::span<const int32_t> prompt = std::span(ids).subspan(i * 1000, kPrompt);
-    on_recorded.push_back(recorded->CreateSession().value());
-    on_eager.push_back(eager->CreateSession().value());
-    recorded->Prefill(on_recorded.back(), prompt).value();
-    eager->Prefill(on_eager.back(), prompt).value();
+// The bundled model on two CUDA engines, one replaying decode steps as CUDA graphs, one running
+// them operation by operation, with the same sessions prefilled on both (session i from token
+// i·1000 of the held-out text).
+class RecordedAndEager : public ::testing::Test {
+ protected:
+  void Prefill(int sessions, int prompt) {
+    const std::string dir = SourcePath("models/sympow-tiny");
+    recorded = testing::MakeEngine(dir, "cuda");
+    eager = testing::MakeEngine(dir, "cuda", {.record_decode_steps = false});
+    ASSERT_NE(recorded, nullptr);
+    ASSERT_NE(eager, nullptr);
+    ids = testing::HeldOutTokens(SourcePath(""), *eager);
+    prompt_tokens = prompt;
+    for (int i = 0; i < sessions; ++i) {
+      const std::span<const int32_t> tokens = std::span(ids).subspan(i * 1000, prompt);
+      on_recorded.push_back(recorded->CreateSession().value());
+      on_eager.push_back(eager->CreateSession().value());
+      recorded->Prefill(on_recorded.back(), tokens).value();
+      eager->Prefill(on_eager.back(), tokens).value();
+    }
   }
-  double worst = 0.0;
-  int64_t step = 0;
-  auto decode = [&](int sessions) {
+  // The next decode step of the first `sessions` sessions on both engines; the largest relative
+  // difference of their logits.
+  double Step(int sessions) {
     std::vector<DecodeInput> a, b;
     for (int i = 0; i < sessions; ++i) {
-      const int32_t token = ids[i * 1000 + kPrompt + step];
+      const int32_t token = ids[i * 1000 + prompt_tokens + step];
       a.push_back({on_recorded[i], token});
       b.push_back({on_eager[i], token});
     }
     ++step;
-    worst = std::max(worst,
-                     MaxRelativeError(recorded->Decode(a).value(), eager->Decode(b).value()));
-  };
-  for (int sessions : {5, 5, 5, 12, 12, 12, 1, 1, 1, 3, 3}) decode(sessions);
+    const absl::StatusOr<std::vector<float>> got = recorded->Decode(a);
+    EXPECT_TRUE(got.ok()) << got.status();
+    return got.ok() ? MaxRelativeError(*got, eager->Decode(b).value()) : 1.0;
+  }
+
+  std::unique_ptr<Engine> recorded, eager;
+  std::vector<int32_t> ids;
+  std::vector<SessionId> on_recorded, on_eager;
+  int prompt_tokens = 0;
+  int64_t step = 0;
+};
+
+// Decode steps replayed as CUDA graphs give the logits of the same steps run operation by
+// operation: batches padded to recorded sizes (5 → 8 rows, 12 → 16, 3 → 4), a recording made
+// stale by a longer batch in between and captured again, and single-session steps.
+TEST_F(RecordedAndEager, RecordedDecodeStepsMatchStepsRunOperationByOperation) {
+  ASSERT_NO_FATAL_FAILURE(Prefill(12, 100));
+  double worst = 0.0;
+  for (int sessions : {5, 5, 5, 12, 12, 12, 1, 1, 1, 3, 3}) worst = std::max(worst, Step(sessions));
   // A 3,000-token prefill grows the activations: every recording is stale after it.
   SessionId long_recorded = recorded->CreateSession().value();
   recorded->Prefill(long_recorded, std::span(ids).first(3000)).value();
-  for (int sessions : {5, 5, 5, 5}) decode(sessions);
+  for (int sessions : {5, 5, 5, 5}) worst = std::max(worst, Step(sessions));
   const Backend::RecordingCounts counts = recorded->backend().recording_counts();
   Report("recorded (CUDA graph) decode steps vs eager steps, logits", worst);
   std::printf("[figure] CUDA graphs captured %lld, replayed %lld\n",
@@ -391,34 +408,11 @@ TEST(GpuModel, RecordedDecodeStepsMatchStepsRunOperationByOperation) {
 // Padding rows decode on a spare slot that nothing folds: over several buffer cycles of padded
 // steps (5 sessions → 8 rows) its decode buffers stay empty, while the sessions' own buffers fold
 // and their logits match the same steps run operation by operation.
-TEST(GpuModel, PaddedStepsOverManyBufferCyclesLeaveThePaddingSlotEmpty) {
-  const std::string dir = SourcePath("models/sympow-tiny");
-  auto recorded = testing::MakeEngine(dir, "cuda");
-  auto eager = testing::MakeEngine(dir, "cuda", {.record_decode_steps = false});
-  ASSERT_NE(recorded, nullptr);
-  ASSERT_NE(eager, nullptr);
-  const std::vector<int32_t> ids = testing::HeldOutTokens(SourcePath(""), *eager);
-  constexpr int kSessions = 5, kPrompt = 10;
-  std::vector<SessionId> on_recorded, on_eager;
-  for (int i = 0; i < kSessions; ++i) {
-    const std::span<const int32_t> prompt = std::span(ids).subspan(i * 1000, kPrompt);
-    on_recorded.push_back(recorded->CreateSession().value());
-    on_eager.push_back(eager->CreateSession().value());
-    recorded->Prefill(on_recorded.back(), prompt).value();
-    eager->Prefill(on_eager.back(), prompt).value();
-  }
-  const int64_t steps = 3 * recorded->config().decode_buffer_tokens + 5;
+TEST_F(RecordedAndEager, PaddedStepsOverManyBufferCyclesLeaveThePaddingSlotEmpty) {
+  ASSERT_NO_FATAL_FAILURE(Prefill(5, 10));
   double worst = 0.0;
-  for (int64_t step = 0; step < steps; ++step) {
-    std::vector<DecodeInput> a, b;
-    for (int i = 0; i < kSessions; ++i) {
-      const int32_t token = ids[i * 1000 + kPrompt + step];
-      a.push_back({on_recorded[i], token});
-      b.push_back({on_eager[i], token});
-    }
-    const absl::StatusOr<std::vector<float>> got = recorded->Decode(a);
-    ASSERT_TRUE(got.ok()) << got.status();
-    worst = std::max(worst, MaxRelativeError(*got, eager->Decode(b).value()));
+  for (int64_t i = 0; i < 3 * recorded->config().decode_buffer_tokens + 5; ++i) {
+    worst = std::max(worst, Step(5));
   }
   Backend& backend = recorded->backend();
   std::vector<std::byte> padding(backend.state_layout().Bytes());
