@@ -40,7 +40,9 @@ constexpr size_t kStagingBytes = size_t{kStages} * kStageRows * kThreads * 16;
 // StreamStatesMma: each warp streams its own blocks of 16 rows through a double buffer.
 constexpr int kWarps = kThreads / 32;
 constexpr int kMmaStages = 2;
-__host__ __device__ constexpr size_t MmaStagingBytes(int head_dim) { return size_t{kWarps} * kMmaStages * 16 * head_dim * 2; }
+__host__ __device__ constexpr size_t MmaStagingBytes(int head_dim) {
+  return size_t{kWarps} * kMmaStages * 16 * head_dim * 2;
+}
 
 // Shared memory besides the staging: q, φ(q) of the tile's features, the numerators' sums.
 size_t TileSharedBytes(const PowerAttentionShape& shape, int tile_features) {
@@ -57,8 +59,9 @@ struct TilePlan {
 };
 
 // Tiles of at most 128 KB of state amortise a block's set-up (q, φ(q) of its features, the sums'
-// atomics) over more state; swept on an H200 (bench/results/raw/decode_tile_sweep.log): 128 KB beat
-// 64 KB by 2–5 points of copy bandwidth and 32 KB by up to 30 on the 14B shape. A block's set-up
+// atomics) over more state; swept on an H200 for the kernel that rewrote the state every token
+// (bench/results/raw/decode_tile_sweep.log): 128 KB beat 64 KB by 2–5 points of copy bandwidth
+// and 32 KB by up to 30 on the 14B shape. A block's set-up
 // costs about as much as streaming kSetupBytesPerHead more state for each query head of its group.
 constexpr int64_t kTileBytes = 128 * 1024;
 constexpr int64_t kSetupBytesPerHead = 4 * 1024;
@@ -73,8 +76,8 @@ TilePlan PlanTiles(const PowerAttentionShape& shape, int64_t count, int64_t row_
   const int group = shape.num_heads / shape.num_kv_heads;
   const int64_t D = shape.expanded_dim;
   auto round_up = [&](int64_t features) { return (features + rounding - 1) / rounding * rounding; };
-  const int64_t tile_bytes =
-      std::min(kTileBytes, std::max<int64_t>(rounding, most_features / rounding * rounding) * row_bytes);
+  const int64_t largest_tile = std::max<int64_t>(rounding, most_features / rounding * rounding);
+  const int64_t tile_bytes = std::min(kTileBytes, largest_tile * row_bytes);
   const int64_t fewest_tiles = (D * row_bytes + tile_bytes - 1) / tile_bytes;
   const int64_t pairs = count * shape.num_kv_heads;
   // Beyond two waves' worth of extra tiles, finer cuts only add set-up.
