@@ -136,16 +136,11 @@ absl::Status Engine::StartFromPrefix(SessionId session, std::span<const std::byt
     return absl::FailedPreconditionError(
         absl::StrCat("session ", session, " already holds ", (*found)->length, " tokens"));
   }
-  if (static_cast<int64_t>(state.size()) != backend_->state_layout().Bytes()) {
-    return absl::InvalidArgumentError(absl::StrCat("a state of ", state.size(),
-                                                   " bytes does not fit this model's ",
-                                                   backend_->state_layout().Bytes()));
-  }
+  absl::StatusOr<int64_t> buffered = BufferedTokens(backend_->state_layout(), state);
+  if (!buffered.ok()) return buffered.status();
   const SessionId kept[] = {session};
   absl::StatusOr<int32_t> slot = tiers_.Slot(session, kept);
   if (!slot.ok()) return slot.status();
-  absl::StatusOr<int64_t> buffered = BufferedTokens(backend_->state_layout(), state);
-  if (!buffered.ok()) return buffered.status();
   backend_->WriteStateSlot(*slot, state);
   (*found)->buffered = *buffered;
   (*found)->length = key.length;
@@ -307,15 +302,10 @@ absl::StatusOr<Engine::StepResult> Engine::Step(std::span<const StepInput> input
 }
 
 absl::StatusOr<SessionId> Engine::RestoreSession(std::span<const std::byte> state, int64_t length) {
-  if (static_cast<int64_t>(state.size()) != backend_->state_layout().Bytes()) {
-    return absl::InvalidArgumentError(absl::StrCat("a state of ", state.size(),
-                                                   " bytes does not fit this model's ",
-                                                   backend_->state_layout().Bytes()));
-  }
-  if (length < 0)
-    return absl::InvalidArgumentError(absl::StrCat("length ", length, " is negative"));
   absl::StatusOr<int64_t> buffered = BufferedTokens(backend_->state_layout(), state);
   if (!buffered.ok()) return buffered.status();
+  if (length < 0)
+    return absl::InvalidArgumentError(absl::StrCat("length ", length, " is negative"));
   absl::StatusOr<SessionId> session = CreateSession();
   if (!session.ok()) return session.status();
   backend_->WriteStateSlot(tiers_.Slot(*session).value(), state);

@@ -22,8 +22,9 @@ StateLayout StateLayout::ForConfig(const ModelConfig& config) {
 absl::StatusOr<int64_t> BufferedTokens(const StateLayout& layout,
                                        std::span<const std::byte> state) {
   if (static_cast<int64_t>(state.size()) != layout.Bytes()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("a state of ", state.size(), " bytes; this model's are ", layout.Bytes()));
+    return absl::InvalidArgumentError(absl::StrCat("a state of ", state.size(),
+                                                   " bytes does not fit this model's ",
+                                                   layout.Bytes()));
   }
   int64_t tokens = -1;
   for (int64_t layer = 0; layer < layout.num_layers; ++layer) {

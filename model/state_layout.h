@@ -67,8 +67,9 @@ struct DecodeBufferView {
   float* value(int64_t i) const { return log_gates() + capacity + (capacity + i) * head_dim; }
 };
 
-// The tokens in a state's decode buffers, checked: every layer and kv head holds the same whole
-// number in [0, N) (the engine folds a buffer as it fills). INVALID_ARGUMENT otherwise.
+// The tokens in a state's decode buffers, checked: the state has this layout's size and every
+// layer and kv head holds the same whole number in [0, N) (the engine folds a buffer as it
+// fills). INVALID_ARGUMENT otherwise.
 absl::StatusOr<int64_t> BufferedTokens(const StateLayout& layout, std::span<const std::byte> state);
 
 }  // namespace sympow
