@@ -48,26 +48,33 @@ struct AttentionShape {
 const AttentionShape k124m{"124m", 12, 12, 12, 64, 2};
 const AttentionShape k14b{"14b", 40, 40, 8, 128, 2};
 
-// Median milliseconds of `run` over `repeats` timed calls after two warm-up calls.
-double TimeMs(cudaStream_t stream, int repeats, const std::function<void()>& run) {
+// Milliseconds of one call of `run`, between events on the stream.
+double ElapsedMs(cudaStream_t stream, const std::function<void()>& run) {
   cudaEvent_t start, stop;
   cudaEventCreate(&start);
   cudaEventCreate(&stop);
-  for (int i = 0; i < 2; ++i) run();
-  std::vector<double> times;
-  for (int i = 0; i < repeats; ++i) {
-    cudaEventRecord(start, stream);
-    run();
-    cudaEventRecord(stop, stream);
-    CudaCheck(cudaEventSynchronize(stop), "timing");
-    float ms = 0;
-    cudaEventElapsedTime(&ms, start, stop);
-    times.push_back(ms);
-  }
+  cudaEventRecord(start, stream);
+  run();
+  cudaEventRecord(stop, stream);
+  CudaCheck(cudaEventSynchronize(stop), "timing");
+  float ms = 0;
+  cudaEventElapsedTime(&ms, start, stop);
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
-  std::nth_element(times.begin(), times.begin() + times.size() / 2, times.end());
-  return times[times.size() / 2];
+  return ms;
+}
+
+double Median(std::vector<double> values) {
+  std::nth_element(values.begin(), values.begin() + values.size() / 2, values.end());
+  return values[values.size() / 2];
+}
+
+// Median milliseconds of `run` over `repeats` timed calls after two warm-up calls.
+double TimeMs(cudaStream_t stream, int repeats, const std::function<void()>& run) {
+  for (int i = 0; i < 2; ++i) run();
+  std::vector<double> times;
+  for (int i = 0; i < repeats; ++i) times.push_back(ElapsedMs(stream, run));
+  return Median(times);
 }
 
 // Device-to-device copy of 2 GiB; bytes moved = read + written.
@@ -248,31 +255,20 @@ nlohmann::json BenchDecode(const AttentionShape& s, int sessions, bool bf16, dou
     }
   };
   std::vector<double> fold_times;
+  // Median ms per step over timed windows of N − 1 steps, each after a timed fold.
   auto time_windows = [&](const std::function<void()>& one_step) {
     std::vector<double> per_step;
-    cudaEvent_t start, stop;
-    cudaEventCreate(&start);
-    cudaEventCreate(&stop);
     for (int repeat = 0; repeat < 4; ++repeat) {  // the first is a warm-up
-      cudaEventRecord(start, stream);
-      fold_buffers();
-      cudaEventRecord(stop, stream);
-      CudaCheck(cudaEventSynchronize(stop), "timing");
-      float fold_ms = 0;
-      cudaEventElapsedTime(&fold_ms, start, stop);
-      if (repeat > 0) fold_times.push_back(fold_ms);
-      cudaEventRecord(start, stream);
-      for (int i = 0; i < window; ++i) one_step();
-      cudaEventRecord(stop, stream);
-      CudaCheck(cudaEventSynchronize(stop), "timing");
-      float ms = 0;
-      cudaEventElapsedTime(&ms, start, stop);
-      if (repeat > 0) per_step.push_back(ms / window);
+      const double fold_ms = ElapsedMs(stream, fold_buffers);
+      const double window_ms = ElapsedMs(stream, [&] {
+        for (int i = 0; i < window; ++i) one_step();
+      });
+      if (repeat > 0) {
+        fold_times.push_back(fold_ms);
+        per_step.push_back(window_ms / window);
+      }
     }
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
-    std::sort(per_step.begin(), per_step.end());
-    return per_step[per_step.size() / 2];
+    return Median(per_step);
   };
   const double eager_ms = time_windows(step);
   // The same step captured once as a CUDA graph and replayed, as the server's decode loop can.
@@ -287,8 +283,7 @@ nlohmann::json BenchDecode(const AttentionShape& s, int sessions, bool bf16, dou
   cudaGraphExecDestroy(exec);
   cudaGraphDestroy(graph);
   // A session folds once every N tokens: the step amortised over a buffer's cycle.
-  std::sort(fold_times.begin(), fold_times.end());
-  const double fold_ms = fold_times[fold_times.size() / 2];
+  const double fold_ms = Median(fold_times);
   const double N = shape.buffer_tokens;
   const double amortized_ms = graph_ms + fold_ms / N;
   // Bytes a step moves on average: S and z read once; the buffered keys and values (half full on

@@ -395,10 +395,11 @@ __global__ void __launch_bounds__(kThreads, MmaBlocksPerSM(kHeadDim))
 }
 
 template <typename Storage>
-void LaunchStreamStates(int group, unsigned blocks, size_t shared, cudaStream_t stream,
+void LaunchStreamStates(int group, size_t shared, cudaStream_t stream,
                         const PowerAttentionShape& shape, const float* q,
                         const DecodeRow* decode_rows, int64_t state_offset, TilePlan plan,
                         DecodeScratch scratch) {
+  const unsigned blocks = static_cast<unsigned>(plan.items);
   switch (KernelGroup(group)) {
     case 1:
       return StreamStates<Storage, 1><<<blocks, kThreads, shared, stream>>>(
@@ -647,13 +648,12 @@ void PowerDecode(const PowerAttentionShape& shape, const AttentionRows& rows,
                              sizeof(float)) / group,
         int64_t{MultiprocessorCount()} * BlocksPerSM(KernelGroup(group)));
     const size_t shared = kStagingBytes + TileSharedBytes(shape, plan.tile_features);
-    const unsigned blocks = static_cast<unsigned>(plan.items);
     if (bf16_state) {
-      LaunchStreamStates<__nv_bfloat16>(group, blocks, shared, stream, shape, rows.q,
-                                        decode_rows, layer.state, plan, sums);
+      LaunchStreamStates<__nv_bfloat16>(group, shared, stream, shape, rows.q, decode_rows,
+                                        layer.state, plan, sums);
     } else {
-      LaunchStreamStates<float>(group, blocks, shared, stream, shape, rows.q, decode_rows,
-                                layer.state, plan, sums);
+      LaunchStreamStates<float>(group, shared, stream, shape, rows.q, decode_rows, layer.state,
+                                plan, sums);
     }
   }
   FinishHeads<<<dim3(shape.num_kv_heads, static_cast<unsigned>(count)), kThreads,

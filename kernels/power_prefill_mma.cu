@@ -280,7 +280,7 @@ __global__ void __launch_bounds__(Mma<kD>::kStateWarps * 32)
     if (element < 0) {
       a = 0.0f;
     } else {
-      a = shape.bf16_states ? __bfloat162float(bf16_state[element]) : state[element];
+      a = shape.bf16_states ? LoadOne(bf16_state + element) : LoadOne(state + element);
     }
   });
 
@@ -349,9 +349,9 @@ __global__ void __launch_bounds__(Mma<kD>::kStateWarps * 32)
   each_element([&](float& a, int64_t element) {
     if (element < 0) return;
     if (shape.bf16_states) {
-      bf16_state[element] = __float2bfloat16_rn(a);
+      StoreOne(bf16_state + element, a);
     } else {
-      state[element] = a;
+      StoreOne(state + element, a);
     }
   });
 }
