@@ -32,6 +32,23 @@ __device__ inline float EvenPower(float x, int degree) {
   return result;
 }
 
+// Inclusive scan of one value per lane over a whole warp: the sum of this lane's and every
+// earlier lane's (kFromRight false), or of this lane's and every later lane's (kFromRight true).
+template <bool kFromRight>
+__device__ inline float WarpInclusiveScan(float value) {
+  const int lane = threadIdx.x % 32;
+  for (int offset = 1; offset < 32; offset *= 2) {
+    if (kFromRight) {
+      const float other = __shfl_down_sync(0xffffffffu, value, offset);
+      if (lane + offset < 32) value += other;
+    } else {
+      const float other = __shfl_up_sync(0xffffffffu, value, offset);
+      if (lane >= offset) value += other;
+    }
+  }
+  return value;
+}
+
 // Called by one whole warp: out[t] = Σ_{s≤t} log_gate of the chunk's token s, for the chunk's
 // kChunk tokens from `first_row` (tokens at or past n, and every token without gating, add 0).
 template <int kChunk>
@@ -48,12 +65,7 @@ __device__ void ChunkLogGates(const float* log_gate, int kv_heads, int kv_head, 
     values[i] = log_gate && t < n ? log_gate[(first_row + t) * kv_heads + kv_head] : 0.0f;
     total += values[i];
   }
-  float before = total;
-  for (int offset = 1; offset < 32; offset *= 2) {
-    const float other = __shfl_up_sync(0xffffffffu, before, offset);
-    if (lane >= offset) before += other;
-  }
-  float running = before - total;
+  float running = WarpInclusiveScan<false>(total) - total;
 #pragma unroll
   for (int i = 0; i < kPerLane; ++i) {
     running += values[i];
@@ -75,11 +87,7 @@ __device__ inline float DecaysToNow(const float* log_gates, int n, float* decay)
     values[i] = s < n ? log_gates[s] : 0.0f;
     total += values[i];
   }
-  float from_here = total;  // this lane's tokens and every later lane's
-  for (int offset = 1; offset < 32; offset *= 2) {
-    const float other = __shfl_down_sync(0xffffffffu, from_here, offset);
-    if (lane + offset < 32) from_here += other;
-  }
+  const float from_here = WarpInclusiveScan<true>(total);  // this lane's tokens and later lanes'
   float later = from_here - total;
 #pragma unroll
   for (int i = kPerLane - 1; i >= 0; --i) {
