@@ -36,6 +36,10 @@ ABSL_FLAG(bool, prefill, true, "measure prefill (false: decode only, e.g. under 
 ABSL_FLAG(std::vector<std::string>, decode_sessions,
           std::vector<std::string>({"1", "16", "64", "256"}),
           "session counts decode is measured at, ascending");
+ABSL_FLAG(std::vector<std::string>, decode_shapes, std::vector<std::string>({"124m", "14b"}),
+          "shapes decode is measured at (124m, 14b), e.g. one alone under a profiler");
+ABSL_FLAG(std::vector<std::string>, decode_state_dtypes,
+          std::vector<std::string>({"float32", "bfloat16"}), "state dtypes decode is measured with");
 
 namespace sympow {
 namespace {
@@ -201,7 +205,7 @@ nlohmann::json BenchDecode(const AttentionShape& s, int sessions, bool bf16, dou
   };
   // Decode steps fill the buffers; between timed windows of N − 1 steps they are folded into the
   // states as CudaBackend::FoldDecodeBuffers does: the buffered tokens gathered into rows and
-  // prefilled with zero queries (outputs unused), straight into the states.
+  // prefilled without queries or outputs, straight into the states.
   const int window = shape.buffer_tokens - 1;
   if (bf16 && !kernels::UsesTensorCorePrefill(shape.head_dim, shape.degree)) {
     spdlog::critical("{}: a bf16 state folds through the tensor-core prefill only", s.name);
@@ -221,7 +225,7 @@ nlohmann::json BenchDecode(const AttentionShape& s, int sessions, bool bf16, dou
   }
   // Every layer's segments hold the same rows, so one plan serves them all.
   std::vector<kernels::PrefillSegment> first_layer(segments.begin(), segments.begin() + sessions);
-  const std::vector<kernels::PrefillChunk> chunks = kernels::PlanPrefill(fold_shape, first_layer);
+  const std::vector<kernels::PrefillChunk> chunks = kernels::PlanPrefill(fold_shape, first_layer, false);
   for (size_t i = 0; i < segments.size(); ++i) {
     segments[i].first_chunk = first_layer[i % sessions].first_chunk;
     segments[i].num_chunks = first_layer[i % sessions].num_chunks;
@@ -232,17 +236,14 @@ nlohmann::json BenchDecode(const AttentionShape& s, int sessions, bool bf16, dou
   device_buffered.Upload(buffered, stream);
   device_segments.Upload(segments, stream);
   device_chunks.Upload(chunks, stream);
-  DeviceArray<float> fold_q, fold_k, fold_v, fold_gates, fold_out, fold_workspace;
-  const int64_t q_floats = fold_rows * shape.num_heads * shape.head_dim;
+  DeviceArray<float> fold_k, fold_v, fold_gates, fold_workspace;
   const int64_t kv_floats = fold_rows * shape.num_kv_heads * shape.head_dim;
   float* keys = fold_k.Reserve(kv_floats);
   float* values = fold_v.Reserve(kv_floats);
   float* log_gates = fold_gates.Reserve(fold_rows * shape.num_kv_heads);
-  const kernels::AttentionRows fold{fold_q.Reserve(q_floats), keys, values, log_gates,
-                                    fold_out.Reserve(q_floats)};
-  cudaMemsetAsync(fold_q.Reserve(0), 0, q_floats * sizeof(float), stream);
+  const kernels::AttentionRows fold{nullptr, keys, values, log_gates, nullptr};
   fold_workspace.Reserve(
-      kernels::PrefillWorkspaceFloats(fold_shape, static_cast<int64_t>(chunks.size())));
+      kernels::PrefillWorkspaceFloats(fold_shape, static_cast<int64_t>(chunks.size()), false));
   auto fold_buffers = [&] {
     for (int layer = 0; layer < s.layers; ++layer) {
       kernels::GatherDecodeBuffers(shape, device_buffered.Reserve(0), sessions,
@@ -329,9 +330,9 @@ nlohmann::json BenchPrefill(const AttentionShape& s, int64_t context, double gem
   float* state_data = state.Reserve(device.StateElementsPerLayer());
   Activations act(device.shape, pass, stream);
   std::vector<kernels::PrefillSegment> segments = {{0, pass, state_data}};
-  const std::vector<kernels::PrefillChunk> chunks = kernels::PlanPrefill(device.shape, segments);
+  const std::vector<kernels::PrefillChunk> chunks = kernels::PlanPrefill(device.shape, segments, true);
   workspace.Reserve(
-      kernels::PrefillWorkspaceFloats(device.shape, static_cast<int64_t>(chunks.size())));
+      kernels::PrefillWorkspaceFloats(device.shape, static_cast<int64_t>(chunks.size()), true));
   DeviceArray<kernels::PrefillSegment> device_segments;
   DeviceArray<kernels::PrefillChunk> device_chunks;
   device_segments.Upload(segments, stream);
@@ -346,7 +347,7 @@ nlohmann::json BenchPrefill(const AttentionShape& s, int64_t context, double gem
   });
   CheckLaunch("prefill");
   const double D = device.shape.expanded_dim;
-  const double chunk = kernels::PrefillChunkTokens(device.shape);
+  const double chunk = kernels::PrefillChunkTokens(device.shape, true);
   // Useful matmul work per token: each query head reads the state (2·D·d) and attends causally
   // inside its chunk (2 · chunk/2 · d, twice); each kv head advances the state (2·D·d).
   const double flops_per_token = s.heads * (2.0 * D * s.head_dim + 2.0 * chunk * s.head_dim) +
@@ -373,6 +374,23 @@ int Run() {
     }
     decode_sessions.push_back(sessions);
   }
+  const std::vector<std::string> shapes = absl::GetFlag(FLAGS_decode_shapes);
+  const std::vector<std::string> dtypes = absl::GetFlag(FLAGS_decode_state_dtypes);
+  for (const std::string& shape : shapes) {
+    if (shape != k124m.name && shape != k14b.name) {
+      spdlog::error("--decode_shapes: '{}' is not 124m or 14b", shape);
+      return 2;
+    }
+  }
+  for (const std::string& dtype : dtypes) {
+    if (dtype != "float32" && dtype != "bfloat16") {
+      spdlog::error("--decode_state_dtypes: '{}' is not float32 or bfloat16", dtype);
+      return 2;
+    }
+  }
+  auto wanted = [](const std::vector<std::string>& list, const std::string& name) {
+    return std::find(list.begin(), list.end(), name) != list.end();
+  };
   cudaStream_t stream;
   CudaCheck(cudaStreamCreate(&stream), "stream");
   cublasHandle_t cublas;
@@ -392,10 +410,12 @@ int Run() {
   size_t free_bytes = 0, total_bytes = 0;
   cudaMemGetInfo(&free_bytes, &total_bytes);
   for (bool bf16 : {false, true}) {
-    if (!absl::GetFlag(FLAGS_decode)) break;
+    if (!absl::GetFlag(FLAGS_decode) || !wanted(dtypes, bf16 ? "bfloat16" : "float32")) continue;
     for (int sessions : decode_sessions) {
-      report["decode"].push_back(BenchDecode(k124m, sessions, bf16, copy_tbps, stream));
+      if (wanted(shapes, k124m.name))
+        report["decode"].push_back(BenchDecode(k124m, sessions, bf16, copy_tbps, stream));
     }
+    if (!wanted(shapes, k14b.name)) continue;
     const int64_t per_session =
         DeviceShape(k14b, stream).StateElementsPerLayer() * (bf16 ? 2 : 4) * k14b.layers;
     const int fit = static_cast<int>(std::min<int64_t>(256, free_bytes * 0.8 / per_session));

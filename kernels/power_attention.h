@@ -115,19 +115,23 @@ void GatherDecodeBuffers(const PowerAttentionShape& shape, const BufferedRows* s
 // the expansion's monomials [D × 2]. Empty for shapes the general TF32 path prefills.
 std::vector<int32_t> FeatureRows(const std::vector<uint8_t>& monomials, int head_dim, int degree);
 
-// Tokens per prefill chunk.
-int PrefillChunkTokens(const PowerAttentionShape& shape);
+// Tokens per prefill chunk. A prefill without outputs (with_outputs false: AttentionRows without
+// q and out, see PowerPrefill) may walk shorter chunks; plan and size it as such.
+int PrefillChunkTokens(const PowerAttentionShape& shape, bool with_outputs);
 // Cuts the segments into chunks (filling their first_chunk and num_chunks).
 std::vector<PrefillChunk> PlanPrefill(const PowerAttentionShape& shape,
-                                      std::vector<PrefillSegment>& segments);
+                                      std::vector<PrefillSegment>& segments, bool with_outputs);
 // Floats of workspace PowerPrefill needs for `chunks` chunks: one state per chunk and kv head.
-int64_t PrefillWorkspaceFloats(const PowerAttentionShape& shape, int64_t chunks);
+int64_t PrefillWorkspaceFloats(const PowerAttentionShape& shape, int64_t chunks,
+                               bool with_outputs);
 
 // Prefills every segment (any length), advancing its fp32 state, in three launches: each chunk's
 // own contribution to the state (φ(k)ᵀv with the gates, on tensor cores); a scan over each
 // segment's chunks that leaves the state before every chunk in the workspace and the final state
 // in the segment's slot; and every chunk's outputs from the state before it plus the gated causal
 // attention inside it. φ is expanded tile by tile in shared memory, never stored whole.
+// With rows.q and rows.out null only the states advance (folding decode buffers), over chunks
+// planned with_outputs false.
 void PowerPrefill(const PowerAttentionShape& shape, const AttentionRows& rows,
                   const PrefillSegment* segments, int64_t segment_count, const PrefillChunk* chunks,
                   int64_t chunk_count, float* workspace, cudaStream_t stream);

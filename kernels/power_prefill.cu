@@ -420,6 +420,7 @@ void Launch(const PowerAttentionShape& shape, const AttentionRows& rows,
   ScanKernel<<<scan_grid, kThreads, 0, stream>>>(segments, shape.num_kv_heads, state_elements,
                                                  deltas, decays);
 
+  if (rows.out == nullptr) return;
   const size_t output_shared = ChunkOutputShared<kD>(shape.degree);
   cudaFuncSetAttribute(ChunkOutputKernel<kD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                        static_cast<int>(output_shared));
@@ -435,15 +436,15 @@ std::vector<int32_t> FeatureRows(const std::vector<uint8_t>& monomials, int head
   return TensorCoreFeatureRows(monomials, head_dim);
 }
 
-int PrefillChunkTokens(const PowerAttentionShape& shape) {
+int PrefillChunkTokens(const PowerAttentionShape& shape, bool with_outputs) {
   const int d = shape.head_dim;
-  if (UsesTensorCorePrefill(d, shape.degree)) return TensorCorePrefillChunkTokens(d);
+  if (UsesTensorCorePrefill(d, shape.degree)) return TensorCorePrefillChunkTokens(d, with_outputs);
   return d <= 32 ? Dims<32>::kChunk : d <= 64 ? Dims<64>::kChunk : Dims<128>::kChunk;
 }
 
 std::vector<PrefillChunk> PlanPrefill(const PowerAttentionShape& shape,
-                                      std::vector<PrefillSegment>& segments) {
-  const int chunk = PrefillChunkTokens(shape);
+                                      std::vector<PrefillSegment>& segments, bool with_outputs) {
+  const int chunk = PrefillChunkTokens(shape, with_outputs);
   std::vector<PrefillChunk> chunks;
   for (size_t i = 0; i < segments.size(); ++i) {
     PrefillSegment& segment = segments[i];
@@ -458,9 +459,11 @@ std::vector<PrefillChunk> PlanPrefill(const PowerAttentionShape& shape,
   return chunks;
 }
 
-int64_t PrefillWorkspaceFloats(const PowerAttentionShape& shape, int64_t chunks) {
+int64_t PrefillWorkspaceFloats(const PowerAttentionShape& shape, int64_t chunks,
+                               bool with_outputs) {
   if (UsesTensorCorePrefill(shape.head_dim, shape.degree)) {
-    return TensorCorePrefillWorkspaceFloats(shape.head_dim, shape.num_kv_heads, chunks);
+    return TensorCorePrefillWorkspaceFloats(shape.head_dim, shape.num_kv_heads, chunks,
+                                            with_outputs);
   }
   const int64_t state_elements = static_cast<int64_t>(shape.expanded_dim) * (shape.head_dim + 1);
   return chunks * shape.num_kv_heads * (state_elements + 1);

@@ -13,9 +13,9 @@
 //  2. ChunkStatesKernel, per (block of k-rows, kv head, segment): holds its rows of [S | z] in
 //     registers (fp32) and walks the segment's chunks in order, the next chunk's keys and values
 //     in flight (cp.async) while this one is multiplied. For each chunk it stores the state
-//     before it (bf16, k-row order, [S | z | 0]) in the workspace, then decays it and adds
-//     φ(K)ᵀ·(decayed values). The final state goes back to the slot.
-//  3. ChunkOutputKernel, per (query head, chunk): s²·exp(G_t)·φ(q_t)·[S | z] over the stored
+//     before it (bf16, k-row order, [S | z | 0]) in the workspace when outputs are wanted, then
+//     decays it and adds φ(K)ᵀ·(decayed values). The final state goes back to the slot.
+//  3. ChunkOutputKernel (not when only the states advance), per (query head, chunk): s²·exp(G_t)·φ(q_t)·[S | z] over the stored
 //     state before the chunk (streamed through shared memory with cp.async), plus the gated
 //     causal attention (s·q·k)²·exp(G_t − G_s) inside the chunk, both on tensor cores into one
 //     accumulator; out = numerator / (denominator + ε).
@@ -40,10 +40,6 @@ struct Mma {
   static constexpr int kColumnBlocks = kD / 16;
   static constexpr int kSteps = 16 * kColumnBlocks * (kColumnBlocks + 1) / 2;
   static constexpr int kRows = 16 * kSteps;  // k-rows
-  // ChunkStatesKernel: 8 warps, a block of k-rows each.
-  static constexpr int kStateWarps = 8;
-  static constexpr int kStateBlockRows = kStateWarps * kWarpRows;
-  static_assert(kRows % kStateBlockRows == 0);
   // ChunkOutputKernel: a warp per kWarpRows query rows; the state streamed in stages of steps.
   static constexpr int kOutputWarps = kChunk / kWarpRows;
   static constexpr int kOutputThreads = 32 * kOutputWarps;
@@ -52,11 +48,33 @@ struct Mma {
   static constexpr int kStageElements = kStageSteps * 16 * kWide;
   static_assert(kSteps % kStageSteps == 0);
   static constexpr int kKeyStride = kD + 4;  // fp32 keys, conflict-free column reads
-  static constexpr int kStateBuffer = kChunk * kKeyStride * 4 + kChunk * kWide * 2;  // bytes
-  static constexpr int kValuesElements = kChunk * kWide;  // one chunk's decayed values
   static constexpr int kQueryStride = kD + 8;  // fp32 queries, conflict-free float2 reads
   static constexpr int kBf16Stride = kD + 8;   // bf16 rows for ldmatrix: 16-byte aligned
 };
+
+// How ChunkValuesKernel and ChunkStatesKernel cut segments: kChunkTokens tokens a chunk;
+// ChunkStatesKernel holds 16·kMTilesPerWarp k-rows a warp, 8 warps a block, and asks for
+// kMinBlocksPerSM blocks an SM (its launch bounds).
+template <int kD, int kChunkTokens, int kMTilesPerWarp, int kMinBlocksPerSM>
+struct StatesPass {
+  static constexpr int kChunk = kChunkTokens;
+  static constexpr int kMTiles = kMTilesPerWarp;
+  static constexpr int kMinBlocks = kMinBlocksPerSM;
+  static constexpr int kWarps = 8;
+  static constexpr int kWarpRows = 16 * kMTiles;
+  static constexpr int kBlockRows = kWarps * kWarpRows;
+  static_assert(Mma<kD>::kRows % kBlockRows == 0);
+  static constexpr int kValuesElements = kChunk * Mma<kD>::kWide;  // a chunk's decayed values
+  static constexpr int kBuffer = kChunk * Mma<kD>::kKeyStride * 4 + kValuesElements * 2;  // bytes
+};
+// With outputs the states advance over the output kernel's chunks and store the state before
+// each. Without (folding decode buffers: a segment is a buffer of ≤ 256 tokens, and every block
+// reads and writes its rows of the state once), short chunks and 16 k-rows a warp let several
+// blocks share an SM, so one block's state traffic overlaps another's multiplies.
+template <int kD>
+using OutputStatesPass = StatesPass<kD, Mma<kD>::kChunk, Mma<kD>::kMTiles, 1>;
+template <int kD>
+using FoldStatesPass = StatesPass<kD, 64, 1, kD == 64 ? 3 : 2>;
 
 // Pieces i in [0, kPieces) of a tile: x = load(i) (a float4), then store(i, x). Each thread issues
 // kBatch loads before it stores any, so their latencies overlap.
@@ -138,6 +156,8 @@ __device__ void LoadValuesWide(const float* v, int kv_heads, int kv_head, int64_
       });
 }
 
+__device__ inline int RoundUp16(int n) { return (n + 15) & ~15; }
+
 // The step (i, jb) of k-row block `step`.
 __device__ inline void StepOf(int step, int& i, int& jb) {
   jb = 0;
@@ -173,34 +193,34 @@ __device__ inline void LoadBTrans(uint32_t (&b)[kNTiles][2], const __nv_bfloat16
 }
 
 // grid (kv heads, chunks), 256 threads: decayed values [chunk × kWide] (bf16) and the chunk decay.
-template <int kD>
+template <int kD, int kChunk>
 __global__ void __launch_bounds__(256)
     ChunkValuesKernel(PowerAttentionShape shape, AttentionRows rows, const PrefillChunk* chunks,
                       __nv_bfloat16* values, float* chunk_decays) {
-  using M = Mma<kD>;
-  __shared__ float log_gate[M::kChunk];
-  __shared__ float key_decay[M::kChunk];
+  __shared__ float log_gate[kChunk];
+  __shared__ float key_decay[kChunk];
   const int h = blockIdx.x;
   const PrefillChunk chunk = chunks[blockIdx.y];
   const int n = chunk.num_rows;
   if (threadIdx.x < 32) {
-    ChunkLogGates<M::kChunk>(rows.log_gate, shape.num_kv_heads, h, chunk.first_row, n, log_gate);
+    ChunkLogGates<kChunk>(rows.log_gate, shape.num_kv_heads, h, chunk.first_row, n, log_gate);
   }
   __syncthreads();
   const float last = log_gate[n - 1];
-  for (int t = threadIdx.x; t < M::kChunk; t += blockDim.x) {
+  for (int t = threadIdx.x; t < kChunk; t += blockDim.x) {
     key_decay[t] = t < n ? expf(last - log_gate[t]) : 0.0f;
   }
   if (threadIdx.x == 0) chunk_decays[blockIdx.y * shape.num_kv_heads + h] = expf(last);
   __syncthreads();
-  LoadValuesWide<kD, M::kChunk, 256>(
+  LoadValuesWide<kD, kChunk, 256>(
       rows.v, shape.num_kv_heads, h, chunk.first_row, n, key_decay,
-      values + (static_cast<int64_t>(blockIdx.y) * shape.num_kv_heads + h) * M::kValuesElements);
+      values + (static_cast<int64_t>(blockIdx.y) * shape.num_kv_heads + h) * kChunk * Mma<kD>::kWide);
 }
 
-// grid (kRows / kStateBlockRows, kv heads, segments), kStateWarps warps.
-template <int kD>
-__global__ void __launch_bounds__(Mma<kD>::kStateWarps * 32)
+// grid (kRows / P::kBlockRows, kv heads, segments), P::kWarps warps; before_states null: the
+// states only advance.
+template <int kD, typename P>
+__global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
     ChunkStatesKernel(PowerAttentionShape shape, AttentionRows rows, const PrefillSegment* segments,
                       const PrefillChunk* chunks, const __nv_bfloat16* decayed_values,
                       const float* chunk_decays, __nv_bfloat16* before_states) {
@@ -209,10 +229,10 @@ __global__ void __launch_bounds__(Mma<kD>::kStateWarps * 32)
   // Two buffers, each: keys fp32 [chunk × kKeyStride], then decayed values bf16 [chunk × kWide].
   auto keys_of = [&](int buffer) {
     return reinterpret_cast<float*>(reinterpret_cast<char*>(shared_storage) +
-                                    buffer * M::kStateBuffer);
+                                    buffer * P::kBuffer);
   };
   auto values_of = [&](int buffer) {
-    return reinterpret_cast<__nv_bfloat16*>(keys_of(buffer) + M::kChunk * M::kKeyStride);
+    return reinterpret_cast<__nv_bfloat16*>(keys_of(buffer) + P::kChunk * M::kKeyStride);
   };
 
   const PrefillSegment segment = segments[blockIdx.z];
@@ -226,12 +246,12 @@ __global__ void __launch_bounds__(Mma<kD>::kStateWarps * 32)
   // Chunk c's keys and decayed values into a buffer, asynchronously.
   auto fetch = [&](int c, int buffer) {
     const PrefillChunk chunk = chunks[c];
-    CopyRowsAsync<kD, M::kChunk>(rows.k, shape.num_kv_heads, h, chunk.first_row, chunk.num_rows,
+    CopyRowsAsync<kD, P::kChunk>(rows.k, shape.num_kv_heads, h, chunk.first_row, chunk.num_rows,
                                  keys_of(buffer), M::kKeyStride);
     const __nv_bfloat16* from =
-        decayed_values + (static_cast<int64_t>(c) * shape.num_kv_heads + h) * M::kValuesElements;
+        decayed_values + (static_cast<int64_t>(c) * shape.num_kv_heads + h) * P::kValuesElements;
     __nv_bfloat16* to = values_of(buffer);
-    for (int i = threadIdx.x * 8; i < M::kValuesElements; i += blockDim.x * 8) {
+    for (int i = threadIdx.x * 8; i < P::kValuesElements; i += blockDim.x * 8) {
       CpAsync16(to + i, from + i);
     }
     CpAsyncCommit();
@@ -240,11 +260,11 @@ __global__ void __launch_bounds__(Mma<kD>::kStateWarps * 32)
   if (first < end) fetch(first, 0);
 
   // This thread's k-rows: (m-tile, half) → row base + 16·mt + g + 8·half.
-  int first_factor[M::kMTiles], second_factor[M::kMTiles][2], feature[M::kMTiles][2];
-  float weight[M::kMTiles][2];
+  int first_factor[P::kMTiles], second_factor[P::kMTiles][2], feature[P::kMTiles][2];
+  float weight[P::kMTiles][2];
 #pragma unroll
-  for (int mt = 0; mt < M::kMTiles; ++mt) {
-    const int row0 = blockIdx.x * M::kStateBlockRows + warp * M::kWarpRows + 16 * mt;
+  for (int mt = 0; mt < P::kMTiles; ++mt) {
+    const int row0 = blockIdx.x * P::kBlockRows + warp * P::kWarpRows + 16 * mt;
     int i, jb;
     StepOf(row0 / 16, i, jb);
     first_factor[mt] = i;
@@ -257,31 +277,40 @@ __global__ void __launch_bounds__(Mma<kD>::kStateWarps * 32)
     }
   }
 
-  // The running state of this thread's accumulator elements, and visiting each with where it
-  // lives in the slot's state (S as D × kD, then z; −1 for padding rows and columns).
-  float acc[M::kMTiles][M::kNTiles][4];
-  auto each_element = [&](auto visit) {
+  // The running state of this thread's accumulator elements, visited a pair of adjacent columns
+  // at a time with where the pair lives in the slot's state (S as D × kD, then z): two elements
+  // of S's row f, z_f alone (column kD), or none (padding rows and columns).
+  float acc[P::kMTiles][M::kNTiles][4];
+  enum class Place { kNone, kZ, kSPair };
+  auto each_pair = [&](auto visit) {
 #pragma unroll
-    for (int mt = 0; mt < M::kMTiles; ++mt) {
+    for (int mt = 0; mt < P::kMTiles; ++mt) {
 #pragma unroll
       for (int nt = 0; nt < M::kNTiles; ++nt) {
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int f = feature[mt][e >> 1], col = nt * 8 + 2 * t4 + (e & 1);
-          int64_t element = -1;
-          if (f >= 0 && col < kD) element = static_cast<int64_t>(f) * kD + col;
-          if (f >= 0 && col == kD) element = static_cast<int64_t>(D) * kD + f;
-          visit(acc[mt][nt][e], element);
+        for (int half = 0; half < 2; ++half) {
+          const int f = feature[mt][half], col = nt * 8 + 2 * t4;
+          float* pair = &acc[mt][nt][2 * half];
+          if (f < 0 || col > kD) {
+            visit(pair, Place::kNone, int64_t{0});
+          } else if (col == kD) {
+            visit(pair, Place::kZ, static_cast<int64_t>(D) * kD + f);
+          } else {
+            visit(pair, Place::kSPair, static_cast<int64_t>(f) * kD + col);
+          }
         }
       }
     }
   };
-  each_element([&](float& a, int64_t element) {
-    if (element < 0) {
-      a = 0.0f;
-    } else {
-      a = shape.bf16_states ? LoadOne(bf16_state + element) : LoadOne(state + element);
+  each_pair([&](float* pair, Place place, int64_t element) {
+    float2 x = make_float2(0.0f, 0.0f);
+    if (place == Place::kZ) {
+      x.x = shape.bf16_states ? LoadOne(bf16_state + element) : LoadOne(state + element);
+    } else if (place == Place::kSPair) {
+      x = shape.bf16_states ? LoadTwo(bf16_state + element) : LoadTwo(state + element);
     }
+    pair[0] = x.x;
+    pair[1] = x.y;
   });
 
   const int64_t head_state = static_cast<int64_t>(M::kRows) * M::kWide;
@@ -296,35 +325,42 @@ __global__ void __launch_bounds__(Mma<kD>::kStateWarps * 32)
     const float chunk_decay = chunk_decays[c * shape.num_kv_heads + h];
     __syncthreads();
 
-    // The state before this chunk, for ChunkOutputKernel; then decayed over the chunk.
+    // The state before this chunk, for ChunkOutputKernel (if it runs); then decayed over the
+    // chunk.
     __nv_bfloat16* before =
-        before_states + (static_cast<int64_t>(c) * shape.num_kv_heads + h) * head_state;
+        before_states == nullptr
+            ? nullptr
+            : before_states + (static_cast<int64_t>(c) * shape.num_kv_heads + h) * head_state;
 #pragma unroll
-    for (int mt = 0; mt < M::kMTiles; ++mt) {
-      const int row0 = blockIdx.x * M::kStateBlockRows + warp * M::kWarpRows + 16 * mt;
+    for (int mt = 0; mt < P::kMTiles; ++mt) {
+      const int row0 = blockIdx.x * P::kBlockRows + warp * P::kWarpRows + 16 * mt;
 #pragma unroll
       for (int nt = 0; nt < M::kNTiles; ++nt) {
 #pragma unroll
         for (int half = 0; half < 2; ++half) {
           float* pair = &acc[mt][nt][2 * half];
-          *reinterpret_cast<uint32_t*>(
-              before + static_cast<int64_t>(row0 + g + 8 * half) * M::kWide + nt * 8 + 2 * t4) =
-              PackBf16(pair[0], pair[1]);
+          if (before != nullptr) {
+            *reinterpret_cast<uint32_t*>(before + static_cast<int64_t>(row0 + g + 8 * half) *
+                                                      M::kWide +
+                                         nt * 8 + 2 * t4) = PackBf16(pair[0], pair[1]);
+          }
           pair[0] *= chunk_decay;
           pair[1] *= chunk_decay;
         }
       }
     }
 
-    // acc += φ(K)ᵀ·[decay·v | decay]: A (k-rows × tokens) made from the keys in registers.
+    // acc += φ(K)ᵀ·[decay·v | decay]: A (k-rows × tokens) made from the keys in registers, over
+    // the chunk's tokens only (the buffers are zero past them).
     const float* keys = keys_of(buffer);
     const __nv_bfloat16* values = values_of(buffer);
+    const int token_end = RoundUp16(chunks[c].num_rows);
 #pragma unroll 1
-    for (int ks = 0; ks < M::kChunk; ks += 16) {
+    for (int ks = 0; ks < token_end; ks += 16) {
       uint32_t b[M::kNTiles][2];
       LoadBTrans<M::kNTiles>(b, values + ks * M::kWide, M::kWide);
 #pragma unroll
-      for (int mt = 0; mt < M::kMTiles; ++mt) {
+      for (int mt = 0; mt < P::kMTiles; ++mt) {
         uint32_t a[4];
 #pragma unroll
         for (int hi = 0; hi < 2; ++hi) {  // tokens 2t, 2t+1 (hi 0) or 2t+8, 2t+9 (hi 1)
@@ -346,12 +382,19 @@ __global__ void __launch_bounds__(Mma<kD>::kStateWarps * 32)
   }
 
   // The state after the segment's last chunk back to the slot.
-  each_element([&](float& a, int64_t element) {
-    if (element < 0) return;
-    if (shape.bf16_states) {
-      StoreOne(bf16_state + element, a);
-    } else {
-      StoreOne(state + element, a);
+  each_pair([&](float* pair, Place place, int64_t element) {
+    if (place == Place::kZ) {
+      if (shape.bf16_states) {
+        StoreOne(bf16_state + element, pair[0]);
+      } else {
+        StoreOne(state + element, pair[0]);
+      }
+    } else if (place == Place::kSPair) {
+      if (shape.bf16_states) {
+        StoreTwo(bf16_state + element, make_float2(pair[0], pair[1]));
+      } else {
+        StoreTwo(state + element, make_float2(pair[0], pair[1]));
+      }
     }
   });
 }
@@ -494,7 +537,7 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
       }
     }
   }
-  const int key_blocks = (warp_row + M::kWarpRows) / 16;
+  const int key_blocks = min(warp_row + M::kWarpRows, RoundUp16(n)) / 16;
 #pragma unroll 1
   for (int kb = 0; kb < key_blocks; ++kb) {
     float scores[M::kMTiles][2][4] = {};
@@ -552,11 +595,6 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
 }
 
 template <int kD>
-size_t StatesShared() {
-  return 2 * Mma<kD>::kStateBuffer;
-}
-
-template <int kD>
 size_t OutputShared() {
   using M = Mma<kD>;
   return sizeof(float) * (M::kChunk * M::kQueryStride + M::kChunk) +
@@ -564,28 +602,59 @@ size_t OutputShared() {
              (M::kChunk * M::kBf16Stride + M::kChunk * M::kWide + M::kStages * M::kStageElements);
 }
 
+// Workspace of a pass: the state before every chunk (with outputs only), then every chunk's
+// decayed values, then its decay; in bf16 elements up to the decays.
+template <int kD, typename P>
+int64_t WorkspaceBf16Elements(int kv_heads, int64_t chunks, bool with_outputs) {
+  const int64_t before = with_outputs ? int64_t{Mma<kD>::kRows} * Mma<kD>::kWide : 0;
+  return chunks * kv_heads * (before + P::kValuesElements);
+}
+
+template <int kD, typename P>
+int64_t WorkspaceFloats(int kv_heads, int64_t chunks, bool with_outputs) {
+  return (WorkspaceBf16Elements<kD, P>(kv_heads, chunks, with_outputs) + 1) / 2 +
+         chunks * kv_heads;
+}
+
+// The chunks' decayed values and the states' pass over them.
+template <int kD, typename P>
+void LaunchStates(const PowerAttentionShape& shape, const AttentionRows& rows,
+                  const PrefillSegment* segments, int64_t segment_count, const PrefillChunk* chunks,
+                  int64_t chunk_count, __nv_bfloat16* before_states, __nv_bfloat16* decayed_values,
+                  float* chunk_decays, cudaStream_t stream) {
+  ChunkValuesKernel<kD, P::kChunk>
+      <<<dim3(shape.num_kv_heads, static_cast<unsigned>(chunk_count)), 256, 0, stream>>>(
+          shape, rows, chunks, decayed_values, chunk_decays);
+  const size_t shared = 2 * P::kBuffer;
+  cudaFuncSetAttribute(ChunkStatesKernel<kD, P>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                       static_cast<int>(shared));
+  const dim3 grid(Mma<kD>::kRows / P::kBlockRows, shape.num_kv_heads,
+                  static_cast<unsigned>(segment_count));
+  ChunkStatesKernel<kD, P><<<grid, P::kWarps * 32, shared, stream>>>(
+      shape, rows, segments, chunks, decayed_values, chunk_decays, before_states);
+}
+
 template <int kD>
 void Launch(const PowerAttentionShape& shape, const AttentionRows& rows,
             const PrefillSegment* segments, int64_t segment_count, const PrefillChunk* chunks,
             int64_t chunk_count, float* workspace, cudaStream_t stream) {
   using M = Mma<kD>;
-  // Workspace: the state before every chunk, then every chunk's decayed values, then its decay.
-  auto* before_states = reinterpret_cast<__nv_bfloat16*>(workspace);
+  auto* bf16_workspace = reinterpret_cast<__nv_bfloat16*>(workspace);
+  if (rows.out == nullptr) {
+    using P = FoldStatesPass<kD>;
+    auto* chunk_decays = reinterpret_cast<float*>(
+        bf16_workspace + WorkspaceBf16Elements<kD, P>(shape.num_kv_heads, chunk_count, false));
+    return LaunchStates<kD, P>(shape, rows, segments, segment_count, chunks, chunk_count,
+                               nullptr, bf16_workspace, chunk_decays, stream);
+  }
+  using P = OutputStatesPass<kD>;
+  __nv_bfloat16* before_states = bf16_workspace;
   __nv_bfloat16* decayed_values =
       before_states + chunk_count * shape.num_kv_heads * M::kRows * M::kWide;
-  auto* chunk_decays = reinterpret_cast<float*>(decayed_values + chunk_count * shape.num_kv_heads *
-                                                                     M::kValuesElements);
-  ChunkValuesKernel<kD>
-      <<<dim3(shape.num_kv_heads, static_cast<unsigned>(chunk_count)), 256, 0, stream>>>(
-          shape, rows, chunks, decayed_values, chunk_decays);
-
-  const size_t states_shared = StatesShared<kD>();
-  cudaFuncSetAttribute(ChunkStatesKernel<kD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                       static_cast<int>(states_shared));
-  const dim3 states_grid(M::kRows / M::kStateBlockRows, shape.num_kv_heads,
-                         static_cast<unsigned>(segment_count));
-  ChunkStatesKernel<kD><<<states_grid, M::kStateWarps * 32, states_shared, stream>>>(
-      shape, rows, segments, chunks, decayed_values, chunk_decays, before_states);
+  auto* chunk_decays = reinterpret_cast<float*>(
+      bf16_workspace + WorkspaceBf16Elements<kD, P>(shape.num_kv_heads, chunk_count, true));
+  LaunchStates<kD, P>(shape, rows, segments, segment_count, chunks, chunk_count, before_states,
+                      decayed_values, chunk_decays, stream);
 
   const size_t output_shared = OutputShared<kD>();
   cudaFuncSetAttribute(ChunkOutputKernel<kD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -601,15 +670,19 @@ bool UsesTensorCorePrefill(int head_dim, int degree) {
   return degree == 2 && (head_dim == 64 || head_dim == 128);
 }
 
-int TensorCorePrefillChunkTokens(int head_dim) {
-  return head_dim == 64 ? Mma<64>::kChunk : Mma<128>::kChunk;
+int TensorCorePrefillChunkTokens(int head_dim, bool with_outputs) {
+  if (with_outputs) return head_dim == 64 ? Mma<64>::kChunk : Mma<128>::kChunk;
+  return head_dim == 64 ? FoldStatesPass<64>::kChunk : FoldStatesPass<128>::kChunk;
 }
 
-int64_t TensorCorePrefillWorkspaceFloats(int head_dim, int kv_heads, int64_t chunks) {
-  const int64_t bf16_elements =
-      head_dim == 64 ? int64_t{Mma<64>::kRows} * Mma<64>::kWide + Mma<64>::kValuesElements
-                     : int64_t{Mma<128>::kRows} * Mma<128>::kWide + Mma<128>::kValuesElements;
-  return (chunks * kv_heads * bf16_elements + 1) / 2 + chunks * kv_heads;  // + chunk decays
+int64_t TensorCorePrefillWorkspaceFloats(int head_dim, int kv_heads, int64_t chunks,
+                                         bool with_outputs) {
+  if (head_dim == 64) {
+    return with_outputs ? WorkspaceFloats<64, OutputStatesPass<64>>(kv_heads, chunks, true)
+                        : WorkspaceFloats<64, FoldStatesPass<64>>(kv_heads, chunks, false);
+  }
+  return with_outputs ? WorkspaceFloats<128, OutputStatesPass<128>>(kv_heads, chunks, true)
+                      : WorkspaceFloats<128, FoldStatesPass<128>>(kv_heads, chunks, false);
 }
 
 std::vector<int32_t> TensorCoreFeatureRows(const std::vector<uint8_t>& monomials, int head_dim) {

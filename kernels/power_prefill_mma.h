@@ -12,8 +12,9 @@
 namespace sympow::kernels {
 
 bool UsesTensorCorePrefill(int head_dim, int degree);
-int TensorCorePrefillChunkTokens(int head_dim);
-int64_t TensorCorePrefillWorkspaceFloats(int head_dim, int kv_heads, int64_t chunks);
+int TensorCorePrefillChunkTokens(int head_dim, bool with_outputs);
+int64_t TensorCorePrefillWorkspaceFloats(int head_dim, int kv_heads, int64_t chunks,
+                                         bool with_outputs);
 std::vector<int32_t> TensorCoreFeatureRows(const std::vector<uint8_t>& monomials, int head_dim);
 void TensorCorePrefill(const PowerAttentionShape& shape, const AttentionRows& rows,
                        const PrefillSegment* segments, int64_t segment_count,

@@ -385,10 +385,12 @@ void CudaBackend::Prefill(const kernels::AttentionRows& rows,
       kernels::Bf16ToFloat(stored[i], segments[i].state, layer_elements, stream_);
     }
   }
-  const std::vector<kernels::PrefillChunk> chunks = kernels::PlanPrefill(shape_, segments);
+  const bool with_outputs = rows.out != nullptr;
+  const std::vector<kernels::PrefillChunk> chunks =
+      kernels::PlanPrefill(shape_, segments, with_outputs);
   const int64_t chunk_count = static_cast<int64_t>(chunks.size());
-  float* workspace =
-      prefill_workspace_.Reserve(kernels::PrefillWorkspaceFloats(shape_, chunk_count));
+  float* workspace = prefill_workspace_.Reserve(
+      kernels::PrefillWorkspaceFloats(shape_, chunk_count, with_outputs));
   kernels::PowerPrefill(shape_, rows, prefill_segments_.Upload(segments, stream_),
                         static_cast<int64_t>(segments.size()),
                         prefill_chunks_.Upload(chunks, stream_), chunk_count, workspace, stream_);
@@ -399,8 +401,8 @@ void CudaBackend::Prefill(const kernels::AttentionRows& rows,
 }
 
 void CudaBackend::FoldDecodeBuffers(std::span<const BufferedSession> sessions) {
-  // Folding a buffer is prefilling its tokens into the state: gather them into rows, prefill with
-  // zero queries, throw the outputs away.
+  // Folding a buffer is prefilling its tokens into the state: gather them into rows and advance
+  // the states over them, no queries, no outputs.
   std::vector<kernels::BufferedRows> gathered;
   int64_t rows = 0;
   for (const BufferedSession& session : sessions) {
@@ -408,13 +410,9 @@ void CudaBackend::FoldDecodeBuffers(std::span<const BufferedSession> sessions) {
     rows += session.tokens;
   }
   const int64_t kv_width = layout_.num_kv_heads * layout_.head_dim;
-  const int64_t q_width = shape_.num_heads * layout_.head_dim;
   float* k = fold_keys_.Reserve(rows * kv_width);
   float* v = fold_values_.Reserve(rows * kv_width);
   float* log_gate = fold_log_gates_.Reserve(rows * layout_.num_kv_heads);
-  float* q = fold_queries_.Reserve(rows * q_width);
-  float* out = fold_outputs_.Reserve(rows * q_width);
-  CudaCheck(cudaMemsetAsync(q, 0, rows * q_width * sizeof(float), stream_), "zero queries");
   const kernels::BufferedRows* device_sessions = fold_sessions_.Upload(gathered, stream_);
   for (int64_t layer = 0; layer < layout_.num_layers; ++layer) {
     const kernels::LayerOffsets offsets = LayerOffsets(layer);
@@ -427,7 +425,7 @@ void CudaBackend::FoldDecodeBuffers(std::span<const BufferedSession> sessions) {
                           reinterpret_cast<float*>(static_cast<std::byte*>(session.slot) +
                                                    offsets.state)});
     }
-    Prefill({q, k, v, log_gate, out}, std::move(segments));
+    Prefill({nullptr, k, v, log_gate, nullptr}, std::move(segments));
   }
 }
 

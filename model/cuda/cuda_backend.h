@@ -116,7 +116,7 @@ class CudaBackend final : public Backend {
 
   // Folding decode buffers: the sessions, their gathered tokens as rows, outputs thrown away.
   DeviceArray<kernels::BufferedRows> fold_sessions_;
-  DeviceArray<float> fold_keys_, fold_values_, fold_log_gates_, fold_queries_, fold_outputs_;
+  DeviceArray<float> fold_keys_, fold_values_, fold_log_gates_;
   DeviceArray<kernels::PrefillSegment> prefill_segments_;
   DeviceArray<kernels::PrefillChunk> prefill_chunks_;
   DeviceArray<float> prefill_workspace_;  // a state per chunk and kv head
