@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <utility>
 
 namespace sympow::kernels {
 
@@ -23,6 +24,32 @@ inline int MultiprocessorCount() {
 inline unsigned GridFor(int64_t n) {
   const int64_t blocks = (n + kThreads - 1) / kThreads;
   return static_cast<unsigned>(blocks < 1 ? 1 : (blocks > 65535 ? 65535 : blocks));
+}
+
+// Programmatic dependent launch (sm_90): a kernel launched after a primary with
+// LaunchAfterStarted may begin once every block of the primary has called
+// AllowDependentsToStart, and must call WaitForPrimary before it reads what the primary writes.
+__device__ inline void AllowDependentsToStart() {
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+}
+__device__ inline void WaitForPrimary() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
+
+// Launches kernel<<<grid, block, shared, stream>>>(args...) so that it may start while the
+// stream's previous kernel still runs (see AllowDependentsToStart).
+template <typename... Params, typename... Args>
+void LaunchAfterStarted(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared,
+                        cudaStream_t stream, Args&&... args) {
+  cudaLaunchAttribute attribute{};
+  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = shared;
+  config.stream = stream;
+  config.attrs = &attribute;
+  config.numAttrs = 1;
+  cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
 }
 
 __device__ inline int64_t GlobalThread() {

@@ -4,7 +4,9 @@
 //    added into a zeroed scratch. A bf16 state is multiplied on tensor cores (StreamStatesMma),
 //    an fp32 one on CUDA cores (StreamStates).
 // 2. FinishHeads: a block per (session, kv head) adds the token to the head's decode buffer,
-//    attends over the buffer and writes the outputs from both parts.
+//    attends over the buffer and writes the outputs from both parts. It is launched to start
+//    while the last blocks of launch 1 still run: the buffer's attention needs nothing from them,
+//    only the final sums wait.
 // The engine folds buffers that fill (through the prefill, see GatherDecodeBuffers), so a state is
 // written once every N tokens instead of every token.
 #include <cuda_bf16.h>
@@ -235,6 +237,7 @@ __global__ void __launch_bounds__(kThreads, BlocksPerSM(kGroup))
   extern __shared__ __align__(16) float shared[];
   const int d = shape.head_dim;
   const int group = shape.num_heads / shape.num_kv_heads;
+  AllowDependentsToStart();
   const Item item = BlockItem<Storage>(shape, plan, decode_rows, state_offset);
   uint4* staging = reinterpret_cast<uint4*>(shared);  // [kStages × kStageRows × kThreads]
   float* q = shared + kStagingBytes / sizeof(float);  // [group × d]
@@ -324,6 +327,7 @@ __global__ void __launch_bounds__(kThreads, MmaBlocksPerSM(kHeadDim))
   extern __shared__ __align__(16) float shared[];
   const int group = shape.num_heads / shape.num_kv_heads;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  AllowDependentsToStart();
   const Item item = BlockItem<__nv_bfloat16>(shape, plan, decode_rows, state_offset);
   __nv_bfloat16* staging =
       reinterpret_cast<__nv_bfloat16*>(shared) + warp * kMmaStages * kStageElements;
@@ -565,6 +569,7 @@ __global__ void FinishHeads(PowerAttentionShape shape, AttentionRows rows,
     }
   }
   const float carried = state_decay * shape.scale_pow;
+  WaitForPrimary();  // the sums of launch 1
 #pragma unroll
   for (int i = 0; i < kOutputsPerThread; ++i) {
     const int o = threadIdx.x + i * kThreads;
@@ -656,9 +661,9 @@ void PowerDecode(const PowerAttentionShape& shape, const AttentionRows& rows,
                                 plan, sums);
     }
   }
-  FinishHeads<<<dim3(shape.num_kv_heads, static_cast<unsigned>(count)), kThreads,
-                FinishSharedBytes(shape), stream>>>(shape, rows, decode_rows, layer, sums,
-                                                    padding_state);
+  LaunchAfterStarted(FinishHeads, dim3(shape.num_kv_heads, static_cast<unsigned>(count)),
+                     dim3(kThreads), FinishSharedBytes(shape), stream, shape, rows, decode_rows,
+                     layer, sums, padding_state);
 }
 
 void GatherDecodeBuffers(const PowerAttentionShape& shape, const BufferedRows* sessions,
