@@ -30,8 +30,8 @@ constexpr int KernelGroup(int group) {
 constexpr int BlocksPerSM(int kernel_group) {
   return kernel_group <= 2 ? 4 : (kernel_group <= 5 ? 3 : 2);
 }
-// Blocks of StreamStatesMma<kHeadDim> an SM holds: its accumulators grow with the head.
-constexpr int MmaBlocksPerSM(int head_dim) { return head_dim <= 64 ? 4 : 2; }
+// Blocks of StreamStatesMma an SM holds (a warp's accumulators are 64 columns at any head size).
+constexpr int kMmaBlocksPerSM = 4;
 
 // StreamStates streams rows through shared memory in kStages stages of kStageRows rows (16 bytes
 // each) per thread: kStages − 1 stages are always in flight. Each thread reads back only what it
@@ -39,11 +39,13 @@ constexpr int MmaBlocksPerSM(int head_dim) { return head_dim <= 64 ? 4 : 2; }
 constexpr int kStages = 4;
 constexpr int kStageRows = 2;
 constexpr size_t kStagingBytes = size_t{kStages} * kStageRows * kThreads * 16;
-// StreamStatesMma: each warp streams its own blocks of 16 rows through a double buffer.
+// StreamStatesMma: each warp streams its own blocks of 16 rows of (at most) 64 columns through a
+// double buffer.
 constexpr int kWarps = kThreads / 32;
 constexpr int kMmaStages = 2;
+__host__ __device__ constexpr int MmaColumns(int head_dim) { return head_dim < 64 ? head_dim : 64; }
 __host__ __device__ constexpr size_t MmaStagingBytes(int head_dim) {
-  return size_t{kWarps} * kMmaStages * 16 * head_dim * 2;
+  return size_t{kWarps} * kMmaStages * 16 * MmaColumns(head_dim) * 2;
 }
 
 // Shared memory besides the staging: q, φ(q) of the tile's features, the numerators' sums.
@@ -316,17 +318,23 @@ __device__ inline void SplitBf16(float x0, float x1, uint32_t& high, uint32_t& l
 // the B operand of mma m16n8k16 (k: features, n: 8 columns), φ(q) of the group's query heads rows
 // of A (split into bf16 high and low parts, two MMAs); the multiply-adds that bounded the CUDA-core
 // loop for bf16 (conversions included) become a few instructions per 2 KB. Each warp streams its
-// own blocks of 16 rows (w, w + 8, …) through a double buffer, XOR-swizzled by row so that
-// ldmatrix reads without bank conflicts; rows past the tile land as zeros.
+// own blocks of 16 rows through a double buffer, XOR-swizzled by row so that ldmatrix reads
+// without bank conflicts; rows past the tile land as zeros. A warp takes 64 columns of its rows:
+// at head_dim 128 warps 2r and 2r + 1 split row blocks r, r + 4, … by columns, so that a warp's
+// accumulators (and the blocks an SM holds) are those of head_dim 64.
 template <int kHeadDim>
-__global__ void __launch_bounds__(kThreads, MmaBlocksPerSM(kHeadDim))
+__global__ void __launch_bounds__(kThreads, kMmaBlocksPerSM)
     StreamStatesMma(PowerAttentionShape shape, const float* q_rows, const DecodeRow* decode_rows,
                     int64_t state_offset, TilePlan plan, DecodeScratch scratch) {
-  constexpr int kChunks = kHeadDim / 8;  // 16-byte chunks (and MMA n-tiles) per row
-  constexpr int kStageElements = 16 * kHeadDim;
+  constexpr int kColumns = MmaColumns(kHeadDim);
+  constexpr int kParts = kHeadDim / kColumns;
+  constexpr int kRowWarps = kWarps / kParts;
+  constexpr int kChunks = kColumns / 8;  // 16-byte chunks (and MMA n-tiles) per staged row
+  constexpr int kStageElements = 16 * kColumns;
   extern __shared__ __align__(16) float shared[];
   const int group = shape.num_heads / shape.num_kv_heads;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int part = warp % kParts, row_warp = warp / kParts;
   AllowDependentsToStart();
   const Item item = BlockItem<__nv_bfloat16>(shape, plan, decode_rows, state_offset);
   __nv_bfloat16* staging =
@@ -335,19 +343,19 @@ __global__ void __launch_bounds__(kThreads, MmaBlocksPerSM(kHeadDim))
   float* sums = q + group * kHeadDim;                             // [group × d]
   float* phi = sums + group * kHeadDim;                           // [group × tile_features]
 
-  const __nv_bfloat16* S = static_cast<const __nv_bfloat16*>(item.state);
+  const __nv_bfloat16* S = static_cast<const __nv_bfloat16*>(item.state) + part * kColumns;
   const int row_blocks = (item.tile + 15) / 16;
-  const int mine = warp < row_blocks ? (row_blocks - warp + kWarps - 1) / kWarps : 0;
+  const int mine = row_warp < row_blocks ? (row_blocks - row_warp + kRowWarps - 1) / kRowWarps : 0;
   auto fetch = [&](int i) {  // this warp's i-th block of 16 rows
     if (i < mine) {
-      const int first = (warp + i * kWarps) * 16;
+      const int first = (row_warp + i * kRowWarps) * 16;
       __nv_bfloat16* stage = staging + (i % kMmaStages) * kStageElements;
 #pragma unroll
       for (int c = lane; c < 16 * kChunks; c += 32) {
         const int row = c / kChunks, chunk = c % kChunks;
         const bool inside = first + row < item.tile;
         CpAsync16OrZeros(
-            stage + row * kHeadDim + (chunk ^ (row & 7)) * 8,
+            stage + row * kColumns + (chunk ^ (row & 7)) * 8,
             S + static_cast<int64_t>(item.first_feature + (inside ? first + row : 0)) * kHeadDim +
                 chunk * 8,
             inside);
@@ -365,7 +373,7 @@ __global__ void __launch_bounds__(kThreads, MmaBlocksPerSM(kHeadDim))
     fetch(i + 1);
     CpAsyncWait<1>();  // block i has landed, for this lane; the warp's other lanes too after:
     __syncwarp();
-    const int first = (warp + i * kWarps) * 16;
+    const int first = (row_warp + i * kRowWarps) * 16;
     uint32_t high[4] = {}, low[4] = {};
     if (g < group) {
       const float* p = phi + g * plan.tile_features + first + 2 * t;
@@ -378,7 +386,7 @@ __global__ void __launch_bounds__(kThreads, MmaBlocksPerSM(kHeadDim))
     for (int pair = 0; pair < kChunks / 2; ++pair) {
       const int chunk = 2 * pair + (lane >> 4);
       uint32_t b[4];
-      LdMatrixX4Trans(b, stage + row * kHeadDim + (chunk ^ (row & 7)) * 8);
+      LdMatrixX4Trans(b, stage + row * kColumns + (chunk ^ (row & 7)) * 8);
       MmaBf16(acc[2 * pair], high, b[0], b[1]);
       MmaBf16(acc[2 * pair], low, b[0], b[1]);
       MmaBf16(acc[2 * pair + 1], high, b[2], b[3]);
@@ -390,8 +398,9 @@ __global__ void __launch_bounds__(kThreads, MmaBlocksPerSM(kHeadDim))
   if (g < group) {
 #pragma unroll
     for (int n = 0; n < kChunks; ++n) {
-      atomicAdd(&sums[g * kHeadDim + 8 * n + 2 * t], acc[n][0]);
-      atomicAdd(&sums[g * kHeadDim + 8 * n + 2 * t + 1], acc[n][1]);
+      float* sum = &sums[g * kHeadDim + part * kColumns + 8 * n + 2 * t];
+      atomicAdd(sum, acc[n][0]);
+      atomicAdd(sum + 1, acc[n][1]);
     }
   }
   __syncthreads();
@@ -432,7 +441,7 @@ void LaunchStreamStatesMma(cudaStream_t stream, const PowerAttentionShape& shape
   const int group = shape.num_heads / shape.num_kv_heads;
   const TilePlan plan =
       PlanTiles(shape, count, kHeadDim * 2, 16, kPhiBytes / sizeof(float) / group,
-                int64_t{MultiprocessorCount()} * MmaBlocksPerSM(kHeadDim));
+                int64_t{MultiprocessorCount()} * kMmaBlocksPerSM);
   const size_t shared = MmaStagingBytes(kHeadDim) + TileSharedBytes(shape, plan.tile_features);
   static const bool opted_in = [] {
     cudaFuncSetAttribute(StreamStatesMma<kHeadDim>, cudaFuncAttributeMaxDynamicSharedMemorySize,
