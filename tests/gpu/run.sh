@@ -15,7 +15,9 @@
 #   tests/gpu/run.sh long-session   on the GPU machine: one session of the bundled model fed
 #                             ~1.07M tokens through `sympow-cli append`, then a generation; server
 #                             RSS and GPU memory after each piece in $OUT/long_session.csv
-#   tests/gpu/run.sh report DIR   here: turn DIR (gpu-run.tgz unpacked) into bench/results/
+#   tests/gpu/run.sh report DIR [FLAGS]   here: turn DIR (gpu-run.tgz unpacked) into bench/results/;
+#                             FLAGS go to bench/peers/report.py (e.g. --peers_from KERNELS_JSON
+#                             for a run without the peers parts, --commit SHA)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 step=${1:?usage: tests/gpu/run.sh bundle|device|serving|report DIR}
@@ -136,8 +138,8 @@ long-session)
   kill -TERM "$server" 2>/dev/null || true; wait "$server" || true
   ;;
 report)
-  dir=${2:?usage: tests/gpu/run.sh report DIR}
-  /usr/bin/python3 bench/peers/report.py "$dir" bench/results
+  dir=${2:?usage: tests/gpu/run.sh report DIR [FLAGS]}
+  /usr/bin/python3 bench/peers/report.py "$dir" bench/results "${@:3}"
   ;;
 *)
   echo "unknown step '$step' (bundle, device, serving, report)" >&2
