@@ -8,18 +8,22 @@
 // feature_rows maps each of these k-rows to its feature in StateLayout order (−1: none).
 //
 // Three kernels:
-//  1. ChunkValuesKernel, per (kv head, chunk): the decayed values exp(G_last − G_t)·[v_t | 1 | 0…]
-//     as bf16 and the chunk's decay exp(G_last), once for every block of kernel 2 to read;
+//  1. ChunkValuesKernel, per (sub-chunk of 64 tokens, kv head): the decayed values
+//     exp(G_last − G_t)·[v_t | 1 | 0…] as bf16 and the sub-chunk's decay exp(G_last), once for
+//     every block of kernel 2 to read;
 //  2. ChunkStatesKernel, per (block of k-rows, kv head, segment): holds its rows of [S | z] in
-//     registers (fp32) and walks the segment's chunks in order, the next chunk's keys and values
-//     in flight (cp.async) while this one is multiplied. For each chunk it stores the state
-//     before it (bf16, k-row order, [S | z | 0]) in the workspace when outputs are wanted, then
-//     decays it and adds φ(K)ᵀ·(decayed values). The final state goes back to the slot.
-//  3. ChunkOutputKernel (not when only the states advance), per (query head, chunk): s²·exp(G_t)·φ(q_t)·[S | z] over the stored
-//     state before the chunk (streamed through shared memory with cp.async), plus the gated
-//     causal attention (s·q·k)²·exp(G_t − G_s) inside the chunk, both on tensor cores into one
-//     accumulator; out = numerator / (denominator + ε).
+//     registers (fp32) and walks the segment's sub-chunks in order, the next one's keys and
+//     values in flight (cp.async) while this one is multiplied. At each chunk it stores the state
+//     before it (bf16, k-row order, [S | z | 0]) in the workspace when outputs are wanted; each
+//     sub-chunk decays the state and adds φ(K)ᵀ·(decayed values). The final state goes back to
+//     the slot.
+//  3. ChunkOutputKernel (not when only the states advance), per (query head, chunk):
+//     s²·exp(G_t)·φ(q_t)·[S | z] over the stored state before the chunk (streamed through shared
+//     memory with cp.async), plus the gated causal attention (s·q·k)²·exp(G_t − G_s) inside the
+//     chunk, both on tensor cores into one accumulator; out = numerator / (denominator + ε).
 #include <cuda_bf16.h>
+
+#include <type_traits>
 
 #include "kernels/grid.cuh"
 #include "kernels/mma_bf16.cuh"
@@ -33,7 +37,10 @@ namespace {
 template <int kD>
 struct Mma {
   static constexpr int kChunk = kD == 64 ? 256 : 128;  // tokens per chunk
-  static constexpr int kMTiles = kD == 64 ? 2 : 1;     // 16-row tiles per warp
+  // ChunkOutputKernel's 16-row tiles per warp: one, so that at d 64 a chunk is 16 warps (105
+  // registers), which hide more latency than 8 warps of two tiles (0.30 ms less a 64k-token
+  // layer on an H200, bench/results/decode_session8.md).
+  static constexpr int kMTiles = 1;
   static constexpr int kWarpRows = 16 * kMTiles;
   static constexpr int kWide = kD + 8;  // [S | z | 0…] columns
   static constexpr int kNTiles = kWide / 8;
@@ -52,29 +59,36 @@ struct Mma {
   static constexpr int kBf16Stride = kD + 8;   // bf16 rows for ldmatrix: 16-byte aligned
 };
 
-// How ChunkValuesKernel and ChunkStatesKernel cut segments: kChunkTokens tokens a chunk;
-// ChunkStatesKernel holds 16·kMTilesPerWarp k-rows a warp, 8 warps a block, and asks for
-// kMinBlocksPerSM blocks an SM (its launch bounds).
-template <int kD, int kChunkTokens, int kMTilesPerWarp, int kMinBlocksPerSM>
+// How ChunkValuesKernel and ChunkStatesKernel walk segments: each planned chunk of kPlanTokens
+// (PlanPrefill's) in sub-chunks of kChunkTokens; ChunkStatesKernel holds 16·kMTilesPerWarp k-rows
+// a warp, 8 warps a block, and asks for kMinBlocksPerSM blocks an SM (its launch bounds).
+template <int kD, int kPlanTokens, int kChunkTokens, int kMTilesPerWarp, int kMinBlocksPerSM>
 struct StatesPass {
+  static constexpr int kPlanChunk = kPlanTokens;
   static constexpr int kChunk = kChunkTokens;
+  static constexpr int kSubChunks = kPlanChunk / kChunk;
+  static_assert(kPlanChunk % kChunk == 0);
   static constexpr int kMTiles = kMTilesPerWarp;
   static constexpr int kMinBlocks = kMinBlocksPerSM;
   static constexpr int kWarps = 8;
   static constexpr int kWarpRows = 16 * kMTiles;
   static constexpr int kBlockRows = kWarps * kWarpRows;
   static_assert(Mma<kD>::kRows % kBlockRows == 0);
-  static constexpr int kValuesElements = kChunk * Mma<kD>::kWide;  // a chunk's decayed values
+  static constexpr int kValuesElements = kChunk * Mma<kD>::kWide;  // a sub-chunk's values
   static constexpr int kBuffer = kChunk * Mma<kD>::kKeyStride * 4 + kValuesElements * 2;  // bytes
 };
-// With outputs the states advance over the output kernel's chunks and store the state before
-// each. Without (folding decode buffers: a segment is a buffer of ≤ 256 tokens, and every block
-// reads and writes its rows of the state once), short chunks and 16 k-rows a warp let several
-// blocks share an SM, so one block's state traffic overlaps another's multiplies.
+// Sub-chunks of 64 tokens and one m-tile a warp keep a block's registers (80 at d 64, 126 at
+// d 128) and shared memory small enough for several blocks an SM, so one block's loads overlap
+// another's multiplies. Measured on an H200 (bench/results/decode_session8.md): a fold's states
+// pass 2.2x faster; a prefill's 4% faster at d 128 but 12% slower at d 64, where the one block
+// of 8 warps an SM with 256-token chunks and two m-tiles a warp stays. Folds (states only) plan
+// in sub-chunks; with outputs the states walk the output kernel's chunks, storing the state
+// before each.
 template <int kD>
-using OutputStatesPass = StatesPass<kD, Mma<kD>::kChunk, Mma<kD>::kMTiles, 1>;
+using OutputStatesPass = std::conditional_t<kD == 64, StatesPass<64, 256, 256, 2, 1>,
+                                            StatesPass<kD, Mma<kD>::kChunk, 64, 1, 2>>;
 template <int kD>
-using FoldStatesPass = StatesPass<kD, 64, 1, kD == 64 ? 3 : 2>;
+using FoldStatesPass = StatesPass<kD, 64, 64, 1, kD == 64 ? 3 : 2>;
 
 // Pieces i in [0, kPieces) of a tile: x = load(i) (a float4), then store(i, x). Each thread issues
 // kBatch loads before it stores any, so their latencies overlap.
@@ -192,29 +206,37 @@ __device__ inline void LoadBTrans(uint32_t (&b)[kNTiles][2], const __nv_bfloat16
   }
 }
 
-// grid (kv heads, chunks), 256 threads: decayed values [chunk × kWide] (bf16) and the chunk decay.
-template <int kD, int kChunk>
+// grid (sub-chunks, kv heads), 256 threads: a sub-chunk's decayed values [kChunk × kWide] (bf16)
+// and its decay (1 for a sub-chunk past its chunk's rows).
+template <int kD, typename P>
 __global__ void __launch_bounds__(256)
     ChunkValuesKernel(PowerAttentionShape shape, AttentionRows rows, const PrefillChunk* chunks,
                       __nv_bfloat16* values, float* chunk_decays) {
-  __shared__ float log_gate[kChunk];
-  __shared__ float key_decay[kChunk];
-  const int h = blockIdx.x;
-  const PrefillChunk chunk = chunks[blockIdx.y];
-  const int n = chunk.num_rows;
+  __shared__ float log_gate[P::kChunk];
+  __shared__ float key_decay[P::kChunk];
+  const int64_t sub = blockIdx.x;
+  const int h = blockIdx.y;
+  const PrefillChunk chunk = chunks[sub / P::kSubChunks];
+  const int offset = static_cast<int>(sub % P::kSubChunks) * P::kChunk;
+  const int n = min(P::kChunk, chunk.num_rows - offset);
+  const int64_t first_row = chunk.first_row + offset;
+  float* decay = chunk_decays + sub * shape.num_kv_heads + h;
+  if (n <= 0) {
+    if (threadIdx.x == 0) *decay = 1.0f;
+    return;
+  }
   if (threadIdx.x < 32) {
-    ChunkLogGates<kChunk>(rows.log_gate, shape.num_kv_heads, h, chunk.first_row, n, log_gate);
+    ChunkLogGates<P::kChunk>(rows.log_gate, shape.num_kv_heads, h, first_row, n, log_gate);
   }
   __syncthreads();
   const float last = log_gate[n - 1];
-  for (int t = threadIdx.x; t < kChunk; t += blockDim.x) {
+  for (int t = threadIdx.x; t < P::kChunk; t += blockDim.x) {
     key_decay[t] = t < n ? expf(last - log_gate[t]) : 0.0f;
   }
-  if (threadIdx.x == 0) chunk_decays[blockIdx.y * shape.num_kv_heads + h] = expf(last);
+  if (threadIdx.x == 0) *decay = expf(last);
   __syncthreads();
-  LoadValuesWide<kD, kChunk, 256>(
-      rows.v, shape.num_kv_heads, h, chunk.first_row, n, key_decay,
-      values + (static_cast<int64_t>(blockIdx.y) * shape.num_kv_heads + h) * kChunk * Mma<kD>::kWide);
+  LoadValuesWide<kD, P::kChunk, 256>(rows.v, shape.num_kv_heads, h, first_row, n, key_decay,
+                                     values + (sub * shape.num_kv_heads + h) * P::kValuesElements);
 }
 
 // grid (kRows / P::kBlockRows, kv heads, segments), P::kWarps warps; before_states null: the
@@ -243,20 +265,27 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
   float* state = segment.state + head_offset;
   __nv_bfloat16* bf16_state = reinterpret_cast<__nv_bfloat16*>(segment.state) + head_offset;
 
-  // Chunk c's keys and decayed values into a buffer, asynchronously.
-  auto fetch = [&](int c, int buffer) {
-    const PrefillChunk chunk = chunks[c];
-    CopyRowsAsync<kD, P::kChunk>(rows.k, shape.num_kv_heads, h, chunk.first_row, chunk.num_rows,
+  // The tokens of sub-chunk u (of chunk u / kSubChunks), ≤ 0 past the chunk's rows.
+  auto tokens_of = [&](int u) {
+    return min(P::kChunk, chunks[u / P::kSubChunks].num_rows - (u % P::kSubChunks) * P::kChunk);
+  };
+  // Sub-chunk u's keys and decayed values into a buffer, asynchronously (keys and values past its
+  // tokens are zeros; a sub-chunk without tokens is not multiplied).
+  auto fetch = [&](int u, int buffer) {
+    const PrefillChunk chunk = chunks[u / P::kSubChunks];
+    CopyRowsAsync<kD, P::kChunk>(rows.k, shape.num_kv_heads, h,
+                                 chunk.first_row + (u % P::kSubChunks) * P::kChunk, tokens_of(u),
                                  keys_of(buffer), M::kKeyStride);
     const __nv_bfloat16* from =
-        decayed_values + (static_cast<int64_t>(c) * shape.num_kv_heads + h) * P::kValuesElements;
+        decayed_values + (static_cast<int64_t>(u) * shape.num_kv_heads + h) * P::kValuesElements;
     __nv_bfloat16* to = values_of(buffer);
     for (int i = threadIdx.x * 8; i < P::kValuesElements; i += blockDim.x * 8) {
       CpAsync16(to + i, from + i);
     }
     CpAsyncCommit();
   };
-  const int first = segment.first_chunk, end = segment.first_chunk + segment.num_chunks;
+  const int first = segment.first_chunk * P::kSubChunks;
+  const int end = (segment.first_chunk + segment.num_chunks) * P::kSubChunks;
   if (first < end) fetch(first, 0);
 
   // This thread's k-rows: (m-tile, half) → row base + 16·mt + g + 8·half.
@@ -314,23 +343,24 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
   });
 
   const int64_t head_state = static_cast<int64_t>(M::kRows) * M::kWide;
-  for (int c = first; c < end; ++c) {
-    const int buffer = (c - first) % 2;
-    if (c + 1 < end) {
-      fetch(c + 1, 1 - buffer);  // that buffer's last reader finished before the last barrier
+  for (int u = first; u < end; ++u) {
+    const int buffer = (u - first) % 2;
+    if (u + 1 < end) {
+      fetch(u + 1, 1 - buffer);  // that buffer's last reader finished before the last barrier
       CpAsyncWait<1>();
     } else {
       CpAsyncWait<0>();
     }
-    const float chunk_decay = chunk_decays[c * shape.num_kv_heads + h];
+    const float chunk_decay = chunk_decays[static_cast<int64_t>(u) * shape.num_kv_heads + h];
     __syncthreads();
 
-    // The state before this chunk, for ChunkOutputKernel (if it runs); then decayed over the
-    // chunk.
+    // At a chunk's first sub-chunk, the state before the chunk, for ChunkOutputKernel (if it
+    // runs); then the state decays over the sub-chunk.
+    const int64_t c = u / P::kSubChunks;
     __nv_bfloat16* before =
-        before_states == nullptr
+        before_states == nullptr || u % P::kSubChunks != 0
             ? nullptr
-            : before_states + (static_cast<int64_t>(c) * shape.num_kv_heads + h) * head_state;
+            : before_states + (c * shape.num_kv_heads + h) * head_state;
 #pragma unroll
     for (int mt = 0; mt < P::kMTiles; ++mt) {
       const int row0 = blockIdx.x * P::kBlockRows + warp * P::kWarpRows + 16 * mt;
@@ -351,10 +381,10 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
     }
 
     // acc += φ(K)ᵀ·[decay·v | decay]: A (k-rows × tokens) made from the keys in registers, over
-    // the chunk's tokens only (the buffers are zero past them).
+    // the sub-chunk's tokens only (the buffers are zero past them).
     const float* keys = keys_of(buffer);
     const __nv_bfloat16* values = values_of(buffer);
-    const int token_end = RoundUp16(chunks[c].num_rows);
+    const int token_end = RoundUp16(max(tokens_of(u), 0));
 #pragma unroll 1
     for (int ks = 0; ks < token_end; ks += 16) {
       uint32_t b[M::kNTiles][2];
@@ -602,18 +632,18 @@ size_t OutputShared() {
              (M::kChunk * M::kBf16Stride + M::kChunk * M::kWide + M::kStages * M::kStageElements);
 }
 
-// Workspace of a pass: the state before every chunk (with outputs only), then every chunk's
+// Workspace of a pass: the state before every chunk (with outputs only), then every sub-chunk's
 // decayed values, then its decay; in bf16 elements up to the decays.
 template <int kD, typename P>
 int64_t WorkspaceBf16Elements(int kv_heads, int64_t chunks, bool with_outputs) {
   const int64_t before = with_outputs ? int64_t{Mma<kD>::kRows} * Mma<kD>::kWide : 0;
-  return chunks * kv_heads * (before + P::kValuesElements);
+  return chunks * kv_heads * (before + P::kSubChunks * P::kValuesElements);
 }
 
 template <int kD, typename P>
 int64_t WorkspaceFloats(int kv_heads, int64_t chunks, bool with_outputs) {
   return (WorkspaceBf16Elements<kD, P>(kv_heads, chunks, with_outputs) + 1) / 2 +
-         chunks * kv_heads;
+         chunks * P::kSubChunks * kv_heads;
 }
 
 // The chunks' decayed values and the states' pass over them.
@@ -622,9 +652,9 @@ void LaunchStates(const PowerAttentionShape& shape, const AttentionRows& rows,
                   const PrefillSegment* segments, int64_t segment_count, const PrefillChunk* chunks,
                   int64_t chunk_count, __nv_bfloat16* before_states, __nv_bfloat16* decayed_values,
                   float* chunk_decays, cudaStream_t stream) {
-  ChunkValuesKernel<kD, P::kChunk>
-      <<<dim3(shape.num_kv_heads, static_cast<unsigned>(chunk_count)), 256, 0, stream>>>(
-          shape, rows, chunks, decayed_values, chunk_decays);
+  ChunkValuesKernel<kD, P><<<dim3(static_cast<unsigned>(chunk_count * P::kSubChunks),
+                                 shape.num_kv_heads),
+                            256, 0, stream>>>(shape, rows, chunks, decayed_values, chunk_decays);
   const size_t shared = 2 * P::kBuffer;
   cudaFuncSetAttribute(ChunkStatesKernel<kD, P>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                        static_cast<int>(shared));
@@ -672,7 +702,7 @@ bool UsesTensorCorePrefill(int head_dim, int degree) {
 
 int TensorCorePrefillChunkTokens(int head_dim, bool with_outputs) {
   if (with_outputs) return head_dim == 64 ? Mma<64>::kChunk : Mma<128>::kChunk;
-  return head_dim == 64 ? FoldStatesPass<64>::kChunk : FoldStatesPass<128>::kChunk;
+  return head_dim == 64 ? FoldStatesPass<64>::kPlanChunk : FoldStatesPass<128>::kPlanChunk;
 }
 
 int64_t TensorCorePrefillWorkspaceFloats(int head_dim, int kv_heads, int64_t chunks,
