@@ -114,7 +114,7 @@ class CudaBackend final : public Backend {
   DeviceArray<int64_t> row_indices_;
   DeviceArray<kernels::DecodeRow> decode_rows_;
 
-  // Folding decode buffers: the sessions, their gathered tokens as rows, outputs thrown away.
+  // Folding decode buffers: the sessions and their gathered tokens as rows (no queries, no outputs).
   DeviceArray<kernels::BufferedRows> fold_sessions_;
   DeviceArray<float> fold_keys_, fold_values_, fold_log_gates_;
   DeviceArray<kernels::PrefillSegment> prefill_segments_;
