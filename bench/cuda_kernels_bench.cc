@@ -21,9 +21,9 @@
 #include "kernels/elementwise.h"
 #include "kernels/power_attention.h"
 #include "kernels/power_prefill_mma.h"
+#include "model/config.h"
 #include "model/cuda/cuda_check.h"
 #include "model/cuda/device_array.h"
-#include "model/config.h"
 #include "model/expansion.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
@@ -39,7 +39,8 @@ ABSL_FLAG(std::vector<std::string>, decode_sessions,
 ABSL_FLAG(std::vector<std::string>, decode_shapes, std::vector<std::string>({"124m", "14b"}),
           "shapes decode is measured at (124m, 14b), e.g. one alone under a profiler");
 ABSL_FLAG(std::vector<std::string>, decode_state_dtypes,
-          std::vector<std::string>({"float32", "bfloat16"}), "state dtypes decode is measured with");
+          std::vector<std::string>({"float32", "bfloat16"}),
+          "state dtypes decode is measured with");
 
 namespace sympow {
 namespace {
@@ -225,7 +226,8 @@ nlohmann::json BenchDecode(const AttentionShape& s, int sessions, bool bf16, dou
   }
   // Every layer's segments hold the same rows, so one plan serves them all.
   std::vector<kernels::PrefillSegment> first_layer(segments.begin(), segments.begin() + sessions);
-  const std::vector<kernels::PrefillChunk> chunks = kernels::PlanPrefill(fold_shape, first_layer, false);
+  const std::vector<kernels::PrefillChunk> chunks =
+      kernels::PlanPrefill(fold_shape, first_layer, false);
   for (size_t i = 0; i < segments.size(); ++i) {
     segments[i].first_chunk = first_layer[i % sessions].first_chunk;
     segments[i].num_chunks = first_layer[i % sessions].num_chunks;
@@ -250,9 +252,8 @@ nlohmann::json BenchDecode(const AttentionShape& s, int sessions, bool bf16, dou
                                    {layer * layer_bytes, state_bytes + layer * layer_buffer_bytes},
                                    keys, values, log_gates, stream);
       kernels::PowerPrefill(fold_shape, fold, device_segments.Reserve(0) + layer * sessions,
-                            sessions, device_chunks.Reserve(0),
-                            static_cast<int64_t>(chunks.size()), fold_workspace.Reserve(0),
-                            stream);
+                            sessions, device_chunks.Reserve(0), static_cast<int64_t>(chunks.size()),
+                            fold_workspace.Reserve(0), stream);
     }
   };
   std::vector<double> fold_times;
@@ -300,9 +301,8 @@ nlohmann::json BenchDecode(const AttentionShape& s, int sessions, bool bf16, dou
       "decode {} x{} {}: {:.1f} us/step with folds ({:.1f} without, eager {:.1f}; a fold of every "
       "session {:.1f} us), {:.2f} TB/s = {:.0f}% of copy moved; {:.0f}% effective (state read "
       "and written every token)",
-      s.name, sessions, bf16 ? "bf16" : "fp32", amortized_ms * 1e3, graph_ms * 1e3,
-      eager_ms * 1e3, fold_ms * 1e3, tbps, 100 * tbps / copy_tbps,
-      100 * effective_tbps / copy_tbps);
+      s.name, sessions, bf16 ? "bf16" : "fp32", amortized_ms * 1e3, graph_ms * 1e3, eager_ms * 1e3,
+      fold_ms * 1e3, tbps, 100 * tbps / copy_tbps, 100 * effective_tbps / copy_tbps);
   return {{"shape", s.name},
           {"sessions", sessions},
           {"state_dtype", bf16 ? "bfloat16" : "float32"},
@@ -330,7 +330,8 @@ nlohmann::json BenchPrefill(const AttentionShape& s, int64_t context, double gem
   float* state_data = state.Reserve(device.StateElementsPerLayer());
   Activations act(device.shape, pass, stream);
   std::vector<kernels::PrefillSegment> segments = {{0, pass, state_data}};
-  const std::vector<kernels::PrefillChunk> chunks = kernels::PlanPrefill(device.shape, segments, true);
+  const std::vector<kernels::PrefillChunk> chunks =
+      kernels::PlanPrefill(device.shape, segments, true);
   workspace.Reserve(
       kernels::PrefillWorkspaceFloats(device.shape, static_cast<int64_t>(chunks.size()), true));
   DeviceArray<kernels::PrefillSegment> device_segments;

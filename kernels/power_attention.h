@@ -58,7 +58,7 @@ struct BufferedRows {
 
 constexpr int kMaxDegree = 8;
 constexpr int kMaxBufferTokens = 256;  // model/config.h's kMaxDecodeBufferTokens
-constexpr int kMaxGroup = 8;  // query heads per kv head
+constexpr int kMaxGroup = 8;           // query heads per kv head
 
 // The rows of q/k/v/out and log gates (null without gating); row strides are the dense widths.
 struct AttentionRows {
@@ -99,9 +99,8 @@ int64_t DecodeScratchFloats(const PowerAttentionShape& shape, int64_t count);
 // decode buffer, which must have room, and writes the outputs from S and z (only read) and the
 // buffer. Rows whose state is `padding_state` (a recorded batch's padding) leave it as it was.
 void PowerDecode(const PowerAttentionShape& shape, const AttentionRows& rows,
-                 const DecodeRow* decode_rows, int64_t count, LayerOffsets layer,
-                 bool bf16_state, float* scratch, cudaStream_t stream,
-                 const void* padding_state = nullptr);
+                 const DecodeRow* decode_rows, int64_t count, LayerOffsets layer, bool bf16_state,
+                 float* scratch, cudaStream_t stream, const void* padding_state = nullptr);
 
 // Copies each session's buffered tokens of one layer into rows (k, v [rows × kv_heads·d], log
 // gates [rows × kv_heads]) and empties the buffers: prefilling those rows into the states folds
@@ -121,9 +120,9 @@ int PrefillChunkTokens(const PowerAttentionShape& shape, bool with_outputs);
 // Cuts the segments into chunks (filling their first_chunk and num_chunks).
 std::vector<PrefillChunk> PlanPrefill(const PowerAttentionShape& shape,
                                       std::vector<PrefillSegment>& segments, bool with_outputs);
-// Floats of workspace PowerPrefill needs for `chunks` chunks: one state per chunk and kv head.
-int64_t PrefillWorkspaceFloats(const PowerAttentionShape& shape, int64_t chunks,
-                               bool with_outputs);
+// Floats of workspace PowerPrefill needs for `chunks` chunks (with outputs: a state per chunk and
+// kv head; without: the chunks' decayed values).
+int64_t PrefillWorkspaceFloats(const PowerAttentionShape& shape, int64_t chunks, bool with_outputs);
 
 // Prefills every segment (any length), advancing its fp32 state, in three launches: each chunk's
 // own contribution to the state (φ(k)ᵀv with the gates, on tensor cores); a scan over each

@@ -54,7 +54,7 @@ struct Mma {
   static constexpr int kStages = 3;
   static constexpr int kStageElements = kStageSteps * 16 * kWide;
   static_assert(kSteps % kStageSteps == 0);
-  static constexpr int kKeyStride = kD + 4;  // fp32 keys, conflict-free column reads
+  static constexpr int kKeyStride = kD + 4;    // fp32 keys, conflict-free column reads
   static constexpr int kQueryStride = kD + 8;  // fp32 queries, conflict-free float2 reads
   static constexpr int kBf16Stride = kD + 8;   // bf16 rows for ldmatrix: 16-byte aligned
 };
@@ -250,8 +250,7 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
   extern __shared__ float4 shared_storage[];
   // Two buffers, each: keys fp32 [chunk × kKeyStride], then decayed values bf16 [chunk × kWide].
   auto keys_of = [&](int buffer) {
-    return reinterpret_cast<float*>(reinterpret_cast<char*>(shared_storage) +
-                                    buffer * P::kBuffer);
+    return reinterpret_cast<float*>(reinterpret_cast<char*>(shared_storage) + buffer * P::kBuffer);
   };
   auto values_of = [&](int buffer) {
     return reinterpret_cast<__nv_bfloat16*>(keys_of(buffer) + P::kChunk * M::kKeyStride);
@@ -357,10 +356,9 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
     // At a chunk's first sub-chunk, the state before the chunk, for ChunkOutputKernel (if it
     // runs); then the state decays over the sub-chunk.
     const int64_t c = u / P::kSubChunks;
-    __nv_bfloat16* before =
-        before_states == nullptr || u % P::kSubChunks != 0
-            ? nullptr
-            : before_states + (c * shape.num_kv_heads + h) * head_state;
+    __nv_bfloat16* before = before_states == nullptr || u % P::kSubChunks != 0
+                                ? nullptr
+                                : before_states + (c * shape.num_kv_heads + h) * head_state;
 #pragma unroll
     for (int mt = 0; mt < P::kMTiles; ++mt) {
       const int row0 = blockIdx.x * P::kBlockRows + warp * P::kWarpRows + 16 * mt;
@@ -370,9 +368,9 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
         for (int half = 0; half < 2; ++half) {
           float* pair = &acc[mt][nt][2 * half];
           if (before != nullptr) {
-            *reinterpret_cast<uint32_t*>(before + static_cast<int64_t>(row0 + g + 8 * half) *
-                                                      M::kWide +
-                                         nt * 8 + 2 * t4) = PackBf16(pair[0], pair[1]);
+            *reinterpret_cast<uint32_t*>(
+                before + static_cast<int64_t>(row0 + g + 8 * half) * M::kWide + nt * 8 + 2 * t4) =
+                PackBf16(pair[0], pair[1]);
           }
           pair[0] *= chunk_decay;
           pair[1] *= chunk_decay;
@@ -652,9 +650,9 @@ void LaunchStates(const PowerAttentionShape& shape, const AttentionRows& rows,
                   const PrefillSegment* segments, int64_t segment_count, const PrefillChunk* chunks,
                   int64_t chunk_count, __nv_bfloat16* before_states, __nv_bfloat16* decayed_values,
                   float* chunk_decays, cudaStream_t stream) {
-  ChunkValuesKernel<kD, P><<<dim3(static_cast<unsigned>(chunk_count * P::kSubChunks),
-                                 shape.num_kv_heads),
-                            256, 0, stream>>>(shape, rows, chunks, decayed_values, chunk_decays);
+  ChunkValuesKernel<kD, P>
+      <<<dim3(static_cast<unsigned>(chunk_count * P::kSubChunks), shape.num_kv_heads), 256, 0,
+         stream>>>(shape, rows, chunks, decayed_values, chunk_decays);
   const size_t shared = 2 * P::kBuffer;
   cudaFuncSetAttribute(ChunkStatesKernel<kD, P>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                        static_cast<int>(shared));
@@ -674,8 +672,8 @@ void Launch(const PowerAttentionShape& shape, const AttentionRows& rows,
     using P = FoldStatesPass<kD>;
     auto* chunk_decays = reinterpret_cast<float*>(
         bf16_workspace + WorkspaceBf16Elements<kD, P>(shape.num_kv_heads, chunk_count, false));
-    return LaunchStates<kD, P>(shape, rows, segments, segment_count, chunks, chunk_count,
-                               nullptr, bf16_workspace, chunk_decays, stream);
+    return LaunchStates<kD, P>(shape, rows, segments, segment_count, chunks, chunk_count, nullptr,
+                               bf16_workspace, chunk_decays, stream);
   }
   using P = OutputStatesPass<kD>;
   __nv_bfloat16* before_states = bf16_workspace;

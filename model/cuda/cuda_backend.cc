@@ -375,7 +375,7 @@ void CudaBackend::Prefill(const kernels::AttentionRows& rows,
   // A bf16 state is rounded once at the end, as on the CPU: the tensor-core prefill keeps it in
   // fp32 registers between its chunks; other paths prefill an fp32 copy.
   const bool widen = layout_.dtype == StateDType::kBFloat16 &&
-                    !kernels::UsesTensorCorePrefill(shape_.head_dim, shape_.degree);
+                     !kernels::UsesTensorCorePrefill(shape_.head_dim, shape_.degree);
   std::vector<uint16_t*> stored(segments.size());
   if (widen) {
     float* widened = widened_states_.Reserve(segments.size() * layer_elements);
@@ -421,9 +421,9 @@ void CudaBackend::FoldDecodeBuffers(std::span<const BufferedSession> sessions) {
     CheckLaunch("GatherDecodeBuffers");
     std::vector<kernels::PrefillSegment> segments;
     for (const kernels::BufferedRows& session : gathered) {
-      segments.push_back({session.first_row, session.tokens,
-                          reinterpret_cast<float*>(static_cast<std::byte*>(session.slot) +
-                                                   offsets.state)});
+      segments.push_back(
+          {session.first_row, session.tokens,
+           reinterpret_cast<float*>(static_cast<std::byte*>(session.slot) + offsets.state)});
     }
     Prefill({nullptr, k, v, log_gate, nullptr}, std::move(segments));
   }

@@ -114,13 +114,14 @@ class CudaBackend final : public Backend {
   DeviceArray<int64_t> row_indices_;
   DeviceArray<kernels::DecodeRow> decode_rows_;
 
-  // Folding decode buffers: the sessions and their gathered tokens as rows (no queries, no outputs).
+  // Folding decode buffers: the sessions and their gathered tokens as rows (no queries, no
+  // outputs).
   DeviceArray<kernels::BufferedRows> fold_sessions_;
   DeviceArray<float> fold_keys_, fold_values_, fold_log_gates_;
   DeviceArray<kernels::PrefillSegment> prefill_segments_;
   DeviceArray<kernels::PrefillChunk> prefill_chunks_;
   DeviceArray<float> prefill_workspace_;  // a state per chunk and kv head
-  DeviceArray<float> widened_states_;  // fp32 copies of bf16 states while they are prefilled
+  DeviceArray<float> widened_states_;     // fp32 copies of bf16 states while they are prefilled
   DeviceArray<kernels::SampleRowParams> sample_params_;
   DeviceArray<int32_t> penalized_tokens_;
   DeviceArray<float> penalized_logits_;
