@@ -79,8 +79,8 @@ struct StatesPass {
 };
 // Sub-chunks of 64 tokens and one m-tile a warp keep a block's registers (80 at d 64, 126 at
 // d 128) and shared memory small enough for several blocks an SM, so one block's loads overlap
-// another's multiplies. Measured on an H200 (bench/results/decode_session8.md): a fold's states
-// pass 2.2x faster; a prefill's 4% faster at d 128 but 12% slower at d 64, where the one block
+// another's multiplies. Measured on an H200 (bench/results/decode_session8.md): a fold (states
+// only) 2.2x faster; a prefill 4% faster at d 128 but 12% slower at d 64, where the one block
 // of 8 warps an SM with 256-token chunks and two m-tiles a warp stays. Folds (states only) plan
 // in sub-chunks; with outputs the states walk the output kernel's chunks, storing the state
 // before each.
