@@ -471,7 +471,9 @@ size_t FinishSharedBytes(const PowerAttentionShape& shape) {
 // log gates after s and A all of the buffer's; num and den are StreamStates' sums. The buffer
 // must have room (the engine folds full ones); rows on `padding_state` (padding of a recorded
 // batch, which nothing folds) attend the same way but leave their buffers empty. Tokens pass
-// through shared memory in chunks, each chunk's keys and values loaded at once.
+// through shared memory in chunks, each chunk's keys and values loaded at once. It may start while
+// StreamStates still runs (LaunchAfterStarted): before WaitForPrimary it reads only what earlier
+// launches wrote, never the scratch.
 __global__ void FinishHeads(PowerAttentionShape shape, AttentionRows rows,
                             const DecodeRow* decode_rows, LayerOffsets layer,
                             DecodeScratch scratch, const void* padding_state) {
