@@ -15,12 +15,16 @@
 #   tests/gpu/run.sh long-session   on the GPU machine: one session of the bundled model fed
 #                             ~1.07M tokens through `sympow-cli append`, then a generation; server
 #                             RSS and GPU memory after each piece in $OUT/long_session.csv
+#   tests/gpu/run.sh profile  on the GPU machine: Nsight Compute on the kernels that bound decode
+#                             and prefill (one launch each: the bf16 stream kernel at 64 sessions,
+#                             FinishHeads, the prefill's three kernels at 64k tokens), with the
+#                             source lines where warps stall; $OUT/profile_*.txt
 #   tests/gpu/run.sh report DIR [FLAGS]   here: turn DIR (gpu-run.tgz unpacked) into bench/results/;
 #                             FLAGS go to bench/peers/report.py (e.g. --peers_from KERNELS_JSON
 #                             for a run without the peers parts, --commit SHA)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-step=${1:?usage: tests/gpu/run.sh bundle|device|serving|report DIR}
+step=${1:?usage: tests/gpu/run.sh bundle|device|serving|long-session|profile|report DIR}
 
 # Unpacks the bundle on the GPU machine; sets $work and $bundle and the library path.
 unpack() {
@@ -112,6 +116,24 @@ serving)
     tee "$OUT/serving.log"
   kill -TERM "$server" 2>/dev/null || true; wait "$server" || true
   ;;
+profile)
+  unpack
+  sections="--section SpeedOfLight --section Occupancy --section LaunchStats --section SchedulerStats
+    --section WarpStateStats --section MemoryWorkloadAnalysis --section SourceCounters"
+  # ncu [KERNEL REGEX] [LAUNCHES] [NAME] [BENCH FLAGS...]
+  profile() {
+    local regex=$1 launches=$2 name=$3
+    shift 3
+    timeout 200 /usr/local/cuda/bin/ncu --kernel-name-base demangled --kernel-name "regex:$regex" \
+      --launch-count "$launches" --import-source yes $sections \
+      "$bundle/bin/cuda_kernels_bench" --out "$work/unused.json" "$@" > "$OUT/profile_$name.txt" 2>&1
+  }
+  profile "StreamStatesMma<.int.64>|FinishHeads" 2 decode_bf16_64 --prefill=false \
+    --decode_shapes=124m --decode_state_dtypes=bfloat16 --decode_sessions=64
+  profile "Chunk(Values|States|Output)Kernel<.int.64" 3 prefill_64k --decode=false \
+    --min_prefill_context=65536 --max_prefill_context=65536
+  grep -h -E "^  [a-zA-Z].*\(|Duration|DRAM Throughput|Achieved Occupancy|Issued Warp" "$OUT"/profile_*.txt
+  ;;
 long-session)
   unpack
   "$bundle/bin/sympow-server" --device cuda --model models/sympow-tiny --listen 127.0.0.1:50181 \
@@ -142,7 +164,7 @@ report)
   /usr/bin/python3 bench/peers/report.py "$dir" bench/results "${@:3}"
   ;;
 *)
-  echo "unknown step '$step' (bundle, device, serving, report)" >&2
+  echo "unknown step '$step' (bundle, device, serving, long-session, profile, report)" >&2
   exit 2
   ;;
 esac
