@@ -126,13 +126,15 @@ profile)
     shift 3
     timeout 200 /usr/local/cuda/bin/ncu --kernel-name-base demangled --kernel-name "regex:$regex" \
       --launch-count "$launches" --import-source yes $sections \
-      "$bundle/bin/cuda_kernels_bench" --out "$work/unused.json" "$@" > "$OUT/profile_$name.txt" 2>&1
+      "$bundle/bin/cuda_kernels_bench" --out "$work/unused.json" "$@" > "$OUT/profile_$name.txt" 2>&1 ||
+      echo "ncu failed for $name: see profile_$name.txt" >&2
   }
   profile "StreamStatesMma<.int.64>|FinishHeads" 2 decode_bf16_64 --prefill=false \
     --decode_shapes=124m --decode_state_dtypes=bfloat16 --decode_sessions=64
   profile "Chunk(Values|States|Output)Kernel<.int.64" 3 prefill_64k --decode=false \
     --min_prefill_context=65536 --max_prefill_context=65536
-  grep -h -E "^  [a-zA-Z].*\(|Duration|DRAM Throughput|Achieved Occupancy|Issued Warp" "$OUT"/profile_*.txt
+  grep -h -E "^  [a-zA-Z].*\(|Duration|DRAM Throughput|Achieved Occupancy|Issued Warp" \
+    "$OUT"/profile_*.txt || true
   ;;
 long-session)
   unpack
