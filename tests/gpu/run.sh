@@ -120,7 +120,8 @@ profile)
   unpack
   sections="--section SpeedOfLight --section Occupancy --section LaunchStats --section SchedulerStats
     --section WarpStateStats --section MemoryWorkloadAnalysis --section SourceCounters"
-  # ncu [KERNEL REGEX] [LAUNCHES] [NAME] [BENCH FLAGS...]
+  # profile REGEX LAUNCHES NAME [BENCH FLAGS...]: the first LAUNCHES launches of kernels matching
+  # REGEX in one run of the kernels bench, into $OUT/profile_NAME.txt
   profile() {
     local regex=$1 launches=$2 name=$3
     shift 3
