@@ -20,8 +20,25 @@ inline float EvenPower(float x, int degree) {
 
 inline float Load(float value) { return value; }
 inline float Load(uint16_t value) { return Bf16ToFloat(value); }
-inline void Store(float* to, float value) { *to = value; }
-inline void Store(uint16_t* to, float value) { *to = FloatToBf16(value); }
+
+// Runs advance(S, z) on one layer's kv head of `state` in fp32: a bf16 state is widened into
+// `widened` and rounded back once, after.
+template <typename Advance>
+void AdvanceInFp32(const StateLayout& layout, std::byte* state, int64_t layer, int64_t kv_head,
+                   std::vector<float>& widened, Advance advance) {
+  const int64_t offset = layout.HeadOffset(layer, kv_head);
+  const int64_t z_offset = layout.expanded_dim * layout.head_dim;
+  if (layout.dtype == StateDType::kFloat32) {
+    float* S = reinterpret_cast<float*>(state) + offset;
+    advance(S, S + z_offset);
+    return;
+  }
+  uint16_t* stored = reinterpret_cast<uint16_t*>(state) + offset;
+  widened.resize(layout.ElementsPerHead());
+  for (size_t e = 0; e < widened.size(); ++e) widened[e] = Bf16ToFloat(stored[e]);
+  advance(widened.data(), widened.data() + z_offset);
+  for (size_t e = 0; e < widened.size(); ++e) stored[e] = FloatToBf16(widened[e]);
+}
 
 const float* RowPtr(const MatrixView& m, int64_t row) {
   return static_cast<const float*>(m.data) + row * m.cols;
@@ -87,32 +104,17 @@ void CpuPowerAttention::Run(const PowerAttentionArgs& args, std::span<std::byte*
 
 void CpuPowerAttention::PrefillSegment(const PowerAttentionArgs& args,
                                        const AttentionSegment& segment, std::byte* state) {
-  const int64_t D = layout_.expanded_dim;
-  const int64_t head_elements = layout_.ElementsPerHead();
   const int64_t chunk = std::max<int64_t>(1, std::min(args.chunk_size, segment.num_rows));
   ChunkBuffers buffers;
-  buffers.Reserve(chunk, group_, head_dim_, D);
+  buffers.Reserve(chunk, group_, head_dim_, layout_.expanded_dim);
   std::vector<float> widened;  // fp32 copy of a bf16 head state while it is being advanced
   for (int64_t h = 0; h < layout_.num_kv_heads; ++h) {
-    const int64_t offset = layout_.HeadOffset(args.layer, h);
-    float* S;
-    if (layout_.dtype == StateDType::kFloat32) {
-      S = reinterpret_cast<float*>(state) + offset;
-    } else {
-      const uint16_t* stored = reinterpret_cast<const uint16_t*>(state) + offset;
-      widened.resize(head_elements);
-      for (int64_t i = 0; i < head_elements; ++i) widened[i] = Bf16ToFloat(stored[i]);
-      S = widened.data();
-    }
-    float* z = S + D * head_dim_;
-    for (int64_t start = 0; start < segment.num_rows; start += chunk) {
-      PrefillChunk(args, segment.first_row + start, std::min(chunk, segment.num_rows - start), h, S,
-                   z, buffers);
-    }
-    if (layout_.dtype == StateDType::kBFloat16) {
-      uint16_t* stored = reinterpret_cast<uint16_t*>(state) + offset;
-      for (int64_t i = 0; i < head_elements; ++i) stored[i] = FloatToBf16(widened[i]);
-    }
+    AdvanceInFp32(layout_, state, args.layer, h, widened, [&](float* S, float* z) {
+      for (int64_t start = 0; start < segment.num_rows; start += chunk) {
+        PrefillChunk(args, segment.first_row + start, std::min(chunk, segment.num_rows - start), h,
+                     S, z, buffers);
+      }
+    });
   }
 }
 
@@ -191,7 +193,7 @@ void CpuPowerAttention::FoldBuffer(const DecodeBufferView& buffer, float* S, flo
                                    ChunkBuffers& b) const {
   const int64_t n = buffer.count();
   if (n == 0) return;
-  b.Reserve(std::max<int64_t>(n, 1), group_, head_dim_, layout_.expanded_dim);
+  b.Reserve(n, group_, head_dim_, layout_.expanded_dim);
   float running = 0.0f;
   for (int64_t s = 0; s < n; ++s) {
     running += buffer.log_gates()[s];
@@ -232,23 +234,13 @@ void CpuPowerAttention::DecodeRows(const PowerAttentionArgs& args,
 }
 
 void CpuPowerAttention::FoldDecodeBuffers(std::byte* state) const {
-  const int64_t D = layout_.expanded_dim;
   ChunkBuffers buffers;
   std::vector<float> widened;  // a bf16 head state while its buffer is folded (rounded once)
   for (int64_t layer = 0; layer < layout_.num_layers; ++layer) {
     for (int64_t h = 0; h < layout_.num_kv_heads; ++h) {
       const DecodeBufferView buffer(layout_, state, layer, h);
-      const int64_t offset = layout_.HeadOffset(layer, h);
-      if (layout_.dtype == StateDType::kFloat32) {
-        float* S = reinterpret_cast<float*>(state) + offset;
-        FoldBuffer(buffer, S, S + D * head_dim_, buffers);
-        continue;
-      }
-      uint16_t* stored = reinterpret_cast<uint16_t*>(state) + offset;
-      widened.resize(layout_.ElementsPerHead());
-      for (size_t e = 0; e < widened.size(); ++e) widened[e] = Bf16ToFloat(stored[e]);
-      FoldBuffer(buffer, widened.data(), widened.data() + D * head_dim_, buffers);
-      for (size_t e = 0; e < widened.size(); ++e) stored[e] = FloatToBf16(widened[e]);
+      AdvanceInFp32(layout_, state, layer, h, widened,
+                    [&](float* S, float* z) { FoldBuffer(buffer, S, z, buffers); });
     }
   }
 }
