@@ -58,6 +58,23 @@ __device__ inline float WarpInclusiveScan(float value) {
   return value;
 }
 
+// Lane l's run of kPerLane consecutive tokens t in [l·kPerLane, (l+1)·kPerLane): values[i] =
+// from[t·stride], 0 at or past n and everywhere when `from` is null; returns their sum (the
+// lane's part of a warp scan).
+template <int kPerLane>
+__device__ inline float LoadLaneRun(const float* from, int64_t stride, int n,
+                                    float (&values)[kPerLane]) {
+  const int lane = threadIdx.x % 32;
+  float total = 0.0f;
+#pragma unroll
+  for (int i = 0; i < kPerLane; ++i) {
+    const int t = lane * kPerLane + i;
+    values[i] = from != nullptr && t < n ? from[t * stride] : 0.0f;
+    total += values[i];
+  }
+  return total;
+}
+
 // Called by one whole warp: out[t] = Σ_{s≤t} log_gate of the chunk's token s, for the chunk's
 // kChunk tokens from `first_row` (tokens at or past n, and every token without gating, add 0).
 template <int kChunk>
@@ -67,13 +84,9 @@ __device__ void ChunkLogGates(const float* log_gate, int kv_heads, int kv_head, 
   constexpr int kPerLane = kChunk / 32;
   const int lane = threadIdx.x % 32;
   float values[kPerLane];
-  float total = 0.0f;
-#pragma unroll
-  for (int i = 0; i < kPerLane; ++i) {
-    const int t = lane * kPerLane + i;
-    values[i] = log_gate && t < n ? log_gate[(first_row + t) * kv_heads + kv_head] : 0.0f;
-    total += values[i];
-  }
+  const float total = LoadLaneRun<kPerLane>(
+      log_gate == nullptr ? nullptr : log_gate + first_row * kv_heads + kv_head, kv_heads, n,
+      values);
   float running = WarpInclusiveScan<false>(total) - total;
 #pragma unroll
   for (int i = 0; i < kPerLane; ++i) {
@@ -89,13 +102,7 @@ __device__ inline float DecaysToNow(const float* log_gates, int n, float* decay)
   constexpr int kPerLane = kMaxBufferTokens / 32;
   const int lane = threadIdx.x % 32;
   float values[kPerLane];
-  float total = 0.0f;
-#pragma unroll
-  for (int i = 0; i < kPerLane; ++i) {
-    const int s = lane * kPerLane + i;
-    values[i] = s < n ? log_gates[s] : 0.0f;
-    total += values[i];
-  }
+  const float total = LoadLaneRun<kPerLane>(log_gates, 1, n, values);
   const float from_here = WarpInclusiveScan<true>(total);  // this lane's tokens and later lanes'
   float later = from_here - total;
 #pragma unroll
