@@ -321,7 +321,9 @@ __device__ inline void SplitBf16(float x0, float x1, uint32_t& high, uint32_t& l
 // own blocks of 16 rows through a double buffer, XOR-swizzled by row so that ldmatrix reads
 // without bank conflicts; rows past the tile land as zeros. A warp takes 64 columns of its rows:
 // at head_dim 128 warps 2r and 2r + 1 split row blocks r, r + 4, … by columns, so that a warp's
-// accumulators (and the blocks an SM holds) are those of head_dim 64.
+// accumulators (and the blocks an SM holds) are those of head_dim 64. Each lane makes the four
+// φ(q) values of its A fragment itself, block by block (their factors and z fetched a block
+// ahead), and adds φ(q)·z to its head's denominator: no tile-wide φ pass before the stream.
 template <int kHeadDim>
 __global__ void __launch_bounds__(kThreads, kMmaBlocksPerSM)
     StreamStatesMma(PowerAttentionShape shape, const float* q_rows, const DecodeRow* decode_rows,
@@ -341,7 +343,6 @@ __global__ void __launch_bounds__(kThreads, kMmaBlocksPerSM)
       reinterpret_cast<__nv_bfloat16*>(shared) + warp * kMmaStages * kStageElements;
   float* q = shared + MmaStagingBytes(kHeadDim) / sizeof(float);  // [group × d]
   float* sums = q + group * kHeadDim;                             // [group × d]
-  float* phi = sums + group * kHeadDim;                           // [group × tile_features]
 
   const __nv_bfloat16* S = static_cast<const __nv_bfloat16*>(item.state) + part * kColumns;
   const int row_blocks = (item.tile + 15) / 16;
@@ -364,22 +365,70 @@ __global__ void __launch_bounds__(kThreads, kMmaBlocksPerSM)
     CpAsyncCommit();
   };
   fetch(0);
-  PrepareItem<__nv_bfloat16>(shape, item, q_rows, q, phi, plan.tile_features, row_blocks * 16,
-                             sums, scratch);
+
+  // This lane's features in a block starting at `first`: first + 2t + {0, 1} (pair 0) and
+  // + {8, 9} (pair 1), for query head g (lanes with g ≥ group have no row of A). Their factors
+  // (two bytes each, adjacent features adjacent) and z values arrive a block ahead.
+  const int g = lane / 4, t = lane % 4;
+  const bool has_head = g < group;
+  const auto* monomials = reinterpret_cast<const uint32_t*>(shape.monomials);
+  const auto* z = reinterpret_cast<const __nv_bfloat162*>(
+      static_cast<const __nv_bfloat16*>(item.state) + int64_t{shape.expanded_dim} * kHeadDim);
+  struct Factors {
+    uint32_t monomials[2];  // two features' factor pairs per word
+    __nv_bfloat162 z[2];
+  };
+  auto factors_of = [&](int i) {
+    Factors f{};
+    if (i < mine && has_head) {
+      const int first = item.first_feature + (row_warp + i * kRowWarps) * 16 + 2 * t;
+#pragma unroll
+      for (int pair = 0; pair < 2; ++pair) {
+        // Features past D read the table's and z's last pair instead; their φ is zeroed below.
+        const int feature = min(first + 8 * pair, shape.expanded_dim - 2);
+        f.monomials[pair] = monomials[feature / 2];
+        f.z[pair] = z[feature / 2];
+      }
+    }
+    return f;
+  };
+  Factors next = factors_of(0);
+
+  for (int i = threadIdx.x; i < group * kHeadDim; i += blockDim.x) {
+    q[i] = q_rows[item.query * kHeadDim + i];
+    sums[i] = 0.0f;
+  }
+  __syncthreads();
 
   float acc[kChunks][4] = {};
-  const int g = lane / 4, t = lane % 4;
+  float denominator = 0.0f;
+  const float* q_head = q + g * kHeadDim;
   for (int i = 0; i < mine; ++i) {
+    const Factors now = next;
+    next = factors_of(i + 1);
     fetch(i + 1);
-    CpAsyncWait<1>();  // block i has landed, for this lane; the warp's other lanes too after:
-    __syncwarp();
     const int first = (row_warp + i * kRowWarps) * 16;
     uint32_t high[4] = {}, low[4] = {};
-    if (g < group) {
-      const float* p = phi + g * plan.tile_features + first + 2 * t;
-      SplitBf16(p[0], p[1], high[0], low[0]);
-      SplitBf16(p[8], p[9], high[2], low[2]);
+    if (has_head) {
+      float phi[4];
+#pragma unroll
+      for (int pair = 0; pair < 2; ++pair) {
+        const uint32_t m = now.monomials[pair];
+        const float2 z_pair = __bfloat1622float2(now.z[pair]);
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int feature = first + 2 * t + 8 * pair + e;  // in the tile
+          const uint32_t factors = m >> (16 * e);
+          const float x = q_head[factors & 0xff] * q_head[(factors >> 8) & 0xff];
+          phi[2 * pair + e] = feature < item.tile ? x : 0.0f;
+        }
+        if (part == 0) denominator += phi[2 * pair] * z_pair.x + phi[2 * pair + 1] * z_pair.y;
+      }
+      SplitBf16(phi[0], phi[1], high[0], low[0]);
+      SplitBf16(phi[2], phi[3], high[2], low[2]);
     }
+    CpAsyncWait<1>();  // block i has landed, for this lane; the warp's other lanes too after:
+    __syncwarp();
     const __nv_bfloat16* stage = staging + (i % kMmaStages) * kStageElements;
     const int row = (lane & 7) + ((lane >> 3) & 1) * 8;
 #pragma unroll
@@ -395,7 +444,13 @@ __global__ void __launch_bounds__(kThreads, kMmaBlocksPerSM)
     __syncwarp();  // the block is read before fetch(i + 2) lands on it
   }
   CpAsyncWait<0>();
-  if (g < group) {
+  // The four lanes of a head hold parts of its denominator.
+  denominator += __shfl_xor_sync(0xffffffffu, denominator, 1);
+  denominator += __shfl_xor_sync(0xffffffffu, denominator, 2);
+  if (has_head && part == 0 && t == 0 && mine > 0) {
+    atomicAdd(&scratch.denominators[item.head + g], denominator);
+  }
+  if (has_head) {
 #pragma unroll
     for (int n = 0; n < kChunks; ++n) {
       float* sum = &sums[g * kHeadDim + part * kColumns + 8 * n + 2 * t];
@@ -432,23 +487,15 @@ void LaunchStreamStates(int group, size_t shared, cudaStream_t stream,
   }
 }
 
-// The tensor-core path at one head size: its tile plan and launch (shared memory past 48 KB).
+// The tensor-core path at one head size: its tile plan and launch. No φ is kept in shared
+// memory, so a tile is as long as kTileBytes allows.
 template <int kHeadDim>
 void LaunchStreamStatesMma(cudaStream_t stream, const PowerAttentionShape& shape,
                            const float* q, const DecodeRow* decode_rows, int64_t count,
                            int64_t state_offset, DecodeScratch scratch) {
-  constexpr int64_t kPhiBytes = 16 * 1024;
-  const int group = shape.num_heads / shape.num_kv_heads;
-  const TilePlan plan =
-      PlanTiles(shape, count, kHeadDim * 2, 16, kPhiBytes / sizeof(float) / group,
-                int64_t{MultiprocessorCount()} * kMmaBlocksPerSM);
-  const size_t shared = MmaStagingBytes(kHeadDim) + TileSharedBytes(shape, plan.tile_features);
-  static const bool opted_in = [] {
-    cudaFuncSetAttribute(StreamStatesMma<kHeadDim>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         MmaStagingBytes(kHeadDim) + kPhiBytes + 2 * kMaxGroup * kHeadDim * 4);
-    return true;
-  }();
-  (void)opted_in;
+  const TilePlan plan = PlanTiles(shape, count, kHeadDim * 2, 16, shape.expanded_dim,
+                                  int64_t{MultiprocessorCount()} * kMmaBlocksPerSM);
+  const size_t shared = MmaStagingBytes(kHeadDim) + TileSharedBytes(shape, 0);
   StreamStatesMma<kHeadDim><<<static_cast<unsigned>(plan.items), kThreads, shared, stream>>>(
       shape, q, decode_rows, state_offset, plan, scratch);
 }
