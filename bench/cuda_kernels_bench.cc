@@ -191,7 +191,7 @@ nlohmann::json BenchDecode(const AttentionShape& s, int sessions, bool bf16, dou
   cudaMemsetAsync(base, 0, slot_bytes * sessions, stream);
   Activations act(shape, sessions, stream);
   DeviceArray<float> scratch;
-  scratch.Reserve(kernels::DecodeScratchFloats(shape, sessions));
+  scratch.ReserveZeroed(kernels::DecodeScratchFloats(shape, sessions), stream);
   std::vector<kernels::DecodeRow> rows;
   for (int i = 0; i < sessions; ++i) rows.push_back({i, base + i * slot_bytes});
   DeviceArray<kernels::DecodeRow> device_rows;

@@ -92,7 +92,7 @@ struct PrefillChunk {
   int32_t segment;
 };
 
-// Floats of scratch PowerDecode needs for `count` rows.
+// Floats of scratch PowerDecode needs for `count` rows: zero on entry, left zero on return.
 int64_t DecodeScratchFloats(const PowerAttentionShape& shape, int64_t count);
 // Decodes one token for each of `count` rows, whose DecodeRow::state is the start of the
 // session's state slot (so one row list serves every layer): adds the token to each kv head's

@@ -1,12 +1,14 @@
 // Decode with deferred state updates, in two launches per layer.
 // 1. A block per item (session, kv head, tile of features) streams its tile of S through shared
 //    memory (cp.async) into partial numerators φ(q)ᵀS, and z into partial denominators φ(q)·z,
-//    added into a zeroed scratch. A bf16 state is multiplied on tensor cores (StreamStatesMma),
-//    an fp32 one on CUDA cores (StreamStates).
+//    added into the scratch. A bf16 state is multiplied on tensor cores (StreamStatesMma),
+//    an fp32 one on CUDA cores (StreamStates). It is launched to be set up while the kernel before
+//    it ends, and waits for that kernel before it reads anything.
 // 2. FinishHeads: a block per (session, kv head) adds the token to the head's decode buffer,
 //    attends over the buffer and writes the outputs from both parts. It is launched to start
 //    while the last blocks of launch 1 still run: the buffer's attention needs nothing from them,
-//    only the final sums wait.
+//    only the final sums wait. It zeroes the sums it read, so the scratch needs no clearing
+//    before the next layer (no memset node between layers).
 // The engine folds buffers that fill (through the prefill, see GatherDecodeBuffers), so a state is
 // written once every N tokens instead of every token.
 #include <cuda_bf16.h>
@@ -75,8 +77,8 @@ constexpr int kMinTileFeatures = 64;
 // waves of `wave`: the tile count is the one with the least estimated time, ceil(blocks / wave) ×
 // (tile bytes + set-up), so that a batch of few sessions is cut finer and no last wave runs mostly
 // empty.
-TilePlan PlanTiles(const PowerAttentionShape& shape, int64_t count, int64_t row_bytes,
-                   int rounding, int64_t most_features, int64_t wave) {
+TilePlan PlanTiles(const PowerAttentionShape& shape, int64_t count, int64_t row_bytes, int rounding,
+                   int64_t most_features, int64_t wave) {
   const int group = shape.num_heads / shape.num_kv_heads;
   const int64_t D = shape.expanded_dim;
   auto round_up = [&](int64_t features) { return (features + rounding - 1) / rounding * rounding; };
@@ -151,8 +153,7 @@ struct DecodeScratch {
   float* numerators;
   float* denominators;
 
-  __host__ __device__ DecodeScratch(float* scratch, const PowerAttentionShape& shape,
-                                    int64_t count)
+  __host__ __device__ DecodeScratch(float* scratch, const PowerAttentionShape& shape, int64_t count)
       : numerators(scratch), denominators(scratch + count * shape.num_heads * shape.head_dim) {}
 };
 
@@ -186,9 +187,9 @@ __device__ inline Item BlockItem(const PowerAttentionShape& shape, TilePlan plan
 // features), adds φ(q)·z into the scratch's denominators and zeroes sums [group × d]. Called by
 // the whole block while its first rows are in flight; ends with a barrier.
 template <typename Storage>
-__device__ void PrepareItem(const PowerAttentionShape& shape, const Item& item,
-                            const float* q_rows, float* q, float* phi, int stride, int padded,
-                            float* sums, const DecodeScratch& scratch) {
+__device__ void PrepareItem(const PowerAttentionShape& shape, const Item& item, const float* q_rows,
+                            float* q, float* phi, int stride, int padded, float* sums,
+                            const DecodeScratch& scratch) {
   const int d = shape.head_dim;
   const int group = shape.num_heads / shape.num_kv_heads;
   for (int i = threadIdx.x; i < group * d; i += blockDim.x) {
@@ -240,6 +241,7 @@ __global__ void __launch_bounds__(kThreads, BlocksPerSM(kGroup))
   const int d = shape.head_dim;
   const int group = shape.num_heads / shape.num_kv_heads;
   AllowDependentsToStart();
+  WaitForPrimary();
   const Item item = BlockItem<Storage>(shape, plan, decode_rows, state_offset);
   uint4* staging = reinterpret_cast<uint4*>(shared);  // [kStages × kStageRows × kThreads]
   float* q = shared + kStagingBytes / sizeof(float);  // [group × d]
@@ -338,6 +340,7 @@ __global__ void __launch_bounds__(kThreads, kMmaBlocksPerSM)
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int part = warp % kParts, row_warp = warp / kParts;
   AllowDependentsToStart();
+  WaitForPrimary();
   const Item item = BlockItem<__nv_bfloat16>(shape, plan, decode_rows, state_offset);
   __nv_bfloat16* staging =
       reinterpret_cast<__nv_bfloat16*>(shared) + warp * kMmaStages * kStageElements;
@@ -364,7 +367,7 @@ __global__ void __launch_bounds__(kThreads, kMmaBlocksPerSM)
     }
     CpAsyncCommit();
   };
-  fetch(0);
+  for (int i = 0; i < kMmaStages - 1; ++i) fetch(i);
 
   // This lane's features in a block starting at `first`: first + 2t + {0, 1} (pair 0) and
   // + {8, 9} (pair 1), for query head g (lanes with g ≥ group have no row of A). Their factors
@@ -406,7 +409,7 @@ __global__ void __launch_bounds__(kThreads, kMmaBlocksPerSM)
   for (int i = 0; i < mine; ++i) {
     const Factors now = next;
     next = factors_of(i + 1);
-    fetch(i + 1);
+    fetch(i + kMmaStages - 1);
     const int first = (row_warp + i * kRowWarps) * 16;
     uint32_t high[4] = {}, low[4] = {};
     if (has_head) {
@@ -427,7 +430,7 @@ __global__ void __launch_bounds__(kThreads, kMmaBlocksPerSM)
       SplitBf16(phi[0], phi[1], high[0], low[0]);
       SplitBf16(phi[2], phi[3], high[2], low[2]);
     }
-    CpAsyncWait<1>();  // block i has landed, for this lane; the warp's other lanes too after:
+    CpAsyncWait<kMmaStages - 1>();  // block i has landed, for this lane; the other lanes' after:
     __syncwarp();
     const __nv_bfloat16* stage = staging + (i % kMmaStages) * kStageElements;
     const int row = (lane & 7) + ((lane >> 3) & 1) * 8;
@@ -441,7 +444,7 @@ __global__ void __launch_bounds__(kThreads, kMmaBlocksPerSM)
       MmaBf16(acc[2 * pair + 1], high, b[2], b[3]);
       MmaBf16(acc[2 * pair + 1], low, b[2], b[3]);
     }
-    __syncwarp();  // the block is read before fetch(i + 2) lands on it
+    __syncwarp();  // the block is read before fetch(i + kMmaStages) lands on it
   }
   CpAsyncWait<0>();
   // The four lanes of a head hold parts of its denominator.
@@ -470,34 +473,34 @@ void LaunchStreamStates(int group, size_t shared, cudaStream_t stream,
   const unsigned blocks = static_cast<unsigned>(plan.items);
   switch (KernelGroup(group)) {
     case 1:
-      return StreamStates<Storage, 1><<<blocks, kThreads, shared, stream>>>(
-          shape, q, decode_rows, state_offset, plan, scratch);
+      return LaunchAfterStarted(StreamStates<Storage, 1>, blocks, kThreads, shared, stream, shape,
+                                q, decode_rows, state_offset, plan, scratch);
     case 2:
-      return StreamStates<Storage, 2><<<blocks, kThreads, shared, stream>>>(
-          shape, q, decode_rows, state_offset, plan, scratch);
+      return LaunchAfterStarted(StreamStates<Storage, 2>, blocks, kThreads, shared, stream, shape,
+                                q, decode_rows, state_offset, plan, scratch);
     case 4:
-      return StreamStates<Storage, 4><<<blocks, kThreads, shared, stream>>>(
-          shape, q, decode_rows, state_offset, plan, scratch);
+      return LaunchAfterStarted(StreamStates<Storage, 4>, blocks, kThreads, shared, stream, shape,
+                                q, decode_rows, state_offset, plan, scratch);
     case 5:
-      return StreamStates<Storage, 5><<<blocks, kThreads, shared, stream>>>(
-          shape, q, decode_rows, state_offset, plan, scratch);
+      return LaunchAfterStarted(StreamStates<Storage, 5>, blocks, kThreads, shared, stream, shape,
+                                q, decode_rows, state_offset, plan, scratch);
     default:
-      return StreamStates<Storage, kMaxGroup><<<blocks, kThreads, shared, stream>>>(
-          shape, q, decode_rows, state_offset, plan, scratch);
+      return LaunchAfterStarted(StreamStates<Storage, kMaxGroup>, blocks, kThreads, shared, stream,
+                                shape, q, decode_rows, state_offset, plan, scratch);
   }
 }
 
 // The tensor-core path at one head size: its tile plan and launch. No φ is kept in shared
 // memory, so a tile is as long as kTileBytes allows.
 template <int kHeadDim>
-void LaunchStreamStatesMma(cudaStream_t stream, const PowerAttentionShape& shape,
-                           const float* q, const DecodeRow* decode_rows, int64_t count,
-                           int64_t state_offset, DecodeScratch scratch) {
+void LaunchStreamStatesMma(cudaStream_t stream, const PowerAttentionShape& shape, const float* q,
+                           const DecodeRow* decode_rows, int64_t count, int64_t state_offset,
+                           DecodeScratch scratch) {
   const TilePlan plan = PlanTiles(shape, count, kHeadDim * 2, 16, shape.expanded_dim,
                                   int64_t{MultiprocessorCount()} * kMmaBlocksPerSM);
   const size_t shared = MmaStagingBytes(kHeadDim) + TileSharedBytes(shape, 0);
-  StreamStatesMma<kHeadDim><<<static_cast<unsigned>(plan.items), kThreads, shared, stream>>>(
-      shape, q, decode_rows, state_offset, plan, scratch);
+  LaunchAfterStarted(StreamStatesMma<kHeadDim>, static_cast<unsigned>(plan.items), kThreads, shared,
+                     stream, shape, q, decode_rows, state_offset, plan, scratch);
 }
 
 // Buffered tokens FinishHeads holds in shared memory at once (keys and values: 32 KB).
@@ -522,8 +525,8 @@ size_t FinishSharedBytes(const PowerAttentionShape& shape) {
 // StreamStates still runs (LaunchAfterStarted): before WaitForPrimary it reads only what earlier
 // launches wrote, never the scratch.
 __global__ void FinishHeads(PowerAttentionShape shape, AttentionRows rows,
-                            const DecodeRow* decode_rows, LayerOffsets layer,
-                            DecodeScratch scratch, const void* padding_state) {
+                            const DecodeRow* decode_rows, LayerOffsets layer, DecodeScratch scratch,
+                            const void* padding_state) {
   constexpr int kOutputsPerThread = kMaxGroup * 128 / kThreads;
   extern __shared__ __align__(16) float shared[];
   const int d = shape.head_dim;
@@ -532,10 +535,10 @@ __global__ void FinishHeads(PowerAttentionShape shape, AttentionRows rows,
   const int group = shape.num_heads / shape.num_kv_heads;
   const int chunk = FinishChunkTokens(shape);
   const DecodeRow decode = decode_rows[blockIdx.y];
-  float* q = shared;                    // [group × d]
-  float* keys = q + group * d;          // [chunk × d]
-  float* values = keys + chunk * d;     // [chunk × d]
-  float* weights = values + chunk * d;  // [group × chunk]
+  float* q = shared;                       // [group × d]
+  float* keys = q + group * d;             // [chunk × d]
+  float* values = keys + chunk * d;        // [chunk × d]
+  float* weights = values + chunk * d;     // [group × chunk]
   float* decay = weights + group * chunk;  // [N]
   __shared__ float state_decay;
 
@@ -641,13 +644,19 @@ __global__ void FinishHeads(PowerAttentionShape shape, AttentionRows rows,
       const int64_t head = blockIdx.y * shape.num_heads + h * group + g;
       const float inverse =
           1.0f / (carried * scratch.denominators[head] + weight_sum + kNormalizerEpsilon);
+      float& numerator = scratch.numerators[head * d + o % d];
       rows.out[(decode.row * shape.num_heads + h * group) * d + o] =
-          (carried * scratch.numerators[head * d + o % d] + acc[i]) * inverse;
+          (carried * numerator + acc[i]) * inverse;
+      numerator = 0.0f;
     }
   }
-  // The token joins the buffer (every thread has read the old count and tokens by now).
-  if (decode.state == padding_state) return;
+  // Every thread has read the denominators, the old count and the buffered tokens by now.
   __syncthreads();
+  if (threadIdx.x < group) {
+    scratch.denominators[blockIdx.y * shape.num_heads + h * group + threadIdx.x] = 0.0f;
+  }
+  // The token joins the buffer.
+  if (decode.state == padding_state) return;
   for (int j = threadIdx.x; j < d; j += blockDim.x) {
     buffered_keys[(n - 1) * d + j] = new_key[j];
     buffered_values[(n - 1) * d + j] = new_value[j];
@@ -690,12 +699,10 @@ int64_t DecodeScratchFloats(const PowerAttentionShape& shape, int64_t count) {
 }
 
 void PowerDecode(const PowerAttentionShape& shape, const AttentionRows& rows,
-                 const DecodeRow* decode_rows, int64_t count, LayerOffsets layer,
-                 bool bf16_state, float* scratch, cudaStream_t stream,
-                 const void* padding_state) {
+                 const DecodeRow* decode_rows, int64_t count, LayerOffsets layer, bool bf16_state,
+                 float* scratch, cudaStream_t stream, const void* padding_state) {
   if (count == 0) return;
   const int group = shape.num_heads / shape.num_kv_heads;
-  cudaMemsetAsync(scratch, 0, DecodeScratchFloats(shape, count) * sizeof(float), stream);
   const DecodeScratch sums(scratch, shape, count);
   if (bf16_state && shape.head_dim == 64) {
     LaunchStreamStatesMma<64>(stream, shape, rows.q, decode_rows, count, layer.state, sums);
@@ -705,11 +712,12 @@ void PowerDecode(const PowerAttentionShape& shape, const AttentionRows& rows,
     // φ of a tile fits the 48 KB a launch gets without opting in, less the kernel's own.
     constexpr size_t kSharedBytes = 47 * 1024;
     const int64_t row_bytes = shape.head_dim * (bf16_state ? 2 : 4);
-    const TilePlan plan = PlanTiles(
-        shape, count, row_bytes, 8,
-        static_cast<int64_t>((kSharedBytes - kStagingBytes - TileSharedBytes(shape, 0)) /
-                             sizeof(float)) / group,
-        int64_t{MultiprocessorCount()} * BlocksPerSM(KernelGroup(group)));
+    const TilePlan plan =
+        PlanTiles(shape, count, row_bytes, 8,
+                  static_cast<int64_t>((kSharedBytes - kStagingBytes - TileSharedBytes(shape, 0)) /
+                                       sizeof(float)) /
+                      group,
+                  int64_t{MultiprocessorCount()} * BlocksPerSM(KernelGroup(group)));
     const size_t shared = kStagingBytes + TileSharedBytes(shape, plan.tile_features);
     if (bf16_state) {
       LaunchStreamStates<__nv_bfloat16>(group, shared, stream, shape, rows.q, decode_rows,

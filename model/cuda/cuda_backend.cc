@@ -356,7 +356,8 @@ void CudaBackend::PowerAttention(const PowerAttentionArgs& args) {
     device_rows = decode_rows_.Upload(decode, stream_);
   }
   if (count > 0) {
-    float* scratch = decode_scratch_.Reserve(kernels::DecodeScratchFloats(shape_, count));
+    float* scratch =
+        decode_scratch_.ReserveZeroed(kernels::DecodeScratchFloats(shape_, count), stream_);
     kernels::PowerDecode(shape_, rows, device_rows, count, offsets,
                          layout_.dtype == StateDType::kBFloat16, scratch, stream_,
                          SlotData(PaddingStateSlot()));

@@ -32,6 +32,18 @@ class DeviceArray {
     return data_;
   }
 
+  // Like Reserve, but memory allocated here is zeroed on `stream`: for buffers whose users leave
+  // them zero again (the decode scratch).
+  T* ReserveZeroed(int64_t n, cudaStream_t stream) {
+    const int64_t before = capacity_;
+    T* data = Reserve(n);
+    if (capacity_ != before) {
+      CudaCheck(cudaMemsetAsync(data, 0, static_cast<size_t>(capacity_) * sizeof(T), stream),
+                "cudaMemsetAsync");
+    }
+    return data;
+  }
+
   // Copies `values` in, ordered on `stream` after the work already queued there.
   T* Upload(std::span<const T> values, cudaStream_t stream) {
     T* device = Reserve(static_cast<int64_t>(values.size()));
