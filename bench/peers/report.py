@@ -1,7 +1,7 @@
 """Turns one GPU run of tests/gpu/run.sh (its $OUT folder) into bench/results/.
 
 usage: report.py RUN_DIR RESULTS_DIR [--commit SHA] [--engine_run DIR --engine_commit SHA]
-                 [--peers_from KERNELS_JSON]
+                 [--peers_from KERNELS_JSON] [--note TEXT]
 Writes kernels.json (the issue's schema), kernels.md (tables with ratios to the ceilings and the
 peers of the same run), kernels_prefill.png (tokens/s against context, sympow vs SDPA) and
 gpu_correctness.md (every [figure] line the GPU tests printed).
@@ -118,7 +118,7 @@ def markdown(report, figures):
               "One run of `tests/gpu/run.sh device`: the ceilings and sympow's kernels were measured in "
               f"it; the peers (SDPA, naive torch, Manifest) are those of commit {report['peers_commit'][:10]}'s "
               "run on the same GPU model (their code did not change).") +
-             " Regenerate with `tests/gpu/run.sh report DIR`.", "",
+             " Regenerate with `tests/gpu/run.sh report DIR`." + (f" {report['note']}" if report.get("note") else ""), "",
              f"- device copy bandwidth (read + write): **{report['copy_TBps']:.2f} TB/s**",
              f"- cuBLAS BF16 GEMM 8192³: **{report['gemm_TFLOPs']:.0f} TFLOP/s**",
              f"- peers: torch {report['torch']} SDPA (FlashAttention backend) for a 12×64 softmax layer; "
@@ -219,9 +219,13 @@ def main():
     parser.add_argument("--engine_commit", default=None, help="the commit --engine_run measured")
     parser.add_argument("--peers_from", default=None,
                         help="take the peers from this earlier kernels.json when RUN_DIR has none")
+    parser.add_argument("--note", default=None,
+                        help="how this run differs from one plain `tests/gpu/run.sh device`, for kernels.md")
     args = parser.parse_args()
     commit = args.commit or subprocess.check_output(["git", "rev-parse", "HEAD"], text=True).strip()
     report = build(args.run_dir, commit, args.engine_run, args.engine_commit, args.peers_from)
+    if args.note:
+        report["note"] = args.note
     with open(os.path.join(args.run_dir, "gpu_tests.log")) as f:
         log = f.read()
     figures = re.findall(r"\[figure\] (.*)", log)
