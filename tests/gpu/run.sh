@@ -17,8 +17,9 @@
 #                             RSS and GPU memory after each piece in $OUT/long_session.csv
 #   tests/gpu/run.sh profile  on the GPU machine: Nsight Compute on the kernels that bound decode
 #                             and prefill (one launch each: the bf16 stream kernel at 64 sessions,
-#                             FinishHeads, the prefill's three kernels at 64k tokens), with the
-#                             source lines where warps stall; $OUT/profile_*.txt
+#                             FinishHeads, the prefill's three kernels at 64k tokens): speed of
+#                             light, occupancy, scheduler and warp-state statistics, memory
+#                             workload and source counters (their summary); $OUT/profile_*.txt
 #   tests/gpu/run.sh report DIR [FLAGS]   here: turn DIR (gpu-run.tgz unpacked) into bench/results/;
 #                             FLAGS go to bench/peers/report.py (e.g. --peers_from KERNELS_JSON
 #                             for a run without the peers parts, --commit SHA)
