@@ -20,12 +20,20 @@
 #                             FinishHeads, the prefill's three kernels at 64k tokens): speed of
 #                             light, occupancy, scheduler and warp-state statistics, memory
 #                             workload and source counters (their summary); $OUT/profile_*.txt
+#   tests/gpu/run.sh variants REF...   here, from a clean work tree after `bundle`: for HEAD and
+#                             each REF (an experiment branch), the kernels bench, the GPU tests and
+#                             the CUDA module built from HEAD with REF's own commits applied, into
+#                             build/variant/NAME (carry build/variant with the bundle)
+#   tests/gpu/run.sh ab [BENCH FLAGS]   on the GPU machine: the GPU tests of each variant but
+#                             HEAD, then two interleaved rounds of every variant's kernels bench
+#                             with FLAGS (e.g. --prefill=false --decode_state_dtypes=bfloat16);
+#                             $OUT/ab.tgz
 #   tests/gpu/run.sh report DIR [FLAGS]   here: turn DIR (gpu-run.tgz unpacked) into bench/results/;
 #                             FLAGS go to bench/peers/report.py (e.g. --peers_from KERNELS_JSON
 #                             for a run without the peers parts, --commit SHA)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-step=${1:?usage: tests/gpu/run.sh bundle|device|serving|long-session|profile|report DIR}
+step=${1:?usage: tests/gpu/run.sh bundle|device|serving|long-session|profile|variants REF...|ab|report DIR}
 
 # Unpacks the bundle on the GPU machine; sets $work and $bundle and the library path.
 unpack() {
@@ -163,12 +171,55 @@ long-session)
   record "$(cli sessions show "$session" | grep -o 'tokens=[0-9]*' | cut -d= -f2)"
   kill -TERM "$server" 2>/dev/null || true; wait "$server" || true
   ;;
+variants)
+  shift
+  git diff --quiet HEAD || { echo "variants: commit or stash the work tree first" >&2; exit 1; }
+  targets=(bench/cuda_kernels_bench tests/gpu/cuda_backend_test model/libsympow_cuda_backend.so)
+  # build_into NAME: the targets as the work tree now stands, into build/variant/NAME.
+  build_into() {
+    ninja -C build "${targets[@]}" > "build/variant-$1.log" 2>&1 ||
+      { echo "variant $1 does not build: see build/variant-$1.log" >&2; return 1; }
+    mkdir -p "build/variant/$1"
+    for target in "${targets[@]}"; do cp "build/$target" "build/variant/$1/"; done
+  }
+  rm -rf build/variant
+  build_into HEAD
+  for ref in "$@"; do
+    git diff --binary "$(git merge-base HEAD "$ref")" "$ref" > build/variant.patch
+    git apply build/variant.patch
+    status=0
+    build_into "${ref//\//_}" || status=1
+    git apply -R build/variant.patch
+    [[ $status == 0 ]] || exit 1
+  done
+  ninja -C build > /dev/null
+  ls build/variant
+  ;;
+ab)
+  unpack
+  export SYMPOW_SOURCE_DIR=$PWD SYMPOW_ORACLE_DIR=$bundle/oracle
+  mkdir -p "$OUT/ab"
+  variants=$(ls build/variant)
+  for v in $variants; do
+    [[ $v == HEAD ]] && continue  # tested by `device tests`
+    timeout 200 "build/variant/$v/cuda_backend_test" > "$OUT/ab/tests_$v.log" 2>&1
+    echo "$v: GPU tests $(grep -E '^\[  (PASSED|FAILED) ' "$OUT/ab/tests_$v.log" | tr '\n' ' ')"
+  done
+  for round in 1 2; do
+    for v in $variants; do
+      timeout 200 "build/variant/$v/cuda_kernels_bench" --out "$OUT/ab/bench_${v}_$round.json" "${@:2}" \
+        > "$OUT/ab/bench_${v}_$round.log" 2>&1
+      grep -E "\] (decode|prefill) " "$OUT/ab/bench_${v}_$round.log" | sed "s/^.*\] /$v r$round: /"
+    done
+  done
+  tar -C "$OUT" -czf "$OUT/ab.tgz" ab && rm -rf "$OUT/ab"
+  ;;
 report)
   dir=${2:?usage: tests/gpu/run.sh report DIR [FLAGS]}
   /usr/bin/python3 bench/peers/report.py "$dir" bench/results "${@:3}"
   ;;
 *)
-  echo "unknown step '$step' (bundle, device, serving, long-session, profile, report)" >&2
+  echo "unknown step '$step' (bundle, device, serving, long-session, profile, variants, ab, report)" >&2
   exit 2
   ;;
 esac
