@@ -22,8 +22,8 @@
 #                             workload and source counters (their summary); $OUT/profile_*.txt
 #   tests/gpu/run.sh variants REF...   here, from a clean work tree after `bundle`: for HEAD and
 #                             each REF (an experiment branch), the kernels bench, the GPU tests and
-#                             the CUDA module built from HEAD with REF's own commits applied, into
-#                             build/variant/NAME (carry build/variant with the bundle)
+#                             the CUDA module built from HEAD with REF's own commits applied, as
+#                             NAME/ in build/variants.tar.xz (carry it with the bundle)
 #   tests/gpu/run.sh ab [BENCH FLAGS]   on the GPU machine: the GPU tests of each variant but
 #                             HEAD, then two interleaved rounds of every variant's kernels bench
 #                             with FLAGS (e.g. --prefill=false --decode_state_dtypes=bfloat16);
@@ -193,21 +193,23 @@ variants)
     [[ $status == 0 ]] || exit 1
   done
   ninja -C build > /dev/null
-  ls build/variant
+  tar -C build -cJf build/variants.tar.xz variant
+  ls build/variant && ls -la build/variants.tar.xz
   ;;
 ab)
   unpack
   export SYMPOW_SOURCE_DIR=$PWD SYMPOW_ORACLE_DIR=$bundle/oracle
   mkdir -p "$OUT/ab"
-  variants=$(ls build/variant)
+  tar -C "$work" -xJf build/variants.tar.xz
+  variants=$(ls "$work/variant")
   for v in $variants; do
     [[ $v == HEAD ]] && continue  # tested by `device tests`
-    timeout 200 "build/variant/$v/cuda_backend_test" > "$OUT/ab/tests_$v.log" 2>&1
+    timeout 200 "$work/variant/$v/cuda_backend_test" > "$OUT/ab/tests_$v.log" 2>&1
     echo "$v: GPU tests $(grep -E '^\[  (PASSED|FAILED) ' "$OUT/ab/tests_$v.log" | tr '\n' ' ')"
   done
   for round in 1 2; do
     for v in $variants; do
-      timeout 200 "build/variant/$v/cuda_kernels_bench" --out "$OUT/ab/bench_${v}_$round.json" "${@:2}" \
+      timeout 200 "$work/variant/$v/cuda_kernels_bench" --out "$OUT/ab/bench_${v}_$round.json" "${@:2}" \
         > "$OUT/ab/bench_${v}_$round.log" 2>&1
       grep -E "\] (decode|prefill) " "$OUT/ab/bench_${v}_$round.log" | sed "s/^.*\] /$v r$round: /"
     done
