@@ -25,9 +25,9 @@
 #                             the CUDA module built from HEAD with REF's own commits applied, as
 #                             NAME/ in build/variants.tar.xz (carry it with the bundle)
 #   tests/gpu/run.sh ab [BENCH FLAGS]   on the GPU machine: the GPU tests of each variant but
-#                             HEAD, then two interleaved rounds of every variant's kernels bench
-#                             with FLAGS (e.g. --prefill=false --decode_state_dtypes=bfloat16);
-#                             $OUT/ab.tgz
+#                             HEAD ($GTEST_FILTER narrows them: ~2 minutes each in full), then two
+#                             interleaved rounds of every variant's kernels bench with FLAGS (e.g.
+#                             --prefill=false --decode_state_dtypes=bfloat16); $OUT/ab.tgz
 #   tests/gpu/run.sh report DIR [FLAGS]   here: turn DIR (gpu-run.tgz unpacked) into bench/results/;
 #                             FLAGS go to bench/peers/report.py (e.g. --peers_from KERNELS_JSON
 #                             for a run without the peers parts, --commit SHA)
