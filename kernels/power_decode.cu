@@ -183,6 +183,17 @@ __device__ inline Item BlockItem(const PowerAttentionShape& shape, TilePlan plan
           decode.row * shape.num_heads + h * group};
 }
 
+// The block's start on an item: its group's query rows into q [group × d], its sums [group × d]
+// zeroed; ends with a barrier.
+__device__ inline void LoadQueriesClearSums(const Item& item, const float* q_rows, int d, int group,
+                                            float* q, float* sums) {
+  for (int i = threadIdx.x; i < group * d; i += blockDim.x) {
+    q[i] = q_rows[item.query * d + i];
+    sums[i] = 0.0f;
+  }
+  __syncthreads();
+}
+
 // Loads q, makes φ(q) of the item's features into phi [group × stride] (zero up to `padded`
 // features), adds φ(q)·z into the scratch's denominators and zeroes sums [group × d]. Called by
 // the whole block while its first rows are in flight; ends with a barrier.
@@ -192,11 +203,7 @@ __device__ void PrepareItem(const PowerAttentionShape& shape, const Item& item, 
                             const DecodeScratch& scratch) {
   const int d = shape.head_dim;
   const int group = shape.num_heads / shape.num_kv_heads;
-  for (int i = threadIdx.x; i < group * d; i += blockDim.x) {
-    q[i] = q_rows[item.query * d + i];
-    sums[i] = 0.0f;
-  }
-  __syncthreads();
+  LoadQueriesClearSums(item, q_rows, d, group, q, sums);
   const Storage* z = static_cast<const Storage*>(item.state) + int64_t{shape.expanded_dim} * d;
   float denominator[kMaxGroup] = {};
   for (int f = threadIdx.x; f < padded; f += blockDim.x) {
@@ -397,11 +404,7 @@ __global__ void __launch_bounds__(kThreads, kMmaBlocksPerSM)
   };
   Factors next = factors_of(0);
 
-  for (int i = threadIdx.x; i < group * kHeadDim; i += blockDim.x) {
-    q[i] = q_rows[item.query * kHeadDim + i];
-    sums[i] = 0.0f;
-  }
-  __syncthreads();
+  LoadQueriesClearSums(item, q_rows, kHeadDim, group, q, sums);
 
   float acc[kChunks][4] = {};
   float denominator = 0.0f;
