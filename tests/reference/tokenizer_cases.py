@@ -4,6 +4,7 @@ so the C++ tokenizer (RE2, emulated lookahead) can be checked against it.
 usage: tokenizer_cases.py TOKENIZER_JSON OUT.json
 """
 import json
+import os
 import sys
 
 import _paths  # noqa: F401  (makes model/train importable)
@@ -30,6 +31,8 @@ TEXTS = [
 def main(tokenizer_path, out_path):
     tokenizer = Tokenizer(tokenizer_path)
     cases = [{"text": text, "ids": tokenizer.encode(text)} for text in TEXTS]
+    # ctest may run this before anything else has made the build's testdata/ directory.
+    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     with open(out_path, "w", encoding="utf-8") as f:
         json.dump({"tokenizer": tokenizer_path, "cases": cases}, f, ensure_ascii=False, indent=1)
 
