@@ -24,16 +24,18 @@
 #                             each REF (an experiment branch), the kernels bench, the GPU tests and
 #                             the CUDA module built from HEAD with REF's own commits applied, as
 #                             NAME/ in build/variants.tar.xz (carry it with the bundle)
-#   tests/gpu/run.sh ab [BENCH FLAGS]   on the GPU machine: the GPU tests of each variant but
-#                             HEAD ($GTEST_FILTER narrows them: ~2 minutes each in full), then two
-#                             interleaved rounds of every variant's kernels bench with FLAGS (e.g.
-#                             --prefill=false --decode_state_dtypes=bfloat16); $OUT/ab.tgz
+#   tests/gpu/run.sh variant-tests   on the GPU machine: the GPU tests of each variant but HEAD,
+#                             all at once (~3 minutes; $GTEST_FILTER narrows them, $VARIANTS names
+#                             the variants), logs in $OUT/ab/
+#   tests/gpu/run.sh ab [BENCH FLAGS]   on the GPU machine: two interleaved rounds of the kernels
+#                             bench of every variant (or of $VARIANTS) with FLAGS (e.g.
+#                             --prefill=false --decode_state_dtypes=bfloat16), logs in $OUT/ab/
 #   tests/gpu/run.sh report DIR [FLAGS]   here: turn DIR (gpu-run.tgz unpacked) into bench/results/;
 #                             FLAGS go to bench/peers/report.py (e.g. --peers_from KERNELS_JSON
 #                             for a run without the peers parts, --commit SHA)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-step=${1:?usage: tests/gpu/run.sh bundle|device|serving|long-session|profile|variants REF...|ab|report DIR}
+step=${1:?usage: tests/gpu/run.sh bundle|device|serving|long-session|profile|variants REF...|variant-tests|ab|report DIR}
 
 # Unpacks the bundle on the GPU machine; sets $work and $bundle and the library path.
 unpack() {
@@ -196,17 +198,26 @@ variants)
   tar -C build -cJf build/variants.tar.xz variant
   ls build/variant && ls -la build/variants.tar.xz
   ;;
-ab)
+variant-tests)
   unpack
   export SYMPOW_SOURCE_DIR=$PWD SYMPOW_ORACLE_DIR=$bundle/oracle
   mkdir -p "$OUT/ab"
   tar -C "$work" -xJf build/variants.tar.xz
-  variants=$(ls "$work/variant")
-  for v in $variants; do
+  # All at once: they are bound by the CPU backend they compare against, and the machine has cores.
+  for v in ${VARIANTS:-$(ls "$work/variant")}; do
     [[ $v == HEAD ]] && continue  # tested by `device tests`
-    timeout 200 "$work/variant/$v/cuda_backend_test" > "$OUT/ab/tests_$v.log" 2>&1
-    echo "$v: GPU tests $(grep -E '^\[  (PASSED|FAILED) ' "$OUT/ab/tests_$v.log" | tr '\n' ' ')"
+    timeout 300 "$work/variant/$v/cuda_backend_test" > "$OUT/ab/tests_$v.log" 2>&1 &
   done
+  wait || true
+  for log in "$OUT"/ab/tests_*.log; do
+    echo "$(basename "$log" .log): $(grep -E '^\[  (PASSED|FAILED) ' "$log" | tr '\n' ' ')"
+  done
+  ;;
+ab)
+  unpack
+  mkdir -p "$OUT/ab"
+  tar -C "$work" -xJf build/variants.tar.xz
+  variants=${VARIANTS:-$(ls "$work/variant")}
   for round in 1 2; do
     for v in $variants; do
       timeout 200 "$work/variant/$v/cuda_kernels_bench" --out "$OUT/ab/bench_${v}_$round.json" "${@:2}" \
@@ -214,14 +225,13 @@ ab)
       grep -E "\] (decode|prefill) " "$OUT/ab/bench_${v}_$round.log" | sed "s/^.*\] /$v r$round: /"
     done
   done
-  tar -C "$OUT" -czf "$OUT/ab.tgz" ab && rm -rf "$OUT/ab"
   ;;
 report)
   dir=${2:?usage: tests/gpu/run.sh report DIR [FLAGS]}
   /usr/bin/python3 bench/peers/report.py "$dir" bench/results "${@:3}"
   ;;
 *)
-  echo "unknown step '$step' (bundle, device, serving, long-session, profile, variants, ab, report)" >&2
+  echo "unknown step '$step' (bundle, device, serving, long-session, profile, variants, variant-tests, ab, report)" >&2
   exit 2
   ;;
 esac
