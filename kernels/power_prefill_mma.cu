@@ -61,8 +61,10 @@ struct Mma {
 
 // How ChunkValuesKernel and ChunkStatesKernel walk segments: each planned chunk of kPlanTokens
 // (PlanPrefill's) in sub-chunks of kChunkTokens; ChunkStatesKernel holds 16·kMTilesPerWarp k-rows
-// a warp, 8 warps a block, and asks for kMinBlocksPerSM blocks an SM (its launch bounds).
-template <int kD, int kPlanTokens, int kChunkTokens, int kMTilesPerWarp, int kMinBlocksPerSM>
+// a warp, kWarpsPerBlock warps a block, and asks for kMinBlocksPerSM blocks an SM (its launch
+// bounds).
+template <int kD, int kPlanTokens, int kChunkTokens, int kMTilesPerWarp, int kMinBlocksPerSM,
+          int kWarpsPerBlock = 8>
 struct StatesPass {
   static constexpr int kPlanChunk = kPlanTokens;
   static constexpr int kChunk = kChunkTokens;
@@ -70,7 +72,7 @@ struct StatesPass {
   static_assert(kPlanChunk % kChunk == 0);
   static constexpr int kMTiles = kMTilesPerWarp;
   static constexpr int kMinBlocks = kMinBlocksPerSM;
-  static constexpr int kWarps = 8;
+  static constexpr int kWarps = kWarpsPerBlock;
   static constexpr int kWarpRows = 16 * kMTiles;
   static constexpr int kBlockRows = kWarps * kWarpRows;
   static_assert(Mma<kD>::kRows % kBlockRows == 0);
@@ -80,12 +82,13 @@ struct StatesPass {
 // Sub-chunks of 64 tokens and one m-tile a warp keep a block's registers (80 at d 64, 126 at
 // d 128) and shared memory small enough for several blocks an SM, so one block's loads overlap
 // another's multiplies. Measured on an H200 (bench/results/decode_session8.md): a fold (states
-// only) 2.2x faster; a prefill 4% faster at d 128 but 12% slower at d 64, where the one block
-// of 8 warps an SM with 256-token chunks and two m-tiles a warp stays. Folds (states only) plan
+// only) 2.2x faster; a prefill 4% faster at d 128 but 12% slower at d 64, where one block an SM
+// with 256-token chunks stays, in 16 warps of one m-tile (twice the warps to hide the MMAs'
+// latency, as in the output kernel). Folds (states only) plan
 // in sub-chunks; with outputs the states walk the output kernel's chunks, storing the state
 // before each.
 template <int kD>
-using OutputStatesPass = std::conditional_t<kD == 64, StatesPass<64, 256, 256, 2, 1>,
+using OutputStatesPass = std::conditional_t<kD == 64, StatesPass<64, 256, 256, 1, 1, 16>,
                                             StatesPass<kD, Mma<kD>::kChunk, 64, 1, 2>>;
 template <int kD>
 using FoldStatesPass = StatesPass<kD, 64, 64, 1, kD == 64 ? 3 : 2>;
