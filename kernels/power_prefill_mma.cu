@@ -30,6 +30,7 @@
 #include "kernels/power_attention.h"
 #include "kernels/power_common.cuh"
 #include "kernels/power_prefill_mma.h"
+#include "kernels/wgmma.cuh"
 
 namespace sympow::kernels {
 namespace {
@@ -173,6 +174,32 @@ __device__ void LoadValuesWide(const float* v, int kv_heads, int kv_head, int64_
       });
 }
 
+// [v_t | 1 | 0…]·scale_t as ChunkStatesKernel's wgmma reads B: for each 8 tokens and 8 columns,
+// an 8×8 core matrix of 128 bytes, a 16-byte row of the 8 tokens per column; core matrices
+// column-block fastest (kWide / 8 of them), then token-block. Zero past n.
+template <int kD, int kChunk, int kThreads>
+__device__ void StoreValuesKMajor(const float* v, int kv_heads, int kv_head, int64_t first_row,
+                                  int n, const float* scale, __nv_bfloat16* to) {
+  constexpr int kWide = Mma<kD>::kWide;
+  for (int i = threadIdx.x; i < kChunk / 8 * kWide; i += kThreads) {
+    const int token_block = i / kWide, c = i % kWide;
+    float x[8];
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      const int t = token_block * 8 + e;
+      x[e] = 0.0f;
+      if (t < n && c < kD) {
+        x[e] = scale[t] * v[((first_row + t) * kv_heads + kv_head) * kD + c];
+      } else if (t < n && c == kD) {
+        x[e] = scale[t];
+      }
+    }
+    *reinterpret_cast<uint4*>(to + (token_block * (kWide / 8) + c / 8) * 64 + (c % 8) * 8) =
+        make_uint4(PackBf16(x[0], x[1]), PackBf16(x[2], x[3]), PackBf16(x[4], x[5]),
+                   PackBf16(x[6], x[7]));
+  }
+}
+
 __device__ inline int RoundUp16(int n) { return (n + 15) & ~15; }
 
 // The step (i, jb) of k-row block `step`.
@@ -209,8 +236,8 @@ __device__ inline void LoadBTrans(uint32_t (&b)[kNTiles][2], const __nv_bfloat16
   }
 }
 
-// grid (sub-chunks, kv heads), 256 threads: a sub-chunk's decayed values [kChunk × kWide] (bf16)
-// and its decay (1 for a sub-chunk past its chunk's rows).
+// grid (sub-chunks, kv heads), 256 threads: a sub-chunk's decayed values [kChunk × kWide] (bf16,
+// StoreValuesKMajor's layout) and its decay (1 for a sub-chunk past its chunk's rows).
 template <int kD, typename P>
 __global__ void __launch_bounds__(256)
     ChunkValuesKernel(PowerAttentionShape shape, AttentionRows rows, const PrefillChunk* chunks,
@@ -238,8 +265,9 @@ __global__ void __launch_bounds__(256)
   }
   if (threadIdx.x == 0) *decay = expf(last);
   __syncthreads();
-  LoadValuesWide<kD, P::kChunk, 256>(rows.v, shape.num_kv_heads, h, first_row, n, key_decay,
-                                     values + (sub * shape.num_kv_heads + h) * P::kValuesElements);
+  StoreValuesKMajor<kD, P::kChunk, 256>(
+      rows.v, shape.num_kv_heads, h, first_row, n, key_decay,
+      values + (sub * shape.num_kv_heads + h) * P::kValuesElements);
 }
 
 // grid (kRows / P::kBlockRows, kv heads, segments), P::kWarps warps; before_states null: the
@@ -250,8 +278,10 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
                       const PrefillChunk* chunks, const __nv_bfloat16* decayed_values,
                       const float* chunk_decays, __nv_bfloat16* before_states) {
   using M = Mma<kD>;
+  static_assert(P::kMTiles == 1 && P::kWarps % 4 == 0, "a warpgroup's wgmma covers 64 k-rows");
   extern __shared__ float4 shared_storage[];
-  // Two buffers, each: keys fp32 [chunk × kKeyStride], then decayed values bf16 [chunk × kWide].
+  // Two buffers, each: keys fp32 [chunk × kKeyStride], then decayed values bf16 [chunk × kWide]
+  // (StoreValuesKMajor's layout).
   auto keys_of = [&](int buffer) {
     return reinterpret_cast<float*>(reinterpret_cast<char*>(shared_storage) + buffer * P::kBuffer);
   };
@@ -353,6 +383,7 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
     } else {
       CpAsyncWait<0>();
     }
+    FenceSharedForWgmma();  // this thread's copies, for the wgmma reads after the barrier
     const float chunk_decay = chunk_decays[static_cast<int64_t>(u) * shape.num_kv_heads + h];
     __syncthreads();
 
@@ -381,33 +412,31 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
       }
     }
 
-    // acc += φ(K)ᵀ·[decay·v | decay]: A (k-rows × tokens) made from the keys in registers, over
-    // the sub-chunk's tokens only (the buffers are zero past them).
+    // acc += φ(K)ᵀ·[decay·v | decay]: A (k-rows × tokens) made from the keys in registers, B the
+    // values in shared memory, a wgmma of the warpgroup's 64 k-rows per 16 tokens, over the
+    // sub-chunk's tokens only (the buffers are zero past them).
     const float* keys = keys_of(buffer);
     const __nv_bfloat16* values = values_of(buffer);
     const int token_end = RoundUp16(max(tokens_of(u), 0));
 #pragma unroll 1
     for (int ks = 0; ks < token_end; ks += 16) {
-      uint32_t b[M::kNTiles][2];
-      LoadBTrans<M::kNTiles>(b, values + ks * M::kWide, M::kWide);
+      uint32_t a[4];
 #pragma unroll
-      for (int mt = 0; mt < P::kMTiles; ++mt) {
-        uint32_t a[4];
+      for (int hi = 0; hi < 2; ++hi) {  // tokens 2t, 2t+1 (hi 0) or 2t+8, 2t+9 (hi 1)
+        const float* k0 = keys + (ks + 2 * t4 + 8 * hi) * M::kKeyStride;
+        const float* k1 = k0 + M::kKeyStride;
+        const float x0 = k0[first_factor[0]], x1 = k1[first_factor[0]];
 #pragma unroll
-        for (int hi = 0; hi < 2; ++hi) {  // tokens 2t, 2t+1 (hi 0) or 2t+8, 2t+9 (hi 1)
-          const float* k0 = keys + (ks + 2 * t4 + 8 * hi) * M::kKeyStride;
-          const float* k1 = k0 + M::kKeyStride;
-          const float x0 = k0[first_factor[mt]], x1 = k1[first_factor[mt]];
-#pragma unroll
-          for (int half = 0; half < 2; ++half) {
-            const int j = second_factor[mt][half];
-            const float w = weight[mt][half];
-            a[2 * hi + half] = PackBf16(w * x0 * k0[j], w * x1 * k1[j]);
-          }
+        for (int half = 0; half < 2; ++half) {
+          const int j = second_factor[0][half];
+          const float w = weight[0][half];
+          a[2 * hi + half] = PackBf16(w * x0 * k0[j], w * x1 * k1[j]);
         }
-#pragma unroll
-        for (int nt = 0; nt < M::kNTiles; ++nt) MmaBf16(acc[mt][nt], a, b[nt][0], b[nt][1]);
       }
+      WgmmaFence();  // a and acc were written since the last wgmma
+      WgmmaBf16<M::kWide>(acc[0], a, KMajorDescriptor(values + ks * M::kWide, M::kWide * 16, 128));
+      WgmmaCommit();
+      WgmmaWait<0>();
     }
     __syncthreads();  // everyone is done with this buffer before it is refilled
   }
