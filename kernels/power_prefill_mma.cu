@@ -14,7 +14,8 @@
 //  2. ChunkStatesKernel, per (block of k-rows, kv head, segment): holds its rows of [S | z] in
 //     registers (fp32) and walks the segment's sub-chunks in order, the next one's keys and
 //     values in flight (cp.async) while this one is multiplied. At each chunk it stores the state
-//     before it (bf16, k-row order, [S | z | 0]) in the workspace when outputs are wanted; each
+//     before it (bf16, [S | z | 0] by k-row, in wgmma's K-major core matrices) in the workspace
+//     when outputs are wanted; each
 //     sub-chunk decays the state and adds φ(K)ᵀ·(decayed values). The final state goes back to
 //     the slot.
 //  3. ChunkOutputKernel (not when only the states advance), per (query head, chunk):
@@ -174,9 +175,8 @@ __device__ void LoadValuesWide(const float* v, int kv_heads, int kv_head, int64_
       });
 }
 
-// [v_t | 1 | 0…]·scale_t as ChunkStatesKernel's wgmma reads B: for each 8 tokens and 8 columns,
-// an 8×8 core matrix of 128 bytes, a 16-byte row of the 8 tokens per column; core matrices
-// column-block fastest (kWide / 8 of them), then token-block. Zero past n.
+// [v_t | 1 | 0…]·scale_t as ChunkStatesKernel's wgmma reads B (tokens as k: KMajorOffset), a
+// 16-byte row of 8 tokens per store. Zero past n.
 template <int kD, int kChunk, int kThreads>
 __device__ void StoreValuesKMajor(const float* v, int kv_heads, int kv_head, int64_t first_row,
                                   int n, const float* scale, __nv_bfloat16* to) {
@@ -194,7 +194,7 @@ __device__ void StoreValuesKMajor(const float* v, int kv_heads, int kv_head, int
         x[e] = scale[t];
       }
     }
-    *reinterpret_cast<uint4*>(to + (token_block * (kWide / 8) + c / 8) * 64 + (c % 8) * 8) =
+    *reinterpret_cast<uint4*>(to + KMajorOffset<kWide>(token_block * 8, c)) =
         make_uint4(PackBf16(x[0], x[1]), PackBf16(x[2], x[3]), PackBf16(x[4], x[5]),
                    PackBf16(x[6], x[7]));
   }
@@ -402,9 +402,10 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
         for (int half = 0; half < 2; ++half) {
           float* pair = &acc[mt][nt][2 * half];
           if (before != nullptr) {
-            *reinterpret_cast<uint32_t*>(
-                before + static_cast<int64_t>(row0 + g + 8 * half) * M::kWide + nt * 8 + 2 * t4) =
-                PackBf16(pair[0], pair[1]);
+            // K-major core matrices (StoreValuesKMajor's layout, the k-rows as its tokens).
+            const int r = row0 + g + 8 * half, c = nt * 8 + 2 * t4;
+            before[KMajorOffset<M::kWide>(r, c)] = __float2bfloat16_rn(pair[0]);
+            before[KMajorOffset<M::kWide>(r, c + 1)] = __float2bfloat16_rn(pair[1]);
           }
           pair[0] *= chunk_decay;
           pair[1] *= chunk_decay;
@@ -466,6 +467,7 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
     ChunkOutputKernel(PowerAttentionShape shape, AttentionRows rows, const PrefillChunk* chunks,
                       const __nv_bfloat16* before_states) {
   using M = Mma<kD>;
+  static_assert(M::kMTiles == 1 && M::kOutputWarps % 4 == 0, "a warpgroup's wgmma: 64 rows");
   extern __shared__ float4 shared_storage[];
   float* queries = reinterpret_cast<float*>(shared_storage);            // [chunk × kQueryStride]
   float* log_gate = queries + M::kChunk * M::kQueryStride;              // [chunk]
@@ -540,6 +542,7 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
   int i = 0, jb = -1;
   for (int stage = 0; stage < kStageCount; ++stage) {
     CpAsyncWait<M::kStages - 2>();
+    FenceSharedForWgmma();  // this thread's copies, for the wgmma reads after the barrier
     __syncthreads();
     fetch_stage(stage + M::kStages - 1);
     const __nv_bfloat16* tile = stages + (stage % M::kStages) * M::kStageElements;
@@ -561,24 +564,22 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
           }
         }
       }
-      uint32_t b[M::kNTiles][2];
-      LoadBTrans<M::kNTiles>(b, tile + s * 16 * M::kWide, M::kWide);
+      uint32_t a[4];
 #pragma unroll
-      for (int mt = 0; mt < M::kMTiles; ++mt) {
-        uint32_t a[4];
+      for (int half = 0; half < 2; ++half) {
+        const float first =
+            query_scale[0][half] * queries[(warp_row + g + 8 * half) * M::kQueryStride + i];
 #pragma unroll
-        for (int half = 0; half < 2; ++half) {
-          const float first = query_scale[mt][half] *
-                              queries[(warp_row + 16 * mt + g + 8 * half) * M::kQueryStride + i];
-#pragma unroll
-          for (int hi = 0; hi < 2; ++hi) {
-            const float2 x = second[mt][half][hi];
-            a[2 * hi + half] = PackBf16(first * x.x, first * x.y);
-          }
+        for (int hi = 0; hi < 2; ++hi) {
+          const float2 x = second[0][half][hi];
+          a[2 * hi + half] = PackBf16(first * x.x, first * x.y);
         }
-#pragma unroll
-        for (int nt = 0; nt < M::kNTiles; ++nt) MmaBf16(acc[mt][nt], a, b[nt][0], b[nt][1]);
       }
+      WgmmaFence();  // a and acc were written since the last wgmma
+      WgmmaBf16<M::kWide>(acc[0], a,
+                          KMajorDescriptor(tile + s * 16 * M::kWide, M::kWide * 16, 128));
+      WgmmaCommit();
+      WgmmaWait<0>();
       ++i;
     }
   }
