@@ -14,7 +14,8 @@
 //  2. ChunkStatesKernel, per (block of k-rows, kv head, segment): holds its rows of [S | z] in
 //     registers (fp32) and walks the segment's sub-chunks in order, the next one's keys and
 //     values in flight (cp.async) while this one is multiplied. At each chunk it stores the state
-//     before it (bf16, k-row order, [S | z | 0]) in the workspace when outputs are wanted; each
+//     before it (bf16, [S | z | 0] by k-row, in wgmma's K-major core matrices) in the workspace
+//     when outputs are wanted; each
 //     sub-chunk decays the state and adds φ(K)ᵀ·(decayed values). The final state goes back to
 //     the slot.
 //  3. ChunkOutputKernel (not when only the states advance), per (query head, chunk):
@@ -30,6 +31,7 @@
 #include "kernels/power_attention.h"
 #include "kernels/power_common.cuh"
 #include "kernels/power_prefill_mma.h"
+#include "kernels/wgmma.cuh"
 
 namespace sympow::kernels {
 namespace {
@@ -61,8 +63,10 @@ struct Mma {
 
 // How ChunkValuesKernel and ChunkStatesKernel walk segments: each planned chunk of kPlanTokens
 // (PlanPrefill's) in sub-chunks of kChunkTokens; ChunkStatesKernel holds 16·kMTilesPerWarp k-rows
-// a warp, 8 warps a block, and asks for kMinBlocksPerSM blocks an SM (its launch bounds).
-template <int kD, int kPlanTokens, int kChunkTokens, int kMTilesPerWarp, int kMinBlocksPerSM>
+// a warp, kWarpsPerBlock warps a block, and asks for kMinBlocksPerSM blocks an SM (its launch
+// bounds).
+template <int kD, int kPlanTokens, int kChunkTokens, int kMTilesPerWarp, int kMinBlocksPerSM,
+          int kWarpsPerBlock = 8>
 struct StatesPass {
   static constexpr int kPlanChunk = kPlanTokens;
   static constexpr int kChunk = kChunkTokens;
@@ -70,7 +74,7 @@ struct StatesPass {
   static_assert(kPlanChunk % kChunk == 0);
   static constexpr int kMTiles = kMTilesPerWarp;
   static constexpr int kMinBlocks = kMinBlocksPerSM;
-  static constexpr int kWarps = 8;
+  static constexpr int kWarps = kWarpsPerBlock;
   static constexpr int kWarpRows = 16 * kMTiles;
   static constexpr int kBlockRows = kWarps * kWarpRows;
   static_assert(Mma<kD>::kRows % kBlockRows == 0);
@@ -80,12 +84,13 @@ struct StatesPass {
 // Sub-chunks of 64 tokens and one m-tile a warp keep a block's registers (80 at d 64, 126 at
 // d 128) and shared memory small enough for several blocks an SM, so one block's loads overlap
 // another's multiplies. Measured on an H200 (bench/results/decode_session8.md): a fold (states
-// only) 2.2x faster; a prefill 4% faster at d 128 but 12% slower at d 64, where the one block
-// of 8 warps an SM with 256-token chunks and two m-tiles a warp stays. Folds (states only) plan
+// only) 2.2x faster; a prefill 4% faster at d 128 but 12% slower at d 64, where one block an SM
+// with 256-token chunks stays, in 16 warps of one m-tile (twice the warps to hide the MMAs'
+// latency, as in the output kernel). Folds (states only) plan
 // in sub-chunks; with outputs the states walk the output kernel's chunks, storing the state
 // before each.
 template <int kD>
-using OutputStatesPass = std::conditional_t<kD == 64, StatesPass<64, 256, 256, 2, 1>,
+using OutputStatesPass = std::conditional_t<kD == 64, StatesPass<64, 256, 256, 1, 1, 16>,
                                             StatesPass<kD, Mma<kD>::kChunk, 64, 1, 2>>;
 template <int kD>
 using FoldStatesPass = StatesPass<kD, 64, 64, 1, kD == 64 ? 3 : 2>;
@@ -170,6 +175,31 @@ __device__ void LoadValuesWide(const float* v, int kv_heads, int kv_head, int64_
       });
 }
 
+// [v_t | 1 | 0…]·scale_t as ChunkStatesKernel's wgmma reads B (tokens as k: KMajorOffset), a
+// 16-byte row of 8 tokens per store. Zero past n.
+template <int kD, int kChunk, int kThreads>
+__device__ void StoreValuesKMajor(const float* v, int kv_heads, int kv_head, int64_t first_row,
+                                  int n, const float* scale, __nv_bfloat16* to) {
+  constexpr int kWide = Mma<kD>::kWide;
+  for (int i = threadIdx.x; i < kChunk / 8 * kWide; i += kThreads) {
+    const int token_block = i / kWide, c = i % kWide;
+    float x[8];
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      const int t = token_block * 8 + e;
+      x[e] = 0.0f;
+      if (t < n && c < kD) {
+        x[e] = scale[t] * v[((first_row + t) * kv_heads + kv_head) * kD + c];
+      } else if (t < n && c == kD) {
+        x[e] = scale[t];
+      }
+    }
+    *reinterpret_cast<uint4*>(to + KMajorOffset<kWide>(token_block * 8, c)) =
+        make_uint4(PackBf16(x[0], x[1]), PackBf16(x[2], x[3]), PackBf16(x[4], x[5]),
+                   PackBf16(x[6], x[7]));
+  }
+}
+
 __device__ inline int RoundUp16(int n) { return (n + 15) & ~15; }
 
 // The step (i, jb) of k-row block `step`.
@@ -206,8 +236,8 @@ __device__ inline void LoadBTrans(uint32_t (&b)[kNTiles][2], const __nv_bfloat16
   }
 }
 
-// grid (sub-chunks, kv heads), 256 threads: a sub-chunk's decayed values [kChunk × kWide] (bf16)
-// and its decay (1 for a sub-chunk past its chunk's rows).
+// grid (sub-chunks, kv heads), 256 threads: a sub-chunk's decayed values [kChunk × kWide] (bf16,
+// StoreValuesKMajor's layout) and its decay (1 for a sub-chunk past its chunk's rows).
 template <int kD, typename P>
 __global__ void __launch_bounds__(256)
     ChunkValuesKernel(PowerAttentionShape shape, AttentionRows rows, const PrefillChunk* chunks,
@@ -235,8 +265,9 @@ __global__ void __launch_bounds__(256)
   }
   if (threadIdx.x == 0) *decay = expf(last);
   __syncthreads();
-  LoadValuesWide<kD, P::kChunk, 256>(rows.v, shape.num_kv_heads, h, first_row, n, key_decay,
-                                     values + (sub * shape.num_kv_heads + h) * P::kValuesElements);
+  StoreValuesKMajor<kD, P::kChunk, 256>(
+      rows.v, shape.num_kv_heads, h, first_row, n, key_decay,
+      values + (sub * shape.num_kv_heads + h) * P::kValuesElements);
 }
 
 // grid (kRows / P::kBlockRows, kv heads, segments), P::kWarps warps; before_states null: the
@@ -247,8 +278,10 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
                       const PrefillChunk* chunks, const __nv_bfloat16* decayed_values,
                       const float* chunk_decays, __nv_bfloat16* before_states) {
   using M = Mma<kD>;
+  static_assert(P::kMTiles == 1 && P::kWarps % 4 == 0, "a warpgroup's wgmma covers 64 k-rows");
   extern __shared__ float4 shared_storage[];
-  // Two buffers, each: keys fp32 [chunk × kKeyStride], then decayed values bf16 [chunk × kWide].
+  // Two buffers, each: keys fp32 [chunk × kKeyStride], then decayed values bf16 [chunk × kWide]
+  // (StoreValuesKMajor's layout).
   auto keys_of = [&](int buffer) {
     return reinterpret_cast<float*>(reinterpret_cast<char*>(shared_storage) + buffer * P::kBuffer);
   };
@@ -350,6 +383,7 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
     } else {
       CpAsyncWait<0>();
     }
+    FenceSharedForWgmma();  // this thread's copies, for the wgmma reads after the barrier
     const float chunk_decay = chunk_decays[static_cast<int64_t>(u) * shape.num_kv_heads + h];
     __syncthreads();
 
@@ -368,9 +402,10 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
         for (int half = 0; half < 2; ++half) {
           float* pair = &acc[mt][nt][2 * half];
           if (before != nullptr) {
-            *reinterpret_cast<uint32_t*>(
-                before + static_cast<int64_t>(row0 + g + 8 * half) * M::kWide + nt * 8 + 2 * t4) =
-                PackBf16(pair[0], pair[1]);
+            // K-major core matrices (StoreValuesKMajor's layout, the k-rows as its tokens).
+            const int r = row0 + g + 8 * half, c = nt * 8 + 2 * t4;
+            before[KMajorOffset<M::kWide>(r, c)] = __float2bfloat16_rn(pair[0]);
+            before[KMajorOffset<M::kWide>(r, c + 1)] = __float2bfloat16_rn(pair[1]);
           }
           pair[0] *= chunk_decay;
           pair[1] *= chunk_decay;
@@ -378,33 +413,31 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
       }
     }
 
-    // acc += φ(K)ᵀ·[decay·v | decay]: A (k-rows × tokens) made from the keys in registers, over
-    // the sub-chunk's tokens only (the buffers are zero past them).
+    // acc += φ(K)ᵀ·[decay·v | decay]: A (k-rows × tokens) made from the keys in registers, B the
+    // values in shared memory, a wgmma of the warpgroup's 64 k-rows per 16 tokens, over the
+    // sub-chunk's tokens only (the buffers are zero past them).
     const float* keys = keys_of(buffer);
     const __nv_bfloat16* values = values_of(buffer);
     const int token_end = RoundUp16(max(tokens_of(u), 0));
 #pragma unroll 1
     for (int ks = 0; ks < token_end; ks += 16) {
-      uint32_t b[M::kNTiles][2];
-      LoadBTrans<M::kNTiles>(b, values + ks * M::kWide, M::kWide);
+      uint32_t a[4];
 #pragma unroll
-      for (int mt = 0; mt < P::kMTiles; ++mt) {
-        uint32_t a[4];
+      for (int hi = 0; hi < 2; ++hi) {  // tokens 2t, 2t+1 (hi 0) or 2t+8, 2t+9 (hi 1)
+        const float* k0 = keys + (ks + 2 * t4 + 8 * hi) * M::kKeyStride;
+        const float* k1 = k0 + M::kKeyStride;
+        const float x0 = k0[first_factor[0]], x1 = k1[first_factor[0]];
 #pragma unroll
-        for (int hi = 0; hi < 2; ++hi) {  // tokens 2t, 2t+1 (hi 0) or 2t+8, 2t+9 (hi 1)
-          const float* k0 = keys + (ks + 2 * t4 + 8 * hi) * M::kKeyStride;
-          const float* k1 = k0 + M::kKeyStride;
-          const float x0 = k0[first_factor[mt]], x1 = k1[first_factor[mt]];
-#pragma unroll
-          for (int half = 0; half < 2; ++half) {
-            const int j = second_factor[mt][half];
-            const float w = weight[mt][half];
-            a[2 * hi + half] = PackBf16(w * x0 * k0[j], w * x1 * k1[j]);
-          }
+        for (int half = 0; half < 2; ++half) {
+          const int j = second_factor[0][half];
+          const float w = weight[0][half];
+          a[2 * hi + half] = PackBf16(w * x0 * k0[j], w * x1 * k1[j]);
         }
-#pragma unroll
-        for (int nt = 0; nt < M::kNTiles; ++nt) MmaBf16(acc[mt][nt], a, b[nt][0], b[nt][1]);
       }
+      WgmmaFence();  // a and acc were written since the last wgmma
+      WgmmaBf16<M::kWide>(acc[0], a, KMajorDescriptor(values + ks * M::kWide, M::kWide * 16, 128));
+      WgmmaCommit();
+      WgmmaWait<0>();
     }
     __syncthreads();  // everyone is done with this buffer before it is refilled
   }
@@ -434,6 +467,7 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
     ChunkOutputKernel(PowerAttentionShape shape, AttentionRows rows, const PrefillChunk* chunks,
                       const __nv_bfloat16* before_states) {
   using M = Mma<kD>;
+  static_assert(M::kMTiles == 1 && M::kOutputWarps % 4 == 0, "a warpgroup's wgmma: 64 rows");
   extern __shared__ float4 shared_storage[];
   float* queries = reinterpret_cast<float*>(shared_storage);            // [chunk × kQueryStride]
   float* log_gate = queries + M::kChunk * M::kQueryStride;              // [chunk]
@@ -508,6 +542,7 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
   int i = 0, jb = -1;
   for (int stage = 0; stage < kStageCount; ++stage) {
     CpAsyncWait<M::kStages - 2>();
+    FenceSharedForWgmma();  // this thread's copies, for the wgmma reads after the barrier
     __syncthreads();
     fetch_stage(stage + M::kStages - 1);
     const __nv_bfloat16* tile = stages + (stage % M::kStages) * M::kStageElements;
@@ -529,24 +564,22 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
           }
         }
       }
-      uint32_t b[M::kNTiles][2];
-      LoadBTrans<M::kNTiles>(b, tile + s * 16 * M::kWide, M::kWide);
+      uint32_t a[4];
 #pragma unroll
-      for (int mt = 0; mt < M::kMTiles; ++mt) {
-        uint32_t a[4];
+      for (int half = 0; half < 2; ++half) {
+        const float first =
+            query_scale[0][half] * queries[(warp_row + g + 8 * half) * M::kQueryStride + i];
 #pragma unroll
-        for (int half = 0; half < 2; ++half) {
-          const float first = query_scale[mt][half] *
-                              queries[(warp_row + 16 * mt + g + 8 * half) * M::kQueryStride + i];
-#pragma unroll
-          for (int hi = 0; hi < 2; ++hi) {
-            const float2 x = second[mt][half][hi];
-            a[2 * hi + half] = PackBf16(first * x.x, first * x.y);
-          }
+        for (int hi = 0; hi < 2; ++hi) {
+          const float2 x = second[0][half][hi];
+          a[2 * hi + half] = PackBf16(first * x.x, first * x.y);
         }
-#pragma unroll
-        for (int nt = 0; nt < M::kNTiles; ++nt) MmaBf16(acc[mt][nt], a, b[nt][0], b[nt][1]);
       }
+      WgmmaFence();  // a and acc were written since the last wgmma
+      WgmmaBf16<M::kWide>(acc[0], a,
+                          KMajorDescriptor(tile + s * 16 * M::kWide, M::kWide * 16, 128));
+      WgmmaCommit();
+      WgmmaWait<0>();
       ++i;
     }
   }
