@@ -39,11 +39,10 @@ namespace {
 template <int kD>
 struct Mma {
   static constexpr int kChunk = kD == 64 ? 256 : 128;  // tokens per chunk
-  // ChunkOutputKernel's 16-row tiles per warp: one, so that at d 64 a chunk is 16 warps (105
-  // registers), which hide more latency than 8 warps of two tiles (0.30 ms less a 64k-token
-  // layer on an H200, bench/results/decode_session8.md).
-  static constexpr int kMTiles = 1;
-  static constexpr int kWarpRows = 16 * kMTiles;
+  // ChunkOutputKernel's query rows a warp: one 16-row tile, so that at d 64 a chunk is 16 warps,
+  // which hide more latency than 8 warps of two tiles (0.30 ms less a 64k-token layer on an
+  // H200, bench/results/decode_session8.md), and four warps make a warpgroup's 64-row wgmma.
+  static constexpr int kWarpRows = 16;
   static constexpr int kWide = kD + 8;  // [S | z | 0…] columns
   static constexpr int kNTiles = kWide / 8;
   static constexpr int kColumnBlocks = kD / 16;
@@ -62,38 +61,37 @@ struct Mma {
 };
 
 // How ChunkValuesKernel and ChunkStatesKernel walk segments: each planned chunk of kPlanTokens
-// (PlanPrefill's) in sub-chunks of kChunkTokens; ChunkStatesKernel holds 16·kMTilesPerWarp k-rows
-// a warp, kWarpsPerBlock warps a block, and asks for kMinBlocksPerSM blocks an SM (its launch
-// bounds).
-template <int kD, int kPlanTokens, int kChunkTokens, int kMTilesPerWarp, int kMinBlocksPerSM,
-          int kWarpsPerBlock = 8>
+// (PlanPrefill's) in sub-chunks of kChunkTokens; ChunkStatesKernel holds 16 k-rows a warp (four
+// warps: a warpgroup's 64-row wgmma), kWarpsPerBlock warps a block, and asks for kMinBlocksPerSM
+// blocks an SM (its launch bounds).
+template <int kD, int kPlanTokens, int kChunkTokens, int kMinBlocksPerSM, int kWarpsPerBlock = 8>
 struct StatesPass {
   static constexpr int kPlanChunk = kPlanTokens;
   static constexpr int kChunk = kChunkTokens;
   static constexpr int kSubChunks = kPlanChunk / kChunk;
   static_assert(kPlanChunk % kChunk == 0);
-  static constexpr int kMTiles = kMTilesPerWarp;
   static constexpr int kMinBlocks = kMinBlocksPerSM;
   static constexpr int kWarps = kWarpsPerBlock;
-  static constexpr int kWarpRows = 16 * kMTiles;
+  static_assert(kWarps % 4 == 0, "whole warpgroups");
+  static constexpr int kWarpRows = 16;
   static constexpr int kBlockRows = kWarps * kWarpRows;
   static_assert(Mma<kD>::kRows % kBlockRows == 0);
   static constexpr int kValuesElements = kChunk * Mma<kD>::kWide;  // a sub-chunk's values
   static constexpr int kBuffer = kChunk * Mma<kD>::kKeyStride * 4 + kValuesElements * 2;  // bytes
 };
-// Sub-chunks of 64 tokens and one m-tile a warp keep a block's registers (80 at d 64, 126 at
+// Sub-chunks of 64 tokens and 16 k-rows a warp keep a block's registers (80 at d 64, 126 at
 // d 128) and shared memory small enough for several blocks an SM, so one block's loads overlap
 // another's multiplies. Measured on an H200 (bench/results/decode_session8.md): a fold (states
 // only) 2.2x faster; a prefill 4% faster at d 128 but 12% slower at d 64, where one block an SM
-// with 256-token chunks stays, in 16 warps of one m-tile (twice the warps to hide the MMAs'
+// with 256-token chunks stays, in 16 warps (twice the warps to hide the MMAs'
 // latency, as in the output kernel). Folds (states only) plan
 // in sub-chunks; with outputs the states walk the output kernel's chunks, storing the state
 // before each.
 template <int kD>
-using OutputStatesPass = std::conditional_t<kD == 64, StatesPass<64, 256, 256, 1, 1, 16>,
-                                            StatesPass<kD, Mma<kD>::kChunk, 64, 1, 2>>;
+using OutputStatesPass = std::conditional_t<kD == 64, StatesPass<64, 256, 256, 1, 16>,
+                                            StatesPass<kD, Mma<kD>::kChunk, 64, 2>>;
 template <int kD>
-using FoldStatesPass = StatesPass<kD, 64, 64, 1, kD == 64 ? 3 : 2>;
+using FoldStatesPass = StatesPass<kD, 64, 64, kD == 64 ? 3 : 2>;
 
 // Pieces i in [0, kPieces) of a tile: x = load(i) (a float4), then store(i, x). Each thread issues
 // kBatch loads before it stores any, so their latencies overlap.
@@ -194,9 +192,8 @@ __device__ void StoreValuesKMajor(const float* v, int kv_heads, int kv_head, int
         x[e] = scale[t];
       }
     }
-    *reinterpret_cast<uint4*>(to + KMajorOffset<kWide>(token_block * 8, c)) =
-        make_uint4(PackBf16(x[0], x[1]), PackBf16(x[2], x[3]), PackBf16(x[4], x[5]),
-                   PackBf16(x[6], x[7]));
+    *reinterpret_cast<uint4*>(to + KMajorOffset<kWide>(token_block * 8, c)) = make_uint4(
+        PackBf16(x[0], x[1]), PackBf16(x[2], x[3]), PackBf16(x[4], x[5]), PackBf16(x[6], x[7]));
   }
 }
 
@@ -278,7 +275,6 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
                       const PrefillChunk* chunks, const __nv_bfloat16* decayed_values,
                       const float* chunk_decays, __nv_bfloat16* before_states) {
   using M = Mma<kD>;
-  static_assert(P::kMTiles == 1 && P::kWarps % 4 == 0, "a warpgroup's wgmma covers 64 k-rows");
   extern __shared__ float4 shared_storage[];
   // Two buffers, each: keys fp32 [chunk × kKeyStride], then decayed values bf16 [chunk × kWide]
   // (StoreValuesKMajor's layout).
@@ -320,45 +316,38 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
   const int end = (segment.first_chunk + segment.num_chunks) * P::kSubChunks;
   if (first < end) fetch(first, 0);
 
-  // This thread's k-rows: (m-tile, half) → row base + 16·mt + g + 8·half.
-  int first_factor[P::kMTiles], second_factor[P::kMTiles][2], feature[P::kMTiles][2];
-  float weight[P::kMTiles][2];
+  // This thread's k-rows: row0 + g + 8·half, features x_i·x_j of one step (StepOf).
+  const int row0 = blockIdx.x * P::kBlockRows + warp * P::kWarpRows;
+  int first_factor, jb;
+  StepOf(row0 / 16, first_factor, jb);
+  int second_factor[2], feature[2];
+  float weight[2];
 #pragma unroll
-  for (int mt = 0; mt < P::kMTiles; ++mt) {
-    const int row0 = blockIdx.x * P::kBlockRows + warp * P::kWarpRows + 16 * mt;
-    int i, jb;
-    StepOf(row0 / 16, i, jb);
-    first_factor[mt] = i;
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const int r = g + 8 * half;
-      second_factor[mt][half] = 16 * jb + r;
-      feature[mt][half] = shape.feature_rows[row0 + r];
-      weight[mt][half] = feature[mt][half] >= 0 ? shape.key_weights[feature[mt][half]] : 0.0f;
-    }
+  for (int half = 0; half < 2; ++half) {
+    const int r = g + 8 * half;
+    second_factor[half] = 16 * jb + r;
+    feature[half] = shape.feature_rows[row0 + r];
+    weight[half] = feature[half] >= 0 ? shape.key_weights[feature[half]] : 0.0f;
   }
 
   // The running state of this thread's accumulator elements, visited a pair of adjacent columns
   // at a time with where the pair lives in the slot's state (S as D × kD, then z): two elements
   // of S's row f, z_f alone (column kD), or none (padding rows and columns).
-  float acc[P::kMTiles][M::kNTiles][4];
+  float acc[M::kNTiles][4];
   enum class Place { kNone, kZ, kSPair };
   auto each_pair = [&](auto visit) {
 #pragma unroll
-    for (int mt = 0; mt < P::kMTiles; ++mt) {
+    for (int nt = 0; nt < M::kNTiles; ++nt) {
 #pragma unroll
-      for (int nt = 0; nt < M::kNTiles; ++nt) {
-#pragma unroll
-        for (int half = 0; half < 2; ++half) {
-          const int f = feature[mt][half], col = nt * 8 + 2 * t4;
-          float* pair = &acc[mt][nt][2 * half];
-          if (f < 0 || col > kD) {
-            visit(pair, Place::kNone, int64_t{0});
-          } else if (col == kD) {
-            visit(pair, Place::kZ, static_cast<int64_t>(D) * kD + f);
-          } else {
-            visit(pair, Place::kSPair, static_cast<int64_t>(f) * kD + col);
-          }
+      for (int half = 0; half < 2; ++half) {
+        const int f = feature[half], col = nt * 8 + 2 * t4;
+        float* pair = &acc[nt][2 * half];
+        if (f < 0 || col > kD) {
+          visit(pair, Place::kNone, int64_t{0});
+        } else if (col == kD) {
+          visit(pair, Place::kZ, static_cast<int64_t>(D) * kD + f);
+        } else {
+          visit(pair, Place::kSPair, static_cast<int64_t>(f) * kD + col);
         }
       }
     }
@@ -394,22 +383,18 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
                                 ? nullptr
                                 : before_states + (c * shape.num_kv_heads + h) * head_state;
 #pragma unroll
-    for (int mt = 0; mt < P::kMTiles; ++mt) {
-      const int row0 = blockIdx.x * P::kBlockRows + warp * P::kWarpRows + 16 * mt;
+    for (int nt = 0; nt < M::kNTiles; ++nt) {
 #pragma unroll
-      for (int nt = 0; nt < M::kNTiles; ++nt) {
-#pragma unroll
-        for (int half = 0; half < 2; ++half) {
-          float* pair = &acc[mt][nt][2 * half];
-          if (before != nullptr) {
-            // K-major core matrices (StoreValuesKMajor's layout, the k-rows as its tokens).
-            const int r = row0 + g + 8 * half, c = nt * 8 + 2 * t4;
-            before[KMajorOffset<M::kWide>(r, c)] = __float2bfloat16_rn(pair[0]);
-            before[KMajorOffset<M::kWide>(r, c + 1)] = __float2bfloat16_rn(pair[1]);
-          }
-          pair[0] *= chunk_decay;
-          pair[1] *= chunk_decay;
+      for (int half = 0; half < 2; ++half) {
+        float* pair = &acc[nt][2 * half];
+        if (before != nullptr) {
+          // K-major core matrices (StoreValuesKMajor's layout, the k-rows as its tokens).
+          const int r = row0 + g + 8 * half, c = nt * 8 + 2 * t4;
+          before[KMajorOffset<M::kWide>(r, c)] = __float2bfloat16_rn(pair[0]);
+          before[KMajorOffset<M::kWide>(r, c + 1)] = __float2bfloat16_rn(pair[1]);
         }
+        pair[0] *= chunk_decay;
+        pair[1] *= chunk_decay;
       }
     }
 
@@ -426,16 +411,16 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
       for (int hi = 0; hi < 2; ++hi) {  // tokens 2t, 2t+1 (hi 0) or 2t+8, 2t+9 (hi 1)
         const float* k0 = keys + (ks + 2 * t4 + 8 * hi) * M::kKeyStride;
         const float* k1 = k0 + M::kKeyStride;
-        const float x0 = k0[first_factor[0]], x1 = k1[first_factor[0]];
+        const float x0 = k0[first_factor], x1 = k1[first_factor];
 #pragma unroll
         for (int half = 0; half < 2; ++half) {
-          const int j = second_factor[0][half];
-          const float w = weight[0][half];
+          const int j = second_factor[half];
+          const float w = weight[half];
           a[2 * hi + half] = PackBf16(w * x0 * k0[j], w * x1 * k1[j]);
         }
       }
       WgmmaFence();  // a and acc were written since the last wgmma
-      WgmmaBf16<M::kWide>(acc[0], a, KMajorDescriptor(values + ks * M::kWide, M::kWide * 16, 128));
+      WgmmaBf16<M::kWide>(acc, a, KMajorDescriptor(values + ks * M::kWide, M::kWide * 16, 128));
       WgmmaCommit();
       WgmmaWait<0>();
     }
@@ -467,7 +452,7 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
     ChunkOutputKernel(PowerAttentionShape shape, AttentionRows rows, const PrefillChunk* chunks,
                       const __nv_bfloat16* before_states) {
   using M = Mma<kD>;
-  static_assert(M::kMTiles == 1 && M::kOutputWarps % 4 == 0, "a warpgroup's wgmma: 64 rows");
+  static_assert(M::kOutputWarps % 4 == 0, "whole warpgroups: a wgmma covers 64 query rows");
   extern __shared__ float4 shared_storage[];
   float* queries = reinterpret_cast<float*>(shared_storage);            // [chunk × kQueryStride]
   float* log_gate = queries + M::kChunk * M::kQueryStride;              // [chunk]
@@ -513,32 +498,26 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
                                                    chunk.first_row, n, nullptr, values);
   __syncthreads();
 
-  // This thread's query rows: (m-tile, half) → warp base + 16·mt + g + 8·half.
+  // This thread's query rows: warp base + g + 8·half.
   const int warp_row = warp * M::kWarpRows;
-  float row_gate[M::kMTiles][2], query_scale[M::kMTiles][2];
+  float row_gate[2], query_scale[2];
 #pragma unroll
-  for (int mt = 0; mt < M::kMTiles; ++mt) {
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const int r = warp_row + 16 * mt + g + 8 * half;
-      row_gate[mt][half] = log_gate[r];
-      query_scale[mt][half] = r < n ? shape.scale_pow * expf(log_gate[r]) : 0.0f;
-    }
+  for (int half = 0; half < 2; ++half) {
+    const int r = warp_row + g + 8 * half;
+    row_gate[half] = log_gate[r];
+    query_scale[half] = r < n ? shape.scale_pow * expf(log_gate[r]) : 0.0f;
   }
 
-  float acc[M::kMTiles][M::kNTiles][4];
+  float acc[M::kNTiles][4];
 #pragma unroll
-  for (int mt = 0; mt < M::kMTiles; ++mt) {
+  for (int nt = 0; nt < M::kNTiles; ++nt) {
 #pragma unroll
-    for (int nt = 0; nt < M::kNTiles; ++nt) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) acc[mt][nt][e] = 0.0f;
-    }
+    for (int e = 0; e < 4; ++e) acc[nt][e] = 0.0f;
   }
 
-  // State form. x_j of the current column block stay in registers: (mt, half, hi) → float2 of
+  // State form. x_j of the current column block stay in registers: (half, hi) → float2 of
   // columns 16·jb + 2t + 8·hi.
-  float2 second[M::kMTiles][2][2];
+  float2 second[2][2];
   int i = 0, jb = -1;
   for (int stage = 0; stage < kStageCount; ++stage) {
     CpAsyncWait<M::kStages - 2>();
@@ -552,15 +531,11 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
         i = 0;
         ++jb;
 #pragma unroll
-        for (int mt = 0; mt < M::kMTiles; ++mt) {
+        for (int half = 0; half < 2; ++half) {
+          const float* q = queries + (warp_row + g + 8 * half) * M::kQueryStride;
 #pragma unroll
-          for (int half = 0; half < 2; ++half) {
-            const float* q = queries + (warp_row + 16 * mt + g + 8 * half) * M::kQueryStride;
-#pragma unroll
-            for (int hi = 0; hi < 2; ++hi) {
-              second[mt][half][hi] =
-                  *reinterpret_cast<const float2*>(q + 16 * jb + 2 * t4 + 8 * hi);
-            }
+          for (int hi = 0; hi < 2; ++hi) {
+            second[half][hi] = *reinterpret_cast<const float2*>(q + 16 * jb + 2 * t4 + 8 * hi);
           }
         }
       }
@@ -568,16 +543,15 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
         const float first =
-            query_scale[0][half] * queries[(warp_row + g + 8 * half) * M::kQueryStride + i];
+            query_scale[half] * queries[(warp_row + g + 8 * half) * M::kQueryStride + i];
 #pragma unroll
         for (int hi = 0; hi < 2; ++hi) {
-          const float2 x = second[0][half][hi];
+          const float2 x = second[half][hi];
           a[2 * hi + half] = PackBf16(first * x.x, first * x.y);
         }
       }
       WgmmaFence();  // a and acc were written since the last wgmma
-      WgmmaBf16<M::kWide>(acc[0], a,
-                          KMajorDescriptor(tile + s * 16 * M::kWide, M::kWide * 16, 128));
+      WgmmaBf16<M::kWide>(acc, a, KMajorDescriptor(tile + s * 16 * M::kWide, M::kWide * 16, 128));
       WgmmaCommit();
       WgmmaWait<0>();
       ++i;
@@ -585,72 +559,60 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
   }
 
   // Attention form inside the chunk: key blocks of 16 up to the warp's last row.
-  uint32_t query_frag[M::kMTiles][kD / 16][4];
+  uint32_t query_frag[kD / 16][4];
 #pragma unroll
-  for (int mt = 0; mt < M::kMTiles; ++mt) {
+  for (int kk = 0; kk < kD / 16; ++kk) {
 #pragma unroll
-    for (int kk = 0; kk < kD / 16; ++kk) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int r = warp_row + 16 * mt + g + 8 * (e & 1), col = 16 * kk + 2 * t4 + 8 * (e >> 1);
-        const float2 x = *reinterpret_cast<const float2*>(queries + r * M::kQueryStride + col);
-        query_frag[mt][kk][e] = PackBf16(x.x, x.y);
-      }
+    for (int e = 0; e < 4; ++e) {
+      const int r = warp_row + g + 8 * (e & 1), col = 16 * kk + 2 * t4 + 8 * (e >> 1);
+      const float2 x = *reinterpret_cast<const float2*>(queries + r * M::kQueryStride + col);
+      query_frag[kk][e] = PackBf16(x.x, x.y);
     }
   }
   const int key_blocks = min(warp_row + M::kWarpRows, RoundUp16(n)) / 16;
 #pragma unroll 1
   for (int kb = 0; kb < key_blocks; ++kb) {
-    float scores[M::kMTiles][2][4] = {};
+    float scores[2][4] = {};
 #pragma unroll
     for (int kk = 0; kk < kD / 16; ++kk) {
       // Kᵀ as B: key rows, head-dim columns; matrices (keys 0-7 | 8-15) × (dims 0-7 | 8-15).
       uint32_t r[4];
       LdMatrixX4(r, keys + (kb * 16 + (lane >> 4) * 8 + (lane & 7)) * M::kBf16Stride + 16 * kk +
                         ((lane >> 3) & 1) * 8);
-#pragma unroll
-      for (int mt = 0; mt < M::kMTiles; ++mt) {
-        MmaBf16(scores[mt][0], query_frag[mt][kk], r[0], r[1]);
-        MmaBf16(scores[mt][1], query_frag[mt][kk], r[2], r[3]);
-      }
+      MmaBf16(scores[0], query_frag[kk], r[0], r[1]);
+      MmaBf16(scores[1], query_frag[kk], r[2], r[3]);
     }
     uint32_t b[M::kNTiles][2];
     LoadBTrans<M::kNTiles>(b, values + kb * 16 * M::kWide, M::kWide);
+    float p[2][4];
 #pragma unroll
-    for (int mt = 0; mt < M::kMTiles; ++mt) {
-      float p[2][4];
+    for (int nt = 0; nt < 2; ++nt) {
 #pragma unroll
-      for (int nt = 0; nt < 2; ++nt) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int r = warp_row + 16 * mt + g + 8 * (e >> 1);
-          const int s = kb * 16 + nt * 8 + 2 * t4 + (e & 1);
-          const float x = shape.scale * scores[mt][nt][e];
-          p[nt][e] = s <= r && r < n ? x * x * expf(row_gate[mt][e >> 1] - log_gate[s]) : 0.0f;
-        }
+      for (int e = 0; e < 4; ++e) {
+        const int r = warp_row + g + 8 * (e >> 1);
+        const int s = kb * 16 + nt * 8 + 2 * t4 + (e & 1);
+        const float x = shape.scale * scores[nt][e];
+        p[nt][e] = s <= r && r < n ? x * x * expf(row_gate[e >> 1] - log_gate[s]) : 0.0f;
       }
-      const uint32_t a[4] = {PackBf16(p[0][0], p[0][1]), PackBf16(p[0][2], p[0][3]),
-                             PackBf16(p[1][0], p[1][1]), PackBf16(p[1][2], p[1][3])};
-#pragma unroll
-      for (int nt = 0; nt < M::kNTiles; ++nt) MmaBf16(acc[mt][nt], a, b[nt][0], b[nt][1]);
     }
+    const uint32_t a[4] = {PackBf16(p[0][0], p[0][1]), PackBf16(p[0][2], p[0][3]),
+                           PackBf16(p[1][0], p[1][1]), PackBf16(p[1][2], p[1][3])};
+#pragma unroll
+    for (int nt = 0; nt < M::kNTiles; ++nt) MmaBf16(acc[nt], a, b[nt][0], b[nt][1]);
   }
 
   // out = numerator / (denominator + ε); the denominator is column kD, held by lane 4g.
 #pragma unroll
-  for (int mt = 0; mt < M::kMTiles; ++mt) {
+  for (int half = 0; half < 2; ++half) {
+    const float denominator =
+        __shfl_sync(0xffffffffu, acc[kD / 8][2 * half], lane & ~3) + kNormalizerEpsilon;
+    const int r = warp_row + g + 8 * half;
+    if (r >= n) continue;
+    float* out = rows.out + ((chunk.first_row + r) * shape.num_heads + head) * kD;
 #pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const float denominator =
-          __shfl_sync(0xffffffffu, acc[mt][kD / 8][2 * half], lane & ~3) + kNormalizerEpsilon;
-      const int r = warp_row + 16 * mt + g + 8 * half;
-      if (r >= n) continue;
-      float* out = rows.out + ((chunk.first_row + r) * shape.num_heads + head) * kD;
-#pragma unroll
-      for (int nt = 0; nt < kD / 8; ++nt) {
-        *reinterpret_cast<float2*>(out + nt * 8 + 2 * t4) = make_float2(
-            acc[mt][nt][2 * half] / denominator, acc[mt][nt][2 * half + 1] / denominator);
-      }
+    for (int nt = 0; nt < kD / 8; ++nt) {
+      *reinterpret_cast<float2*>(out + nt * 8 + 2 * t4) =
+          make_float2(acc[nt][2 * half] / denominator, acc[nt][2 * half + 1] / denominator);
     }
   }
 }
