@@ -63,8 +63,10 @@ struct Mma {
 // How ChunkValuesKernel and ChunkStatesKernel walk segments: each planned chunk of kPlanTokens
 // (PlanPrefill's) in sub-chunks of kChunkTokens; ChunkStatesKernel holds 16 k-rows a warp (four
 // warps: a warpgroup's 64-row wgmma), kWarpsPerBlock warps a block, and asks for kMinBlocksPerSM
-// blocks an SM (its launch bounds).
-template <int kD, int kPlanTokens, int kChunkTokens, int kMinBlocksPerSM, int kWarpsPerBlock = 8>
+// blocks an SM (its launch bounds), issuing kChainStepsPerWait wgmmas (16 tokens each) before a
+// wait.
+template <int kD, int kPlanTokens, int kChunkTokens, int kMinBlocksPerSM, int kWarpsPerBlock = 8,
+          int kChainStepsPerWait = 4>
 struct StatesPass {
   static constexpr int kPlanChunk = kPlanTokens;
   static constexpr int kChunk = kChunkTokens;
@@ -73,6 +75,7 @@ struct StatesPass {
   static constexpr int kMinBlocks = kMinBlocksPerSM;
   static constexpr int kWarps = kWarpsPerBlock;
   static_assert(kWarps % 4 == 0, "whole warpgroups");
+  static constexpr int kChainSteps = kChainStepsPerWait;
   static constexpr int kWarpRows = 16;
   static constexpr int kBlockRows = kWarps * kWarpRows;
   static_assert(Mma<kD>::kRows % kBlockRows == 0);
@@ -91,7 +94,11 @@ template <int kD>
 using OutputStatesPass = std::conditional_t<kD == 64, StatesPass<64, 256, 256, 1, 16>,
                                             StatesPass<kD, Mma<kD>::kChunk, 64, 2>>;
 template <int kD>
-using FoldStatesPass = StatesPass<kD, 64, 64, kD == 64 ? 3 : 2>;
+using FoldStatesPass = StatesPass<kD, 64, 64, kD == 64 ? 3 : 2, 8, kD == 64 ? 2 : 4>;
+
+// ChunkOutputKernel's wgmmas issued back to back before a wait (WgmmaChainBf16), their A
+// fragments in registers.
+constexpr int kChainSteps = 4;
 
 // Pieces i in [0, kPieces) of a tile: x = load(i) (a float4), then store(i, x). Each thread issues
 // kBatch loads before it stores any, so their latencies overlap.
@@ -399,30 +406,32 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
     }
 
     // acc += φ(K)ᵀ·[decay·v | decay]: A (k-rows × tokens) made from the keys in registers, B the
-    // values in shared memory, a wgmma of the warpgroup's 64 k-rows per 16 tokens, over the
-    // sub-chunk's tokens only (the buffers are zero past them).
+    // values in shared memory, chains of P::kChainSteps wgmmas of the warpgroup's 64 k-rows by 16
+    // tokens, over the sub-chunk's tokens only (the buffers are zero past them up to kChunk).
     const float* keys = keys_of(buffer);
     const __nv_bfloat16* values = values_of(buffer);
-    const int token_end = RoundUp16(max(tokens_of(u), 0));
+    constexpr int kChainTokens = 16 * P::kChainSteps;
+    static_assert(P::kChunk % kChainTokens == 0);
+    const int token_end = (max(tokens_of(u), 0) + kChainTokens - 1) / kChainTokens * kChainTokens;
 #pragma unroll 1
-    for (int ks = 0; ks < token_end; ks += 16) {
-      uint32_t a[4];
+    for (int ks = 0; ks < token_end; ks += kChainTokens) {
+      uint32_t a[P::kChainSteps][4];
 #pragma unroll
-      for (int hi = 0; hi < 2; ++hi) {  // tokens 2t, 2t+1 (hi 0) or 2t+8, 2t+9 (hi 1)
-        const float* k0 = keys + (ks + 2 * t4 + 8 * hi) * M::kKeyStride;
-        const float* k1 = k0 + M::kKeyStride;
-        const float x0 = k0[first_factor], x1 = k1[first_factor];
+      for (int step = 0; step < P::kChainSteps; ++step) {
 #pragma unroll
-        for (int half = 0; half < 2; ++half) {
-          const int j = second_factor[half];
-          const float w = weight[half];
-          a[2 * hi + half] = PackBf16(w * x0 * k0[j], w * x1 * k1[j]);
+        for (int hi = 0; hi < 2; ++hi) {  // tokens 2t, 2t+1 (hi 0) or 2t+8, 2t+9 (hi 1)
+          const float* k0 = keys + (ks + 16 * step + 2 * t4 + 8 * hi) * M::kKeyStride;
+          const float* k1 = k0 + M::kKeyStride;
+          const float x0 = k0[first_factor], x1 = k1[first_factor];
+#pragma unroll
+          for (int half = 0; half < 2; ++half) {
+            const int j = second_factor[half];
+            const float w = weight[half];
+            a[step][2 * hi + half] = PackBf16(w * x0 * k0[j], w * x1 * k1[j]);
+          }
         }
       }
-      WgmmaFence();  // a and acc were written since the last wgmma
-      WgmmaBf16<M::kWide>(acc, a, KMajorDescriptor(values + ks * M::kWide, M::kWide * 16, 128));
-      WgmmaCommit();
-      WgmmaWait<0>();
+      WgmmaChainBf16<M::kWide>(acc, a, values + ks * M::kWide);
     }
     __syncthreads();  // everyone is done with this buffer before it is refilled
   }
@@ -525,36 +534,37 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
     __syncthreads();
     fetch_stage(stage + M::kStages - 1);
     const __nv_bfloat16* tile = stages + (stage % M::kStages) * M::kStageElements;
+    static_assert(M::kStageSteps % kChainSteps == 0);
 #pragma unroll 1
-    for (int s = 0; s < M::kStageSteps; ++s) {
-      if (jb < 0 || i == 16 * (jb + 1)) {
-        i = 0;
-        ++jb;
+    for (int s = 0; s < M::kStageSteps; s += kChainSteps) {
+      uint32_t a[kChainSteps][4];
 #pragma unroll
-        for (int half = 0; half < 2; ++half) {
-          const float* q = queries + (warp_row + g + 8 * half) * M::kQueryStride;
+      for (int step = 0; step < kChainSteps; ++step) {
+        if (jb < 0 || i == 16 * (jb + 1)) {
+          i = 0;
+          ++jb;
 #pragma unroll
-          for (int hi = 0; hi < 2; ++hi) {
-            second[half][hi] = *reinterpret_cast<const float2*>(q + 16 * jb + 2 * t4 + 8 * hi);
+          for (int half = 0; half < 2; ++half) {
+            const float* q = queries + (warp_row + g + 8 * half) * M::kQueryStride;
+#pragma unroll
+            for (int hi = 0; hi < 2; ++hi) {
+              second[half][hi] = *reinterpret_cast<const float2*>(q + 16 * jb + 2 * t4 + 8 * hi);
+            }
           }
         }
-      }
-      uint32_t a[4];
 #pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        const float first =
-            query_scale[half] * queries[(warp_row + g + 8 * half) * M::kQueryStride + i];
+        for (int half = 0; half < 2; ++half) {
+          const float first =
+              query_scale[half] * queries[(warp_row + g + 8 * half) * M::kQueryStride + i];
 #pragma unroll
-        for (int hi = 0; hi < 2; ++hi) {
-          const float2 x = second[half][hi];
-          a[2 * hi + half] = PackBf16(first * x.x, first * x.y);
+          for (int hi = 0; hi < 2; ++hi) {
+            const float2 x = second[half][hi];
+            a[step][2 * hi + half] = PackBf16(first * x.x, first * x.y);
+          }
         }
+        ++i;
       }
-      WgmmaFence();  // a and acc were written since the last wgmma
-      WgmmaBf16<M::kWide>(acc, a, KMajorDescriptor(tile + s * 16 * M::kWide, M::kWide * 16, 128));
-      WgmmaCommit();
-      WgmmaWait<0>();
-      ++i;
+      WgmmaChainBf16<M::kWide>(acc, a, tile + s * 16 * M::kWide);
     }
   }
 

@@ -92,4 +92,19 @@ __device__ inline void WgmmaBf16<136>(float (&d)[17][4], const uint32_t (&a)[4],
       : "memory");
 }
 
+// d += Σ_j a[j]·B_j over kSteps consecutive k-steps of 16, B_j the K-major [16 × kN] block at
+// b + 16·kN·j (consecutive k-blocks of one K-major matrix): issued back to back, waited for once,
+// so their latencies overlap. The caller fences shared memory for B as above.
+template <int kN, int kSteps>
+__device__ void WgmmaChainBf16(float (&d)[kN / 8][4], const uint32_t (&a)[kSteps][4],
+                               const __nv_bfloat16* b) {
+  WgmmaFence();  // a and d were written since the last wgmma
+#pragma unroll
+  for (int j = 0; j < kSteps; ++j) {
+    WgmmaBf16<kN>(d, a[j], KMajorDescriptor(b + j * 16 * kN, kN * 16, 128));
+  }
+  WgmmaCommit();
+  WgmmaWait<0>();
+}
+
 }  // namespace sympow::kernels
