@@ -62,7 +62,8 @@ def load_peers(run_dir, peers_from):
     with open(peers_from) as f:
         earlier = json.load(f)
     manifest = earlier["manifest"] if isinstance(earlier["manifest"], dict) else None
-    return earlier["peers"], manifest, earlier["commit"]
+    # The commit whose run measured them: that report's own peers_commit when it borrowed too.
+    return earlier["peers"], manifest, earlier.get("peers_commit", earlier["commit"])
 
 
 def build(run_dir, commit, engine_run=None, engine_commit=None, peers_from=None):
