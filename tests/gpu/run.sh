@@ -67,7 +67,6 @@ device)
   unpack
   export SYMPOW_SOURCE_DIR=$PWD SYMPOW_ORACLE_DIR=$bundle/oracle
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
-  git rev-parse HEAD > "$OUT/commit.txt" 2>/dev/null || true
   status=0
   parts=${2:-all}
   wants() { [[ $parts == all || ",$parts," == *",$1,"* ]]; }
