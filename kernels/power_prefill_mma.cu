@@ -1,6 +1,8 @@
-// Degree-2 chunked prefill on BF16 tensor cores (mma.sync m16n8k16, fp32 accumulation), for
-// head_dim 64 and 128. φ is never stored: its values are made in registers, straight into the
-// MMA fragments.
+// Degree-2 chunked prefill on BF16 tensor cores (fp32 accumulation), for head_dim 64 and 128:
+// the state-sized products on sm_90a's warpgroup wgmma (kernels/wgmma.cuh: A in registers, B in
+// shared memory, issued in chains and waited for once), the attention form inside a chunk on
+// mma.sync m16n8k16. φ is never stored: its values are made in registers, straight into the A
+// fragments.
 //
 // Features are visited in k-steps of 16 rows. Step (i, jb) holds the monomials x_i·x_j for
 // j in [16·jb, 16·jb + 16); the rows with j < i are not features and stay zero. The steps run
@@ -15,12 +17,11 @@
 //     registers (fp32) and walks the segment's sub-chunks in order, the next one's keys and
 //     values in flight (cp.async) while this one is multiplied. At each chunk it stores the state
 //     before it (bf16, [S | z | 0] by k-row, in wgmma's K-major core matrices) in the workspace
-//     when outputs are wanted; each
-//     sub-chunk decays the state and adds φ(K)ᵀ·(decayed values). The final state goes back to
-//     the slot.
+//     when outputs are wanted; each sub-chunk decays the state and adds φ(K)ᵀ·(decayed values)
+//     (wgmma: A = φ(K)ᵀ, B = the values). The final state goes back to the slot.
 //  3. ChunkOutputKernel (not when only the states advance), per (query head, chunk):
 //     s²·exp(G_t)·φ(q_t)·[S | z] over the stored state before the chunk (streamed through shared
-//     memory with cp.async), plus the gated causal attention (s·q·k)²·exp(G_t − G_s) inside the
+//     memory with cp.async; wgmma: A = φ(q), B = the state), plus the gated causal attention (s·q·k)²·exp(G_t − G_s) inside the
 //     chunk, both on tensor cores into one accumulator; out = numerator / (denominator + ε).
 #include <cuda_bf16.h>
 
