@@ -21,8 +21,9 @@
 //     (wgmma: A = φ(K)ᵀ, B = the values). The final state goes back to the slot.
 //  3. ChunkOutputKernel (not when only the states advance), per (query head, chunk):
 //     s²·exp(G_t)·φ(q_t)·[S | z] over the stored state before the chunk (streamed through shared
-//     memory with cp.async; wgmma: A = φ(q), B = the state), plus the gated causal attention (s·q·k)²·exp(G_t − G_s) inside the
-//     chunk, both on tensor cores into one accumulator; out = numerator / (denominator + ε).
+//     memory with cp.async; wgmma: A = φ(q), B = the state), plus the gated causal attention
+//     (s·q·k)²·exp(G_t − G_s) inside the chunk, both on tensor cores into one accumulator; out =
+//     numerator / (denominator + ε).
 #include <cuda_bf16.h>
 
 #include <type_traits>
