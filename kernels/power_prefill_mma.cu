@@ -84,14 +84,14 @@ struct StatesPass {
   static constexpr int kValuesElements = kChunk * Mma<kD>::kWide;  // a sub-chunk's values
   static constexpr int kBuffer = kChunk * Mma<kD>::kKeyStride * 4 + kValuesElements * 2;  // bytes
 };
-// Sub-chunks of 64 tokens and 16 k-rows a warp keep a block's registers (80 at d 64, 126 at
+// Sub-chunks of 64 tokens and 16 k-rows a warp keep a block's registers (80 at d 64, 128 at
 // d 128) and shared memory small enough for several blocks an SM, so one block's loads overlap
-// another's multiplies. Measured on an H200 (bench/results/decode_session8.md): a fold (states
-// only) 2.2x faster; a prefill 4% faster at d 128 but 12% slower at d 64, where one block an SM
-// with 256-token chunks stays, in 16 warps (twice the warps to hide the MMAs'
-// latency, as in the output kernel). Folds (states only) plan
-// in sub-chunks; with outputs the states walk the output kernel's chunks, storing the state
-// before each.
+// another's multiplies. Measured on an H200 when these passes ran on mma.sync
+// (bench/results/decode_session8.md): a fold (states only) 2.2x faster; a prefill 4% faster at
+// d 128 but 12% slower at d 64, where one block an SM with 256-token chunks stays, in 16 warps
+// (bench/results/prefill_session10.md has the wgmma passes' figures). Folds (states only) plan in
+// sub-chunks; with outputs the states walk the output kernel's chunks, storing the state before
+// each.
 template <int kD>
 using OutputStatesPass = std::conditional_t<kD == 64, StatesPass<64, 256, 256, 1, 16>,
                                             StatesPass<kD, Mma<kD>::kChunk, 64, 2>>;
