@@ -157,10 +157,10 @@ __device__ void LoadRowsBf16(const float* source, int heads, int head, int64_t f
       });
 }
 
-// [v_t | 1 | 0…]·scale_t as bf16 rows of kWide, zero past n; scale null means 1.
+// [v_t | 1 | 0…] as bf16 rows of kWide, zero past n.
 template <int kD, int kChunk, int kThreads>
 __device__ void LoadValuesWide(const float* v, int kv_heads, int kv_head, int64_t first_row, int n,
-                               const float* scale, __nv_bfloat16* to) {
+                               __nv_bfloat16* to) {
   constexpr int kWide = Mma<kD>::kWide;
   constexpr int kPerRow = kWide / 4;
   BatchedPieces<kThreads, kChunk * kPerRow>(
@@ -176,9 +176,8 @@ __device__ void LoadValuesWide(const float* v, int kv_heads, int kv_head, int64_
       },
       [&](int i, float4 x) {
         const int t = i / kPerRow, c = (i % kPerRow) * 4;
-        const float f = scale != nullptr ? scale[t] : 1.0f;
         *reinterpret_cast<uint2*>(to + t * kWide + c) =
-            make_uint2(PackBf16(f * x.x, f * x.y), PackBf16(f * x.z, f * x.w));
+            make_uint2(PackBf16(x.x, x.y), PackBf16(x.z, x.w));
       });
 }
 
@@ -506,7 +505,7 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
   LoadRowsBf16<kD, M::kChunk, M::kOutputThreads>(rows.k, shape.num_kv_heads, kv_head,
                                                  chunk.first_row, n, keys, M::kBf16Stride);
   LoadValuesWide<kD, M::kChunk, M::kOutputThreads>(rows.v, shape.num_kv_heads, kv_head,
-                                                   chunk.first_row, n, nullptr, values);
+                                                   chunk.first_row, n, values);
   __syncthreads();
 
   // This thread's query rows: warp base + g + 8·half.
