@@ -46,6 +46,15 @@ unpack() {
   export LD_LIBRARY_PATH=$bundle/lib:/usr/local/cuda/lib64
 }
 
+# Unpacks the bundle and build/variants.tar.xz (into $work/variant/NAME) on the GPU machine; sets
+# $variants ($VARIANTS, or every one built) and makes $OUT/ab for their logs.
+unpack_variants() {
+  unpack
+  tar -C "$work" -xJf build/variants.tar.xz
+  variants=${VARIANTS:-$(ls "$work/variant")}
+  mkdir -p "$OUT/ab"
+}
+
 case "$step" in
 bundle)
   bash scripts/build.sh
@@ -198,23 +207,18 @@ variants)
   ls build/variant && ls -la build/variants.tar.xz
   ;;
 variant-tests)
-  unpack
+  unpack_variants
   export SYMPOW_SOURCE_DIR=$PWD SYMPOW_ORACLE_DIR=$bundle/oracle
-  mkdir -p "$OUT/ab"
-  tar -C "$work" -xJf build/variants.tar.xz
   # One after another: run together, each one's CPU reference (OpenBLAS threads on every core)
   # starved the others and none finished in 5 minutes.
-  for v in ${VARIANTS:-$(ls "$work/variant")}; do
+  for v in $variants; do
     [[ $v == HEAD ]] && continue  # tested by `device tests`
     timeout 200 "$work/variant/$v/cuda_backend_test" > "$OUT/ab/tests_$v.log" 2>&1
     echo "$v: GPU tests $(grep -E '^\[  (PASSED|FAILED) ' "$OUT/ab/tests_$v.log" | tr '\n' ' ')"
   done
   ;;
 ab)
-  unpack
-  mkdir -p "$OUT/ab"
-  tar -C "$work" -xJf build/variants.tar.xz
-  variants=${VARIANTS:-$(ls "$work/variant")}
+  unpack_variants
   for round in 1 2; do
     for v in $variants; do
       timeout 200 "$work/variant/$v/cuda_kernels_bench" --out "$OUT/ab/bench_${v}_$round.json" "${@:2}" \
