@@ -211,21 +211,26 @@ variant-tests)
   export SYMPOW_SOURCE_DIR=$PWD SYMPOW_ORACLE_DIR=$bundle/oracle
   # One after another: run together, each one's CPU reference (OpenBLAS threads on every core)
   # starved the others and none finished in 5 minutes.
+  # A variant that fails is reported and the others still run; the step fails at the end.
+  status=0
   for v in $variants; do
     [[ $v == HEAD ]] && continue  # tested by `device tests`
-    timeout 200 "$work/variant/$v/cuda_backend_test" > "$OUT/ab/tests_$v.log" 2>&1
+    timeout 200 "$work/variant/$v/cuda_backend_test" > "$OUT/ab/tests_$v.log" 2>&1 || status=1
     echo "$v: GPU tests $(grep -E '^\[  (PASSED|FAILED) ' "$OUT/ab/tests_$v.log" | tr '\n' ' ')"
   done
+  exit $status
   ;;
 ab)
   unpack_variants
+  status=0
   for round in 1 2; do
     for v in $variants; do
       timeout 200 "$work/variant/$v/cuda_kernels_bench" --out "$OUT/ab/bench_${v}_$round.json" "${@:2}" \
-        > "$OUT/ab/bench_${v}_$round.log" 2>&1
-      grep -E "\] (decode|prefill) " "$OUT/ab/bench_${v}_$round.log" | sed "s/^.*\] /$v r$round: /"
+        > "$OUT/ab/bench_${v}_$round.log" 2>&1 || { status=1; echo "$v r$round: failed, see bench_${v}_$round.log"; }
+      grep -E "\] (decode|prefill) " "$OUT/ab/bench_${v}_$round.log" | sed "s/^.*\] /$v r$round: /" || true
     done
   done
+  exit $status
   ;;
 report)
   dir=${2:?usage: tests/gpu/run.sh report DIR [FLAGS]}
