@@ -120,7 +120,7 @@ class CudaBackend final : public Backend {
   DeviceArray<float> fold_keys_, fold_values_, fold_log_gates_;
   DeviceArray<kernels::PrefillSegment> prefill_segments_;
   DeviceArray<kernels::PrefillChunk> prefill_chunks_;
-  DeviceArray<float> prefill_workspace_;  // a state per chunk and kv head
+  DeviceArray<float> prefill_workspace_;  // kernels::PrefillWorkspaceFloats of them
   DeviceArray<float> widened_states_;     // fp32 copies of bf16 states while they are prefilled
   DeviceArray<kernels::SampleRowParams> sample_params_;
   DeviceArray<int32_t> penalized_tokens_;
