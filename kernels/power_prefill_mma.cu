@@ -205,7 +205,9 @@ __device__ void StoreValuesKMajor(const float* v, int kv_heads, int kv_head, int
   }
 }
 
-__device__ inline int RoundUp16(int n) { return (n + 15) & ~15; }
+__device__ inline int RoundUp(int n, int multiple) {
+  return (n + multiple - 1) / multiple * multiple;
+}
 
 // The step (i, jb) of k-row block `step`.
 __device__ inline void StepOf(int step, int& i, int& jb) {
@@ -413,7 +415,7 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
     const __nv_bfloat16* values = values_of(buffer);
     constexpr int kChainTokens = 16 * P::kChainSteps;
     static_assert(P::kChunk % kChainTokens == 0);
-    const int token_end = (max(tokens_of(u), 0) + kChainTokens - 1) / kChainTokens * kChainTokens;
+    const int token_end = RoundUp(max(tokens_of(u), 0), kChainTokens);
 #pragma unroll 1
     for (int ks = 0; ks < token_end; ks += kChainTokens) {
       uint32_t a[P::kChainSteps][4];
@@ -580,7 +582,7 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
       query_frag[kk][e] = PackBf16(x.x, x.y);
     }
   }
-  const int key_blocks = min(warp_row + M::kWarpRows, RoundUp16(n)) / 16;
+  const int key_blocks = min(warp_row + M::kWarpRows, RoundUp(n, 16)) / 16;
 #pragma unroll 1
   for (int kb = 0; kb < key_blocks; ++kb) {
     float scores[2][4] = {};
