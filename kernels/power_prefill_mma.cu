@@ -66,10 +66,12 @@ struct Mma {
 // (PlanPrefill's) in sub-chunks of kChunkTokens; ChunkStatesKernel holds 16 k-rows a warp (four
 // warps: a warpgroup's 64-row wgmma), kWarpsPerBlock warps a block, and asks for kMinBlocksPerSM
 // blocks an SM (its launch bounds), issuing kChainStepsPerWait wgmmas (16 tokens each) before a
-// wait.
-template <int kD, int kPlanTokens, int kChunkTokens, int kMinBlocksPerSM, int kWarpsPerBlock = 8,
-          int kChainStepsPerWait = 4>
+// wait; with kStoresStatesBefore, it stores the state before each planned chunk for
+// ChunkOutputKernel (a fold's pass, without outputs, has none of that code or its registers).
+template <int kD, int kPlanTokens, int kChunkTokens, int kMinBlocksPerSM, int kWarpsPerBlock,
+          int kChainStepsPerWait, bool kStoresStatesBefore>
 struct StatesPass {
+  static constexpr bool kStoresBefore = kStoresStatesBefore;
   static constexpr int kPlanChunk = kPlanTokens;
   static constexpr int kChunk = kChunkTokens;
   static constexpr int kSubChunks = kPlanChunk / kChunk;
@@ -93,10 +95,10 @@ struct StatesPass {
 // sub-chunks; with outputs the states walk the output kernel's chunks, storing the state before
 // each.
 template <int kD>
-using OutputStatesPass = std::conditional_t<kD == 64, StatesPass<64, 256, 256, 1, 16>,
-                                            StatesPass<kD, Mma<kD>::kChunk, 64, 2>>;
+using OutputStatesPass = std::conditional_t<kD == 64, StatesPass<64, 256, 256, 1, 16, 4, true>,
+                                            StatesPass<kD, Mma<kD>::kChunk, 64, 2, 8, 4, true>>;
 template <int kD>
-using FoldStatesPass = StatesPass<kD, 64, 64, kD == 64 ? 3 : 2, 8, kD == 64 ? 2 : 4>;
+using FoldStatesPass = StatesPass<kD, 64, 64, kD == 64 ? 3 : 2, 8, kD == 64 ? 2 : 4, false>;
 
 // ChunkOutputKernel's wgmmas issued back to back before a wait (WgmmaChainBf16), their A
 // fragments in registers.
@@ -283,8 +285,8 @@ __global__ void __launch_bounds__(256)
       values + (sub * shape.num_kv_heads + h) * P::kValuesElements);
 }
 
-// grid (kRows / P::kBlockRows, kv heads, segments), P::kWarps warps; before_states null: the
-// states only advance.
+// grid (kRows / P::kBlockRows, kv heads, segments), P::kWarps warps; without P::kStoresBefore
+// (before_states unused) the states only advance.
 template <int kD, typename P>
 __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
     ChunkStatesKernel(PowerAttentionShape shape, AttentionRows rows, const PrefillSegment* segments,
@@ -395,10 +397,10 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
     const float chunk_decay = chunk_decays[static_cast<int64_t>(u) * shape.num_kv_heads + h];
     __syncthreads();
 
-    // At a chunk's first sub-chunk, the state before the chunk, for ChunkOutputKernel (if it
-    // runs); then the state decays over the sub-chunk.
+    // At a chunk's first sub-chunk, the state before the chunk, for ChunkOutputKernel; then the
+    // state decays over the sub-chunk.
     const int64_t c = u / P::kSubChunks;
-    __nv_bfloat16* before = before_states == nullptr || u % P::kSubChunks != 0
+    __nv_bfloat16* before = !P::kStoresBefore || u % P::kSubChunks != 0
                                 ? nullptr
                                 : before_states + (c * shape.num_kv_heads + h) * head_state;
 #pragma unroll
@@ -406,11 +408,16 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
         float* pair = &acc[nt][2 * half];
-        if (before != nullptr) {
-          // K-major core matrices (StoreValuesKMajor's layout, the k-rows as its tokens).
-          const int r = row0 + g + 8 * half, c = nt * 8 + 2 * t4;
-          before[KMajorOffset<M::kWide>(r, c)] = __float2bfloat16_rn(pair[0] * weight(half));
-          before[KMajorOffset<M::kWide>(r, c + 1)] = __float2bfloat16_rn(pair[1] * weight(half));
+        if (P::kStoresBefore && before != nullptr) {
+          // K-major core matrices (StoreValuesKMajor's layout, the k-rows as its tokens), where
+          // k-rows r and r + 1 of a column are adjacent: lanes g and g + 1 (g even) swap an
+          // element so that each stores one pair, column c (even lane) or c + 1 (odd lane).
+          const float x0 = pair[0] * weight(half), x1 = pair[1] * weight(half);
+          const bool odd = g % 2 == 1;
+          const float other = __shfl_xor_sync(0xffffffffu, odd ? x0 : x1, 4);
+          const int r = row0 + (g & ~1) + 8 * half, c = nt * 8 + 2 * t4 + (odd ? 1 : 0);
+          *reinterpret_cast<uint32_t*>(before + KMajorOffset<M::kWide>(r, c)) =
+              odd ? PackBf16(other, x1) : PackBf16(x0, other);
         }
         pair[0] *= chunk_decay;
         pair[1] *= chunk_decay;
