@@ -341,12 +341,12 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
   StepOf(row0 / 16, first_factor, jb);
   const int second_factor = 16 * jb + SecondFactorOffset(g);
   int feature[2];
+  float weight[2];
 #pragma unroll
-  for (int half = 0; half < 2; ++half) feature[half] = shape.feature_rows[row0 + g + 8 * half];
-  // Read where needed rather than held in registers through the chunks' loop.
-  auto weight = [&](int half) {
-    return feature[half] >= 0 ? shape.key_weights[feature[half]] : 0.0f;
-  };
+  for (int half = 0; half < 2; ++half) {
+    feature[half] = shape.feature_rows[row0 + g + 8 * half];
+    weight[half] = feature[half] >= 0 ? shape.key_weights[feature[half]] : 0.0f;
+  }
 
   // The running state of this thread's accumulator elements without the key weights (row f holds
   // S_f / w_f, so that φ(K)ᵀ's fragments need no weight), visited a pair of adjacent columns at a
@@ -363,11 +363,11 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
         const int f = feature[half], col = nt * 8 + 2 * t4;
         float* pair = &acc[nt][2 * half];
         if (f < 0 || col > kD) {
-          visit(pair, Place::kNone, int64_t{0}, weight(half));
+          visit(pair, Place::kNone, int64_t{0}, weight[half]);
         } else if (col == kD) {
-          visit(pair, Place::kZ, static_cast<int64_t>(D) * kD + f, weight(half));
+          visit(pair, Place::kZ, static_cast<int64_t>(D) * kD + f, weight[half]);
         } else {
-          visit(pair, Place::kSPair, static_cast<int64_t>(f) * kD + col, weight(half));
+          visit(pair, Place::kSPair, static_cast<int64_t>(f) * kD + col, weight[half]);
         }
       }
     }
@@ -412,7 +412,7 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
           // K-major core matrices (StoreValuesKMajor's layout, the k-rows as its tokens), where
           // k-rows r and r + 1 of a column are adjacent: lanes g and g + 1 (g even) swap an
           // element so that each stores one pair, column c (even lane) or c + 1 (odd lane).
-          const float x0 = pair[0] * weight(half), x1 = pair[1] * weight(half);
+          const float x0 = pair[0] * weight[half], x1 = pair[1] * weight[half];
           const bool odd = g % 2 == 1;
           const float other = __shfl_xor_sync(0xffffffffu, odd ? x0 : x1, 4);
           const int r = row0 + (g & ~1) + 8 * half, c = nt * 8 + 2 * t4 + (odd ? 1 : 0);
