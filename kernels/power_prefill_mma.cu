@@ -348,11 +348,16 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
     weight[half] = feature[half] >= 0 ? shape.key_weights[feature[half]] : 0.0f;
   }
 
-  // The running state of this thread's accumulator elements without the key weights (row f holds
-  // S_f / w_f, so that φ(K)ᵀ's fragments need no weight), visited a pair of adjacent columns at a
-  // time with where the pair lives in the slot's state (S as D × kD, then z): two elements of S's
-  // row f, z_f alone (column kD), or none (padding rows and columns, weight 0), and its row's
-  // weight.
+  // With outputs (long segments) the accumulators hold the state without the key weights (row f
+  // holds S_f / w_f), so that the many steps make φ(K)ᵀ's fragments without a multiply by w; a
+  // fold's block, one sub-chunk, weights its fragments instead of its state on the way in and out.
+  constexpr bool kUnweighted = P::kStoresBefore;
+  auto fragment_weight = [&](int half) { return kUnweighted ? 1.0f : weight[half]; };
+
+  // The running state of this thread's accumulator elements, visited a pair of adjacent columns
+  // at a time with where the pair lives in the slot's state (S as D × kD, then z): two elements
+  // of S's row f, z_f alone (column kD), or none (padding rows and columns, weight 0), and its
+  // row's weight.
   float acc[M::kNTiles][4];
   enum class Place { kNone, kZ, kSPair };
   auto each_pair = [&](auto visit) {
@@ -379,9 +384,8 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
     } else if (place == Place::kSPair) {
       x = shape.bf16_states ? LoadTwo(bf16_state + element) : LoadTwo(state + element);
     }
-    const float unweight = place == Place::kNone ? 0.0f : __frcp_rn(w);
-    pair[0] = x.x * unweight;
-    pair[1] = x.y * unweight;
+    pair[0] = kUnweighted && place != Place::kNone ? x.x / w : x.x;
+    pair[1] = kUnweighted && place != Place::kNone ? x.y / w : x.y;
   });
 
   const int64_t head_state = static_cast<int64_t>(M::kRows) * M::kWide;
@@ -424,7 +428,7 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
       }
     }
 
-    // acc += φ(K)ᵀ·[decay·v | decay] without the weights: A (k-rows × tokens) made from the keys
+    // acc += φ(K)ᵀ·[decay·v | decay] (without the weights when kUnweighted): A (k-rows × tokens) made from the keys
     // in registers, B the values in shared memory, chains of P::kChainSteps wgmmas of the
     // warpgroup's 64 k-rows by 16 tokens, over the sub-chunk's tokens only (the buffers are zero
     // past them up to kChunk).
@@ -445,8 +449,9 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
           const float x0 = k0[first_factor], x1 = k1[first_factor];
           const float2 y0 = *reinterpret_cast<const float2*>(k0 + second_factor);
           const float2 y1 = *reinterpret_cast<const float2*>(k1 + second_factor);
-          a[step][2 * hi] = PackBf16(x0 * y0.x, x1 * y1.x);
-          a[step][2 * hi + 1] = PackBf16(x0 * y0.y, x1 * y1.y);
+          const float w0 = fragment_weight(0), w1 = fragment_weight(1);
+          a[step][2 * hi] = PackBf16(w0 * x0 * y0.x, w0 * x1 * y1.x);
+          a[step][2 * hi + 1] = PackBf16(w1 * x0 * y0.y, w1 * x1 * y1.y);
         }
       }
       WgmmaChainBf16<M::kWide>(acc, a, values + ks * M::kWide);
@@ -456,8 +461,10 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
 
   // The state after the segment's last chunk back to the slot.
   each_pair([&](float* pair, Place place, int64_t element, float w) {
-    pair[0] *= w;
-    pair[1] *= w;
+    if (kUnweighted) {
+      pair[0] *= w;
+      pair[1] *= w;
+    }
     if (place == Place::kZ) {
       if (shape.bf16_states) {
         StoreOne(bf16_state + element, pair[0]);
