@@ -66,10 +66,12 @@ struct Mma {
 // (PlanPrefill's) in sub-chunks of kChunkTokens; ChunkStatesKernel holds 16 k-rows a warp (four
 // warps: a warpgroup's 64-row wgmma), kWarpsPerBlock warps a block, and asks for kMinBlocksPerSM
 // blocks an SM (its launch bounds), issuing kChainStepsPerWait wgmmas (16 tokens each) before a
-// wait.
-template <int kD, int kPlanTokens, int kChunkTokens, int kMinBlocksPerSM, int kWarpsPerBlock = 8,
-          int kChainStepsPerWait = 4>
+// wait; with kStoresStatesBefore, it stores the state before each planned chunk for
+// ChunkOutputKernel (a fold's pass, without outputs, has none of that code or its registers).
+template <int kD, int kPlanTokens, int kChunkTokens, int kMinBlocksPerSM, int kWarpsPerBlock,
+          int kChainStepsPerWait, bool kStoresStatesBefore>
 struct StatesPass {
+  static constexpr bool kStoresBefore = kStoresStatesBefore;
   static constexpr int kPlanChunk = kPlanTokens;
   static constexpr int kChunk = kChunkTokens;
   static constexpr int kSubChunks = kPlanChunk / kChunk;
@@ -93,10 +95,10 @@ struct StatesPass {
 // sub-chunks; with outputs the states walk the output kernel's chunks, storing the state before
 // each.
 template <int kD>
-using OutputStatesPass = std::conditional_t<kD == 64, StatesPass<64, 256, 256, 1, 16>,
-                                            StatesPass<kD, Mma<kD>::kChunk, 64, 2>>;
+using OutputStatesPass = std::conditional_t<kD == 64, StatesPass<64, 256, 256, 1, 16, 4, true>,
+                                            StatesPass<kD, Mma<kD>::kChunk, 64, 2, 8, 4, true>>;
 template <int kD>
-using FoldStatesPass = StatesPass<kD, 64, 64, kD == 64 ? 3 : 2, 8, kD == 64 ? 2 : 4>;
+using FoldStatesPass = StatesPass<kD, 64, 64, kD == 64 ? 3 : 2, 8, kD == 64 ? 2 : 4, false>;
 
 // ChunkOutputKernel's wgmmas issued back to back before a wait (WgmmaChainBf16), their A
 // fragments in registers.
@@ -219,6 +221,12 @@ __device__ inline void StepOf(int step, int& i, int& jb) {
   i = step;
 }
 
+// Where k-row r of a step's 16 sits in its column block: j = 16·jb + SecondFactorOffset(r). Rows
+// g and g + 8, an accumulator thread's pair, get adjacent j (one 8-byte load of their factors);
+// so the A fragment's k-columns 2t, 2t + 1, 2t + 8, 2t + 9 of the output kernel are j = 4t + 0, 2,
+// 1, 3 (one 16-byte load).
+__host__ __device__ inline int SecondFactorOffset(int r) { return r < 8 ? 2 * r : 2 * (r - 8) + 1; }
+
 // B fragments of every n-tile for the 16 k-rows starting at `rows` of a row-major bf16 tile
 // with `stride` elements per row.
 template <int kNTiles>
@@ -277,8 +285,8 @@ __global__ void __launch_bounds__(256)
       values + (sub * shape.num_kv_heads + h) * P::kValuesElements);
 }
 
-// grid (kRows / P::kBlockRows, kv heads, segments), P::kWarps warps; before_states null: the
-// states only advance.
+// grid (kRows / P::kBlockRows, kv heads, segments), P::kWarps warps; without P::kStoresBefore
+// (before_states unused) the states only advance.
 template <int kD, typename P>
 __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
     ChunkStatesKernel(PowerAttentionShape shape, AttentionRows rows, const PrefillSegment* segments,
@@ -326,23 +334,30 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
   const int end = (segment.first_chunk + segment.num_chunks) * P::kSubChunks;
   if (first < end) fetch(first, 0);
 
-  // This thread's k-rows: row0 + g + 8·half, features x_i·x_j of one step (StepOf).
+  // This thread's k-rows: row0 + g + 8·half, features x_i·x_j of one step (StepOf) with
+  // j = second_factor + half (SecondFactorOffset: adjacent, one 8-byte load for both).
   const int row0 = blockIdx.x * P::kBlockRows + warp * P::kWarpRows;
   int first_factor, jb;
   StepOf(row0 / 16, first_factor, jb);
-  int second_factor[2], feature[2];
+  const int second_factor = 16 * jb + SecondFactorOffset(g);
+  int feature[2];
   float weight[2];
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
-    const int r = g + 8 * half;
-    second_factor[half] = 16 * jb + r;
-    feature[half] = shape.feature_rows[row0 + r];
+    feature[half] = shape.feature_rows[row0 + g + 8 * half];
     weight[half] = feature[half] >= 0 ? shape.key_weights[feature[half]] : 0.0f;
   }
 
+  // With outputs (long segments) the accumulators hold the state without the key weights (row f
+  // holds S_f / w_f), so that the many steps make φ(K)ᵀ's fragments without a multiply by w; a
+  // fold's block, one sub-chunk, weights its fragments instead of its state on the way in and out.
+  constexpr bool kUnweighted = P::kStoresBefore;
+  auto fragment_weight = [&](int half) { return kUnweighted ? 1.0f : weight[half]; };
+
   // The running state of this thread's accumulator elements, visited a pair of adjacent columns
   // at a time with where the pair lives in the slot's state (S as D × kD, then z): two elements
-  // of S's row f, z_f alone (column kD), or none (padding rows and columns).
+  // of S's row f, z_f alone (column kD), or none (padding rows and columns, weight 0), and its
+  // row's weight.
   float acc[M::kNTiles][4];
   enum class Place { kNone, kZ, kSPair };
   auto each_pair = [&](auto visit) {
@@ -353,24 +368,24 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
         const int f = feature[half], col = nt * 8 + 2 * t4;
         float* pair = &acc[nt][2 * half];
         if (f < 0 || col > kD) {
-          visit(pair, Place::kNone, int64_t{0});
+          visit(pair, Place::kNone, int64_t{0}, weight[half]);
         } else if (col == kD) {
-          visit(pair, Place::kZ, static_cast<int64_t>(D) * kD + f);
+          visit(pair, Place::kZ, static_cast<int64_t>(D) * kD + f, weight[half]);
         } else {
-          visit(pair, Place::kSPair, static_cast<int64_t>(f) * kD + col);
+          visit(pair, Place::kSPair, static_cast<int64_t>(f) * kD + col, weight[half]);
         }
       }
     }
   };
-  each_pair([&](float* pair, Place place, int64_t element) {
+  each_pair([&](float* pair, Place place, int64_t element, float w) {
     float2 x = make_float2(0.0f, 0.0f);
     if (place == Place::kZ) {
       x.x = shape.bf16_states ? LoadOne(bf16_state + element) : LoadOne(state + element);
     } else if (place == Place::kSPair) {
       x = shape.bf16_states ? LoadTwo(bf16_state + element) : LoadTwo(state + element);
     }
-    pair[0] = x.x;
-    pair[1] = x.y;
+    pair[0] = kUnweighted && place != Place::kNone ? x.x / w : x.x;
+    pair[1] = kUnweighted && place != Place::kNone ? x.y / w : x.y;
   });
 
   const int64_t head_state = static_cast<int64_t>(M::kRows) * M::kWide;
@@ -386,10 +401,10 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
     const float chunk_decay = chunk_decays[static_cast<int64_t>(u) * shape.num_kv_heads + h];
     __syncthreads();
 
-    // At a chunk's first sub-chunk, the state before the chunk, for ChunkOutputKernel (if it
-    // runs); then the state decays over the sub-chunk.
+    // At a chunk's first sub-chunk, the state before the chunk, for ChunkOutputKernel; then the
+    // state decays over the sub-chunk.
     const int64_t c = u / P::kSubChunks;
-    __nv_bfloat16* before = before_states == nullptr || u % P::kSubChunks != 0
+    __nv_bfloat16* before = !P::kStoresBefore || u % P::kSubChunks != 0
                                 ? nullptr
                                 : before_states + (c * shape.num_kv_heads + h) * head_state;
 #pragma unroll
@@ -397,20 +412,26 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
         float* pair = &acc[nt][2 * half];
-        if (before != nullptr) {
-          // K-major core matrices (StoreValuesKMajor's layout, the k-rows as its tokens).
-          const int r = row0 + g + 8 * half, c = nt * 8 + 2 * t4;
-          before[KMajorOffset<M::kWide>(r, c)] = __float2bfloat16_rn(pair[0]);
-          before[KMajorOffset<M::kWide>(r, c + 1)] = __float2bfloat16_rn(pair[1]);
+        if (P::kStoresBefore && before != nullptr) {
+          // K-major core matrices (StoreValuesKMajor's layout, the k-rows as its tokens), where
+          // k-rows r and r + 1 of a column are adjacent: lanes g and g + 1 (g even) swap an
+          // element so that each stores one pair, column c (even lane) or c + 1 (odd lane).
+          const float x0 = pair[0] * weight[half], x1 = pair[1] * weight[half];
+          const bool odd = g % 2 == 1;
+          const float other = __shfl_xor_sync(0xffffffffu, odd ? x0 : x1, 4);
+          const int r = row0 + (g & ~1) + 8 * half, c = nt * 8 + 2 * t4 + (odd ? 1 : 0);
+          *reinterpret_cast<uint32_t*>(before + KMajorOffset<M::kWide>(r, c)) =
+              odd ? PackBf16(other, x1) : PackBf16(x0, other);
         }
         pair[0] *= chunk_decay;
         pair[1] *= chunk_decay;
       }
     }
 
-    // acc += φ(K)ᵀ·[decay·v | decay]: A (k-rows × tokens) made from the keys in registers, B the
-    // values in shared memory, chains of P::kChainSteps wgmmas of the warpgroup's 64 k-rows by 16
-    // tokens, over the sub-chunk's tokens only (the buffers are zero past them up to kChunk).
+    // acc += φ(K)ᵀ·[decay·v | decay] (without the weights when kUnweighted): A (k-rows × tokens) made from the keys
+    // in registers, B the values in shared memory, chains of P::kChainSteps wgmmas of the
+    // warpgroup's 64 k-rows by 16 tokens, over the sub-chunk's tokens only (the buffers are zero
+    // past them up to kChunk).
     const float* keys = keys_of(buffer);
     const __nv_bfloat16* values = values_of(buffer);
     constexpr int kChainTokens = 16 * P::kChainSteps;
@@ -426,12 +447,11 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
           const float* k0 = keys + (ks + 16 * step + 2 * t4 + 8 * hi) * M::kKeyStride;
           const float* k1 = k0 + M::kKeyStride;
           const float x0 = k0[first_factor], x1 = k1[first_factor];
-#pragma unroll
-          for (int half = 0; half < 2; ++half) {
-            const int j = second_factor[half];
-            const float w = weight[half];
-            a[step][2 * hi + half] = PackBf16(w * x0 * k0[j], w * x1 * k1[j]);
-          }
+          const float2 y0 = *reinterpret_cast<const float2*>(k0 + second_factor);
+          const float2 y1 = *reinterpret_cast<const float2*>(k1 + second_factor);
+          const float w0 = fragment_weight(0), w1 = fragment_weight(1);
+          a[step][2 * hi] = PackBf16(w0 * x0 * y0.x, w0 * x1 * y1.x);
+          a[step][2 * hi + 1] = PackBf16(w1 * x0 * y0.y, w1 * x1 * y1.y);
         }
       }
       WgmmaChainBf16<M::kWide>(acc, a, values + ks * M::kWide);
@@ -440,7 +460,11 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
   }
 
   // The state after the segment's last chunk back to the slot.
-  each_pair([&](float* pair, Place place, int64_t element) {
+  each_pair([&](float* pair, Place place, int64_t element, float w) {
+    if (kUnweighted) {
+      pair[0] *= w;
+      pair[1] *= w;
+    }
     if (place == Place::kZ) {
       if (shape.bf16_states) {
         StoreOne(bf16_state + element, pair[0]);
@@ -527,9 +551,9 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
     for (int e = 0; e < 4; ++e) acc[nt][e] = 0.0f;
   }
 
-  // State form. x_j of the current column block stay in registers: (half, hi) → float2 of
-  // columns 16·jb + 2t + 8·hi.
-  float2 second[2][2];
+  // State form. x_j of the current column block stay in registers: half → columns 16·jb + 4t to
+  // 4t + 3, the A fragment's k-columns 2t, 2t + 8, 2t + 1, 2t + 9 (SecondFactorOffset).
+  float4 second[2];
   int i = 0, jb = -1;
   for (int stage = 0; stage < kStageCount; ++stage) {
     CpAsyncWait<M::kStages - 2>();
@@ -549,21 +573,16 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
 #pragma unroll
           for (int half = 0; half < 2; ++half) {
             const float* q = queries + (warp_row + g + 8 * half) * M::kQueryStride;
-#pragma unroll
-            for (int hi = 0; hi < 2; ++hi) {
-              second[half][hi] = *reinterpret_cast<const float2*>(q + 16 * jb + 2 * t4 + 8 * hi);
-            }
+            second[half] = *reinterpret_cast<const float4*>(q + 16 * jb + 4 * t4);
           }
         }
 #pragma unroll
         for (int half = 0; half < 2; ++half) {
           const float first =
               query_scale[half] * queries[(warp_row + g + 8 * half) * M::kQueryStride + i];
-#pragma unroll
-          for (int hi = 0; hi < 2; ++hi) {
-            const float2 x = second[half][hi];
-            a[step][2 * hi + half] = PackBf16(first * x.x, first * x.y);
-          }
+          const float4 x = second[half];
+          a[step][half] = PackBf16(first * x.x, first * x.z);
+          a[step][2 + half] = PackBf16(first * x.y, first * x.w);
         }
         ++i;
       }
@@ -731,7 +750,7 @@ std::vector<int32_t> TensorCoreFeatureRows(const std::vector<uint8_t>& monomials
   for (int jb = 0; jb < head_dim / 16; ++jb) {
     for (int i = 0; i < 16 * (jb + 1); ++i) {
       for (int r = 0; r < 16; ++r) {
-        const int j = 16 * jb + r;
+        const int j = 16 * jb + SecondFactorOffset(r);
         rows.push_back(j >= i ? index[i * head_dim + j] : -1);
       }
     }
