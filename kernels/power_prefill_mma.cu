@@ -5,9 +5,12 @@
 // fragments.
 //
 // Features are visited in k-steps of 16 rows. Step (i, jb) holds the monomials x_i·x_j for
-// j in [16·jb, 16·jb + 16); the rows with j < i are not features and stay zero. The steps run
+// j in [16·jb, 16·jb + 16), in the order SecondFactorOffset gives (a thread's two accumulator
+// rows take adjacent j); the rows with j < i are not features and stay zero. The steps run
 // jb-major (for jb, for i < 16·jb + 16), so a warp keeps x_j for a whole jb in registers.
-// feature_rows maps each of these k-rows to its feature in StateLayout order (−1: none).
+// feature_rows maps each of these k-rows to its feature in StateLayout order (−1: none). The key
+// weights (multinomial coefficients) are in the stored states; the output pass's accumulators
+// leave them out and put them in as they store.
 //
 // Three kernels:
 //  1. ChunkValuesKernel, per (sub-chunk of 64 tokens, kv head): the decayed values
