@@ -431,10 +431,10 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
       }
     }
 
-    // acc += φ(K)ᵀ·[decay·v | decay] (without the weights when kUnweighted): A (k-rows × tokens) made from the keys
-    // in registers, B the values in shared memory, chains of P::kChainSteps wgmmas of the
-    // warpgroup's 64 k-rows by 16 tokens, over the sub-chunk's tokens only (the buffers are zero
-    // past them up to kChunk).
+    // acc += φ(K)ᵀ·[decay·v | decay] (without the weights when kUnweighted): A (k-rows ×
+    // tokens) made from the keys in registers, B the values in shared memory, chains of
+    // P::kChainSteps wgmmas of the warpgroup's 64 k-rows by 16 tokens, over the sub-chunk's
+    // tokens only (the buffers are zero past them up to kChunk).
     const float* keys = keys_of(buffer);
     const __nv_bfloat16* values = values_of(buffer);
     constexpr int kChainTokens = 16 * P::kChainSteps;
