@@ -234,6 +234,9 @@ ab)
   ;;
 report)
   dir=${2:?usage: tests/gpu/run.sh report DIR [FLAGS]}
+  # The plot needs matplotlib, which the build and test dependencies leave out.
+  /usr/bin/python3 -c "import matplotlib" 2> /dev/null ||
+    { echo "report: needs matplotlib (apt-get install python3-matplotlib)" >&2; exit 1; }
   /usr/bin/python3 bench/peers/report.py "$dir" bench/results "${@:3}"
   ;;
 *)
