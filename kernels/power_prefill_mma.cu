@@ -56,8 +56,9 @@ struct Mma {
   // ChunkOutputKernel: a warp per kWarpRows query rows; the state streamed in stages of steps.
   static constexpr int kOutputWarps = kChunk / kWarpRows;
   static constexpr int kOutputThreads = 32 * kOutputWarps;
-  static constexpr int kStageSteps = kD == 64 ? 8 : 4;
-  static constexpr int kStages = 3;
+  // Two stages of twice the steps: half the block barriers of three, as many steps in flight.
+  static constexpr int kStageSteps = kD == 64 ? 16 : 8;
+  static constexpr int kStages = 2;
   static constexpr int kStageElements = kStageSteps * 16 * kWide;
   static_assert(kSteps % kStageSteps == 0);
   static constexpr int kKeyStride = kD + 4;    // fp32 keys, conflict-free column reads
