@@ -26,10 +26,12 @@
 #                             NAME/ in build/variants.tar.xz (carry it with the bundle)
 #   tests/gpu/run.sh variant-tests   on the GPU machine: the GPU tests of each variant but HEAD
 #                             (~2 minutes each; $GTEST_FILTER narrows them, $VARIANTS names the
-#                             variants), logs in $OUT/ab/
+#                             variants), logs in $OUT/variant-tests_TIME.tgz
 #   tests/gpu/run.sh ab [BENCH FLAGS]   on the GPU machine: two interleaved rounds of the kernels
 #                             bench of every variant (or of $VARIANTS) with FLAGS (e.g.
-#                             --prefill=false --decode_state_dtypes=bfloat16), logs in $OUT/ab/
+#                             --prefill=false --decode_state_dtypes=bfloat16), logs and JSON in
+#                             $OUT/ab_TIME.tgz (one archive a step: steps of one call do not
+#                             overwrite each other, and the GPU machine hands back few files)
 #   tests/gpu/run.sh report DIR [FLAGS]   here: turn DIR (gpu-run.tgz unpacked) into bench/results/;
 #                             FLAGS go to bench/peers/report.py (e.g. --peers_from KERNELS_JSON
 #                             for a run without the peers parts, --commit SHA)
@@ -47,12 +49,17 @@ unpack() {
 }
 
 # Unpacks the bundle and build/variants.tar.xz (into $work/variant/NAME) on the GPU machine; sets
-# $variants ($VARIANTS, or every one built) and makes $OUT/ab for their logs.
+# $variants ($VARIANTS, or every one built) and $logs, a directory for the step's logs that
+# pack_logs turns into $OUT/STEP_TIME.tgz.
 unpack_variants() {
   unpack
   tar -C "$work" -xJf build/variants.tar.xz
   variants=${VARIANTS:-$(ls "$work/variant")}
-  mkdir -p "$OUT/ab"
+  logs=$work/logs
+  mkdir -p "$logs"
+}
+pack_logs() {
+  tar -C "$logs" -czf "$OUT/${step}_$(date +%H%M%S).tgz" .
 }
 
 case "$step" in
@@ -215,9 +222,10 @@ variant-tests)
   status=0
   for v in $variants; do
     [[ $v == HEAD ]] && continue  # tested by `device tests`
-    timeout 200 "$work/variant/$v/cuda_backend_test" > "$OUT/ab/tests_$v.log" 2>&1 || status=1
-    echo "$v: GPU tests $(grep -E '^\[  (PASSED|FAILED) ' "$OUT/ab/tests_$v.log" | tr '\n' ' ')"
+    timeout 200 "$work/variant/$v/cuda_backend_test" > "$logs/tests_$v.log" 2>&1 || status=1
+    echo "$v: GPU tests $(grep -E '^\[  (PASSED|FAILED) ' "$logs/tests_$v.log" | tr '\n' ' ')"
   done
+  pack_logs
   exit $status
   ;;
 ab)
@@ -225,11 +233,12 @@ ab)
   status=0
   for round in 1 2; do
     for v in $variants; do
-      timeout 200 "$work/variant/$v/cuda_kernels_bench" --out "$OUT/ab/bench_${v}_$round.json" "${@:2}" \
-        > "$OUT/ab/bench_${v}_$round.log" 2>&1 || { status=1; echo "$v r$round: failed, see bench_${v}_$round.log"; }
-      grep -E "\] (decode|prefill) " "$OUT/ab/bench_${v}_$round.log" | sed "s/^.*\] /$v r$round: /" || true
+      timeout 200 "$work/variant/$v/cuda_kernels_bench" --out "$logs/bench_${v}_$round.json" "${@:2}" \
+        > "$logs/bench_${v}_$round.log" 2>&1 || { status=1; echo "$v r$round: failed, see bench_${v}_$round.log"; }
+      grep -E "\] (decode|prefill) " "$logs/bench_${v}_$round.log" | sed "s/^.*\] /$v r$round: /" || true
     done
   done
+  pack_logs
   exit $status
   ;;
 report)
