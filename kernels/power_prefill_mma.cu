@@ -416,7 +416,7 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
         float* pair = &acc[nt][2 * half];
-        if (P::kStoresBefore && before != nullptr) {
+        if (before != nullptr) {
           // K-major core matrices (StoreValuesKMajor's layout, the k-rows as its tokens), where
           // k-rows r and r + 1 of a column are adjacent: lanes g and g + 1 (g even) swap an
           // element so that each stores one pair, column c (even lane) or c + 1 (odd lane).
