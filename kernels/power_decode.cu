@@ -315,32 +315,41 @@ __device__ inline void CpAsync16OrZeros(void* shared, const void* global, bool c
                "l"(global), "r"(copy ? 16 : 0));
 }
 
-// x as a bf16 pair high + low whose sum keeps fp32's precision to about 2^-16.
-__device__ inline void SplitBf16(float x0, float x1, uint32_t& high, uint32_t& low) {
+// One part of x as a bf16 pair: its rounding (high) or what that left (low); high + low keeps
+// fp32's precision to about 2^-16.
+__device__ inline uint32_t Bf16Part(float x0, float x1, bool low) {
   const __nv_bfloat162 rounded = __floats2bfloat162_rn(x0, x1);
+  if (!low) return *reinterpret_cast<const uint32_t*>(&rounded);
   const float2 back = __bfloat1622float2(rounded);
-  high = *reinterpret_cast<const uint32_t*>(&rounded);
-  low = PackBf16(x0 - back.x, x1 - back.y);
+  return PackBf16(x0 - back.x, x1 - back.y);
 }
 
-// grid (items): bf16 states at head_dim 64 or 128 on tensor cores. A block of 16 features of S is
-// the B operand of mma m16n8k16 (k: features, n: 8 columns), φ(q) of the group's query heads rows
-// of A (split into bf16 high and low parts, two MMAs); the multiply-adds that bounded the CUDA-core
-// loop for bf16 (conversions included) become a few instructions per 2 KB. Each warp streams its
-// own blocks of 16 rows through a double buffer, XOR-swizzled by row so that ldmatrix reads
-// without bank conflicts; rows past the tile land as zeros. A warp takes 64 columns of its rows:
-// at head_dim 128 warps 2r and 2r + 1 split row blocks r, r + 4, … by columns, so that a warp's
-// accumulators (and the blocks an SM holds) are those of head_dim 64. Each lane makes the four
-// φ(q) values of its A fragment itself, block by block (their factors and z fetched a block
-// ahead), and adds φ(q)·z to its head's denominator: no tile-wide φ pass before the stream.
-template <int kHeadDim>
+// n-tiles of StreamStatesMma's B: each takes 4 query heads (two columns each).
+__host__ __device__ constexpr int HeadTiles(int group) { return (group + 3) / 4; }
+
+// grid (items): bf16 states at head_dim 64 or 128, degree 2, on tensor cores, the product taken
+// transposed: numeratorsᵀ = Sᵀ·φ(q). A block of 16 features of S is the A operand of mma m16n8k16
+// (m: 16 state columns, k: the features, ldmatrix.trans from the staged rows); B holds φ(q) of
+// four query heads a n-tile, each head as two columns, its bf16 high and low parts (their sum
+// keeps fp32's precision). One MMA per 16 columns thus takes both parts of four heads: 4 MMAs per
+// 2 KB of state at head_dim 64, where φ(q) as A (one row of 16 used without GQA, a second MMA for
+// the low part) took 16. Each warp streams its own blocks of 16 rows through a double buffer,
+// XOR-swizzled by row so that ldmatrix reads without bank conflicts; rows past the tile land as
+// zeros. A warp takes 64 columns of its rows: at head_dim 128 warps 2r and 2r + 1 split row blocks
+// r, r + 4, … by columns, so that a warp's accumulators (and the blocks an SM holds) are those of
+// head_dim 64. Lane (g, t) makes the four φ(q) values of its B fragment (features 2t, 2t + 1,
+// 2t + 8, 2t + 9 of a block; query head g / 2 of each n-tile, part g % 2) itself, block by block
+// (their factors and z fetched a block ahead), and adds φ(q)·z to its head's denominator: no
+// tile-wide φ pass before the stream.
+template <int kHeadDim, int kHeadTiles>
 __global__ void __launch_bounds__(kThreads, kMmaBlocksPerSM)
     StreamStatesMma(PowerAttentionShape shape, const float* q_rows, const DecodeRow* decode_rows,
                     int64_t state_offset, TilePlan plan, DecodeScratch scratch) {
   constexpr int kColumns = MmaColumns(kHeadDim);
   constexpr int kParts = kHeadDim / kColumns;
   constexpr int kRowWarps = kWarps / kParts;
-  constexpr int kChunks = kColumns / 8;  // 16-byte chunks (and MMA n-tiles) per staged row
+  constexpr int kChunks = kColumns / 8;  // 16-byte chunks per staged row
+  constexpr int kColumnTiles = kColumns / 16;  // MMA m-tiles
   constexpr int kStageElements = 16 * kColumns;
   extern __shared__ __align__(16) float shared[];
   const int group = shape.num_heads / shape.num_kv_heads;
@@ -377,10 +386,11 @@ __global__ void __launch_bounds__(kThreads, kMmaBlocksPerSM)
   for (int i = 0; i < kMmaStages - 1; ++i) fetch(i);
 
   // This lane's features in a block starting at `first`: first + 2t + {0, 1} (pair 0) and
-  // + {8, 9} (pair 1), for query head g (lanes with g ≥ group have no row of A). Their factors
-  // (two bytes each, adjacent features adjacent) and z values arrive a block ahead.
+  // + {8, 9} (pair 1), for query head 4j + g / 2 of n-tile j (lanes with 2·group ≤ g have none).
+  // Their factors (two bytes each, adjacent features adjacent) and z values arrive a block ahead.
   const int g = lane / 4, t = lane % 4;
-  const bool has_head = g < group;
+  const bool low = g % 2 == 1;
+  const bool has_head = g / 2 < group;
   const auto* monomials = reinterpret_cast<const uint32_t*>(shape.monomials);
   const auto* z = reinterpret_cast<const __nv_bfloat162*>(
       static_cast<const __nv_bfloat16*>(item.state) + int64_t{shape.expanded_dim} * kHeadDim);
@@ -406,62 +416,74 @@ __global__ void __launch_bounds__(kThreads, kMmaBlocksPerSM)
 
   LoadQueriesClearSums(item, q_rows, kHeadDim, group, q, sums);
 
-  float acc[kChunks][4] = {};
-  float denominator = 0.0f;
-  const float* q_head = q + g * kHeadDim;
+  float acc[kHeadTiles][kColumnTiles][4] = {};
+  float denominator[kHeadTiles] = {};
   for (int i = 0; i < mine; ++i) {
     const Factors now = next;
     next = factors_of(i + 1);
     fetch(i + kMmaStages - 1);
     const int first = (row_warp + i * kRowWarps) * 16;
-    uint32_t high[4] = {}, low[4] = {};
-    if (has_head) {
-      float phi[4];
+    uint32_t b[kHeadTiles][2] = {};
 #pragma unroll
-      for (int pair = 0; pair < 2; ++pair) {
-        const uint32_t m = now.monomials[pair];
-        const float2 z_pair = __bfloat1622float2(now.z[pair]);
+    for (int j = 0; j < kHeadTiles; ++j) {
+      const int head = 4 * j + g / 2;
+      if (head < group) {
+        const float* q_head = q + head * kHeadDim;
+        float phi[4];
 #pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const int feature = first + 2 * t + 8 * pair + e;  // in the tile
-          const uint32_t factors = m >> (16 * e);
-          const float x = q_head[factors & 0xff] * q_head[(factors >> 8) & 0xff];
-          phi[2 * pair + e] = feature < item.tile ? x : 0.0f;
+        for (int pair = 0; pair < 2; ++pair) {
+          const uint32_t m = now.monomials[pair];
+          const float2 z_pair = __bfloat1622float2(now.z[pair]);
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const int feature = first + 2 * t + 8 * pair + e;  // in the tile
+            const uint32_t factors = m >> (16 * e);
+            const float x = q_head[factors & 0xff] * q_head[(factors >> 8) & 0xff];
+            phi[2 * pair + e] = feature < item.tile ? x : 0.0f;
+          }
+          if (part == 0 && !low) {
+            denominator[j] += phi[2 * pair] * z_pair.x + phi[2 * pair + 1] * z_pair.y;
+          }
         }
-        if (part == 0) denominator += phi[2 * pair] * z_pair.x + phi[2 * pair + 1] * z_pair.y;
+        b[j][0] = Bf16Part(phi[0], phi[1], low);
+        b[j][1] = Bf16Part(phi[2], phi[3], low);
       }
-      SplitBf16(phi[0], phi[1], high[0], low[0]);
-      SplitBf16(phi[2], phi[3], high[2], low[2]);
     }
     CpAsyncWait<kMmaStages - 1>();  // block i has landed, for this lane; the other lanes' after:
     __syncwarp();
     const __nv_bfloat16* stage = staging + (i % kMmaStages) * kStageElements;
-    const int row = (lane & 7) + ((lane >> 3) & 1) * 8;
+    // Matrices of the x4: features 0-7 then 8-15 (k), each as columns 0-7 and 8-15 (m).
+    const int row = (lane & 7) + (lane >> 4) * 8;
 #pragma unroll
-    for (int pair = 0; pair < kChunks / 2; ++pair) {
-      const int chunk = 2 * pair + (lane >> 4);
-      uint32_t b[4];
-      LdMatrixX4Trans(b, stage + row * kColumns + (chunk ^ (row & 7)) * 8);
-      MmaBf16(acc[2 * pair], high, b[0], b[1]);
-      MmaBf16(acc[2 * pair], low, b[0], b[1]);
-      MmaBf16(acc[2 * pair + 1], high, b[2], b[3]);
-      MmaBf16(acc[2 * pair + 1], low, b[2], b[3]);
+    for (int mt = 0; mt < kColumnTiles; ++mt) {
+      const int chunk = 2 * mt + ((lane >> 3) & 1);
+      uint32_t a[4];
+      LdMatrixX4Trans(a, stage + row * kColumns + (chunk ^ (row & 7)) * 8);
+#pragma unroll
+      for (int j = 0; j < kHeadTiles; ++j) MmaBf16(acc[j][mt], a, b[j][0], b[j][1]);
     }
     __syncwarp();  // the block is read before fetch(i + kMmaStages) lands on it
   }
   CpAsyncWait<0>();
-  // The four lanes of a head hold parts of its denominator.
-  denominator += __shfl_xor_sync(0xffffffffu, denominator, 1);
-  denominator += __shfl_xor_sync(0xffffffffu, denominator, 2);
-  if (has_head && part == 0 && t == 0 && mine > 0) {
-    atomicAdd(&scratch.denominators[item.head + g], denominator);
-  }
-  if (has_head) {
 #pragma unroll
-    for (int n = 0; n < kChunks; ++n) {
-      float* sum = &sums[g * kHeadDim + part * kColumns + 8 * n + 2 * t];
-      atomicAdd(sum, acc[n][0]);
-      atomicAdd(sum + 1, acc[n][1]);
+  for (int j = 0; j < kHeadTiles; ++j) {
+    // The four lanes t of a (head, part) hold parts of the head's denominator.
+    float total = denominator[j];
+    total += __shfl_xor_sync(0xffffffffu, total, 1);
+    total += __shfl_xor_sync(0xffffffffu, total, 2);
+    const int head = 4 * j + g / 2;
+    if (head < group && !low && part == 0 && t == 0 && mine > 0) {
+      atomicAdd(&scratch.denominators[item.head + head], total);
+    }
+    // Accumulator columns 2t and 2t + 1: both parts of query head 4j + t, for state columns g and
+    // g + 8 of each m-tile.
+    if (4 * j + t < group) {
+#pragma unroll
+      for (int mt = 0; mt < kColumnTiles; ++mt) {
+        float* sum = &sums[(4 * j + t) * kHeadDim + part * kColumns + 16 * mt + g];
+        atomicAdd(sum, acc[j][mt][0] + acc[j][mt][1]);
+        atomicAdd(sum + 8, acc[j][mt][2] + acc[j][mt][3]);
+      }
     }
   }
   __syncthreads();
@@ -502,8 +524,11 @@ void LaunchStreamStatesMma(cudaStream_t stream, const PowerAttentionShape& shape
   const TilePlan plan = PlanTiles(shape, count, kHeadDim * 2, 16, shape.expanded_dim,
                                   int64_t{MultiprocessorCount()} * kMmaBlocksPerSM);
   const size_t shared = MmaStagingBytes(kHeadDim) + TileSharedBytes(shape, 0);
-  LaunchAfterStarted(StreamStatesMma<kHeadDim>, static_cast<unsigned>(plan.items), kThreads, shared,
-                     stream, shape, q, decode_rows, state_offset, plan, scratch);
+  const int group = shape.num_heads / shape.num_kv_heads;
+  auto kernel = HeadTiles(group) == 1 ? StreamStatesMma<kHeadDim, 1>
+                                      : StreamStatesMma<kHeadDim, HeadTiles(kMaxGroup)>;
+  LaunchAfterStarted(kernel, static_cast<unsigned>(plan.items), kThreads, shared, stream, shape, q,
+                     decode_rows, state_offset, plan, scratch);
 }
 
 // Buffered tokens FinishHeads holds in shared memory at once (keys and values: 32 KB).
@@ -707,9 +732,11 @@ void PowerDecode(const PowerAttentionShape& shape, const AttentionRows& rows,
   if (count == 0) return;
   const int group = shape.num_heads / shape.num_kv_heads;
   const DecodeScratch sums(scratch, shape, count);
-  if (bf16_state && shape.head_dim == 64) {
+  // The tensor-core path reads degree 2's factor pairs.
+  const bool tensor_cores = bf16_state && shape.degree == 2;
+  if (tensor_cores && shape.head_dim == 64) {
     LaunchStreamStatesMma<64>(stream, shape, rows.q, decode_rows, count, layer.state, sums);
-  } else if (bf16_state && shape.head_dim == 128) {
+  } else if (tensor_cores && shape.head_dim == 128) {
     LaunchStreamStatesMma<128>(stream, shape, rows.q, decode_rows, count, layer.state, sums);
   } else {
     // φ of a tile fits the 48 KB a launch gets without opting in, less the kernel's own.

@@ -281,6 +281,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, GpuKernels,
                                            KernelShape{128, 2, 10, 2, true, StateDType::kBFloat16},
                                            KernelShape{32, 4, 4, 2, true, StateDType::kFloat32},
                                            KernelShape{64, 4, 1, 1, true, StateDType::kFloat32},
+                                           KernelShape{64, 4, 1, 1, true, StateDType::kBFloat16},
                                            KernelShape{32, 2, 8, 1, true, StateDType::kBFloat16}));
 
 // One session: 1M tokens prefilled in one call against the same 1M tokens decoded one by one.
