@@ -32,8 +32,9 @@ constexpr int KernelGroup(int group) {
 constexpr int BlocksPerSM(int kernel_group) {
   return kernel_group <= 2 ? 4 : (kernel_group <= 5 ? 3 : 2);
 }
-// Blocks of StreamStatesMma an SM holds (a warp's accumulators are 64 columns at any head size).
-constexpr int kMmaBlocksPerSM = 4;
+// Blocks of StreamStatesMma an SM holds (a warp's accumulators are 64 columns at any head size):
+// five fit 48 registers a thread with one n-tile of query heads, four with two.
+constexpr int MmaBlocksPerSM(int head_tiles) { return head_tiles == 1 ? 5 : 4; }
 
 // StreamStates streams rows through shared memory in kStages stages of kStageRows rows (16 bytes
 // each) per thread: kStages − 1 stages are always in flight. Each thread reads back only what it
@@ -342,7 +343,7 @@ __host__ __device__ constexpr int HeadTiles(int group) { return (group + 3) / 4;
 // (their factors and z fetched a block ahead), and adds φ(q)·z to its head's denominator: no
 // tile-wide φ pass before the stream.
 template <int kHeadDim, int kHeadTiles>
-__global__ void __launch_bounds__(kThreads, kMmaBlocksPerSM)
+__global__ void __launch_bounds__(kThreads, MmaBlocksPerSM(kHeadTiles))
     StreamStatesMma(PowerAttentionShape shape, const float* q_rows, const DecodeRow* decode_rows,
                     int64_t state_offset, TilePlan plan, DecodeScratch scratch) {
   constexpr int kColumns = MmaColumns(kHeadDim);
@@ -521,10 +522,10 @@ template <int kHeadDim>
 void LaunchStreamStatesMma(cudaStream_t stream, const PowerAttentionShape& shape, const float* q,
                            const DecodeRow* decode_rows, int64_t count, int64_t state_offset,
                            DecodeScratch scratch) {
-  const TilePlan plan = PlanTiles(shape, count, kHeadDim * 2, 16, shape.expanded_dim,
-                                  int64_t{MultiprocessorCount()} * kMmaBlocksPerSM);
-  const size_t shared = MmaStagingBytes(kHeadDim) + TileSharedBytes(shape, 0);
   const int group = shape.num_heads / shape.num_kv_heads;
+  const TilePlan plan = PlanTiles(shape, count, kHeadDim * 2, 16, shape.expanded_dim,
+                                  int64_t{MultiprocessorCount()} * MmaBlocksPerSM(HeadTiles(group)));
+  const size_t shared = MmaStagingBytes(kHeadDim) + TileSharedBytes(shape, 0);
   auto kernel = HeadTiles(group) == 1 ? StreamStatesMma<kHeadDim, 1>
                                       : StreamStatesMma<kHeadDim, HeadTiles(kMaxGroup)>;
   LaunchAfterStarted(kernel, static_cast<unsigned>(plan.items), kThreads, shared, stream, shape, q,
