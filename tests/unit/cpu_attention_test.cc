@@ -24,8 +24,8 @@ class CpuAttentionLayouts : public ::testing::TestWithParam<HeadLayout> {};
 TEST_P(CpuAttentionLayouts, ChunkedPrefillMatchesDecodingEveryTokenFromTheBuffer) {
   const HeadLayout layout = GetParam();
   constexpr int64_t kTokens = 200;
-  ModelConfig c = testing::AttentionConfig(64, 2, layout.heads, layout.kv_heads, true,
-                                           StateDType::kFloat32);
+  ModelConfig c =
+      testing::AttentionConfig(64, 2, layout.heads, layout.kv_heads, true, StateDType::kFloat32);
   c.chunk_size = 64;  // four chunks, the last one short
   c.decode_buffer_tokens = 256;
   const testing::AttentionInputs inputs(c, kTokens, 5);
