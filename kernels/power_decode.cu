@@ -15,6 +15,8 @@
 
 #include <algorithm>
 
+#include "kernels/decode_finish_warps.cuh"
+#include "kernels/decode_scratch.cuh"
 #include "kernels/grid.cuh"
 #include "kernels/mma_bf16.cuh"
 #include "kernels/power_attention.h"
@@ -147,16 +149,6 @@ __device__ inline void ReadRow(const Vector<Storage>& row, const float* phi_q_co
     }
   }
 }
-
-// Partial sums of a step (DecodeScratchFloats): numerators [rows × H × d], then denominators
-// [rows × H], over the state's features only.
-struct DecodeScratch {
-  float* numerators;
-  float* denominators;
-
-  __host__ __device__ DecodeScratch(float* scratch, const PowerAttentionShape& shape, int64_t count)
-      : numerators(scratch), denominators(scratch + count * shape.num_heads * shape.head_dim) {}
-};
 
 // The block's item: where its tile of S and z starts, its features, its query heads.
 struct Item {
@@ -532,6 +524,10 @@ void LaunchStreamStatesMma(cudaStream_t stream, const PowerAttentionShape& shape
                      decode_rows, state_offset, plan, scratch);
 }
 
+// From this many (row, kv head) items an SM, FinishHeadsWarps finishes a step, below FinishHeads:
+// a warp per item takes longer over one item than a block, but holds the SM far less.
+constexpr int kFinishWarpsItemsPerSM = 4;
+
 // Buffered tokens FinishHeads holds in shared memory at once (keys and values: 32 KB).
 __host__ __device__ inline int FinishChunkTokens(const PowerAttentionShape& shape) {
   return 4096 / shape.head_dim;
@@ -758,9 +754,17 @@ void PowerDecode(const PowerAttentionShape& shape, const AttentionRows& rows,
                                 plan, sums);
     }
   }
-  LaunchAfterStarted(FinishHeads, dim3(shape.num_kv_heads, static_cast<unsigned>(count)),
-                     dim3(kThreads), FinishSharedBytes(shape), stream, shape, rows, decode_rows,
-                     layer, sums, padding_state);
+  const int64_t items = count * shape.num_kv_heads;
+  if (items >= int64_t{kFinishWarpsItemsPerSM} * MultiprocessorCount()) {
+    LaunchAfterStarted(FinishHeadsWarps,
+                       static_cast<unsigned>((items + kFinishWarps - 1) / kFinishWarps),
+                       dim3(kThreads), FinishWarpsSharedBytes(shape), stream, shape, rows,
+                       decode_rows, items, layer, sums, padding_state);
+  } else {
+    LaunchAfterStarted(FinishHeads, dim3(shape.num_kv_heads, static_cast<unsigned>(count)),
+                       dim3(kThreads), FinishSharedBytes(shape), stream, shape, rows, decode_rows,
+                       layer, sums, padding_state);
+  }
 }
 
 void GatherDecodeBuffers(const PowerAttentionShape& shape, const BufferedRows* sessions,

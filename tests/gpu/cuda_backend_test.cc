@@ -82,10 +82,17 @@ struct KernelShape {
   int64_t head_dim, degree, heads, kv_heads;
   bool gating;
   StateDType state;
+  int64_t buffer_tokens = 0;  // decode buffer; 0: the config's default
   std::string Name() const {
     return absl::StrCat("d", head_dim, " p", degree, " heads ", heads, "/", kv_heads,
                         gating ? " gated" : "",
-                        state == StateDType::kBFloat16 ? " bf16-state" : " fp32-state");
+                        state == StateDType::kBFloat16 ? " bf16-state" : " fp32-state",
+                        buffer_tokens > 0 ? absl::StrCat(" buffer ", buffer_tokens) : "");
+  }
+  ModelConfig Config() const {
+    ModelConfig c = AttentionConfig(head_dim, degree, heads, kv_heads, gating, state);
+    if (buffer_tokens > 0) c.decode_buffer_tokens = buffer_tokens;
+    return c;
   }
 };
 
@@ -95,8 +102,7 @@ class GpuKernels : public ::testing::TestWithParam<KernelShape> {};
 // decode step of each session in one batch, against the CPU backend: outputs and states.
 TEST_P(GpuKernels, PrefillAndDecodeMatchTheCpuBackend) {
   const KernelShape s = GetParam();
-  const ModelConfig c =
-      AttentionConfig(s.head_dim, s.degree, s.heads, s.kv_heads, s.gating, s.state);
+  const ModelConfig c = s.Config();
   const std::vector<int64_t> lengths = {1, 2, 63, 64, 65, 128, 200, 255, 256, 257, 777};
   const int64_t sessions = static_cast<int64_t>(lengths.size());
   int64_t prefill_rows = 0;
@@ -161,8 +167,7 @@ TEST_P(GpuKernels, PrefillAndDecodeMatchTheCpuBackend) {
 // is dominated by ε when (s·q·k)^p is tiny, where any two summation orders differ.)
 TEST_P(GpuKernels, BatchOf256DecodingSessionsMatchesTheCpuBackend) {
   const KernelShape s = GetParam();
-  const ModelConfig c =
-      AttentionConfig(s.head_dim, s.degree, s.heads, s.kv_heads, s.gating, s.state);
+  const ModelConfig c = s.Config();
   if (StateLayout::ForConfig(c).Bytes() > (int64_t{64} << 20))
     GTEST_SKIP() << "state too large for 256";
   constexpr int64_t kSessions = 256, kPrompt = 32, kSteps = 3;
@@ -198,7 +203,11 @@ INSTANTIATE_TEST_SUITE_P(Shapes, GpuKernels,
                                            KernelShape{32, 4, 4, 2, true, StateDType::kFloat32},
                                            KernelShape{64, 4, 1, 1, true, StateDType::kFloat32},
                                            KernelShape{64, 4, 1, 1, true, StateDType::kBFloat16},
-                                           KernelShape{32, 2, 8, 1, true, StateDType::kBFloat16}));
+                                           KernelShape{32, 2, 8, 1, true, StateDType::kBFloat16},
+                                           // 1,024 (session, kv head) pairs at 256 sessions:
+                                           // the warp-per-pair finish, on odd buffer rows.
+                                           KernelShape{64, 2, 8, 4, true, StateDType::kBFloat16,
+                                                       37}));
 
 // One session: 1M tokens prefilled in one call against the same 1M tokens decoded one by one.
 TEST(GpuLongContext, MillionTokenPrefillMatchesMillionDecodeSteps) {
