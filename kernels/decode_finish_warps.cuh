@@ -21,41 +21,54 @@ inline size_t FinishWarpsSharedBytes(const PowerAttentionShape& shape) {
   return sizeof(float) * kFinishWarps * (group * shape.head_dim + shape.buffer_tokens);
 }
 
-// q·key for each query head of the group, by one lane over its whole key (16-byte loads when the
-// key is aligned: a buffer of an odd token count leaves its rows 4-byte aligned only).
-__device__ inline void KeyDots(const float* q, const float* key, int d, int group,
+// q·key for each query head of the group, by one lane over its whole key: 16-byte loads kBatch at a
+// time (all in flight at once) when the key is aligned (a buffer of an odd token count leaves its
+// rows 4-byte aligned only), one float at a time otherwise.
+template <int kHeadDim>
+__device__ inline void KeyDots(const float* q, const float* key, int group,
                                float (&dots)[kMaxGroup]) {
+  constexpr int kBatch = 8;
   if ((reinterpret_cast<uintptr_t>(key) & 15) == 0) {
-    for (int j = 0; j < d; j += 4) {
-      const float4 k = *reinterpret_cast<const float4*>(key + j);
 #pragma unroll
-      for (int g = 0; g < kMaxGroup; ++g) {
-        if (g < group) {
-          const float* x = q + g * d + j;
-          dots[g] += x[0] * k.x + x[1] * k.y + x[2] * k.z + x[3] * k.w;
+    for (int first = 0; first < kHeadDim; first += 4 * kBatch) {
+      float4 k[kBatch];
+#pragma unroll
+      for (int b = 0; b < kBatch; ++b) k[b] = *reinterpret_cast<const float4*>(key + first + 4 * b);
+#pragma unroll
+      for (int b = 0; b < kBatch; ++b) {
+#pragma unroll
+        for (int g = 0; g < kMaxGroup; ++g) {
+          if (g < group) {
+            const float* x = q + g * kHeadDim + first + 4 * b;
+            dots[g] += x[0] * k[b].x + x[1] * k[b].y + x[2] * k[b].z + x[3] * k[b].w;
+          }
         }
       }
     }
   } else {
-    for (int j = 0; j < d; ++j) {
+    for (int j = 0; j < kHeadDim; ++j) {
       const float k = key[j];
 #pragma unroll
       for (int g = 0; g < kMaxGroup; ++g) {
-        if (g < group) dots[g] += q[g * d + j] * k;
+        if (g < group) dots[g] += q[g * kHeadDim + j] * k;
       }
     }
   }
 }
 
-// grid (ceil(items / kFinishWarps)), kThreads threads; as FinishHeads, for item = (row, kv head)
-// numbered kv-head-fastest. Lanes take the buffered tokens 32 at a time, one each, for their
-// weights; then every lane adds each of the 32 tokens' values at its columns lane + 32c.
-__global__ void FinishHeadsWarps(PowerAttentionShape shape, AttentionRows rows,
-                                 const DecodeRow* decode_rows, int64_t items, LayerOffsets layer,
-                                 DecodeScratch scratch, const void* padding_state) {
-  constexpr int kColumnsPerLane = 128 / 32;
+// grid (ceil(items / kFinishWarps)), kThreads threads; as FinishHeads at head_dim kHeadDim, for
+// item = (row, kv head) numbered kv-head-fastest. Lanes take the buffered tokens 32 at a time, one
+// each, for their weights; then every lane adds the 32 tokens' values at its columns lane + 32c,
+// kValueTokens tokens' loads in flight at once.
+template <int kHeadDim>
+__global__ void __launch_bounds__(kThreads)
+    FinishHeadsWarps(PowerAttentionShape shape, AttentionRows rows, const DecodeRow* decode_rows,
+                     int64_t items, LayerOffsets layer, DecodeScratch scratch,
+                     const void* padding_state) {
+  constexpr int kColumnsPerLane = kHeadDim / 32;
+  constexpr int kValueTokens = 32 / kColumnsPerLane;
   extern __shared__ __align__(16) float shared[];
-  const int d = shape.head_dim;
+  constexpr int d = kHeadDim;
   const int N = shape.buffer_tokens;
   const int group = shape.num_heads / shape.num_kv_heads;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -92,7 +105,7 @@ __global__ void FinishHeadsWarps(PowerAttentionShape shape, AttentionRows rows,
     float weight[kMaxGroup] = {};
     if (s < n) {
       float dots[kMaxGroup] = {};
-      KeyDots(q, s == n - 1 ? new_key : buffered_keys + s * d, d, group, dots);
+      KeyDots<kHeadDim>(q, s == n - 1 ? new_key : buffered_keys + s * d, group, dots);
 #pragma unroll
       for (int g = 0; g < kMaxGroup; ++g) {
         weight[g] = EvenPower(shape.scale * dots[g], shape.degree) * decay[s];
@@ -100,20 +113,26 @@ __global__ void FinishHeadsWarps(PowerAttentionShape shape, AttentionRows rows,
       }
     }
     const int tokens = min(32, n - first);
-#pragma unroll 4
-    for (int t = 0; t < tokens; ++t) {
-      const float* value = first + t == n - 1 ? new_value : buffered_values + (first + t) * d;
-      float v[kColumnsPerLane];
+    for (int base = 0; base < tokens; base += kValueTokens) {
+      float v[kValueTokens][kColumnsPerLane];
 #pragma unroll
-      for (int c = 0; c < kColumnsPerLane; ++c) {
-        v[c] = lane + 32 * c < d ? value[lane + 32 * c] : 0.0f;
+      for (int t = 0; t < kValueTokens; ++t) {
+        const int token = first + base + t;
+        const float* value = token == n - 1 ? new_value : buffered_values + token * d;
+#pragma unroll
+        for (int c = 0; c < kColumnsPerLane; ++c) {
+          v[t][c] = base + t < tokens ? value[lane + 32 * c] : 0.0f;
+        }
       }
 #pragma unroll
-      for (int g = 0; g < kMaxGroup; ++g) {
-        if (g < group) {
-          const float w = __shfl_sync(0xffffffffu, weight[g], t);
+      for (int t = 0; t < kValueTokens; ++t) {
 #pragma unroll
-          for (int c = 0; c < kColumnsPerLane; ++c) acc[g][c] += w * v[c];
+        for (int g = 0; g < kMaxGroup; ++g) {
+          if (g < group) {
+            const float w = __shfl_sync(0xffffffffu, weight[g], base + t);
+#pragma unroll
+            for (int c = 0; c < kColumnsPerLane; ++c) acc[g][c] += w * v[t][c];
+          }
         }
       }
     }
@@ -130,11 +149,9 @@ __global__ void FinishHeadsWarps(PowerAttentionShape shape, AttentionRows rows,
 #pragma unroll
       for (int c = 0; c < kColumnsPerLane; ++c) {
         const int j = lane + 32 * c;
-        if (j < d) {
-          float& numerator = scratch.numerators[(first_head + g) * d + j];
-          out[g * d + j] = (carried * numerator + acc[g][c]) * inverse;
-          numerator = 0.0f;
-        }
+        float& numerator = scratch.numerators[(first_head + g) * d + j];
+        out[g * d + j] = (carried * numerator + acc[g][c]) * inverse;
+        numerator = 0.0f;
       }
     }
   }

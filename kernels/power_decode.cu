@@ -755,8 +755,9 @@ void PowerDecode(const PowerAttentionShape& shape, const AttentionRows& rows,
     }
   }
   const int64_t items = count * shape.num_kv_heads;
-  if (items >= int64_t{kFinishWarpsItemsPerSM} * MultiprocessorCount()) {
-    LaunchAfterStarted(FinishHeadsWarps,
+  const bool many = items >= int64_t{kFinishWarpsItemsPerSM} * MultiprocessorCount();
+  if (many && (shape.head_dim == 64 || shape.head_dim == 128)) {
+    LaunchAfterStarted(shape.head_dim == 64 ? FinishHeadsWarps<64> : FinishHeadsWarps<128>,
                        static_cast<unsigned>((items + kFinishWarps - 1) / kFinishWarps),
                        dim3(kThreads), FinishWarpsSharedBytes(shape), stream, shape, rows,
                        decode_rows, items, layer, sums, padding_state);

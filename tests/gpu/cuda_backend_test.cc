@@ -207,7 +207,11 @@ INSTANTIATE_TEST_SUITE_P(Shapes, GpuKernels,
                                            // 1,024 (session, kv head) pairs at 256 sessions:
                                            // the warp-per-pair finish, on odd buffer rows.
                                            KernelShape{64, 2, 8, 4, true, StateDType::kBFloat16,
-                                                       37}));
+                                                       37},
+                                           KernelShape{64, 2, 8, 4, true, StateDType::kBFloat16},
+                                           KernelShape{64, 2, 4, 2, true, StateDType::kBFloat16},
+                                           KernelShape{64, 2, 4, 4, true, StateDType::kBFloat16},
+                                           KernelShape{64, 2, 8, 4, true, StateDType::kFloat32}));
 
 // One session: 1M tokens prefilled in one call against the same 1M tokens decoded one by one.
 TEST(GpuLongContext, MillionTokenPrefillMatchesMillionDecodeSteps) {
