@@ -6,7 +6,7 @@
 
 #include <cstdint>
 
-#include "kernels/decode_scratch.cuh"
+#include "kernels/decode_common.cuh"
 #include "kernels/grid.cuh"
 #include "kernels/power_attention.h"
 #include "kernels/power_common.cuh"
@@ -80,20 +80,12 @@ __global__ void __launch_bounds__(kThreads)
   float* q = shared + warp * (group * d + N);  // [group × d]
   float* decay = q + group * d;                 // [N]
 
-  float* buffer = reinterpret_cast<float*>(static_cast<char*>(decode.state) + layer.buffer) +
-                  h * BufferFloatsPerHead(shape);
-  float* log_gates = buffer + kBufferHeaderFloats;
-  float* buffered_keys = log_gates + N;
-  float* buffered_values = buffered_keys + N * d;
-  const int64_t kv_row = decode.row * shape.num_kv_heads + h;
-  const float* new_key = rows.k + kv_row * d;
-  const float* new_value = rows.v + kv_row * d;
-  const float new_gate = rows.log_gate ? rows.log_gate[kv_row] : 0.0f;
-  const int n = static_cast<int>(buffer[0]) + 1;
+  const PairBuffer buffer(shape, rows, decode, layer, h);
+  const int n = buffer.n;
   for (int i = lane; i < group * d; i += 32) {
     q[i] = rows.q[(decode.row * shape.num_heads + h * group) * d + i];
   }
-  for (int s = lane; s < n; s += 32) decay[s] = s == n - 1 ? new_gate : log_gates[s];
+  for (int s = lane; s < n; s += 32) decay[s] = buffer.LogGate(s);
   __syncwarp();
   const float carried = DecaysToNow(decay, n, decay) * shape.scale_pow;
   __syncwarp();
@@ -105,7 +97,7 @@ __global__ void __launch_bounds__(kThreads)
     float weight[kMaxGroup] = {};
     if (s < n) {
       float dots[kMaxGroup] = {};
-      KeyDots<kHeadDim>(q, s == n - 1 ? new_key : buffered_keys + s * d, group, dots);
+      KeyDots<kHeadDim>(q, buffer.Key(s), group, dots);
 #pragma unroll
       for (int g = 0; g < kMaxGroup; ++g) {
         weight[g] = EvenPower(shape.scale * dots[g], shape.degree) * decay[s];
@@ -118,7 +110,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
       for (int t = 0; t < kValueTokens; ++t) {
         const int token = first + base + t;
-        const float* value = token == n - 1 ? new_value : buffered_values + token * d;
+        const float* value = buffer.Value(token);
 #pragma unroll
         for (int c = 0; c < kColumnsPerLane; ++c) {
           v[t][c] = base + t < tokens ? value[lane + 32 * c] : 0.0f;
@@ -157,15 +149,7 @@ __global__ void __launch_bounds__(kThreads)
   }
   __syncwarp();  // every lane has read the denominators, the old count and the buffered tokens
   if (lane < group) scratch.denominators[first_head + lane] = 0.0f;
-  if (decode.state == padding_state) return;
-  for (int j = lane; j < d; j += 32) {
-    buffered_keys[(n - 1) * d + j] = new_key[j];
-    buffered_values[(n - 1) * d + j] = new_value[j];
-  }
-  if (lane == 0) {
-    log_gates[n - 1] = new_gate;
-    buffer[0] = static_cast<float>(n);
-  }
+  if (decode.state != padding_state) buffer.Append(lane, 32);
 }
 
 }  // namespace sympow::kernels

@@ -17,7 +17,7 @@
 #include <algorithm>
 
 #include "kernels/decode_finish_warps.cuh"
-#include "kernels/decode_scratch.cuh"
+#include "kernels/decode_common.cuh"
 #include "kernels/grid.cuh"
 #include "kernels/mma_bf16.cuh"
 #include "kernels/power_attention.h"
@@ -558,7 +558,6 @@ __global__ void FinishHeads(PowerAttentionShape shape, AttentionRows rows,
   constexpr int kOutputsPerThread = kMaxGroup * 128 / kThreads;
   extern __shared__ __align__(16) float shared[];
   const int d = shape.head_dim;
-  const int N = shape.buffer_tokens;
   const int h = blockIdx.x;
   const int group = shape.num_heads / shape.num_kv_heads;
   const int chunk = FinishChunkTokens(shape);
@@ -570,23 +569,14 @@ __global__ void FinishHeads(PowerAttentionShape shape, AttentionRows rows,
   float* decay = weights + group * chunk;  // [N]
   __shared__ float state_decay;
 
-  float* buffer = reinterpret_cast<float*>(static_cast<char*>(decode.state) + layer.buffer) +
-                  h * BufferFloatsPerHead(shape);
-  float* log_gates = buffer + kBufferHeaderFloats;
-  float* buffered_keys = log_gates + N;
-  float* buffered_values = buffered_keys + N * d;
-  const int64_t kv_row = decode.row * shape.num_kv_heads + h;
-  const float* new_key = rows.k + kv_row * d;
-  const float* new_value = rows.v + kv_row * d;
-  const int n = static_cast<int>(buffer[0]) + 1;
+  const PairBuffer buffer(shape, rows, decode, layer, h);
+  const int n = buffer.n;
   for (int i = threadIdx.x; i < group * d; i += blockDim.x) {
     q[i] = rows.q[(decode.row * shape.num_heads + h * group) * d + i];
   }
   if (threadIdx.x < 32) {
-    // The new token's gate is read from the rows: the buffer gets it only below.
-    const float new_gate = rows.log_gate ? rows.log_gate[kv_row] : 0.0f;
     const int lane = threadIdx.x;
-    for (int s = lane; s < n; s += 32) decay[s] = s == n - 1 ? new_gate : log_gates[s];
+    for (int s = lane; s < n; s += 32) decay[s] = buffer.LogGate(s);
     __syncwarp();
     const float all = DecaysToNow(decay, n, decay);
     if (lane == 0) state_decay = all;
@@ -607,9 +597,8 @@ __global__ void FinishHeads(PowerAttentionShape shape, AttentionRows rows,
       for (int b = 0; b < kBatch; ++b) {
         const int i = base + b * kThreads;
         if (i < tokens * d) {
-          const bool is_new = first + i / d == n - 1;
-          key_in[b] = is_new ? new_key[i % d] : buffered_keys[first * d + i];
-          value_in[b] = is_new ? new_value[i % d] : buffered_values[first * d + i];
+          key_in[b] = buffer.Key(first + i / d)[i % d];
+          value_in[b] = buffer.Value(first + i / d)[i % d];
         }
       }
 #pragma unroll
@@ -684,15 +673,7 @@ __global__ void FinishHeads(PowerAttentionShape shape, AttentionRows rows,
     scratch.denominators[blockIdx.y * shape.num_heads + h * group + threadIdx.x] = 0.0f;
   }
   // The token joins the buffer.
-  if (decode.state == padding_state) return;
-  for (int j = threadIdx.x; j < d; j += blockDim.x) {
-    buffered_keys[(n - 1) * d + j] = new_key[j];
-    buffered_values[(n - 1) * d + j] = new_value[j];
-  }
-  if (threadIdx.x == 0) {
-    log_gates[n - 1] = rows.log_gate ? rows.log_gate[kv_row] : 0.0f;
-    buffer[0] = static_cast<float>(n);
-  }
+  if (decode.state != padding_state) buffer.Append(threadIdx.x, blockDim.x);
 }
 
 // grid (kv heads, sessions): copies a session's buffered tokens of one kv head into rows and
@@ -702,22 +683,17 @@ __global__ void GatherKernel(PowerAttentionShape shape, const BufferedRows* sess
   const BufferedRows session = sessions[blockIdx.y];
   const int h = blockIdx.x;
   const int d = shape.head_dim;
-  const int N = shape.buffer_tokens;
-  float* buffer = reinterpret_cast<float*>(static_cast<char*>(session.slot) + layer.buffer) +
-                  h * BufferFloatsPerHead(shape);
-  const float* log_gates = buffer + kBufferHeaderFloats;
-  const float* keys = log_gates + N;
-  const float* values = keys + N * d;
+  const BufferView buffer(shape, session.slot, layer, h);
   for (int i = threadIdx.x; i < session.tokens * d; i += blockDim.x) {
     const int64_t row = session.first_row + i / d;
-    k[(row * shape.num_kv_heads + h) * d + i % d] = keys[i];
-    v[(row * shape.num_kv_heads + h) * d + i % d] = values[i];
+    k[(row * shape.num_kv_heads + h) * d + i % d] = buffer.keys[i];
+    v[(row * shape.num_kv_heads + h) * d + i % d] = buffer.values[i];
   }
   for (int s = threadIdx.x; s < session.tokens; s += blockDim.x) {
-    log_gate[(session.first_row + s) * shape.num_kv_heads + h] = log_gates[s];
+    log_gate[(session.first_row + s) * shape.num_kv_heads + h] = buffer.log_gates[s];
   }
   __syncthreads();
-  if (threadIdx.x == 0) buffer[0] = 0.0f;
+  if (threadIdx.x == 0) buffer.header[0] = 0.0f;
 }
 
 }  // namespace
