@@ -78,7 +78,7 @@ __global__ void __launch_bounds__(kThreads)
   const int h = static_cast<int>(item - r * shape.num_kv_heads);
   const DecodeRow decode = decode_rows[r];
   float* q = shared + warp * (group * d + N);  // [group × d]
-  float* decay = q + group * d;                 // [N]
+  float* decay = q + group * d;                // [N]
 
   const PairBuffer buffer(shape, rows, decode, layer, h);
   const int n = buffer.n;
@@ -136,8 +136,8 @@ __global__ void __launch_bounds__(kThreads)
   for (int g = 0; g < kMaxGroup; ++g) {
     if (g < group) {
       const float weight_sum = WarpSum(total[g]);
-      const float inverse = 1.0f / (carried * scratch.denominators[first_head + g] + weight_sum +
-                                    kNormalizerEpsilon);
+      const float inverse =
+          1.0f / (carried * scratch.denominators[first_head + g] + weight_sum + kNormalizerEpsilon);
 #pragma unroll
       for (int c = 0; c < kColumnsPerLane; ++c) {
         const int j = lane + 32 * c;
