@@ -17,7 +17,8 @@
 #                             RSS and GPU memory after each piece in $OUT/long_session.csv
 #   tests/gpu/run.sh profile  on the GPU machine: Nsight Compute on the kernels that bound decode
 #                             and prefill (one launch each: the bf16 stream kernel at 64 sessions,
-#                             FinishHeads, the prefill's three kernels at 64k tokens): speed of
+#                             FinishHeads(Warps), a fold's three kernels at 64 sessions, the
+#                             prefill's three kernels at 64k tokens): speed of
 #                             light, occupancy, scheduler and warp-state statistics, memory
 #                             workload and source counters (their summary); $OUT/profile_*.txt
 #   tests/gpu/run.sh variants REF...   here, from a clean work tree after `bundle`: for HEAD and
@@ -157,6 +158,9 @@ profile)
       echo "ncu failed for $name: see profile_$name.txt" >&2
   }
   profile "StreamStatesMma<.int.64>|FinishHeads" 2 decode_bf16_64 --prefill=false \
+    --decode_shapes=124m --decode_state_dtypes=bfloat16 --decode_sessions=64
+  # A fold of the same 64 sessions: the buffers gathered, then the states pass without outputs.
+  profile "GatherKernel|StatesPass<64, 64, 64" 3 fold_bf16_64 --prefill=false \
     --decode_shapes=124m --decode_state_dtypes=bfloat16 --decode_sessions=64
   profile "Chunk(Values|States|Output)Kernel<.int.64" 3 prefill_64k --decode=false \
     --min_prefill_context=65536 --max_prefill_context=65536
