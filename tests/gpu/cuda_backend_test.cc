@@ -6,13 +6,10 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <random>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "kernels/power_prefill_mma.h"
-#include "model/backend_factory.h"
 #include "model/state_layout.h"
 #include "tests/unit/attention_run.h"
 #include "tests/unit/held_out_loss.h"

@@ -2,10 +2,8 @@
 // (exact quadratic attention, no state), across query and kv head layouts.
 #include <gtest/gtest.h>
 
-#include <span>
-#include <vector>
+#include <cstdio>
 
-#include "absl/strings/str_cat.h"
 #include "tests/unit/attention_run.h"
 #include "tests/unit/oracle_cases.h"
 
