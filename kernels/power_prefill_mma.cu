@@ -21,7 +21,9 @@
 //     values in flight (cp.async) while this one is multiplied. At each chunk it stores the state
 //     before it (bf16, [S | z | 0] by k-row, in wgmma's K-major core matrices) in the workspace
 //     when outputs are wanted; each sub-chunk decays the state and adds φ(K)ᵀ·(decayed values)
-//     (wgmma: A = φ(K)ᵀ, B = the values). The final state goes back to the slot.
+//     (wgmma: A = φ(K)ᵀ, B = the values). The final state goes back to the slot. A fold's block
+//     walks several tiles of k-rows over its one sub-chunk, loading the next tile's state while
+//     it multiplies one: one block a tile spent most of its life waiting for its state to arrive.
 //  3. ChunkOutputKernel (not when only the states advance), per (query head, chunk):
 //     s²·exp(G_t)·φ(q_t)·[S | z] over the stored state before the chunk (streamed through shared
 //     memory with cp.async; wgmma: A = φ(q), B = the state), plus the gated causal attention
@@ -36,6 +38,7 @@
 #include "kernels/power_attention.h"
 #include "kernels/power_common.cuh"
 #include "kernels/power_prefill_mma.h"
+#include "kernels/state_rows.cuh"
 #include "kernels/wgmma.cuh"
 
 namespace sympow::kernels {
@@ -71,9 +74,12 @@ struct Mma {
 // warps: a warpgroup's 64-row wgmma), kWarpsPerBlock warps a block, and asks for kMinBlocksPerSM
 // blocks an SM (its launch bounds), issuing kChainStepsPerWait wgmmas (16 tokens each) before a
 // wait; with kStoresStatesBefore, it stores the state before each planned chunk for
-// ChunkOutputKernel (a fold's pass, without outputs, has none of that code or its registers).
+// ChunkOutputKernel (a fold's pass, without outputs, has none of that code or its registers). A
+// block walks kTilesPerBlock tiles of its k-rows, with kPrefetchTiles the next tile's state loaded
+// while it works on one (registers for a second state tile).
 template <int kD, int kPlanTokens, int kChunkTokens, int kMinBlocksPerSM, int kWarpsPerBlock,
-          int kChainStepsPerWait, bool kStoresStatesBefore>
+          int kChainStepsPerWait, bool kStoresStatesBefore, int kTilesPerBlock,
+          bool kPrefetchTiles>
 struct StatesPass {
   static constexpr bool kStoresBefore = kStoresStatesBefore;
   static constexpr int kPlanChunk = kPlanTokens;
@@ -86,9 +92,13 @@ struct StatesPass {
   static constexpr int kChainSteps = kChainStepsPerWait;
   static constexpr int kWarpRows = 16;
   static constexpr int kBlockRows = kWarps * kWarpRows;
-  static_assert(Mma<kD>::kRows % kBlockRows == 0);
+  static constexpr int kTiles = kTilesPerBlock;
+  static constexpr bool kPrefetch = kPrefetchTiles;
+  static_assert(Mma<kD>::kRows % (kTiles * kBlockRows) == 0);
   static constexpr int kValuesElements = kChunk * Mma<kD>::kWide;  // a sub-chunk's values
   static constexpr int kBuffer = kChunk * Mma<kD>::kKeyStride * 4 + kValuesElements * 2;  // bytes
+  // Two buffers, then the features of the block's k-rows.
+  static constexpr size_t kSharedBytes = 2 * kBuffer + sizeof(int) * kTiles * kBlockRows;
 };
 // Sub-chunks of 64 tokens and 16 k-rows a warp keep a block's registers (80 at d 64, 128 at
 // d 128) and shared memory small enough for several blocks an SM, so one block's loads overlap
@@ -99,10 +109,12 @@ struct StatesPass {
 // sub-chunks; with outputs the states walk the output kernel's chunks, storing the state before
 // each.
 template <int kD>
-using OutputStatesPass = std::conditional_t<kD == 64, StatesPass<64, 256, 256, 1, 16, 4, true>,
-                                            StatesPass<kD, Mma<kD>::kChunk, 64, 2, 8, 4, true>>;
+using OutputStatesPass =
+    std::conditional_t<kD == 64, StatesPass<64, 256, 256, 1, 16, 4, true, 1, false>,
+                       StatesPass<kD, Mma<kD>::kChunk, 64, 2, 8, 4, true, 1, false>>;
 template <int kD>
-using FoldStatesPass = StatesPass<kD, 64, 64, kD == 64 ? 3 : 2, 8, kD == 64 ? 2 : 4, false>;
+using FoldStatesPass =
+    StatesPass<kD, 64, 64, 2, 8, kD == 64 ? 2 : 4, false, kD == 64 ? 10 : 1, kD == 64>;
 
 // ChunkOutputKernel's wgmmas issued back to back before a wait (WgmmaChainBf16), their A
 // fragments in registers.
@@ -187,8 +199,8 @@ __device__ void LoadValuesWide(const float* v, int kv_heads, int kv_head, int64_
       });
 }
 
-// [v_t | 1 | 0…]·scale_t as ChunkStatesKernel's wgmma reads B (tokens as k: KMajorOffset), a
-// 16-byte row of 8 tokens per store. Zero past n.
+// [v_t | 1 | 0…]·scale_t as ChunkStatesKernel's wgmma reads B (tokens as k: KMajorOffset; v's
+// columns in StateRows' order, StateColumn), a 16-byte row of 8 tokens per store. Zero past n.
 template <int kD, int kChunk, int kThreads>
 __device__ void StoreValuesKMajor(const float* v, int kv_heads, int kv_head, int64_t first_row,
                                   int n, const float* scale, __nv_bfloat16* to) {
@@ -201,7 +213,7 @@ __device__ void StoreValuesKMajor(const float* v, int kv_heads, int kv_head, int
       const int t = token_block * 8 + e;
       x[e] = 0.0f;
       if (t < n && c < kD) {
-        x[e] = scale[t] * v[((first_row + t) * kv_heads + kv_head) * kD + c];
+        x[e] = scale[t] * v[((first_row + t) * kv_heads + kv_head) * kD + StateColumn(c)];
       } else if (t < n && c == kD) {
         x[e] = scale[t];
       }
@@ -289,9 +301,10 @@ __global__ void __launch_bounds__(256)
       values + (sub * shape.num_kv_heads + h) * P::kValuesElements);
 }
 
-// grid (kRows / P::kBlockRows, kv heads, segments), P::kWarps warps; without P::kStoresBefore
-// (before_states unused) the states only advance.
-template <int kD, typename P>
+// grid (kRows / (P::kTiles · P::kBlockRows), kv heads, segments), P::kWarps warps: a block walks
+// P::kTiles tiles of P::kBlockRows k-rows; without P::kStoresBefore (before_states unused) the
+// states only advance. A segment of one sub-chunk (a fold's) is fetched once for all the tiles.
+template <int kD, typename P, typename Storage>
 __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
     ChunkStatesKernel(PowerAttentionShape shape, AttentionRows rows, const PrefillSegment* segments,
                       const PrefillChunk* chunks, const __nv_bfloat16* decayed_values,
@@ -299,21 +312,21 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
   using M = Mma<kD>;
   extern __shared__ float4 shared_storage[];
   // Two buffers, each: keys fp32 [chunk × kKeyStride], then decayed values bf16 [chunk × kWide]
-  // (StoreValuesKMajor's layout).
+  // (StoreValuesKMajor's layout); then the features of the block's k-rows.
   auto keys_of = [&](int buffer) {
     return reinterpret_cast<float*>(reinterpret_cast<char*>(shared_storage) + buffer * P::kBuffer);
   };
   auto values_of = [&](int buffer) {
     return reinterpret_cast<__nv_bfloat16*>(keys_of(buffer) + P::kChunk * M::kKeyStride);
   };
+  int* block_features = reinterpret_cast<int*>(keys_of(2));  // [kTiles · kBlockRows]
 
   const PrefillSegment segment = segments[blockIdx.z];
   const int h = blockIdx.y;
   const int D = shape.expanded_dim;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
   const int64_t head_offset = static_cast<int64_t>(h) * D * (kD + 1);
-  float* state = segment.state + head_offset;
-  __nv_bfloat16* bf16_state = reinterpret_cast<__nv_bfloat16*>(segment.state) + head_offset;
+  Storage* state = reinterpret_cast<Storage*>(segment.state) + head_offset;
 
   // The tokens of sub-chunk u (of chunk u / kSubChunks), ≤ 0 past the chunk's rows.
   auto tokens_of = [&](int u) {
@@ -336,153 +349,161 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
   };
   const int first = segment.first_chunk * P::kSubChunks;
   const int end = (segment.first_chunk + segment.num_chunks) * P::kSubChunks;
+  const bool resident = end - first == 1;
   if (first < end) fetch(first, 0);
 
-  // This thread's k-rows: row0 + g + 8·half, features x_i·x_j of one step (StepOf) with
-  // j = second_factor + half (SecondFactorOffset: adjacent, one 8-byte load for both).
-  const int row0 = blockIdx.x * P::kBlockRows + warp * P::kWarpRows;
-  int first_factor, jb;
-  StepOf(row0 / 16, first_factor, jb);
-  const int second_factor = 16 * jb + SecondFactorOffset(g);
-  int feature[2];
-  float weight[2];
-#pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    feature[half] = shape.feature_rows[row0 + g + 8 * half];
-    weight[half] = feature[half] >= 0 ? shape.key_weights[feature[half]] : 0.0f;
+  const int block_row0 = blockIdx.x * P::kTiles * P::kBlockRows;
+  for (int i = threadIdx.x; i < P::kTiles * P::kBlockRows; i += blockDim.x) {
+    block_features[i] = shape.feature_rows[block_row0 + i];
   }
+  __syncthreads();
+
+  // This thread's k-rows of a tile: row0 + g + 8·half, features x_i·x_j of one step (StepOf)
+  // with j = second_factor + half (SecondFactorOffset: adjacent, one 8-byte load for both).
+  struct TileRows {
+    int row0, first_factor, second_factor;
+    int feature[2];
+    float weight[2];
+  };
+  auto rows_of = [&](int tile) {
+    TileRows r;
+    r.row0 = block_row0 + tile * P::kBlockRows + warp * P::kWarpRows;
+    int jb;
+    StepOf(r.row0 / 16, r.first_factor, jb);
+    r.second_factor = 16 * jb + SecondFactorOffset(g);
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      r.feature[half] = block_features[r.row0 - block_row0 + g + 8 * half];
+      r.weight[half] = r.feature[half] >= 0 ? shape.key_weights[r.feature[half]] : 0.0f;
+    }
+    return r;
+  };
 
   // With outputs (long segments) the accumulators hold the state without the key weights (row f
   // holds S_f / w_f), so that the many steps make φ(K)ᵀ's fragments without a multiply by w; a
-  // fold's block, one sub-chunk, weights its fragments instead of its state on the way in and out.
+  // fold's block, one sub-chunk a tile, weights its fragments instead of its state on the way in
+  // and out.
   constexpr bool kUnweighted = P::kStoresBefore;
-  auto fragment_weight = [&](int half) { return kUnweighted ? 1.0f : weight[half]; };
 
-  // The running state of this thread's accumulator elements, visited a pair of adjacent columns
-  // at a time with where the pair lives in the slot's state (S as D × kD, then z): two elements
-  // of S's row f, z_f alone (column kD), or none (padding rows and columns, weight 0), and its
-  // row's weight.
+  // The running state of this thread's accumulator elements (StateRows: accumulator column c
+  // holds state column StateColumn(c), column kD holds z, the rest are zero); a tile's state rows
+  // are loaded as stored, with P::kPrefetch a tile ahead.
   float acc[M::kNTiles][4];
-  enum class Place { kNone, kZ, kSPair };
-  auto each_pair = [&](auto visit) {
-#pragma unroll
-    for (int nt = 0; nt < M::kNTiles; ++nt) {
-#pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        const int f = feature[half], col = nt * 8 + 2 * t4;
-        float* pair = &acc[nt][2 * half];
-        if (f < 0 || col > kD) {
-          visit(pair, Place::kNone, int64_t{0}, weight[half]);
-        } else if (col == kD) {
-          visit(pair, Place::kZ, static_cast<int64_t>(D) * kD + f, weight[half]);
-        } else {
-          visit(pair, Place::kSPair, static_cast<int64_t>(f) * kD + col, weight[half]);
-        }
-      }
-    }
-  };
-  each_pair([&](float* pair, Place place, int64_t element, float w) {
-    float2 x = make_float2(0.0f, 0.0f);
-    if (place == Place::kZ) {
-      x.x = shape.bf16_states ? LoadOne(bf16_state + element) : LoadOne(state + element);
-    } else if (place == Place::kSPair) {
-      x = shape.bf16_states ? LoadTwo(bf16_state + element) : LoadTwo(state + element);
-    }
-    pair[0] = kUnweighted && place != Place::kNone ? x.x / w : x.x;
-    pair[1] = kUnweighted && place != Place::kNone ? x.y / w : x.y;
-  });
-
+  static_assert(M::kNTiles == kD / 8 + 1, "S's n-tiles, then z's");
+  StateRows<kD, Storage> stored;
+  stored.Load(state, D, rows_of(0).feature, t4);
+  TileRows now = rows_of(0);
   const int64_t head_state = static_cast<int64_t>(M::kRows) * M::kWide;
-  for (int u = first; u < end; ++u) {
-    const int buffer = (u - first) % 2;
-    if (u + 1 < end) {
-      fetch(u + 1, 1 - buffer);  // that buffer's last reader finished before the last barrier
-      CpAsyncWait<1>();
-    } else {
-      CpAsyncWait<0>();
-    }
-    FenceSharedForWgmma();  // this thread's copies, for the wgmma reads after the barrier
-    const float chunk_decay = chunk_decays[static_cast<int64_t>(u) * shape.num_kv_heads + h];
-    __syncthreads();
-
-    // At a chunk's first sub-chunk, the state before the chunk, for ChunkOutputKernel; then the
-    // state decays over the sub-chunk.
-    const int64_t c = u / P::kSubChunks;
-    __nv_bfloat16* before = !P::kStoresBefore || u % P::kSubChunks != 0
-                                ? nullptr
-                                : before_states + (c * shape.num_kv_heads + h) * head_state;
+  int step = 0;  // (tile, sub-chunk) steps so far: their buffers alternate
+  for (int tile = 0; tile < P::kTiles; ++tile) {
 #pragma unroll
-    for (int nt = 0; nt < M::kNTiles; ++nt) {
+    for (int half = 0; half < 2; ++half) {
+      const float scale = !kUnweighted || now.feature[half] < 0 ? 1.0f : 1.0f / now.weight[half];
 #pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        float* pair = &acc[nt][2 * half];
-        if (before != nullptr) {
-          // K-major core matrices (StoreValuesKMajor's layout, the k-rows as its tokens), where
-          // k-rows r and r + 1 of a column are adjacent: lanes g and g + 1 (g even) swap an
-          // element so that each stores one pair, column c (even lane) or c + 1 (odd lane).
-          const float x0 = pair[0] * weight[half], x1 = pair[1] * weight[half];
-          const bool odd = g % 2 == 1;
-          const float other = __shfl_xor_sync(0xffffffffu, odd ? x0 : x1, 4);
-          const int r = row0 + (g & ~1) + 8 * half, c = nt * 8 + 2 * t4 + (odd ? 1 : 0);
-          *reinterpret_cast<uint32_t*>(before + KMajorOffset<M::kWide>(r, c)) =
-              odd ? PackBf16(other, x1) : PackBf16(x0, other);
-        }
-        pair[0] *= chunk_decay;
-        pair[1] *= chunk_decay;
+      for (int nt = 0; nt < kD / 8; ++nt) {
+        const float2 x = stored.Pair(half, nt);
+        acc[nt][2 * half] = x.x * scale;
+        acc[nt][2 * half + 1] = x.y * scale;
       }
+      acc[kD / 8][2 * half] = stored.z[half] * scale;
+      acc[kD / 8][2 * half + 1] = 0.0f;
     }
+    TileRows next = now;
+    if (tile + 1 < P::kTiles) {
+      next = rows_of(tile + 1);
+      if (P::kPrefetch) stored.Load(state, D, next.feature, t4);
+    }
+    auto fragment_weight = [&](int half) { return kUnweighted ? 1.0f : now.weight[half]; };
 
-    // acc += φ(K)ᵀ·[decay·v | decay] (without the weights when kUnweighted): A (k-rows ×
-    // tokens) made from the keys in registers, B the values in shared memory, chains of
-    // P::kChainSteps wgmmas of the warpgroup's 64 k-rows by 16 tokens, over the sub-chunk's
-    // tokens only (the buffers are zero past them up to kChunk).
-    const float* keys = keys_of(buffer);
-    const __nv_bfloat16* values = values_of(buffer);
-    constexpr int kChainTokens = 16 * P::kChainSteps;
-    static_assert(P::kChunk % kChainTokens == 0);
-    const int token_end = RoundUp(max(tokens_of(u), 0), kChainTokens);
+    for (int u = first; u < end; ++u, ++step) {
+      const int buffer = resident ? 0 : step % 2;
+      if (!resident || tile == 0) {
+        if (!resident && (u + 1 < end || tile + 1 < P::kTiles)) {
+          // That buffer's last reader finished before the last barrier.
+          fetch(u + 1 < end ? u + 1 : first, 1 - buffer);
+          CpAsyncWait<1>();
+        } else {
+          CpAsyncWait<0>();
+        }
+        FenceSharedForWgmma();  // this thread's copies, for the wgmma reads after the barrier
+        __syncthreads();
+      }
+      const float chunk_decay = chunk_decays[static_cast<int64_t>(u) * shape.num_kv_heads + h];
+
+      // At a chunk's first sub-chunk, the state before the chunk, for ChunkOutputKernel; then the
+      // state decays over the sub-chunk.
+      const int64_t c = u / P::kSubChunks;
+      __nv_bfloat16* before = !P::kStoresBefore || u % P::kSubChunks != 0
+                                  ? nullptr
+                                  : before_states + (c * shape.num_kv_heads + h) * head_state;
+#pragma unroll
+      for (int nt = 0; nt < M::kNTiles; ++nt) {
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          float* pair = &acc[nt][2 * half];
+          if (before != nullptr) {
+            // K-major core matrices (StoreValuesKMajor's layout, the k-rows as its tokens), where
+            // k-rows r and r + 1 of a column are adjacent: lanes g and g + 1 (g even) swap an
+            // element so that each stores one pair, column c (even lane) or c + 1 (odd lane).
+            const float x0 = pair[0] * now.weight[half], x1 = pair[1] * now.weight[half];
+            const bool odd = g % 2 == 1;
+            const float other = __shfl_xor_sync(0xffffffffu, odd ? x0 : x1, 4);
+            const int r = now.row0 + (g & ~1) + 8 * half, c = nt * 8 + 2 * t4 + (odd ? 1 : 0);
+            const int column = c < kD ? StateColumn(c) : c;
+            *reinterpret_cast<uint32_t*>(before + KMajorOffset<M::kWide>(r, column)) =
+                odd ? PackBf16(other, x1) : PackBf16(x0, other);
+          }
+          pair[0] *= chunk_decay;
+          pair[1] *= chunk_decay;
+        }
+      }
+
+      // acc += φ(K)ᵀ·[decay·v | decay] (without the weights when kUnweighted): A (k-rows ×
+      // tokens) made from the keys in registers, B the values in shared memory, chains of
+      // P::kChainSteps wgmmas of the warpgroup's 64 k-rows by 16 tokens, over the sub-chunk's
+      // tokens only (the buffers are zero past them up to kChunk).
+      const float* keys = keys_of(buffer);
+      const __nv_bfloat16* values = values_of(buffer);
+      constexpr int kChainTokens = 16 * P::kChainSteps;
+      static_assert(P::kChunk % kChainTokens == 0);
+      const int token_end = RoundUp(max(tokens_of(u), 0), kChainTokens);
 #pragma unroll 1
-    for (int ks = 0; ks < token_end; ks += kChainTokens) {
-      uint32_t a[P::kChainSteps][4];
+      for (int ks = 0; ks < token_end; ks += kChainTokens) {
+        uint32_t a[P::kChainSteps][4];
 #pragma unroll
-      for (int step = 0; step < P::kChainSteps; ++step) {
+        for (int s = 0; s < P::kChainSteps; ++s) {
 #pragma unroll
-        for (int hi = 0; hi < 2; ++hi) {  // tokens 2t, 2t+1 (hi 0) or 2t+8, 2t+9 (hi 1)
-          const float* k0 = keys + (ks + 16 * step + 2 * t4 + 8 * hi) * M::kKeyStride;
-          const float* k1 = k0 + M::kKeyStride;
-          const float x0 = k0[first_factor], x1 = k1[first_factor];
-          const float2 y0 = *reinterpret_cast<const float2*>(k0 + second_factor);
-          const float2 y1 = *reinterpret_cast<const float2*>(k1 + second_factor);
-          const float w0 = fragment_weight(0), w1 = fragment_weight(1);
-          a[step][2 * hi] = PackBf16(w0 * x0 * y0.x, w0 * x1 * y1.x);
-          a[step][2 * hi + 1] = PackBf16(w1 * x0 * y0.y, w1 * x1 * y1.y);
+          for (int hi = 0; hi < 2; ++hi) {  // tokens 2t, 2t+1 (hi 0) or 2t+8, 2t+9 (hi 1)
+            const float* k0 = keys + (ks + 16 * s + 2 * t4 + 8 * hi) * M::kKeyStride;
+            const float* k1 = k0 + M::kKeyStride;
+            const float x0 = k0[now.first_factor], x1 = k1[now.first_factor];
+            const float2 y0 = *reinterpret_cast<const float2*>(k0 + now.second_factor);
+            const float2 y1 = *reinterpret_cast<const float2*>(k1 + now.second_factor);
+            const float w0 = fragment_weight(0), w1 = fragment_weight(1);
+            a[s][2 * hi] = PackBf16(w0 * x0 * y0.x, w0 * x1 * y1.x);
+            a[s][2 * hi + 1] = PackBf16(w1 * x0 * y0.y, w1 * x1 * y1.y);
+          }
         }
+        WgmmaChainBf16<M::kWide>(acc, a, values + ks * M::kWide);
       }
-      WgmmaChainBf16<M::kWide>(acc, a, values + ks * M::kWide);
+      if (!resident) __syncthreads();  // everyone is done with this buffer before it is refilled
     }
-    __syncthreads();  // everyone is done with this buffer before it is refilled
-  }
 
-  // The state after the segment's last chunk back to the slot.
-  each_pair([&](float* pair, Place place, int64_t element, float w) {
-    if (kUnweighted) {
-      pair[0] *= w;
-      pair[1] *= w;
-    }
-    if (place == Place::kZ) {
-      if (shape.bf16_states) {
-        StoreOne(bf16_state + element, pair[0]);
-      } else {
-        StoreOne(state + element, pair[0]);
+    // The tile's state after the segment's last chunk back to the slot.
+    StateRows<kD, Storage> out;
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const float scale = kUnweighted ? now.weight[half] : 1.0f;
+#pragma unroll
+      for (int nt = 0; nt < kD / 8; ++nt) {
+        out.SetPair(half, nt, make_float2(acc[nt][2 * half] * scale, acc[nt][2 * half + 1] * scale));
       }
-    } else if (place == Place::kSPair) {
-      if (shape.bf16_states) {
-        StoreTwo(bf16_state + element, make_float2(pair[0], pair[1]));
-      } else {
-        StoreTwo(state + element, make_float2(pair[0], pair[1]));
-      }
+      out.z[half] = acc[kD / 8][2 * half] * scale;
     }
-  });
+    out.Store(state, D, now.feature, t4);
+    now = next;
+    if (!P::kPrefetch && tile + 1 < P::kTiles) stored.Load(state, D, now.feature, t4);
+  }
 }
 
 // grid (query heads, chunks), kOutputWarps warps; warp w owns the chunk's query rows
@@ -684,13 +705,19 @@ void LaunchStates(const PowerAttentionShape& shape, const AttentionRows& rows,
   ChunkValuesKernel<kD, P>
       <<<dim3(static_cast<unsigned>(chunk_count * P::kSubChunks), shape.num_kv_heads), 256, 0,
          stream>>>(shape, rows, chunks, decayed_values, chunk_decays);
-  const size_t shared = 2 * P::kBuffer;
-  cudaFuncSetAttribute(ChunkStatesKernel<kD, P>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                       static_cast<int>(shared));
-  const dim3 grid(Mma<kD>::kRows / P::kBlockRows, shape.num_kv_heads,
+  const dim3 grid(Mma<kD>::kRows / (P::kTiles * P::kBlockRows), shape.num_kv_heads,
                   static_cast<unsigned>(segment_count));
-  ChunkStatesKernel<kD, P><<<grid, P::kWarps * 32, shared, stream>>>(
-      shape, rows, segments, chunks, decayed_values, chunk_decays, before_states);
+  auto launch = [&](auto kernel) {
+    cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         static_cast<int>(P::kSharedBytes));
+    kernel<<<grid, P::kWarps * 32, P::kSharedBytes, stream>>>(
+        shape, rows, segments, chunks, decayed_values, chunk_decays, before_states);
+  };
+  if (shape.bf16_states) {
+    launch(ChunkStatesKernel<kD, P, __nv_bfloat16>);
+  } else {
+    launch(ChunkStatesKernel<kD, P, float>);
+  }
 }
 
 template <int kD>
