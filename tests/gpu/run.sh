@@ -160,7 +160,7 @@ profile)
   profile "StreamStatesMma<.int.64>|FinishHeads" 2 decode_bf16_64 --prefill=false \
     --decode_shapes=124m --decode_state_dtypes=bfloat16 --decode_sessions=64
   # A fold of the same 64 sessions: the buffers gathered, then the states pass without outputs.
-  profile "GatherKernel|StatesPass<64, 64, 64" 3 fold_bf16_64 --prefill=false \
+  profile "GatherKernel|Chunk(Values|States)Kernel<.int.64" 3 fold_bf16_64 --prefill=false \
     --decode_shapes=124m --decode_state_dtypes=bfloat16 --decode_sessions=64
   profile "Chunk(Values|States|Output)Kernel<.int.64" 3 prefill_64k --decode=false \
     --min_prefill_context=65536 --max_prefill_context=65536
