@@ -98,7 +98,14 @@ struct StatesPass {
   static constexpr int kValuesElements = kChunk * Mma<kD>::kWide;  // a sub-chunk's values
   static constexpr int kBuffer = kChunk * Mma<kD>::kKeyStride * 4 + kValuesElements * 2;  // bytes
   // Two buffers, then the features of the block's k-rows.
-  static constexpr size_t kSharedBytes = 2 * kBuffer + sizeof(int) * kTiles * kBlockRows;
+  static constexpr size_t kSharedBytes =
+      2 * kBuffer + sizeof(int) * (kTiles > 1 ? kTiles * kBlockRows : 0);
+  // The state columns a thread moves at once (StateRows): 16 bytes in a fold, which is bound by
+  // moving the states; pairs in place with outputs, whose segments are long (measured on an H200
+  // (bench/results/decode_session14.md): 16 bytes there made prefill 4-9% slower).
+  __host__ __device__ static constexpr int Run(bool bf16_states) {
+    return kStoresBefore ? 2 : (bf16_states ? 8 : 4);
+  }
 };
 // Sub-chunks of 64 tokens and 16 k-rows a warp keep a block's registers (80 at d 64, 128 at
 // d 128) and shared memory small enough for several blocks an SM, so one block's loads overlap
@@ -200,10 +207,11 @@ __device__ void LoadValuesWide(const float* v, int kv_heads, int kv_head, int64_
 }
 
 // [v_t | 1 | 0…]·scale_t as ChunkStatesKernel's wgmma reads B (tokens as k: KMajorOffset; v's
-// columns in StateRows' order, StateColumn), a 16-byte row of 8 tokens per store. Zero past n.
+// columns in StateRows' order for runs of `run`, StateColumn), a 16-byte row of 8 tokens per
+// store. Zero past n.
 template <int kD, int kChunk, int kThreads>
 __device__ void StoreValuesKMajor(const float* v, int kv_heads, int kv_head, int64_t first_row,
-                                  int n, const float* scale, __nv_bfloat16* to) {
+                                  int n, const float* scale, int run, __nv_bfloat16* to) {
   constexpr int kWide = Mma<kD>::kWide;
   for (int i = threadIdx.x; i < kChunk / 8 * kWide; i += kThreads) {
     const int token_block = i / kWide, c = i % kWide;
@@ -213,7 +221,7 @@ __device__ void StoreValuesKMajor(const float* v, int kv_heads, int kv_head, int
       const int t = token_block * 8 + e;
       x[e] = 0.0f;
       if (t < n && c < kD) {
-        x[e] = scale[t] * v[((first_row + t) * kv_heads + kv_head) * kD + StateColumn(c)];
+        x[e] = scale[t] * v[((first_row + t) * kv_heads + kv_head) * kD + StateColumn(c, run)];
       } else if (t < n && c == kD) {
         x[e] = scale[t];
       }
@@ -297,7 +305,7 @@ __global__ void __launch_bounds__(256)
   if (threadIdx.x == 0) *decay = expf(last);
   __syncthreads();
   StoreValuesKMajor<kD, P::kChunk, 256>(
-      rows.v, shape.num_kv_heads, h, first_row, n, key_decay,
+      rows.v, shape.num_kv_heads, h, first_row, n, key_decay, P::Run(shape.bf16_states),
       values + (sub * shape.num_kv_heads + h) * P::kValuesElements);
 }
 
@@ -352,11 +360,14 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
   const bool resident = end - first == 1;
   if (first < end) fetch(first, 0);
 
+  // A block of several tiles reads its k-rows' features once, into shared memory.
   const int block_row0 = blockIdx.x * P::kTiles * P::kBlockRows;
-  for (int i = threadIdx.x; i < P::kTiles * P::kBlockRows; i += blockDim.x) {
-    block_features[i] = shape.feature_rows[block_row0 + i];
+  if constexpr (P::kTiles > 1) {
+    for (int i = threadIdx.x; i < P::kTiles * P::kBlockRows; i += blockDim.x) {
+      block_features[i] = shape.feature_rows[block_row0 + i];
+    }
+    __syncthreads();
   }
-  __syncthreads();
 
   // This thread's k-rows of a tile: row0 + g + 8·half, features x_i·x_j of one step (StepOf)
   // with j = second_factor + half (SecondFactorOffset: adjacent, one 8-byte load for both).
@@ -373,7 +384,9 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
     r.second_factor = 16 * jb + SecondFactorOffset(g);
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
-      r.feature[half] = block_features[r.row0 - block_row0 + g + 8 * half];
+      const int row = r.row0 + g + 8 * half;
+      r.feature[half] =
+          P::kTiles > 1 ? block_features[row - block_row0] : shape.feature_rows[row];
       r.weight[half] = r.feature[half] >= 0 ? shape.key_weights[r.feature[half]] : 0.0f;
     }
     return r;
@@ -386,11 +399,12 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
   constexpr bool kUnweighted = P::kStoresBefore;
 
   // The running state of this thread's accumulator elements (StateRows: accumulator column c
-  // holds state column StateColumn(c), column kD holds z, the rest are zero); a tile's state rows
+  // holds state column StateColumn(c, kRun), column kD holds z, the rest are zero); a tile's state rows
   // are loaded as stored, with P::kPrefetch a tile ahead.
   float acc[M::kNTiles][4];
   static_assert(M::kNTiles == kD / 8 + 1, "S's n-tiles, then z's");
-  StateRows<kD, Storage> stored;
+  constexpr int kRun = P::Run(std::is_same_v<Storage, __nv_bfloat16>);
+  StateRows<kD, Storage, kRun> stored;
   stored.Load(state, D, rows_of(0).feature, t4);
   TileRows now = rows_of(0);
   const int64_t head_state = static_cast<int64_t>(M::kRows) * M::kWide;
@@ -449,7 +463,7 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
             const bool odd = g % 2 == 1;
             const float other = __shfl_xor_sync(0xffffffffu, odd ? x0 : x1, 4);
             const int r = now.row0 + (g & ~1) + 8 * half, c = nt * 8 + 2 * t4 + (odd ? 1 : 0);
-            const int column = c < kD ? StateColumn(c) : c;
+            const int column = c < kD ? StateColumn(c, kRun) : c;
             *reinterpret_cast<uint32_t*>(before + KMajorOffset<M::kWide>(r, column)) =
                 odd ? PackBf16(other, x1) : PackBf16(x0, other);
           }
@@ -490,7 +504,7 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
     }
 
     // The tile's state after the segment's last chunk back to the slot.
-    StateRows<kD, Storage> out;
+    StateRows<kD, Storage, kRun> out;
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
       const float scale = kUnweighted ? now.weight[half] : 1.0f;

@@ -1,5 +1,5 @@
 // A thread's share of a tile of state rows [S | z] as ChunkStatesKernel's wgmma accumulators hold
-// it, moved between the slot and registers in 16-byte vectors.
+// it, moved between the slot and registers a run of adjacent columns at a time.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -11,24 +11,30 @@
 
 namespace sympow::kernels {
 
-// The state column accumulator column c holds (c < d): thread t of a quad holds columns
-// nt·8 + 2t + e (e = 0, 1) of the accumulators' n-tiles nt; mapped to 32·(nt / 4) + 8t +
-// 2·(nt % 4) + e, a thread's columns of a row are runs of 8 adjacent state columns, which move in
-// 16-byte vectors. The wgmma's B operand (the values) has its columns in the same order.
-__host__ __device__ constexpr int StateColumn(int c) {
-  const int nt = c / 8, t = c % 8 / 2, e = c % 2;
-  return 32 * (nt / 4) + 8 * t + 2 * (nt % 4) + e;
+// The state column accumulator column c holds (c < d), for runs of `run` columns (2, 4 or 8):
+// thread t of a quad holds columns nt·8 + 2t + e (e = 0, 1) of the accumulators' n-tiles nt; with
+// m = nt mod (run / 2) and q = nt div (run / 2) they hold state column 4·run·q + run·t + 2m + e, so
+// that a thread's columns of a row are runs of `run` adjacent state columns and a quad's runs are
+// adjacent. Runs of 2 keep the columns in place. The wgmma's B operand (the values) has its
+// columns in the same order.
+__host__ __device__ constexpr int StateColumn(int c, int run) {
+  const int nt = c / 8, t = c % 8 / 2, e = c % 2, pairs = run / 2;
+  return 4 * run * (nt / pairs) + run * t + 2 * (nt % pairs) + e;
 }
 
-// Rows g and g + 8 (halves 0 and 1) of a warp's 16, held by the lane (g, t): runs q of state
-// columns [32q + 8t, 32q + 8t + 8) and, for t = 0, z. A row without a feature (−1) is zeros.
-template <int kD, typename Storage>
+template <int kBytes>
+using RunVector =
+    std::conditional_t<kBytes == 4, uint32_t, std::conditional_t<kBytes == 8, uint2, uint4>>;
+
+// Rows g and g + 8 (halves 0 and 1) of a warp's 16, held by the lane (g, t): its runs of kRun
+// columns (one load or store each) and, for t = 0, z. A row without a feature (−1) is zeros.
+template <int kD, typename Storage, int kRun>
 struct StateRows {
-  static_assert(kD % 32 == 0);
-  static constexpr int kRuns = kD / 32;
-  static constexpr int kVectors = 8 * sizeof(Storage) / 16;  // 16-byte vectors a run
-  static constexpr int kPerVector = 16 / sizeof(Storage);
-  uint4 runs[2][kRuns][kVectors];
+  static_assert(kRun == 2 || kRun == 4 || kRun == 8);
+  static constexpr int kPairs = kRun / 2;  // accumulator pairs a run
+  static constexpr int kRuns = kD / 8 / kPairs;
+  using Vector = RunVector<kRun * sizeof(Storage)>;
+  Vector runs[2][kRuns];
   float z[2];
 
   // From the kv head's state: S as D × kD, then z.
@@ -36,14 +42,10 @@ struct StateRows {
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
       const int f = feature[half];
-      const Storage* row = state + static_cast<int64_t>(f) * kD + 8 * t;
+      const Storage* row = state + static_cast<int64_t>(f) * kD + kRun * t;
 #pragma unroll
       for (int q = 0; q < kRuns; ++q) {
-#pragma unroll
-        for (int v = 0; v < kVectors; ++v) {
-          runs[half][q][v] = f >= 0 ? *reinterpret_cast<const uint4*>(row + 32 * q + kPerVector * v)
-                                    : make_uint4(0, 0, 0, 0);
-        }
+        runs[half][q] = f >= 0 ? *reinterpret_cast<const Vector*>(row + 4 * kRun * q) : Vector{};
       }
       z[half] = f >= 0 && t == 0
                     ? LoadOne(state + static_cast<int64_t>(expanded_dim) * kD + f)
@@ -56,13 +58,10 @@ struct StateRows {
     for (int half = 0; half < 2; ++half) {
       const int f = feature[half];
       if (f < 0) continue;
-      Storage* row = state + static_cast<int64_t>(f) * kD + 8 * t;
+      Storage* row = state + static_cast<int64_t>(f) * kD + kRun * t;
 #pragma unroll
       for (int q = 0; q < kRuns; ++q) {
-#pragma unroll
-        for (int v = 0; v < kVectors; ++v) {
-          *reinterpret_cast<uint4*>(row + 32 * q + kPerVector * v) = runs[half][q][v];
-        }
+        *reinterpret_cast<Vector*>(row + 4 * kRun * q) = runs[half][q];
       }
       if (t == 0) StoreOne(state + static_cast<int64_t>(expanded_dim) * kD + f, z[half]);
     }
@@ -89,11 +88,11 @@ struct StateRows {
   }
 
  private:
-  // Pair m = nt % 4 of run nt / 4: elements 2m and 2m + 1.
+  // Pair nt mod kPairs of run nt div kPairs: its elements 2m and 2m + 1.
   __device__ const uint32_t* Words(int half, int nt) const {
-    const int m = nt % 4, element = 2 * m;
-    return &reinterpret_cast<const uint32_t*>(
-        &runs[half][nt / 4][element / kPerVector])[element % kPerVector * sizeof(Storage) / 4];
+    const int element = 2 * (nt % kPairs);
+    return reinterpret_cast<const uint32_t*>(&runs[half][nt / kPairs]) +
+           element * sizeof(Storage) / 4;
   }
   __device__ uint32_t* Words(int half, int nt) {
     return const_cast<uint32_t*>(static_cast<const StateRows*>(this)->Words(half, nt));
