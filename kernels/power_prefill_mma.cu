@@ -31,6 +31,7 @@
 //     numerator / (denominator + ε).
 #include <cuda_bf16.h>
 
+#include <algorithm>
 #include <type_traits>
 
 #include "kernels/grid.cuh"
@@ -75,8 +76,8 @@ struct Mma {
 // blocks an SM (its launch bounds), issuing kChainStepsPerWait wgmmas (16 tokens each) before a
 // wait; with kStoresStatesBefore, it stores the state before each planned chunk for
 // ChunkOutputKernel (a fold's pass, without outputs, has none of that code or its registers). A
-// block walks kTilesPerBlock tiles of its k-rows, with kPrefetchTiles the next tile's state loaded
-// while it works on one (registers for a second state tile).
+// block walks up to kTilesPerBlock tiles of its k-rows (TilesPerBlock), with kPrefetchTiles the
+// next tile's state loaded while it works on one (registers for a second state tile).
 template <int kD, int kPlanTokens, int kChunkTokens, int kMinBlocksPerSM, int kWarpsPerBlock,
           int kChainStepsPerWait, bool kStoresStatesBefore, int kTilesPerBlock,
           bool kPrefetchTiles>
@@ -94,7 +95,8 @@ struct StatesPass {
   static constexpr int kBlockRows = kWarps * kWarpRows;
   static constexpr int kTiles = kTilesPerBlock;
   static constexpr bool kPrefetch = kPrefetchTiles;
-  static_assert(Mma<kD>::kRows % (kTiles * kBlockRows) == 0);
+  static constexpr int kRowTiles = Mma<kD>::kRows / kBlockRows;
+  static_assert(Mma<kD>::kRows % kBlockRows == 0 && kTiles <= kRowTiles);
   static constexpr int kValuesElements = kChunk * Mma<kD>::kWide;  // a sub-chunk's values
   static constexpr int kBuffer = kChunk * Mma<kD>::kKeyStride * 4 + kValuesElements * 2;  // bytes
   // Two buffers, then the features of the block's k-rows.
@@ -309,14 +311,16 @@ __global__ void __launch_bounds__(256)
       values + (sub * shape.num_kv_heads + h) * P::kValuesElements);
 }
 
-// grid (kRows / (P::kTiles · P::kBlockRows), kv heads, segments), P::kWarps warps: a block walks
-// P::kTiles tiles of P::kBlockRows k-rows; without P::kStoresBefore (before_states unused) the
-// states only advance. A segment of one sub-chunk (a fold's) is fetched once for all the tiles.
+// grid (row tiles / tiles_per_block, kv heads, segments), P::kWarps warps: a block walks
+// tiles_per_block (≤ P::kTiles) tiles of P::kBlockRows k-rows (the last block of a head fewer);
+// without P::kStoresBefore (before_states unused) the states only advance. A segment of one
+// sub-chunk (a fold's) is fetched once for all the tiles.
 template <int kD, typename P, typename Storage>
 __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
     ChunkStatesKernel(PowerAttentionShape shape, AttentionRows rows, const PrefillSegment* segments,
                       const PrefillChunk* chunks, const __nv_bfloat16* decayed_values,
-                      const float* chunk_decays, __nv_bfloat16* before_states) {
+                      const float* chunk_decays, int tiles_per_block,
+                      __nv_bfloat16* before_states) {
   using M = Mma<kD>;
   extern __shared__ float4 shared_storage[];
   // Two buffers, each: keys fp32 [chunk × kKeyStride], then decayed values bf16 [chunk × kWide]
@@ -327,7 +331,7 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
   auto values_of = [&](int buffer) {
     return reinterpret_cast<__nv_bfloat16*>(keys_of(buffer) + P::kChunk * M::kKeyStride);
   };
-  int* block_features = reinterpret_cast<int*>(keys_of(2));  // [kTiles · kBlockRows]
+  int* block_features = reinterpret_cast<int*>(keys_of(2));  // [tiles · kBlockRows]
 
   const PrefillSegment segment = segments[blockIdx.z];
   const int h = blockIdx.y;
@@ -361,9 +365,11 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
   if (first < end) fetch(first, 0);
 
   // A block of several tiles reads its k-rows' features once, into shared memory.
-  const int block_row0 = blockIdx.x * P::kTiles * P::kBlockRows;
+  const int first_tile = blockIdx.x * tiles_per_block;
+  const int tiles = P::kTiles == 1 ? 1 : min(tiles_per_block, P::kRowTiles - first_tile);
+  const int block_row0 = first_tile * P::kBlockRows;
   if constexpr (P::kTiles > 1) {
-    for (int i = threadIdx.x; i < P::kTiles * P::kBlockRows; i += blockDim.x) {
+    for (int i = threadIdx.x; i < tiles * P::kBlockRows; i += blockDim.x) {
       block_features[i] = shape.feature_rows[block_row0 + i];
     }
     __syncthreads();
@@ -409,7 +415,7 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
   TileRows now = rows_of(0);
   const int64_t head_state = static_cast<int64_t>(M::kRows) * M::kWide;
   int step = 0;  // (tile, sub-chunk) steps so far: their buffers alternate
-  for (int tile = 0; tile < P::kTiles; ++tile) {
+  for (int tile = 0; tile < tiles; ++tile) {
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
       const float scale = !kUnweighted || now.feature[half] < 0 ? 1.0f : 1.0f / now.weight[half];
@@ -423,7 +429,7 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
       acc[kD / 8][2 * half + 1] = 0.0f;
     }
     TileRows next = now;
-    if (tile + 1 < P::kTiles) {
+    if (tile + 1 < tiles) {
       next = rows_of(tile + 1);
       if (P::kPrefetch) stored.Load(state, D, next.feature, t4);
     }
@@ -432,7 +438,7 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
     for (int u = first; u < end; ++u, ++step) {
       const int buffer = resident ? 0 : step % 2;
       if (!resident || tile == 0) {
-        if (!resident && (u + 1 < end || tile + 1 < P::kTiles)) {
+        if (!resident && (u + 1 < end || tile + 1 < tiles)) {
           // That buffer's last reader finished before the last barrier.
           fetch(u + 1 < end ? u + 1 : first, 1 - buffer);
           CpAsyncWait<1>();
@@ -516,7 +522,7 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
     }
     out.Store(state, D, now.feature, t4);
     now = next;
-    if (!P::kPrefetch && tile + 1 < P::kTiles) stored.Load(state, D, now.feature, t4);
+    if (!P::kPrefetch && tile + 1 < tiles) stored.Load(state, D, now.feature, t4);
   }
 }
 
@@ -710,6 +716,18 @@ int64_t WorkspaceFloats(int kv_heads, int64_t chunks, bool with_outputs) {
          chunks * P::kSubChunks * kv_heads;
 }
 
+// Tiles a block of the states pass walks for `pairs` (segment, kv head) pairs: up to P::kTiles,
+// fewer where the blocks would not fill the GPU about twice over (a fold of one session: a tile a
+// block).
+template <typename P>
+int TilesPerBlock(int64_t pairs) {
+  const int64_t wanted_blocks = 2 * int64_t{P::kMinBlocks} * MultiprocessorCount();
+  const int64_t fewest_blocks = (P::kRowTiles + P::kTiles - 1) / P::kTiles;
+  const int64_t blocks =
+      std::clamp<int64_t>((wanted_blocks + pairs - 1) / pairs, fewest_blocks, P::kRowTiles);
+  return static_cast<int>((P::kRowTiles + blocks - 1) / blocks);
+}
+
 // The chunks' decayed values and the states' pass over them.
 template <int kD, typename P>
 void LaunchStates(const PowerAttentionShape& shape, const AttentionRows& rows,
@@ -719,13 +737,15 @@ void LaunchStates(const PowerAttentionShape& shape, const AttentionRows& rows,
   ChunkValuesKernel<kD, P>
       <<<dim3(static_cast<unsigned>(chunk_count * P::kSubChunks), shape.num_kv_heads), 256, 0,
          stream>>>(shape, rows, chunks, decayed_values, chunk_decays);
-  const dim3 grid(Mma<kD>::kRows / (P::kTiles * P::kBlockRows), shape.num_kv_heads,
+  const int tiles_per_block = TilesPerBlock<P>(shape.num_kv_heads * segment_count);
+  const dim3 grid((P::kRowTiles + tiles_per_block - 1) / tiles_per_block, shape.num_kv_heads,
                   static_cast<unsigned>(segment_count));
   auto launch = [&](auto kernel) {
     cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                          static_cast<int>(P::kSharedBytes));
     kernel<<<grid, P::kWarps * 32, P::kSharedBytes, stream>>>(
-        shape, rows, segments, chunks, decayed_values, chunk_decays, before_states);
+        shape, rows, segments, chunks, decayed_values, chunk_decays, tiles_per_block,
+        before_states);
   };
   if (shape.bf16_states) {
     launch(ChunkStatesKernel<kD, P, __nv_bfloat16>);
