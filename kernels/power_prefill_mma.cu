@@ -79,8 +79,7 @@ struct Mma {
 // block walks up to kTilesPerBlock tiles of its k-rows (TilesPerBlock), with kPrefetchTiles the
 // next tile's state loaded while it works on one (registers for a second state tile).
 template <int kD, int kPlanTokens, int kChunkTokens, int kMinBlocksPerSM, int kWarpsPerBlock,
-          int kChainStepsPerWait, bool kStoresStatesBefore, int kTilesPerBlock,
-          bool kPrefetchTiles>
+          int kChainStepsPerWait, bool kStoresStatesBefore, int kTilesPerBlock, bool kPrefetchTiles>
 struct StatesPass {
   static constexpr bool kStoresBefore = kStoresStatesBefore;
   static constexpr int kPlanChunk = kPlanTokens;
@@ -391,8 +390,7 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
       const int row = r.row0 + g + 8 * half;
-      r.feature[half] =
-          P::kTiles > 1 ? block_features[row - block_row0] : shape.feature_rows[row];
+      r.feature[half] = P::kTiles > 1 ? block_features[row - block_row0] : shape.feature_rows[row];
       r.weight[half] = r.feature[half] >= 0 ? shape.key_weights[r.feature[half]] : 0.0f;
     }
     return r;
@@ -405,14 +403,14 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
   constexpr bool kUnweighted = P::kStoresBefore;
 
   // The running state of this thread's accumulator elements (StateRows: accumulator column c
-  // holds state column StateColumn(c, kRun), column kD holds z, the rest are zero); a tile's state rows
-  // are loaded as stored, with P::kPrefetch a tile ahead.
+  // holds state column StateColumn(c, kRun), column kD holds z, the rest are zero); a tile's state
+  // rows are loaded as stored, with P::kPrefetch a tile ahead.
   float acc[M::kNTiles][4];
   static_assert(M::kNTiles == kD / 8 + 1, "S's n-tiles, then z's");
   constexpr int kRun = P::Run(std::is_same_v<Storage, __nv_bfloat16>);
-  StateRows<kD, Storage, kRun> stored;
-  stored.Load(state, D, rows_of(0).feature, t4);
   TileRows now = rows_of(0);
+  StateRows<kD, Storage, kRun> stored;
+  stored.Load(state, D, now.feature, t4);
   const int64_t head_state = static_cast<int64_t>(M::kRows) * M::kWide;
   int step = 0;  // (tile, sub-chunk) steps so far: their buffers alternate
   for (int tile = 0; tile < tiles; ++tile) {
@@ -516,7 +514,8 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
       const float scale = kUnweighted ? now.weight[half] : 1.0f;
 #pragma unroll
       for (int nt = 0; nt < kD / 8; ++nt) {
-        out.SetPair(half, nt, make_float2(acc[nt][2 * half] * scale, acc[nt][2 * half + 1] * scale));
+        out.SetPair(half, nt,
+                    make_float2(acc[nt][2 * half] * scale, acc[nt][2 * half + 1] * scale));
       }
       out.z[half] = acc[kD / 8][2 * half] * scale;
     }
@@ -743,9 +742,9 @@ void LaunchStates(const PowerAttentionShape& shape, const AttentionRows& rows,
   auto launch = [&](auto kernel) {
     cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                          static_cast<int>(P::kSharedBytes));
-    kernel<<<grid, P::kWarps * 32, P::kSharedBytes, stream>>>(
-        shape, rows, segments, chunks, decayed_values, chunk_decays, tiles_per_block,
-        before_states);
+    kernel<<<grid, P::kWarps * 32, P::kSharedBytes, stream>>>(shape, rows, segments, chunks,
+                                                              decayed_values, chunk_decays,
+                                                              tiles_per_block, before_states);
   };
   if (shape.bf16_states) {
     launch(ChunkStatesKernel<kD, P, __nv_bfloat16>);

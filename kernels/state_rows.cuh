@@ -47,9 +47,8 @@ struct StateRows {
       for (int q = 0; q < kRuns; ++q) {
         runs[half][q] = f >= 0 ? *reinterpret_cast<const Vector*>(row + 4 * kRun * q) : Vector{};
       }
-      z[half] = f >= 0 && t == 0
-                    ? LoadOne(state + static_cast<int64_t>(expanded_dim) * kD + f)
-                    : 0.0f;
+      z[half] =
+          f >= 0 && t == 0 ? LoadOne(state + static_cast<int64_t>(expanded_dim) * kD + f) : 0.0f;
     }
   }
 
