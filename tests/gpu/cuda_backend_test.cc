@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <span>
+#include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -180,35 +182,92 @@ TEST_P(GpuKernels, PrefillAndDecodeMatchTheCpuBackend) {
   EXPECT_LT(state_error, bf16 ? kBf16StateTolerance : prefill_tolerance);
 }
 
-// 256 sessions, each prefilled with 32 tokens in one launch, then decoding as one batch from
-// their own states, three steps in a row. (Warm states: right after an empty state the output
-// is dominated by ε when (s·q·k)^p is tiny, where any two summation orders differ.)
+// Many sessions, each prefilled with kPrompt tokens in one launch (session i's rows first), then
+// decoding as one batch from their own states. (Warm states: right after an empty state the
+// output is dominated by ε when (s·q·k)^p is tiny, where any two summation orders differ.)
+struct SessionBatch {
+  static constexpr int64_t kPrompt = 32;
+  int64_t sessions, prompt_rows;
+  std::vector<AttentionSegment> prompts, step;
+  explicit SessionBatch(int64_t count) : sessions(count), prompt_rows(count * kPrompt) {
+    for (int64_t i = 0; i < sessions; ++i) {
+      prompts.push_back({i * kPrompt, kPrompt, static_cast<int32_t>(i)});
+      step.push_back({i, 1, static_cast<int32_t>(i)});
+    }
+  }
+  // Decode step `n` after the prompts.
+  void Decode(AttentionRun& run, int64_t n) const {
+    run.Run(prompt_rows + n * sessions, sessions, step);
+  }
+};
+
+bool TooLargeFor256Sessions(const ModelConfig& c) {
+  return StateLayout::ForConfig(c).Bytes() > (int64_t{64} << 20);
+}
+
+// The outputs after the prompts, GPU against CPU.
+double DecodeError(const ModelConfig& c, const SessionBatch& batch, AttentionRun& gpu,
+                   AttentionRun& cpu) {
+  const int64_t width = c.num_heads * c.head_dim;
+  const std::vector<float> a = gpu.Output(), e = cpu.Output();
+  return MaxRelativeError(std::span(a).subspan(batch.prompt_rows * width),
+                          std::span(e).subspan(batch.prompt_rows * width));
+}
+
+double Tolerance(const KernelShape& s) {
+  return s.state == StateDType::kBFloat16 ? kBf16StateTolerance : PrefillTolerance(s.Config());
+}
+
+// 256 sessions decoding three steps in a row.
 TEST_P(GpuKernels, BatchOf256DecodingSessionsMatchesTheCpuBackend) {
   const KernelShape s = GetParam();
   const ModelConfig c = s.Config();
-  if (StateLayout::ForConfig(c).Bytes() > (int64_t{64} << 20))
-    GTEST_SKIP() << "state too large for 256";
-  constexpr int64_t kSessions = 256, kPrompt = 32, kSteps = 3;
-  const int64_t prompt_rows = kSessions * kPrompt;
-  const AttentionInputs inputs(c, prompt_rows + kSessions * kSteps, 11);
-  AttentionRun cpu("cpu", c, inputs, kSessions), gpu("cuda", c, inputs, kSessions);
-  std::vector<AttentionSegment> prompts, batch;
-  for (int64_t i = 0; i < kSessions; ++i) {
-    prompts.push_back({i * kPrompt, kPrompt, static_cast<int32_t>(i)});
-    batch.push_back({i, 1, static_cast<int32_t>(i)});
-  }
+  if (TooLargeFor256Sessions(c)) GTEST_SKIP() << "state too large for 256";
+  constexpr int64_t kSteps = 3;
+  const SessionBatch batch(256);
+  const AttentionInputs inputs(c, batch.prompt_rows + batch.sessions * kSteps, 11);
+  AttentionRun cpu("cpu", c, inputs, batch.sessions), gpu("cuda", c, inputs, batch.sessions);
   for (AttentionRun* run : {&cpu, &gpu}) {
-    run->Run(0, prompt_rows, prompts);
-    for (int64_t step = 0; step < kSteps; ++step) {
-      run->Run(prompt_rows + step * kSessions, kSessions, batch);
-    }
+    run->Run(0, batch.prompt_rows, batch.prompts);
+    for (int64_t step = 0; step < kSteps; ++step) batch.Decode(*run, step);
   }
-  const int64_t width = c.num_heads * c.head_dim;
-  const std::vector<float> a = gpu.Output(), e = cpu.Output();
-  const double error = MaxRelativeError(std::span(a).subspan(prompt_rows * width),
-                                        std::span(e).subspan(prompt_rows * width));
+  const double error = DecodeError(c, batch, gpu, cpu);
   Report(absl::StrCat(s.Name(), " 256-session decode outputs vs CPU"), error);
-  EXPECT_LT(error, s.state == StateDType::kBFloat16 ? kBf16StateTolerance : PrefillTolerance(c));
+  EXPECT_LT(error, Tolerance(s));
+}
+
+// Five decode steps, the sessions' buffers folded into their states in one call, one more step:
+// states and outputs against the CPU backend. At 40 sessions the fold's blocks walk a few tiles
+// of k-rows each (the last block fewer), at 256 the most (TilesPerBlock).
+TEST_P(GpuKernels, FoldingManySessionsMatchesTheCpuBackend) {
+  const KernelShape s = GetParam();
+  const ModelConfig c = s.Config();
+  if (TooLargeFor256Sessions(c)) GTEST_SKIP() << "state too large for 256";
+  constexpr int64_t kSteps = 5;
+  for (const int64_t sessions : {40, 256}) {
+    const SessionBatch batch(sessions);
+    const AttentionInputs inputs(c, batch.prompt_rows + sessions * (kSteps + 1), 17);
+    AttentionRun cpu("cpu", c, inputs, sessions), gpu("cuda", c, inputs, sessions);
+    for (AttentionRun* run : {&cpu, &gpu}) {
+      run->Run(0, batch.prompt_rows, batch.prompts);
+      for (int64_t step = 0; step < kSteps; ++step) batch.Decode(*run, step);
+      std::vector<BufferedSession> buffered;
+      for (int32_t slot : run->slots) buffered.push_back({slot, kSteps});
+      run->backend->FoldDecodeBuffers(buffered);
+      batch.Decode(*run, kSteps);
+    }
+    double state_error = 0.0;
+    for (int64_t i = 0; i < sessions; ++i) {
+      state_error =
+          std::max(state_error, MaxRelativeError(gpu.State(gpu.slots[i]), cpu.State(cpu.slots[i])));
+    }
+    const double output_error = DecodeError(c, batch, gpu, cpu);
+    const std::string name = absl::StrCat(s.Name(), " ", sessions, " sessions");
+    Report(absl::StrCat(name, ": states after a fold vs CPU"), state_error);
+    Report(absl::StrCat(name, ": decode outputs around a fold vs CPU"), output_error);
+    EXPECT_LT(state_error, Tolerance(s));
+    EXPECT_LT(output_error, Tolerance(s));
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, GpuKernels,
