@@ -76,10 +76,10 @@ struct Mma {
 // blocks an SM (its launch bounds), issuing kChainStepsPerWait wgmmas (16 tokens each) before a
 // wait; with kStoresStatesBefore, it stores the state before each planned chunk for
 // ChunkOutputKernel (a fold's pass, without outputs, has none of that code or its registers). A
-// block walks up to kTilesPerBlock tiles of its k-rows (TilesPerBlock), with kPrefetchTiles the
-// next tile's state loaded while it works on one (registers for a second state tile).
+// block walks up to kTilesPerBlock tiles of its k-rows (TilesPerBlock), the next tile's state
+// loaded while it works on one (registers for a second state tile).
 template <int kD, int kPlanTokens, int kChunkTokens, int kMinBlocksPerSM, int kWarpsPerBlock,
-          int kChainStepsPerWait, bool kStoresStatesBefore, int kTilesPerBlock, bool kPrefetchTiles>
+          int kChainStepsPerWait, bool kStoresStatesBefore, int kTilesPerBlock>
 struct StatesPass {
   static constexpr bool kStoresBefore = kStoresStatesBefore;
   static constexpr int kPlanChunk = kPlanTokens;
@@ -93,7 +93,6 @@ struct StatesPass {
   static constexpr int kWarpRows = 16;
   static constexpr int kBlockRows = kWarps * kWarpRows;
   static constexpr int kTiles = kTilesPerBlock;
-  static constexpr bool kPrefetch = kPrefetchTiles;
   static constexpr int kRowTiles = Mma<kD>::kRows / kBlockRows;
   static_assert(Mma<kD>::kRows % kBlockRows == 0 && kTiles <= kRowTiles);
   static constexpr int kValuesElements = kChunk * Mma<kD>::kWide;  // a sub-chunk's values
@@ -117,12 +116,10 @@ struct StatesPass {
 // sub-chunks; with outputs the states walk the output kernel's chunks, storing the state before
 // each.
 template <int kD>
-using OutputStatesPass =
-    std::conditional_t<kD == 64, StatesPass<64, 256, 256, 1, 16, 4, true, 1, false>,
-                       StatesPass<kD, Mma<kD>::kChunk, 64, 2, 8, 4, true, 1, false>>;
+using OutputStatesPass = std::conditional_t<kD == 64, StatesPass<64, 256, 256, 1, 16, 4, true, 1>,
+                                            StatesPass<kD, Mma<kD>::kChunk, 64, 2, 8, 4, true, 1>>;
 template <int kD>
-using FoldStatesPass =
-    StatesPass<kD, 64, 64, 2, 8, kD == 64 ? 2 : 4, false, kD == 64 ? 10 : 1, kD == 64>;
+using FoldStatesPass = StatesPass<kD, 64, 64, 2, 8, kD == 64 ? 2 : 4, false, kD == 64 ? 10 : 1>;
 
 // ChunkOutputKernel's wgmmas issued back to back before a wait (WgmmaChainBf16), their A
 // fragments in registers.
@@ -404,7 +401,7 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
 
   // The running state of this thread's accumulator elements (StateRows: accumulator column c
   // holds state column StateColumn(c, kRun), column kD holds z, the rest are zero); a tile's state
-  // rows are loaded as stored, with P::kPrefetch a tile ahead.
+  // rows are loaded as stored, a tile ahead.
   float acc[M::kNTiles][4];
   static_assert(M::kNTiles == kD / 8 + 1, "S's n-tiles, then z's");
   constexpr int kRun = P::Run(std::is_same_v<Storage, __nv_bfloat16>);
@@ -429,7 +426,7 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
     TileRows next = now;
     if (tile + 1 < tiles) {
       next = rows_of(tile + 1);
-      if (P::kPrefetch) stored.Load(state, D, next.feature, t4);
+      stored.Load(state, D, next.feature, t4);
     }
     auto fragment_weight = [&](int half) { return kUnweighted ? 1.0f : now.weight[half]; };
 
@@ -521,7 +518,6 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
     }
     out.Store(state, D, now.feature, t4);
     now = next;
-    if (!P::kPrefetch && tile + 1 < tiles) stored.Load(state, D, now.feature, t4);
   }
 }
 
