@@ -14,15 +14,6 @@ __device__ inline float LoadOne(const float* p) { return *p; }
 __device__ inline float LoadOne(const __nv_bfloat16* p) { return __bfloat162float(*p); }
 __device__ inline void StoreOne(float* p, float v) { *p = v; }
 __device__ inline void StoreOne(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
-// Two adjacent state elements (the first at an even index), in one access.
-__device__ inline float2 LoadTwo(const float* p) { return *reinterpret_cast<const float2*>(p); }
-__device__ inline float2 LoadTwo(const __nv_bfloat16* p) {
-  return __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(p));
-}
-__device__ inline void StoreTwo(float* p, float2 v) { *reinterpret_cast<float2*>(p) = v; }
-__device__ inline void StoreTwo(__nv_bfloat16* p, float2 v) {
-  *reinterpret_cast<__nv_bfloat162*>(p) = __float22bfloat162_rn(v);
-}
 
 // The ε of MODEL.md, added to the normaliser.
 constexpr float kNormalizerEpsilon = 1e-6f;
