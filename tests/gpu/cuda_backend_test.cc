@@ -97,6 +97,15 @@ struct KernelShape {
 
 class GpuKernels : public ::testing::TestWithParam<KernelShape> {};
 
+// The largest relative difference of any session's S and z, GPU against CPU.
+double StatesError(AttentionRun& gpu, AttentionRun& cpu) {
+  double error = 0.0;
+  for (size_t i = 0; i < gpu.slots.size(); ++i) {
+    error = std::max(error, MaxRelativeError(gpu.State(gpu.slots[i]), cpu.State(cpu.slots[i])));
+  }
+  return error;
+}
+
 // Ragged prefill segments (1 … 777 rows, across every chunk boundary) in one launch, then one
 // decode step of each session in one batch, against the CPU backend: outputs and states.
 TEST_P(GpuKernels, PrefillAndDecodeMatchTheCpuBackend) {
@@ -162,11 +171,7 @@ TEST_P(GpuKernels, PrefillAndDecodeMatchTheCpuBackend) {
       Report(absl::StrCat(s.Name(), " decode output after ", lengths[i], " tokens vs CPU"), error);
     }
   }
-  double state_error = 0.0;
-  for (int64_t i = 0; i < sessions; ++i) {
-    state_error =
-        std::max(state_error, MaxRelativeError(gpu.State(gpu.slots[i]), cpu.State(cpu.slots[i])));
-  }
+  const double state_error = StatesError(gpu, cpu);
   Report(absl::StrCat(s.Name(), " prefill outputs vs CPU"), prefill_error);
   Report(absl::StrCat(s.Name(), " prefill outputs from token ", kWarmTokens, " vs CPU"),
          warm_prefill_error);
@@ -256,11 +261,7 @@ TEST_P(GpuKernels, FoldingManySessionsMatchesTheCpuBackend) {
       run->backend->FoldDecodeBuffers(buffered);
       batch.Decode(*run, kSteps);
     }
-    double state_error = 0.0;
-    for (int64_t i = 0; i < sessions; ++i) {
-      state_error =
-          std::max(state_error, MaxRelativeError(gpu.State(gpu.slots[i]), cpu.State(cpu.slots[i])));
-    }
+    const double state_error = StatesError(gpu, cpu);
     const double output_error = DecodeError(c, batch, gpu, cpu);
     const std::string name = absl::StrCat(s.Name(), " ", sessions, " sessions");
     Report(absl::StrCat(name, ": states after a fold vs CPU"), state_error);
