@@ -72,6 +72,7 @@ __global__ void __launch_bounds__(kThreads)
   const int N = shape.buffer_tokens;
   const int group = shape.num_heads / shape.num_kv_heads;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  AllowDependentsToStart();  // as FinishHeads
   const int64_t item = int64_t{blockIdx.x} * kFinishWarps + warp;
   if (item >= items) return;
   const int64_t r = item / shape.num_kv_heads;

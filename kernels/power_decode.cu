@@ -3,13 +3,17 @@
 //    memory (cp.async) into partial numerators φ(q)ᵀS, and z into partial denominators φ(q)·z,
 //    added into the scratch. A bf16 state is multiplied on tensor cores (StreamStatesMma),
 //    an fp32 one on CUDA cores (StreamStates). It is launched to be set up while the kernel before
-//    it ends, and waits for that kernel before it reads anything.
+//    it ends (the previous layer's FinishHeads, in a step of attention alone) and puts its first
+//    rows of S in flight meanwhile: no kernel that may still run writes a state (the folds and
+//    prefills that do are ordinary launches, over before it). It waits for that kernel before it
+//    reads q or touches the scratch, which FinishHeads zeroes.
 // 2. FinishHeads: a block per (session, kv head) adds the token to the head's decode buffer,
 //    attends over the buffer and writes the outputs from both parts (FinishHeadsWarps, a warp
 //    per (session, kv head), for steps of many). It is launched to start while the last blocks
 //    of launch 1 still run: the buffer's attention needs nothing from them, only the final sums
 //    wait. It zeroes the sums it read, so the scratch needs no clearing before the next layer (no
-//    memset node between layers).
+//    memset node between layers). It lets the launch after it start at once, so that the next
+//    layer's launch 1 takes the SMs its blocks leave idle.
 // The engine folds buffers that fill (through the prefill, see GatherDecodeBuffers), so a state is
 // written once every N tokens instead of every token.
 #include <cuda_bf16.h>
@@ -242,7 +246,6 @@ __global__ void __launch_bounds__(kThreads, BlocksPerSM(kGroup))
   const int d = shape.head_dim;
   const int group = shape.num_heads / shape.num_kv_heads;
   AllowDependentsToStart();
-  WaitForPrimary();
   const Item item = BlockItem<Storage>(shape, plan, decode_rows, state_offset);
   uint4* staging = reinterpret_cast<uint4*>(shared);  // [kStages × kStageRows × kThreads]
   float* q = shared + kStagingBytes / sizeof(float);  // [group × d]
@@ -270,6 +273,7 @@ __global__ void __launch_bounds__(kThreads, BlocksPerSM(kGroup))
   };
 #pragma unroll
   for (int stage = 0; stage < kStages - 1; ++stage) fetch(stage, stage * stage_rows);
+  WaitForPrimary();
   PrepareItem<Storage>(shape, item, q_rows, q, phi, plan.tile_features, item.tile, sums, scratch);
 
   float numerator[kGroup][kSize] = {};
@@ -350,7 +354,6 @@ __global__ void __launch_bounds__(kThreads, MmaBlocksPerSM(kHeadTiles))
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int part = warp % kParts, row_warp = warp / kParts;
   AllowDependentsToStart();
-  WaitForPrimary();
   const Item item = BlockItem<__nv_bfloat16>(shape, plan, decode_rows, state_offset);
   __nv_bfloat16* staging =
       reinterpret_cast<__nv_bfloat16*>(shared) + warp * kMmaStages * kStageElements;
@@ -408,6 +411,7 @@ __global__ void __launch_bounds__(kThreads, MmaBlocksPerSM(kHeadTiles))
   };
   Factors next = factors_of(0);
 
+  WaitForPrimary();
   LoadQueriesClearSums(item, q_rows, kHeadDim, group, q, sums);
 
   float acc[kHeadTiles][kColumnTiles][4] = {};
@@ -568,6 +572,7 @@ __global__ void FinishHeads(PowerAttentionShape shape, AttentionRows rows,
   float* weights = values + chunk * d;     // [group × chunk]
   float* decay = weights + group * chunk;  // [N]
   __shared__ float state_decay;
+  AllowDependentsToStart();
 
   const PairBuffer buffer(shape, rows, decode, layer, h);
   const int n = buffer.n;
