@@ -243,11 +243,17 @@ TEST_P(GpuKernels, BatchOf256DecodingSessionsMatchesTheCpuBackend) {
 
 // Five decode steps, the sessions' buffers folded into their states in one call, one more step:
 // states and outputs against the CPU backend. At 40 sessions the fold's blocks walk a few tiles
-// of k-rows each (the last block fewer), at 256 the most (TilesPerBlock).
+// of k-rows each (the last block fewer), at 256 the most (TilesPerBlock). Only the tensor-core
+// prefill walks tiles; the other shapes fold through the CUDA-core prefill, which
+// PrefillAndDecodeMatchTheCpuBackend covers, and their CPU reference here would take most of a
+// minute.
 TEST_P(GpuKernels, FoldingManySessionsMatchesTheCpuBackend) {
   const KernelShape s = GetParam();
   const ModelConfig c = s.Config();
   if (TooLargeFor256Sessions(c)) GTEST_SKIP() << "state too large for 256";
+  if (!kernels::UsesTensorCorePrefill(static_cast<int>(c.head_dim), static_cast<int>(c.degree))) {
+    GTEST_SKIP() << "folds through the CUDA-core prefill, which walks no tiles";
+  }
   constexpr int64_t kSteps = 5;
   for (const int64_t sessions : {40, 256}) {
     const SessionBatch batch(sessions);

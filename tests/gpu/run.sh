@@ -26,7 +26,7 @@
 #                             the CUDA module built from HEAD with REF's own commits applied, as
 #                             NAME/ in build/variants.tar.xz (carry it with the bundle)
 #   tests/gpu/run.sh variant-tests   on the GPU machine: the GPU tests of each variant but HEAD
-#                             (~2 minutes each; $GTEST_FILTER narrows them, $VARIANTS names the
+#                             (~4 minutes each; $GTEST_FILTER narrows them, $VARIANTS names the
 #                             variants), logs in $OUT/variant-tests_TIME.tgz
 #   tests/gpu/run.sh ab [BENCH FLAGS]   on the GPU machine: two interleaved rounds of the kernels
 #                             bench of every variant (or of $VARIANTS) with FLAGS (e.g.
@@ -226,7 +226,7 @@ variant-tests)
   status=0
   for v in $variants; do
     [[ $v == HEAD ]] && continue  # tested by `device tests`
-    timeout 200 "$work/variant/$v/cuda_backend_test" > "$logs/tests_$v.log" 2>&1 || status=1
+    timeout 300 "$work/variant/$v/cuda_backend_test" > "$logs/tests_$v.log" 2>&1 || status=1
     echo "$v: GPU tests $(grep -E '^\[  (PASSED|FAILED) ' "$logs/tests_$v.log" | tr '\n' ' ')"
   done
   pack_logs
