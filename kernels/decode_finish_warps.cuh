@@ -24,9 +24,9 @@ inline size_t FinishWarpsSharedBytes(const PowerAttentionShape& shape) {
 // q·key for each query head of the group, by one lane over its whole key: 16-byte loads kBatch at a
 // time (all in flight at once) when the key is aligned (a buffer of an odd token count leaves its
 // rows 4-byte aligned only), one float at a time otherwise.
-template <int kHeadDim>
+template <int kHeadDim, int kGroup>
 __device__ inline void KeyDots(const float* q, const float* key, int group,
-                               float (&dots)[kMaxGroup]) {
+                               float (&dots)[kGroup]) {
   constexpr int kBatch = 8;
   if ((reinterpret_cast<uintptr_t>(key) & 15) == 0) {
 #pragma unroll
@@ -37,7 +37,7 @@ __device__ inline void KeyDots(const float* q, const float* key, int group,
 #pragma unroll
       for (int b = 0; b < kBatch; ++b) {
 #pragma unroll
-        for (int g = 0; g < kMaxGroup; ++g) {
+        for (int g = 0; g < kGroup; ++g) {
           if (g < group) {
             const float* x = q + g * kHeadDim + first + 4 * b;
             dots[g] += x[0] * k[b].x + x[1] * k[b].y + x[2] * k[b].z + x[3] * k[b].w;
@@ -49,7 +49,7 @@ __device__ inline void KeyDots(const float* q, const float* key, int group,
     for (int j = 0; j < kHeadDim; ++j) {
       const float k = key[j];
 #pragma unroll
-      for (int g = 0; g < kMaxGroup; ++g) {
+      for (int g = 0; g < kGroup; ++g) {
         if (g < group) dots[g] += q[g * kHeadDim + j] * k;
       }
     }
@@ -60,7 +60,7 @@ __device__ inline void KeyDots(const float* q, const float* key, int group,
 // item = (row, kv head) numbered kv-head-fastest. Lanes take the buffered tokens 32 at a time, one
 // each, for their weights; then every lane adds the 32 tokens' values at its columns lane + 32c,
 // kValueTokens tokens' loads in flight at once.
-template <int kHeadDim>
+template <int kHeadDim, int kGroup>
 __global__ void __launch_bounds__(kThreads)
     FinishHeadsWarps(PowerAttentionShape shape, AttentionRows rows, const DecodeRow* decode_rows,
                      int64_t items, LayerOffsets layer, DecodeScratch scratch,
@@ -91,16 +91,16 @@ __global__ void __launch_bounds__(kThreads)
   const float carried = DecaysToNow(decay, n, decay) * shape.scale_pow;
   __syncwarp();
 
-  float acc[kMaxGroup][kColumnsPerLane] = {};
-  float total[kMaxGroup] = {};
+  float acc[kGroup][kColumnsPerLane] = {};
+  float total[kGroup] = {};
   for (int first = 0; first < n; first += 32) {
     const int s = first + lane;
-    float weight[kMaxGroup] = {};
+    float weight[kGroup] = {};
     if (s < n) {
-      float dots[kMaxGroup] = {};
-      KeyDots<kHeadDim>(q, buffer.Key(s), group, dots);
+      float dots[kGroup] = {};
+      KeyDots<kHeadDim, kGroup>(q, buffer.Key(s), group, dots);
 #pragma unroll
-      for (int g = 0; g < kMaxGroup; ++g) {
+      for (int g = 0; g < kGroup; ++g) {
         weight[g] = EvenPower(shape.scale * dots[g], shape.degree) * decay[s];
         total[g] += weight[g];
       }
@@ -120,7 +120,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
       for (int t = 0; t < kValueTokens; ++t) {
 #pragma unroll
-        for (int g = 0; g < kMaxGroup; ++g) {
+        for (int g = 0; g < kGroup; ++g) {
           if (g < group) {
             const float w = __shfl_sync(0xffffffffu, weight[g], base + t);
 #pragma unroll
@@ -134,7 +134,7 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t first_head = r * shape.num_heads + h * group;
   float* out = rows.out + (decode.row * shape.num_heads + h * group) * d;
 #pragma unroll
-  for (int g = 0; g < kMaxGroup; ++g) {
+  for (int g = 0; g < kGroup; ++g) {
     if (g < group) {
       const float weight_sum = WarpSum(total[g]);
       const float inverse =

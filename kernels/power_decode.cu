@@ -741,8 +741,13 @@ void PowerDecode(const PowerAttentionShape& shape, const AttentionRows& rows,
   const int64_t items = count * shape.num_kv_heads;
   const bool many = items >= int64_t{kFinishWarpsItemsPerSM} * MultiprocessorCount();
   if (many && (shape.head_dim == 64 || shape.head_dim == 128)) {
-    LaunchAfterStarted(shape.head_dim == 64 ? FinishHeadsWarps<64> : FinishHeadsWarps<128>,
-                       static_cast<unsigned>((items + kFinishWarps - 1) / kFinishWarps),
+    // Without grouped queries a warp holds one head's sums: a third of the registers, and a
+    // step of 256 sessions of the 124M shape fits the GPU at once.
+    const auto finish = group == 1 ? (shape.head_dim == 64 ? FinishHeadsWarps<64, 1>
+                                                           : FinishHeadsWarps<128, 1>)
+                                   : (shape.head_dim == 64 ? FinishHeadsWarps<64, kMaxGroup>
+                                                           : FinishHeadsWarps<128, kMaxGroup>);
+    LaunchAfterStarted(finish, static_cast<unsigned>((items + kFinishWarps - 1) / kFinishWarps),
                        dim3(kThreads), FinishWarpsSharedBytes(shape), stream, shape, rows,
                        decode_rows, items, layer, sums, padding_state);
   } else {
