@@ -164,21 +164,27 @@ struct Item {
   int64_t query;  // the same head in the q rows
 };
 
+// Features [first, first + tile) of (decode row, kv head) pair `pair`.
+template <typename Storage>
+__device__ inline Item PairItem(const PowerAttentionShape& shape, const DecodeRow* decode_rows,
+                                int64_t state_offset, int64_t pair, int first, int tile) {
+  const int64_t r = pair / shape.num_kv_heads;
+  const int h = static_cast<int>(pair - r * shape.num_kv_heads);
+  const DecodeRow decode = decode_rows[r];
+  const int group = shape.num_heads / shape.num_kv_heads;
+  const int64_t kv_head_bytes =
+      int64_t{shape.expanded_dim} * (shape.head_dim + 1) * sizeof(Storage);
+  return {static_cast<const char*>(decode.state) + state_offset + h * kv_head_bytes, first, tile,
+          r * shape.num_heads + h * group, decode.row * shape.num_heads + h * group};
+}
+
 template <typename Storage>
 __device__ inline Item BlockItem(const PowerAttentionShape& shape, TilePlan plan,
                                  const DecodeRow* decode_rows, int64_t state_offset) {
   const int64_t pair = blockIdx.x / plan.tiles;
-  const int t = static_cast<int>(blockIdx.x - pair * plan.tiles);
-  const int64_t r = pair / shape.num_kv_heads;
-  const int h = static_cast<int>(pair - r * shape.num_kv_heads);
-  const DecodeRow decode = decode_rows[r];
-  const int first = t * plan.tile_features;
-  const int group = shape.num_heads / shape.num_kv_heads;
-  const int64_t kv_head_bytes =
-      int64_t{shape.expanded_dim} * (shape.head_dim + 1) * sizeof(Storage);
-  return {static_cast<const char*>(decode.state) + state_offset + h * kv_head_bytes, first,
-          min(plan.tile_features, shape.expanded_dim - first), r * shape.num_heads + h * group,
-          decode.row * shape.num_heads + h * group};
+  const int first = static_cast<int>(blockIdx.x - pair * plan.tiles) * plan.tile_features;
+  return PairItem<Storage>(shape, decode_rows, state_offset, pair, first,
+                           min(plan.tile_features, shape.expanded_dim - first));
 }
 
 // The block's start on an item: its group's query rows into q [group × d], its sums [group × d]
@@ -325,7 +331,7 @@ __device__ inline uint32_t Bf16Part(float x0, float x1, bool low) {
 // n-tiles of StreamStatesMma's B: each takes 4 query heads (two columns each).
 __host__ __device__ constexpr int HeadTiles(int group) { return (group + 3) / 4; }
 
-// grid (items): bf16 states at head_dim 64 or 128, degree 2, on tensor cores, the product taken
+// A block's item of bf16 state at head_dim 64 or 128, degree 2, on tensor cores, the product taken
 // transposed: numeratorsᵀ = Sᵀ·φ(q). A block of 16 features of S is the A operand of mma m16n8k16
 // (m: 16 state columns, k: the features, ldmatrix.trans from the staged rows); B holds φ(q) of
 // four query heads a n-tile, each head as two columns, its bf16 high and low parts (their sum
@@ -340,9 +346,8 @@ __host__ __device__ constexpr int HeadTiles(int group) { return (group + 3) / 4;
 // (their factors and z fetched a block ahead), and adds φ(q)·z to its head's denominator: no
 // tile-wide φ pass before the stream.
 template <int kHeadDim, int kHeadTiles>
-__global__ void __launch_bounds__(kThreads, MmaBlocksPerSM(kHeadTiles))
-    StreamStatesMma(PowerAttentionShape shape, const float* q_rows, const DecodeRow* decode_rows,
-                    int64_t state_offset, TilePlan plan, DecodeScratch scratch) {
+__device__ void StreamItemMma(const PowerAttentionShape& shape, const float* q_rows,
+                              const Item& item, const DecodeScratch& scratch) {
   constexpr int kColumns = MmaColumns(kHeadDim);
   constexpr int kParts = kHeadDim / kColumns;
   constexpr int kRowWarps = kWarps / kParts;
@@ -353,8 +358,6 @@ __global__ void __launch_bounds__(kThreads, MmaBlocksPerSM(kHeadTiles))
   const int group = shape.num_heads / shape.num_kv_heads;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int part = warp % kParts, row_warp = warp / kParts;
-  AllowDependentsToStart();
-  const Item item = BlockItem<__nv_bfloat16>(shape, plan, decode_rows, state_offset);
   __nv_bfloat16* staging =
       reinterpret_cast<__nv_bfloat16*>(shared) + warp * kMmaStages * kStageElements;
   float* q = shared + MmaStagingBytes(kHeadDim) / sizeof(float);  // [group × d]
@@ -488,6 +491,32 @@ __global__ void __launch_bounds__(kThreads, MmaBlocksPerSM(kHeadTiles))
   AddNumerators(shape, item, sums, scratch);
 }
 
+// grid (blocks): bf16 states on tensor cores (StreamItemMma). The pairs' rows of S, laid end to
+// end, are cut into equal spans of rows_per_block, a block each, which it takes as the items of
+// the pairs its span crosses: every block of the one wave streams as much state, where tiles of
+// whole pairs ran in waves whose last was part empty (ncu at 64 sessions of the 124M shape: 4.65
+// waves, 72% of DRAM bandwidth).
+template <int kHeadDim, int kHeadTiles>
+__global__ void __launch_bounds__(kThreads, MmaBlocksPerSM(kHeadTiles))
+    StreamStatesMma(PowerAttentionShape shape, const float* q_rows, const DecodeRow* decode_rows,
+                    int64_t state_offset, int64_t pairs, int64_t rows_per_block,
+                    DecodeScratch scratch) {
+  AllowDependentsToStart();
+  const int64_t D = shape.expanded_dim;
+  const int64_t start = blockIdx.x * rows_per_block;
+  const int64_t end = min(pairs * D, start + rows_per_block);
+  for (int64_t row = start; row < end;) {
+    const int64_t pair = row / D;
+    const int first = static_cast<int>(row - pair * D);
+    const int tile = static_cast<int>(min(D, end - pair * D)) - first;
+    if (row > start) __syncthreads();  // the sums of the item before are added
+    StreamItemMma<kHeadDim, kHeadTiles>(
+        shape, q_rows, PairItem<__nv_bfloat16>(shape, decode_rows, state_offset, pair, first, tile),
+        scratch);
+    row += tile;
+  }
+}
+
 template <typename Storage>
 void LaunchStreamStates(int group, size_t shared, cudaStream_t stream,
                         const PowerAttentionShape& shape, const float* q,
@@ -513,20 +542,25 @@ void LaunchStreamStates(int group, size_t shared, cudaStream_t stream,
   }
 }
 
-// The tensor-core path at one head size: its tile plan and launch. No φ is kept in shared
-// memory, so a tile is as long as kTileBytes allows.
+// The tensor-core path at one head size: the blocks SMs hold at once, each with an equal span of
+// rows (a multiple of 16, at least kMinTileFeatures). No φ is kept in shared memory, so a span is
+// as long as it needs to be.
 template <int kHeadDim>
 void LaunchStreamStatesMma(cudaStream_t stream, const PowerAttentionShape& shape, const float* q,
                            const DecodeRow* decode_rows, int64_t count, int64_t state_offset,
                            DecodeScratch scratch) {
   const int group = shape.num_heads / shape.num_kv_heads;
-  const TilePlan plan = PlanTiles(shape, count, kHeadDim * 2, 16, shape.expanded_dim,
-                                  int64_t{MultiprocessorCount()} * MmaBlocksPerSM(HeadTiles(group)));
+  const int64_t pairs = count * shape.num_kv_heads;
+  const int64_t rows = pairs * shape.expanded_dim;
+  const int64_t slots = int64_t{MultiprocessorCount()} * MmaBlocksPerSM(HeadTiles(group));
+  const int64_t even_share = (rows + slots - 1) / slots;
+  const int64_t rows_per_block = std::max<int64_t>(kMinTileFeatures, (even_share + 15) / 16 * 16);
   const size_t shared = MmaStagingBytes(kHeadDim) + TileSharedBytes(shape, 0);
   auto kernel = HeadTiles(group) == 1 ? StreamStatesMma<kHeadDim, 1>
                                       : StreamStatesMma<kHeadDim, HeadTiles(kMaxGroup)>;
-  LaunchAfterStarted(kernel, static_cast<unsigned>(plan.items), kThreads, shared, stream, shape, q,
-                     decode_rows, state_offset, plan, scratch);
+  LaunchAfterStarted(kernel, static_cast<unsigned>((rows + rows_per_block - 1) / rows_per_block),
+                     kThreads, shared, stream, shape, q, decode_rows, state_offset, pairs,
+                     rows_per_block, scratch);
 }
 
 // From this many (row, kv head) items an SM, FinishHeadsWarps finishes a step, below FinishHeads:
