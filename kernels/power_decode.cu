@@ -491,29 +491,30 @@ __device__ void StreamItemMma(const PowerAttentionShape& shape, const float* q_r
   AddNumerators(shape, item, sums, scratch);
 }
 
-// grid (blocks): bf16 states on tensor cores (StreamItemMma). The pairs' rows of S, laid end to
-// end, are cut into equal spans of rows_per_block, a block each, which it takes as the items of
-// the pairs its span crosses: every block of the one wave streams as much state, where tiles of
-// whole pairs ran in waves whose last was part empty (ncu at 64 sessions of the 124M shape: 4.65
-// waves, 72% of DRAM bandwidth).
+// grid (blocks): bf16 states on tensor cores (StreamItemMma). Each pair's rows of S are laid end
+// to end, a pair taking pair_rows (≥ D; rows past D are none), and cut into spans of
+// rows_per_block, a block each, which it takes as the items of the pairs its span crosses. Tiles
+// of whole pairs are pair_rows = tiles × rows_per_block; even spans of one wave, pair_rows = D.
 template <int kHeadDim, int kHeadTiles>
 __global__ void __launch_bounds__(kThreads, MmaBlocksPerSM(kHeadTiles))
     StreamStatesMma(PowerAttentionShape shape, const float* q_rows, const DecodeRow* decode_rows,
-                    int64_t state_offset, int64_t pairs, int64_t rows_per_block,
+                    int64_t state_offset, int64_t pairs, int64_t pair_rows, int64_t rows_per_block,
                     DecodeScratch scratch) {
   AllowDependentsToStart();
-  const int64_t D = shape.expanded_dim;
   const int64_t start = blockIdx.x * rows_per_block;
-  const int64_t end = min(pairs * D, start + rows_per_block);
+  const int64_t end = min(pairs * pair_rows, start + rows_per_block);
   for (int64_t row = start; row < end;) {
-    const int64_t pair = row / D;
-    const int first = static_cast<int>(row - pair * D);
-    const int tile = static_cast<int>(min(D, end - pair * D)) - first;
-    if (row > start) __syncthreads();  // the sums of the item before are added
-    StreamItemMma<kHeadDim, kHeadTiles>(
-        shape, q_rows, PairItem<__nv_bfloat16>(shape, decode_rows, state_offset, pair, first, tile),
-        scratch);
-    row += tile;
+    const int64_t pair = row / pair_rows;
+    const int first = static_cast<int>(row - pair * pair_rows);
+    const int stop = static_cast<int>(min(pair_rows, end - pair * pair_rows));
+    const int tile = min(stop, shape.expanded_dim) - first;
+    if (tile > 0) {
+      if (row > start) __syncthreads();  // the sums of the item before are added
+      StreamItemMma<kHeadDim, kHeadTiles>(
+          shape, q_rows,
+          PairItem<__nv_bfloat16>(shape, decode_rows, state_offset, pair, first, tile), scratch);
+    }
+    row = pair * pair_rows + stop;
   }
 }
 
@@ -542,25 +543,34 @@ void LaunchStreamStates(int group, size_t shared, cudaStream_t stream,
   }
 }
 
-// The tensor-core path at one head size: the blocks SMs hold at once, each with an equal span of
-// rows (a multiple of 16, at least kMinTileFeatures). No φ is kept in shared memory, so a span is
-// as long as it needs to be.
+// The tensor-core path at one head size. At head_dim 64, tiles of whole pairs (PlanTiles) in
+// waves, the last part empty, so that FinishHeads starts on SMs its blocks leave; at 128, blocks
+// of one wave with equal spans of rows (a multiple of 16, at least kMinTileFeatures), where they
+// were 7-13% faster at 16-175 sessions of the 14B shape and 3-4% slower at 64-256 of the 124M one
+// (bench/results/decode_session15.md). No φ is kept in shared memory, so a span is as long as it
+// needs to be.
 template <int kHeadDim>
 void LaunchStreamStatesMma(cudaStream_t stream, const PowerAttentionShape& shape, const float* q,
                            const DecodeRow* decode_rows, int64_t count, int64_t state_offset,
                            DecodeScratch scratch) {
   const int group = shape.num_heads / shape.num_kv_heads;
   const int64_t pairs = count * shape.num_kv_heads;
-  const int64_t rows = pairs * shape.expanded_dim;
   const int64_t slots = int64_t{MultiprocessorCount()} * MmaBlocksPerSM(HeadTiles(group));
-  const int64_t even_share = (rows + slots - 1) / slots;
-  const int64_t rows_per_block = std::max<int64_t>(kMinTileFeatures, (even_share + 15) / 16 * 16);
+  int64_t pair_rows = shape.expanded_dim, rows_per_block = 0;
+  if (kHeadDim == 64) {
+    const TilePlan plan = PlanTiles(shape, count, kHeadDim * 2, 16, shape.expanded_dim, slots);
+    rows_per_block = plan.tile_features;
+    pair_rows = int64_t{plan.tiles} * plan.tile_features;
+  } else {
+    const int64_t even_share = (pairs * pair_rows + slots - 1) / slots;
+    rows_per_block = std::max<int64_t>(kMinTileFeatures, (even_share + 15) / 16 * 16);
+  }
   const size_t shared = MmaStagingBytes(kHeadDim) + TileSharedBytes(shape, 0);
   auto kernel = HeadTiles(group) == 1 ? StreamStatesMma<kHeadDim, 1>
                                       : StreamStatesMma<kHeadDim, HeadTiles(kMaxGroup)>;
-  LaunchAfterStarted(kernel, static_cast<unsigned>((rows + rows_per_block - 1) / rows_per_block),
-                     kThreads, shared, stream, shape, q, decode_rows, state_offset, pairs,
-                     rows_per_block, scratch);
+  const int64_t blocks = (pairs * pair_rows + rows_per_block - 1) / rows_per_block;
+  LaunchAfterStarted(kernel, static_cast<unsigned>(blocks), kThreads, shared, stream, shape, q,
+                     decode_rows, state_offset, pairs, pair_rows, rows_per_block, scratch);
 }
 
 // From this many (row, kv head) items an SM, FinishHeadsWarps finishes a step, below FinishHeads:
