@@ -1,7 +1,7 @@
 // Decode with deferred state updates, in two launches per layer.
-// 1. A block per item (session, kv head, tile of features) streams its tile of S through shared
-//    memory (cp.async) into partial numerators φ(q)ᵀS, and z into partial denominators φ(q)·z,
-//    added into the scratch. A bf16 state is multiplied on tensor cores (StreamStatesMma),
+// 1. A block per item (session, kv head, tile of features; on tensor cores, a span of rows that
+//    may cross items) streams its tile of S through shared memory (cp.async) into partial
+//    numerators φ(q)ᵀS, and z into partial denominators φ(q)·z, added into the scratch. A bf16 state is multiplied on tensor cores (StreamStatesMma),
 //    an fp32 one on CUDA cores (StreamStates). It is launched to be set up while the kernel before
 //    it ends (the previous layer's FinishHeads, in a step of attention alone) and puts its first
 //    rows of S in flight meanwhile: no kernel that may still run writes a state (the folds and
@@ -546,7 +546,7 @@ void LaunchStreamStates(int group, size_t shared, cudaStream_t stream,
 // The tensor-core path at one head size. At head_dim 64, tiles of whole pairs (PlanTiles) in
 // waves, the last part empty, so that FinishHeads starts on SMs its blocks leave; at 128, blocks
 // of one wave with equal spans of rows (a multiple of 16, at least kMinTileFeatures), where they
-// were 7-13% faster at 16-175 sessions of the 14B shape and 3-4% slower at 64-256 of the 124M one
+// were 7-13% faster at 16-175 sessions of the 14B shape and 3-5% slower at 64-256 of the 124M one
 // (bench/results/decode_session15.md). No φ is kept in shared memory, so a span is as long as it
 // needs to be.
 template <int kHeadDim>
