@@ -1,5 +1,5 @@
 // GPU kernel benchmark: the hardware ceilings (device copy bandwidth, cuBLAS BF16 GEMM) and
-// sympow's power-attention decode and prefill, all in one run on one GPU. Writes a JSON report
+// sympow's power-attention decode and prefill and token sampling, all in one run on one GPU. Writes a JSON report
 // (--out) that bench/peers/report.py merges with the peers' figures.
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -21,6 +21,7 @@
 #include "kernels/elementwise.h"
 #include "kernels/power_attention.h"
 #include "kernels/power_prefill_mma.h"
+#include "kernels/sampling.h"
 #include "model/config.h"
 #include "model/cuda/cuda_check.h"
 #include "model/cuda/device_array.h"
@@ -33,6 +34,7 @@ ABSL_FLAG(int64_t, max_prefill_context, 1 << 20, "longest prefill context measur
 ABSL_FLAG(int64_t, min_prefill_context, 1024, "shortest prefill context measured");
 ABSL_FLAG(bool, decode, true, "measure decode (false: prefill only, e.g. under a profiler)");
 ABSL_FLAG(bool, prefill, true, "measure prefill (false: decode only, e.g. under a profiler)");
+ABSL_FLAG(bool, sampling, true, "measure token sampling (at the decode session counts)");
 ABSL_FLAG(std::vector<std::string>, decode_sessions,
           std::vector<std::string>({"1", "16", "64", "256"}),
           "session counts decode is measured at, ascending");
@@ -364,6 +366,41 @@ nlohmann::json BenchPrefill(const AttentionShape& s, int64_t context, double gem
           {"TFLOPs", tflops}, {"flops_fraction", tflops / gemm_tflops}};
 }
 
+// Token sampling of `rows` rows of a GPT-2-sized vocabulary, normal random logits: greedy, or as
+// the engine bench samples (temperature 0.8, top-p 0.95). Its ceiling is the time to read the
+// logits once at the copy bandwidth, the least any sampler spends.
+nlohmann::json BenchSampling(int rows, bool greedy, double copy_tbps, cudaStream_t stream) {
+  constexpr int64_t kVocab = 50257;
+  DeviceArray<float> logits;
+  FillRandom(logits, rows * kVocab, 7);
+  std::mt19937_64 random(static_cast<uint64_t>(rows));
+  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+  std::vector<kernels::SampleRowParams> params(rows);
+  for (kernels::SampleRowParams& row : params) {
+    row.temperature = greedy ? 0.0f : 0.8f;
+    row.top_p = greedy ? 1.0f : 0.95f;
+    row.uniform = uniform(random);
+  }
+  DeviceArray<kernels::SampleRowParams> device_params;
+  device_params.Upload(params, stream);
+  DeviceArray<int32_t> tokens;
+  DeviceArray<float> logprobs;
+  tokens.Reserve(rows);
+  logprobs.Reserve(rows);
+  const double us = 1e3 * TimeMs(stream, 20, [&] {
+    kernels::SampleRows(logits.Reserve(0), rows, kVocab, device_params.Reserve(0), nullptr,
+                        nullptr, tokens.Reserve(0), logprobs.Reserve(0), stream);
+  });
+  CudaCheck(cudaGetLastError(), "SampleRows");
+  const double read_us = rows * kVocab * 4.0 / (copy_tbps * 1e12) * 1e6;
+  const std::string mode = greedy ? "greedy" : "temperature 0.8, top-p 0.95";
+  spdlog::info("sampling {} rows x {} ({}): {:.1f} us a call; the logits read once at copy "
+               "bandwidth {:.2f} us ({:.1f}% of the call)",
+               rows, kVocab, mode, us, read_us, 100.0 * read_us / us);
+  return {{"rows", rows}, {"vocab", kVocab}, {"mode", mode}, {"us", us},
+          {"logits_read_us", read_us}};
+}
+
 int Run() {
   // Flags first: a bad one fails before any measuring.
   std::vector<int> decode_sessions;
@@ -427,6 +464,13 @@ int Run() {
     // The 14B shape also at the most sessions that fit, when that is between the counts asked.
     if (fit < decode_sessions.back() && fit > decode_sessions.front())
       report["decode"].push_back(BenchDecode(k14b, fit, bf16, copy_tbps, stream));
+  }
+  if (absl::GetFlag(FLAGS_sampling)) {
+    for (bool greedy : {true, false}) {
+      for (int rows : decode_sessions) {
+        report["sampling"].push_back(BenchSampling(rows, greedy, copy_tbps, stream));
+      }
+    }
   }
   if (absl::GetFlag(FLAGS_prefill)) {
     // Doubling, as the SDPA and Manifest peers run, so that every context they reach compares.

@@ -89,6 +89,7 @@ def build(run_dir, commit, engine_run=None, engine_commit=None, peers_from=None)
             **p, "manifest_tokens_per_s": manifest_prefill(manifest, p["shape"], p["context"]),
             "sdpa_tokens_per_s": sdpa[0]["tokens_per_s"] if sdpa else None,
             "naive_torch_tokens_per_s": naive[0]["tokens_per_s"] if naive else None})
+    report["sampling"] = bench.get("sampling", [])
     engine_path = os.path.join(engine_run or run_dir, "engine_bench.json")
     if os.path.exists(engine_path):
         with open(engine_path) as f:
@@ -172,6 +173,15 @@ def markdown(report, figures):
               ", ".join(f"{e['context']:,} tokens {e['us_per_session_layer']:.1f} µs"
                         for e in report["peers"]["sdpa_decode"] if e["sessions"] == 1) + ".", "",
               "![prefill tokens/s vs context](kernels_prefill.png)", ""]
+    if report["sampling"]:
+        lines += ["## Token sampling (SampleRows): one call for every row", "",
+                  "Normal random logits; the ceiling is reading the logits once at the copy bandwidth.", "",
+                  "| rows | vocabulary | sampling | µs a call | logits read at copy BW, µs | of the call |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {x['rows']} | {x['vocab']:,} | {x['mode']} | {x['us']:,.1f} | "
+                  f"{x['logits_read_us']:.2f} | {100 * x['logits_read_us'] / x['us']:.1f}% |"
+                  for x in report["sampling"]]
+        lines.append("")
     for model in report.get("whole_model", []):
         lines += [f"## Whole model through the Engine: {model['model']} (commit {report['whole_model_commit'][:10]})", "",
                   f"State {model['state_bytes_per_session'] / 1e6:.1f} MB per session; GPU memory for "
