@@ -1,6 +1,6 @@
 // GPU kernel benchmark: the hardware ceilings (device copy bandwidth, cuBLAS BF16 GEMM) and
-// sympow's power-attention decode and prefill and token sampling, all in one run on one GPU. Writes a JSON report
-// (--out) that bench/peers/report.py merges with the peers' figures.
+// sympow's power-attention decode and prefill and token sampling, all in one run on one GPU.
+// Writes a JSON report (--out) that bench/peers/report.py merges with the peers' figures.
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <curand.h>
@@ -387,18 +387,20 @@ nlohmann::json BenchSampling(int rows, bool greedy, double copy_tbps, cudaStream
   DeviceArray<float> logprobs;
   tokens.Reserve(rows);
   logprobs.Reserve(rows);
-  const double us = 1e3 * TimeMs(stream, 20, [&] {
-    kernels::SampleRows(logits.Reserve(0), rows, kVocab, device_params.Reserve(0), nullptr,
-                        nullptr, tokens.Reserve(0), logprobs.Reserve(0), stream);
-  });
+  const double us =
+      1e3 * TimeMs(stream, 20, [&] {
+        kernels::SampleRows(logits.Reserve(0), rows, kVocab, device_params.Reserve(0), nullptr,
+                            nullptr, tokens.Reserve(0), logprobs.Reserve(0), stream);
+      });
   CudaCheck(cudaGetLastError(), "SampleRows");
   const double read_us = rows * kVocab * 4.0 / (copy_tbps * 1e12) * 1e6;
   const std::string mode = greedy ? "greedy" : "temperature 0.8, top-p 0.95";
-  spdlog::info("sampling {} rows x {} ({}): {:.1f} us a call; the logits read once at copy "
-               "bandwidth {:.2f} us ({:.1f}% of the call)",
-               rows, kVocab, mode, us, read_us, 100.0 * read_us / us);
-  return {{"rows", rows}, {"vocab", kVocab}, {"mode", mode}, {"us", us},
-          {"logits_read_us", read_us}};
+  spdlog::info(
+      "sampling {} rows x {} ({}): {:.1f} us a call; the logits read once at copy "
+      "bandwidth {:.2f} us ({:.1f}% of the call)",
+      rows, kVocab, mode, us, read_us, 100.0 * read_us / us);
+  return {
+      {"rows", rows}, {"vocab", kVocab}, {"mode", mode}, {"us", us}, {"logits_read_us", read_us}};
 }
 
 int Run() {
