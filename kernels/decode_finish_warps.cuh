@@ -58,9 +58,9 @@ __device__ inline void KeyDots(const float* q, const float* key, int group,
 
 // grid (ceil(items / kFinishWarps)), kThreads threads; as FinishHeads at head_dim kHeadDim, for
 // item = (row, kv head) numbered kv-head-fastest, a lane's sums sized for kGroup (≥ the group)
-// query heads. Lanes take the buffered tokens 32 at a time, one
-// each, for their weights; then every lane adds the 32 tokens' values at its columns lane + 32c,
-// kValueTokens tokens' loads in flight at once.
+// query heads. Lanes take the buffered tokens 32 at a time, one each, for their weights; then
+// every lane adds the 32 tokens' values at its columns lane + 32c, kValueTokens tokens' loads in
+// flight at once.
 template <int kHeadDim, int kGroup>
 __global__ void __launch_bounds__(kThreads)
     FinishHeadsWarps(PowerAttentionShape shape, AttentionRows rows, const DecodeRow* decode_rows,

@@ -1,12 +1,13 @@
 // Decode with deferred state updates, in two launches per layer.
 // 1. A block per item (session, kv head, tile of features; on tensor cores, a span of rows that
 //    may cross items) streams its tile of S through shared memory (cp.async) into partial
-//    numerators φ(q)ᵀS, and z into partial denominators φ(q)·z, added into the scratch. A bf16 state is multiplied on tensor cores (StreamStatesMma),
-//    an fp32 one on CUDA cores (StreamStates). It is launched to be set up while the kernel before
-//    it ends (the previous layer's FinishHeads, in a step of attention alone) and puts its first
-//    rows of S in flight meanwhile: no kernel that may still run writes a state (the folds and
-//    prefills that do are ordinary launches, over before it). It waits for that kernel before it
-//    reads q or touches the scratch, which FinishHeads zeroes.
+//    numerators φ(q)ᵀS, and z into partial denominators φ(q)·z, added into the scratch. A bf16
+//    state is multiplied on tensor cores (StreamStatesMma), an fp32 one on CUDA cores
+//    (StreamStates). It is launched to be set up while the kernel before it ends (the previous
+//    layer's FinishHeads, in a step of attention alone) and puts its first rows of S in flight
+//    meanwhile: no kernel that may still run writes a state (the folds and prefills that do are
+//    ordinary launches, over before it). It waits for that kernel before it reads q or touches
+//    the scratch, which FinishHeads zeroes.
 // 2. FinishHeads: a block per (session, kv head) adds the token to the head's decode buffer,
 //    attends over the buffer and writes the outputs from both parts (FinishHeadsWarps, a warp
 //    per (session, kv head), for steps of many). It is launched to start while the last blocks
@@ -557,7 +558,7 @@ void LaunchStreamStatesMma(cudaStream_t stream, const PowerAttentionShape& shape
   const int64_t pairs = count * shape.num_kv_heads;
   const int64_t slots = int64_t{MultiprocessorCount()} * MmaBlocksPerSM(HeadTiles(group));
   int64_t pair_rows = shape.expanded_dim, rows_per_block = 0;
-  if (kHeadDim == 64) {
+  if constexpr (kHeadDim == 64) {
     const TilePlan plan = PlanTiles(shape, count, kHeadDim * 2, 16, shape.expanded_dim, slots);
     rows_per_block = plan.tile_features;
     pair_rows = int64_t{plan.tiles} * plan.tile_features;
