@@ -36,6 +36,11 @@ absl::Status CheckSupported(const ModelConfig& config, const StateLayout& layout
                                                  kernels::kMaxGroup,
                                                  " query heads per kv head, got ", group));
   }
+  if (config.vocab_size > kernels::MaxSampledVocab()) {
+    return absl::UnimplementedError(absl::StrCat("the CUDA backend samples vocabularies up to ",
+                                                 kernels::MaxSampledVocab(),
+                                                 " tokens, got vocab_size ", config.vocab_size));
+  }
   if (layout.expanded_dim % 8 != 0) {  // 16-byte state accesses
     return absl::UnimplementedError(absl::StrCat(
         "the CUDA backend needs an expanded dimension divisible by 8, got ", layout.expanded_dim));

@@ -27,63 +27,99 @@ std::vector<SampledToken> SampleOnGpu(const std::vector<float>& logits, int64_t 
   return out;
 }
 
-// Random logits, some rows coarsely rounded so that many tokens tie, under every combination of
-// temperature, top-k, top-p, min-p and repetition penalty.
-TEST(GpuSampling, MatchesTheHostRuleRowByRow) {
-  constexpr int64_t kVocab = 5003;
-  std::mt19937_64 rng(11);
+// Rows of random normal logits (rounded to integers when `ties`, so that many tokens tie) under
+// each of `settings`, sampled on the GPU and by the host rule: the tokens that differ, printed,
+// and the largest log-prob error in the figures.
+int CompareWithTheHostRule(int64_t vocab, const std::vector<RowSampling>& settings, uint64_t seed) {
+  std::mt19937_64 rng(seed);
   std::normal_distribution<float> normal(0.0f, 3.0f);
   std::uniform_real_distribution<double> uniform(0.0, 1.0);
-  std::vector<int32_t> penalized;
-  for (int32_t t = 0; t < kVocab; t += 7) penalized.push_back(t);
   std::vector<RowSampling> rows;
   std::vector<float> logits;
+  for (const RowSampling& setting : settings) {
+    for (bool ties : {false, true}) {
+      RowSampling row = setting;
+      row.uniform = uniform(rng);
+      for (int64_t i = 0; i < vocab; ++i) {
+        const float x = normal(rng);
+        logits.push_back(ties ? std::round(x) : x);
+      }
+      rows.push_back(row);
+    }
+  }
+  const std::vector<SampledToken> gpu = SampleOnGpu(logits, vocab, rows);
+  int mismatches = 0;
+  double worst_logprob = 0.0;
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const std::span<const float> row(logits.data() + r * vocab, vocab);
+    const int32_t expected = SampleRow(row, rows[r]);
+    if (gpu[r].token != expected) {
+      ++mismatches;
+      std::printf("vocab %lld row %zu: GPU %d, host %d (T %.2f, k %d, p %.2f, min_p %.2f)\n",
+                  static_cast<long long>(vocab), r, gpu[r].token, expected, rows[r].temperature,
+                  rows[r].top_k, rows[r].top_p, rows[r].min_p);
+    }
+    worst_logprob = std::max(worst_logprob,
+                             std::abs(gpu[r].logprob + NegativeLogLikelihood(row, gpu[r].token)));
+  }
+  std::printf(
+      "[figure] GPU sampling, vocab %lld: tokens differing from the host rule: %d of %zu, "
+      "log-prob error %.3g nats\n",
+      static_cast<long long>(vocab), mismatches, rows.size(), worst_logprob);
+  EXPECT_LT(worst_logprob, 1e-4) << "vocab " << vocab;
+  return mismatches;
+}
+
+// Every combination of temperature, top-k, top-p, min-p and repetition penalty.
+TEST(GpuSampling, MatchesTheHostRuleRowByRow) {
+  constexpr int64_t kVocab = 5003;
+  std::vector<int32_t> penalized;
+  for (int32_t t = 0; t < kVocab; t += 7) penalized.push_back(t);
+  std::vector<RowSampling> settings;
   for (float temperature : {0.0f, 0.7f, 1.0f, 1.6f}) {
     for (int32_t top_k : {0, 1, 3, 40, static_cast<int>(kVocab) - 1}) {
       for (float top_p : {1.0f, 0.9f, 0.3f}) {
         for (float min_p : {0.0f, 0.05f}) {
-          for (int variant = 0; variant < 4; ++variant) {
+          for (bool penalty : {false, true}) {
             RowSampling row;
             row.temperature = temperature;
             row.top_k = top_k;
             row.top_p = top_p;
             row.min_p = min_p;
-            row.uniform = uniform(rng);
-            if (variant % 2 == 1) {
+            if (penalty) {
               row.repetition_penalty = 1.4f;
               row.penalized = penalized;
             }
-            const bool ties = variant >= 2;
-            for (int64_t i = 0; i < kVocab; ++i) {
-              const float x = normal(rng);
-              logits.push_back(ties ? std::round(x) : x);
-            }
-            rows.push_back(row);
+            settings.push_back(row);
           }
         }
       }
     }
   }
-  const std::vector<SampledToken> gpu = SampleOnGpu(logits, kVocab, rows);
-  int mismatches = 0;
-  double worst_logprob = 0.0;
-  for (size_t r = 0; r < rows.size(); ++r) {
-    const std::span<const float> row(logits.data() + r * kVocab, kVocab);
-    const int32_t expected = SampleRow(row, rows[r]);
-    if (gpu[r].token != expected) {
-      ++mismatches;
-      std::printf("row %zu: GPU %d, host %d (T %.2f, k %d, p %.2f, min_p %.2f)\n", r, gpu[r].token,
-                  expected, rows[r].temperature, rows[r].top_k, rows[r].top_p, rows[r].min_p);
-    }
-    worst_logprob = std::max(worst_logprob,
-                             std::abs(gpu[r].logprob + NegativeLogLikelihood(row, gpu[r].token)));
-  }
-  std::printf("[figure] GPU sampling, tokens differing from the host rule: %d of %zu\n", mismatches,
-              rows.size());
-  std::printf("[figure] GPU sampling, log-prob error (nats): %.3g\n", worst_logprob);
   // Float against double sums may tip a draw that lands within rounding of a boundary.
+  EXPECT_LE(CompareWithTheHostRule(kVocab, settings, 11), 2);
+}
+
+// A row is split over a cluster of blocks: vocabularies smaller than the cluster (blocks with no
+// ids), odd sizes, GPT-2's and Qwen's.
+TEST(GpuSampling, MatchesTheHostRuleAtEveryVocabularySize) {
+  std::vector<RowSampling> settings;
+  for (float temperature : {0.0f, 0.8f}) {
+    for (int32_t top_k : {0, 2, 50}) {
+      for (float top_p : {1.0f, 0.95f}) {
+        RowSampling row;
+        row.temperature = temperature;
+        row.top_k = top_k;
+        row.top_p = top_p;
+        settings.push_back(row);
+      }
+    }
+  }
+  int mismatches = 0;
+  for (int64_t vocab : {1, 3, 7, 9, 1001, 50257, 152064}) {
+    mismatches += CompareWithTheHostRule(vocab, settings, static_cast<uint64_t>(vocab));
+  }
   EXPECT_LE(mismatches, 2);
-  EXPECT_LT(worst_logprob, 1e-4);
 }
 
 // 40,000 draws from one distribution over 100 tokens (of an 8,192-token vocabulary whose rest
