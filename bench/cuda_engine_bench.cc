@@ -7,12 +7,14 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/numbers.h"
 #include "model/backend_factory.h"
 #include "model/engine.h"
 #include "model/presets.h"
@@ -22,6 +24,15 @@
 
 ABSL_FLAG(std::string, out, "engine_bench.json", "where to write the JSON report");
 ABSL_FLAG(std::string, bundled_model, "models/sympow-tiny", "the bundled model's directory");
+ABSL_FLAG(std::vector<std::string>, models,
+          std::vector<std::string>({"sympow-tiny", "124m-random"}),
+          "the models measured (e.g. one of them alone under a profiler)");
+ABSL_FLAG(std::vector<std::string>, prefill_tokens,
+          std::vector<std::string>({"1024", "8192", "65536"}),
+          "prompt lengths of the prefill measurements (empty: none)");
+ABSL_FLAG(std::vector<std::string>, decode_sessions,
+          std::vector<std::string>({"1", "16", "64", "256"}),
+          "batch sizes of the decode measurements, at most 256");
 
 namespace sympow {
 namespace {
@@ -75,16 +86,35 @@ DecodeTimes TimeDecode(Engine& engine, int64_t batch, int64_t vocab) {
   const int kSteps = static_cast<int>(engine.config().decode_buffer_tokens);
   DecodeTimes times;
   times.step_s = Seconds([&] {
-    for (int i = 0; i < kSteps; ++i) engine.Step(step).value();
-  }) / kSteps;
+                   for (int i = 0; i < kSteps; ++i) engine.Step(step).value();
+                 }) /
+                 kSteps;
   times.host_logits_step_s = Seconds([&] {
-    for (int i = 0; i < kSteps; ++i) engine.Decode(inputs).value();
-  }) / kSteps;
+                               for (int i = 0; i < kSteps; ++i) engine.Decode(inputs).value();
+                             }) /
+                             kSteps;
   for (const DecodeInput& input : inputs) engine.DeleteSession(input.session).IgnoreError();
   return times;
 }
 
-nlohmann::json BenchModel(const std::string& name, const std::string& dir) {
+// A list flag of positive counts, at most `most`; nullopt (and an error logged) otherwise.
+std::optional<std::vector<int64_t>> Counts(const std::vector<std::string>& values, const char* flag,
+                                           int64_t most) {
+  std::vector<int64_t> counts;
+  for (const std::string& value : values) {
+    int64_t count = 0;
+    if (!absl::SimpleAtoi(value, &count) || count < 1 || count > most) {
+      spdlog::error("--{}: '{}' is not a count from 1 to {}", flag, value, most);
+      return std::nullopt;
+    }
+    counts.push_back(count);
+  }
+  return counts;
+}
+
+nlohmann::json BenchModel(const std::string& name, const std::string& dir,
+                          const std::vector<int64_t>& prefill_tokens,
+                          const std::vector<int64_t>& batches) {
   std::unique_ptr<LoadedModel> model = LoadModel(dir).value();
   const int64_t before = GpuBytesInUse();
   std::unique_ptr<Engine> engine =
@@ -98,7 +128,7 @@ nlohmann::json BenchModel(const std::string& name, const std::string& dir) {
                            {"gpu_bytes_weights_and_slots", loaded - before},
                            {"prefill", nlohmann::json::array()},
                            {"decode", nlohmann::json::array()}};
-  for (int64_t length : {1024, 8192, 65536}) {
+  for (int64_t length : prefill_tokens) {
     const std::vector<int32_t> prompt = RandomTokens(length, vocab);
     SessionId warm = engine->CreateSession().value();
     engine->Prefill(warm, std::span(prompt).first(std::min<int64_t>(length, 2048))).value();
@@ -109,7 +139,6 @@ nlohmann::json BenchModel(const std::string& name, const std::string& dir) {
     spdlog::info("{} prefill {} tokens: {:.0f} tokens/s", name, length, length / s);
     report["prefill"].push_back({{"tokens", length}, {"tokens_per_s", length / s}});
   }
-  const std::vector<int64_t> batches = {1, 16, 64, 256};
   std::vector<DecodeTimes> graphs;
   for (int64_t batch : batches) graphs.push_back(TimeDecode(*engine, batch, vocab));
   report["gpu_bytes_peak"] = GpuBytesInUse() - before;
@@ -139,6 +168,18 @@ nlohmann::json BenchModel(const std::string& name, const std::string& dir) {
 }
 
 int Run() {
+  const std::optional<std::vector<int64_t>> prefill_tokens =
+      Counts(absl::GetFlag(FLAGS_prefill_tokens), "prefill_tokens", int64_t{1} << 24);
+  const std::optional<std::vector<int64_t>> batches =
+      Counts(absl::GetFlag(FLAGS_decode_sessions), "decode_sessions", kMaxSessions);
+  if (!prefill_tokens || !batches) return 2;
+  const std::vector<std::string> models = absl::GetFlag(FLAGS_models);
+  for (const std::string& model : models) {
+    if (model != "sympow-tiny" && model != "124m-random") {
+      spdlog::error("--models: '{}' is neither sympow-tiny nor 124m-random", model);
+      return 2;
+    }
+  }
   nlohmann::json report;
   const std::string random_dir =
       (std::filesystem::temp_directory_path() / "sympow_bench_124m").string();
@@ -148,8 +189,11 @@ int Run() {
     spdlog::critical("{}", std::string(written.message()));
     return 1;
   }
-  report["models"].push_back(BenchModel("sympow-tiny", absl::GetFlag(FLAGS_bundled_model)));
-  report["models"].push_back(BenchModel("124m-random", random_dir));
+  for (const std::string& model : models) {
+    const std::string dir =
+        model == "sympow-tiny" ? absl::GetFlag(FLAGS_bundled_model) : random_dir;
+    report["models"].push_back(BenchModel(model, dir, *prefill_tokens, *batches));
+  }
   std::ofstream(absl::GetFlag(FLAGS_out)) << report.dump(2) << "\n";
   spdlog::info("wrote {}", absl::GetFlag(FLAGS_out));
   return 0;
