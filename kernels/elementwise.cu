@@ -14,11 +14,15 @@ __global__ void EmbedKernel(const __nv_bfloat16* table, const int32_t* tokens, i
   }
 }
 
+__device__ inline void Store(float* to, float value) { *to = value; }
+__device__ inline void Store(__nv_bfloat16* to, float value) { *to = __float2bfloat16_rn(value); }
+
 // One block per row; the mean and the sum of squares in double, as the CPU backend does.
+template <typename Out>
 __global__ void NormKernel(bool layer_norm, float eps, const float* x, int64_t cols,
-                           const float* weight, const float* bias, float* out) {
+                           const float* weight, const float* bias, Out* out) {
   const float* row = x + blockIdx.x * cols;
-  float* out_row = out + blockIdx.x * cols;
+  Out* out_row = out + blockIdx.x * cols;
   double mean = 0.0;
   if (layer_norm) {
     double sum = 0.0;
@@ -33,7 +37,8 @@ __global__ void NormKernel(bool layer_norm, float eps, const float* x, int64_t c
   const float inverse =
       static_cast<float>(rsqrt(BlockSum(squares) / static_cast<double>(cols) + eps));
   for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
-    out_row[j] = static_cast<float>(row[j] - mean) * inverse * weight[j] + (bias ? bias[j] : 0.0f);
+    Store(out_row + j,
+          static_cast<float>(row[j] - mean) * inverse * weight[j] + (bias ? bias[j] : 0.0f));
   }
 }
 
@@ -78,10 +83,11 @@ __global__ void LogSigmoidGateKernel(float* x, int64_t n, float gate_bias) {
   }
 }
 
-__global__ void SwiGluKernel(const float* gate, const float* up, float* out, int64_t n) {
+template <typename Out>
+__global__ void SwiGluKernel(const float* gate, const float* up, Out* out, int64_t n) {
   for (int64_t i = GlobalThread(); i < n; i += GridThreads()) {
     const float g = gate[i];
-    out[i] = g / (1.0f + expf(-g)) * up[i];
+    Store(out + i, g / (1.0f + expf(-g)) * up[i]);
   }
 }
 
@@ -130,6 +136,13 @@ void Norm(bool layer_norm, float eps, const float* x, int64_t rows, int64_t cols
   NormKernel<<<rows, kThreads, 0, stream>>>(layer_norm, eps, x, cols, weight, bias, out);
 }
 
+void Norm(bool layer_norm, float eps, const float* x, int64_t rows, int64_t cols,
+          const float* weight, const float* bias, uint16_t* out_bf16, cudaStream_t stream) {
+  if (rows == 0) return;
+  NormKernel<<<rows, kThreads, 0, stream>>>(layer_norm, eps, x, cols, weight, bias,
+                                            reinterpret_cast<__nv_bfloat16*>(out_bf16));
+}
+
 void HeadRmsNorm(float* x, int64_t rows, int64_t cols, int64_t head_dim, const float* weight,
                  float eps, cudaStream_t stream) {
   const int64_t slices = rows * cols / head_dim;
@@ -149,6 +162,12 @@ void LogSigmoidGate(float* x, int64_t n, float gate_bias, cudaStream_t stream) {
 
 void SwiGlu(const float* gate, const float* up, float* out, int64_t n, cudaStream_t stream) {
   SwiGluKernel<<<GridFor(n), kThreads, 0, stream>>>(gate, up, out, n);
+}
+
+void SwiGlu(const float* gate, const float* up, uint16_t* out_bf16, int64_t n,
+            cudaStream_t stream) {
+  SwiGluKernel<<<GridFor(n), kThreads, 0, stream>>>(gate, up,
+                                                    reinterpret_cast<__nv_bfloat16*>(out_bf16), n);
 }
 
 void GeluTanh(float* x, int64_t n, cudaStream_t stream) {

@@ -1,4 +1,5 @@
-// Elementwise and row-wise kernels of the forward pass (fp32 activations, bf16 tables).
+// Elementwise and row-wise kernels of the forward pass (fp32 activations, bf16 tables; the norms
+// and SwiGLU can write bf16 for the GEMMs that read them).
 // Every launcher enqueues on `stream` and returns at once.
 #pragma once
 
@@ -11,9 +12,12 @@ namespace sympow::kernels {
 // out[r] = float(table[tokens[r]]), rows of `width`.
 void Embed(const uint16_t* table_bf16, const int32_t* tokens, int64_t rows, int64_t width,
            float* out, cudaStream_t stream);
-// RMSNorm (layer_norm = false) or LayerNorm of each row; bias may be null. out may alias x.
+// RMSNorm (layer_norm = false) or LayerNorm of each row; bias may be null. out may alias x. The
+// bf16 overload writes what a BF16 GEMM reads, so that no conversion kernel runs in between.
 void Norm(bool layer_norm, float eps, const float* x, int64_t rows, int64_t cols,
           const float* weight, const float* bias, float* out, cudaStream_t stream);
+void Norm(bool layer_norm, float eps, const float* x, int64_t rows, int64_t cols,
+          const float* weight, const float* bias, uint16_t* out_bf16, cudaStream_t stream);
 // In place RMSNorm of every head_dim-wide slice (qk-norm).
 void HeadRmsNorm(float* x, int64_t rows, int64_t cols, int64_t head_dim, const float* weight,
                  float eps, cudaStream_t stream);
@@ -22,6 +26,7 @@ void Rope(float* x, int64_t rows, int64_t cols, int64_t head_dim, const int64_t*
           double theta, cudaStream_t stream);
 void LogSigmoidGate(float* x, int64_t n, float gate_bias, cudaStream_t stream);
 void SwiGlu(const float* gate, const float* up, float* out, int64_t n, cudaStream_t stream);
+void SwiGlu(const float* gate, const float* up, uint16_t* out_bf16, int64_t n, cudaStream_t stream);
 void GeluTanh(float* x, int64_t n, cudaStream_t stream);
 void Add(float* accumulate, const float* x, int64_t n, cudaStream_t stream);
 // out[r] += bias for each row of `cols`.

@@ -85,7 +85,11 @@ class Backend {
   virtual int64_t DeviceMemoryInUse() const { return 0; }
 
   // ---- memory
-  virtual Matrix Allocate(int64_t rows, int64_t cols) = 0;
+  virtual Matrix Allocate(int64_t rows, int64_t cols, DType dtype) = 0;
+  Matrix Allocate(int64_t rows, int64_t cols) { return Allocate(rows, cols, DType::kF32); }
+  // The dtype Linear reads its input in fastest: Norm and SwiGlu may write it (an fp32 backend
+  // takes fp32 everywhere).
+  virtual DType LinearInputDType() const { return DType::kF32; }
   // Copies a checkpoint tensor into backend memory, viewed as [rows × cols].
   virtual Matrix Upload(const TensorView& tensor, int64_t rows, int64_t cols) = 0;
   virtual void CopyToHost(MatrixView from, float* to) = 0;
@@ -126,10 +130,10 @@ class Backend {
 
   // ---- operations; `out` may alias an input only where noted
   virtual void Embed(const Matrix& table, std::span<const int32_t> tokens, MatrixView out) = 0;
-  // RMSNorm or LayerNorm over each row; `bias` may be null.
+  // RMSNorm or LayerNorm over each row; `bias` may be null; `out` fp32 or LinearInputDType().
   virtual void Norm(NormKind kind, float eps, MatrixView x, const Matrix& weight,
                     const Matrix* bias, MatrixView out) = 0;
-  // out = x·Wᵀ (+ bias), W of [out_features × in_features].
+  // out = x·Wᵀ (+ bias), W of [out_features × in_features]; `x` fp32 or LinearInputDType().
   virtual void Linear(MatrixView x, const Matrix& weight, const Matrix* bias, MatrixView out) = 0;
   // accumulate += x
   virtual void Add(MatrixView accumulate, MatrixView x) = 0;
@@ -140,7 +144,7 @@ class Backend {
                     double theta) = 0;
   // In place: x ← logsigmoid(x + gate_bias), the per-token log forget gate.
   virtual void LogSigmoidGate(MatrixView x, float gate_bias) = 0;
-  // out = silu(gate) · up; out may alias gate.
+  // out = silu(gate) · up; out (fp32 or LinearInputDType()) may alias gate.
   virtual void SwiGlu(MatrixView gate, MatrixView up, MatrixView out) = 0;
   // In place: tanh-approximated GELU.
   virtual void GeluTanh(MatrixView x) = 0;

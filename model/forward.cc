@@ -58,7 +58,9 @@ void ModelForward::EnsureWorkspace(int64_t rows) {
   const ModelConfig& c = config_;
   work_.rows = rows;
   work_.residual = backend_.Allocate(rows, c.hidden_size);
-  work_.normed = backend_.Allocate(rows, c.hidden_size);
+  const DType linear_input = backend_.LinearInputDType();
+  work_.normed = backend_.Allocate(rows, c.hidden_size, linear_input);
+  work_.projected = backend_.Allocate(rows, c.hidden_size);
   work_.q = backend_.Allocate(rows, c.num_heads * c.head_dim);
   work_.k = backend_.Allocate(rows, c.num_kv_heads * c.head_dim);
   work_.v = backend_.Allocate(rows, c.num_kv_heads * c.head_dim);
@@ -66,6 +68,9 @@ void ModelForward::EnsureWorkspace(int64_t rows) {
   work_.attention = backend_.Allocate(rows, c.num_heads * c.head_dim);
   work_.mlp_hidden = backend_.Allocate(rows, c.intermediate_size);
   work_.mlp_up = backend_.Allocate(rows, c.intermediate_size);
+  if (c.mlp == MlpKind::kSwiGlu) {
+    work_.mlp_product = backend_.Allocate(rows, c.intermediate_size, linear_input);
+  }
 }
 
 void ModelForward::Run(const ForwardBatch& batch, float* logits) {
@@ -95,6 +100,7 @@ MatrixView ModelForward::RunOperations(const ForwardBatch& batch) {
   EnsureWorkspace(n);
   MatrixView x = work_.residual.view.Rows(0, n);
   MatrixView a = work_.normed.view.Rows(0, n);
+  MatrixView projected = work_.projected.view.Rows(0, n);
   MatrixView q = work_.q.view.Rows(0, n);
   MatrixView k = work_.k.view.Rows(0, n);
   MatrixView v = work_.v.view.Rows(0, n);
@@ -102,6 +108,7 @@ MatrixView ModelForward::RunOperations(const ForwardBatch& batch) {
   MatrixView attention = work_.attention.view.Rows(0, n);
   MatrixView hidden = work_.mlp_hidden.view.Rows(0, n);
   MatrixView up = work_.mlp_up.view.Rows(0, n);
+  MatrixView product = work_.mlp_product.view.Rows(0, n);
 
   b.Embed(w.embed, batch.tokens, x);
   for (int64_t layer = 0; layer < c.num_layers; ++layer) {
@@ -124,19 +131,20 @@ MatrixView ModelForward::RunOperations(const ForwardBatch& batch) {
       b.LogSigmoidGate(log_gate, static_cast<float>(c.gate_bias));
     }
     b.PowerAttention({layer, q, k, v, log_gate, batch.segments, chunk_size_, attention});
-    b.Linear(attention, l.o_proj, &l.o_proj_bias, a);
-    b.Add(x, a);
+    b.Linear(attention, l.o_proj, &l.o_proj_bias, projected);
+    b.Add(x, projected);
     // m = Norm(h); h = h + MLP(m)
     b.Norm(c.norm, eps, x, l.post_norm, &l.post_norm_bias, a);
     b.Linear(a, l.mlp_in, &l.mlp_in_bias, hidden);
     if (c.mlp == MlpKind::kSwiGlu) {
       b.Linear(a, l.mlp_up, &l.mlp_up_bias, up);
-      b.SwiGlu(hidden, up, hidden);
+      b.SwiGlu(hidden, up, product);
+      b.Linear(product, l.mlp_out, &l.mlp_out_bias, projected);
     } else {
       b.GeluTanh(hidden);
+      b.Linear(hidden, l.mlp_out, &l.mlp_out_bias, projected);
     }
-    b.Linear(hidden, l.mlp_out, &l.mlp_out_bias, a);
-    b.Add(x, a);
+    b.Add(x, projected);
   }
   // logits = lm_head(Norm(h)), only for the rows that are sampled.
   const int64_t m = static_cast<int64_t>(batch.logit_rows.size());
@@ -145,11 +153,11 @@ MatrixView ModelForward::RunOperations(const ForwardBatch& batch) {
     work_.logit_rows = m;
     work_.logits = b.Allocate(m, c.vocab_size);
   }
-  MatrixView picked = a.Rows(0, m);
+  MatrixView picked = projected.Rows(0, m);
   MatrixView logits = work_.logits.view.Rows(0, m);
   b.GatherRows(x, batch.logit_rows, picked);
-  b.Norm(c.norm, eps, picked, w.final_norm, &w.final_norm_bias, picked);
-  b.Linear(picked, w.lm_head, nullptr, logits);
+  b.Norm(c.norm, eps, picked, w.final_norm, &w.final_norm_bias, a.Rows(0, m));
+  b.Linear(a.Rows(0, m), w.lm_head, nullptr, logits);
   return logits;
 }
 

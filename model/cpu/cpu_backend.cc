@@ -38,9 +38,10 @@ CpuBackend::CpuBackend(const ModelConfig& config, int64_t max_state_slots)
       slots_(layout_.Bytes(), max_state_slots),
       attention_(config) {}
 
-Matrix CpuBackend::Allocate(int64_t rows, int64_t cols) {
-  std::shared_ptr<float[]> storage(new float[std::max<int64_t>(1, rows * cols)]());
-  return Matrix{{storage.get(), DType::kF32, rows, cols}, storage};
+Matrix CpuBackend::Allocate(int64_t rows, int64_t cols, DType dtype) {
+  const int64_t bytes = std::max<int64_t>(1, rows * cols) * static_cast<int64_t>(DTypeSize(dtype));
+  std::shared_ptr<std::byte[]> storage(new std::byte[bytes]());
+  return Matrix{{storage.get(), dtype, rows, cols}, storage};
 }
 
 Matrix CpuBackend::Upload(const TensorView& tensor, int64_t rows, int64_t cols) {

@@ -14,7 +14,8 @@ class CpuBackend final : public Backend {
 
   std::string name() const override { return "cpu"; }
 
-  Matrix Allocate(int64_t rows, int64_t cols) override;
+  using Backend::Allocate;
+  Matrix Allocate(int64_t rows, int64_t cols, DType dtype) override;
   Matrix Upload(const TensorView& tensor, int64_t rows, int64_t cols) override;
   void CopyToHost(MatrixView from, float* to) override;
   void CopyFromHost(const float* from, MatrixView to) override;

@@ -123,14 +123,14 @@ int64_t CudaBackend::DeviceMemoryInUse() const {
 
 void CudaBackend::Synchronize() { CudaCheck(cudaStreamSynchronize(stream_), "synchronize"); }
 
-Matrix CudaBackend::Allocate(int64_t rows, int64_t cols) {
+Matrix CudaBackend::Allocate(int64_t rows, int64_t cols, DType dtype) {
   ++allocation_epoch_;  // the matrix may replace one that a recording uses
+  const size_t bytes = std::max<int64_t>(1, rows * cols) * DTypeSize(dtype);
   void* data = nullptr;
-  CudaCheck(cudaMalloc(&data, std::max<int64_t>(1, rows * cols) * sizeof(float)), "cudaMalloc");
-  CudaCheck(cudaMemsetAsync(data, 0, std::max<int64_t>(1, rows * cols) * sizeof(float), stream_),
-            "cudaMemset");
+  CudaCheck(cudaMalloc(&data, bytes), "cudaMalloc");
+  CudaCheck(cudaMemsetAsync(data, 0, bytes, stream_), "cudaMemset");
   std::shared_ptr<void> storage(data, [](void* p) { cudaFree(p); });
-  return Matrix{{data, DType::kF32, rows, cols}, storage};
+  return Matrix{{data, dtype, rows, cols}, storage};
 }
 
 Matrix CudaBackend::Upload(const TensorView& tensor, int64_t rows, int64_t cols) {
@@ -141,7 +141,7 @@ Matrix CudaBackend::Upload(const TensorView& tensor, int64_t rows, int64_t cols)
   std::vector<uint16_t> bf16;
   const void* source = widened.data();
   size_t bytes = n * sizeof(float);
-  if (rows > 1) {  // matrices go to BF16; norms and biases (one row) stay fp32
+  if (tensor.shape.size() == 2) {  // matrices go to BF16; norms and biases (vectors) stay fp32
     bf16.resize(n);
     for (int64_t i = 0; i < n; ++i) bf16[i] = FloatToBf16(widened[i]);
     source = bf16.data();
@@ -266,8 +266,13 @@ void CudaBackend::Embed(const Matrix& table, std::span<const int32_t> tokens, Ma
 
 void CudaBackend::Norm(NormKind kind, float eps, MatrixView x, const Matrix& weight,
                        const Matrix* bias, MatrixView out) {
-  kernels::Norm(kind == NormKind::kLayer, eps, Floats(x), x.rows, x.cols, Floats(weight),
-                OptionalFloats(bias), Floats(out), stream_);
+  if (out.dtype == DType::kBF16) {
+    kernels::Norm(kind == NormKind::kLayer, eps, Floats(x), x.rows, x.cols, Floats(weight),
+                  OptionalFloats(bias), static_cast<uint16_t*>(out.data), stream_);
+  } else {
+    kernels::Norm(kind == NormKind::kLayer, eps, Floats(x), x.rows, x.cols, Floats(weight),
+                  OptionalFloats(bias), Floats(out), stream_);
+  }
   CheckLaunch("Norm");
 }
 
@@ -276,22 +281,20 @@ void CudaBackend::Linear(MatrixView x, const Matrix& weight, const Matrix* bias,
   const int in_features = static_cast<int>(weight.view.cols);
   const int rows = static_cast<int>(x.rows);
   const float alpha = 1.0f, beta = 0.0f;
-  // Row-major out = x·Wᵀ is column-major outᵀ = W_colᵀ·x_col.
-  if (weight.view.dtype == DType::kBF16) {
-    uint16_t* x_bf16 = bf16_activations_.Reserve(x.rows * x.cols);
-    kernels::FloatToBf16(Floats(x), x_bf16, x.rows * x.cols, stream_);
+  // Weights are BF16 (Upload); fp32 inputs are converted first. Row-major out = x·Wᵀ is
+  // column-major outᵀ = W_colᵀ·x_col.
+  const void* x_bf16 = x.data;
+  if (x.dtype != DType::kBF16) {
+    uint16_t* converted = bf16_activations_.Reserve(x.rows * x.cols);
+    kernels::FloatToBf16(Floats(x), converted, x.rows * x.cols, stream_);
     CheckLaunch("FloatToBf16");
-    CublasCheck(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, out_features, rows, in_features,
-                             &alpha, weight.view.data, CUDA_R_16BF, in_features, x_bf16,
-                             CUDA_R_16BF, in_features, &beta, out.data, CUDA_R_32F, out_features,
-                             CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-                "Linear (BF16)");
-  } else {
-    CublasCheck(cublasSgemm(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, out_features, rows, in_features,
-                            &alpha, Floats(weight), in_features, Floats(x), in_features, &beta,
-                            Floats(out), out_features),
-                "Linear (fp32)");
+    x_bf16 = converted;
   }
+  CublasCheck(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, out_features, rows, in_features,
+                           &alpha, weight.view.data, CUDA_R_16BF, in_features, x_bf16, CUDA_R_16BF,
+                           in_features, &beta, out.data, CUDA_R_32F, out_features,
+                           CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+              "Linear");
   if (const float* bias_data = OptionalFloats(bias)) {
     kernels::AddBias(Floats(out), bias_data, x.rows, out_features, stream_);
     CheckLaunch("AddBias");
@@ -322,7 +325,12 @@ void CudaBackend::LogSigmoidGate(MatrixView x, float gate_bias) {
 }
 
 void CudaBackend::SwiGlu(MatrixView gate, MatrixView up, MatrixView out) {
-  kernels::SwiGlu(Floats(gate), Floats(up), Floats(out), gate.rows * gate.cols, stream_);
+  if (out.dtype == DType::kBF16) {
+    kernels::SwiGlu(Floats(gate), Floats(up), static_cast<uint16_t*>(out.data),
+                    gate.rows * gate.cols, stream_);
+  } else {
+    kernels::SwiGlu(Floats(gate), Floats(up), Floats(out), gate.rows * gate.cols, stream_);
+  }
   CheckLaunch("SwiGlu");
 }
 

@@ -32,7 +32,10 @@ class CudaBackend final : public Backend {
   std::string name() const override { return "cuda"; }
   int64_t DeviceMemoryInUse() const override;
 
-  Matrix Allocate(int64_t rows, int64_t cols) override;
+  using Backend::Allocate;
+  Matrix Allocate(int64_t rows, int64_t cols, DType dtype) override;
+  // Every matrix of the model is BF16 here (Upload).
+  DType LinearInputDType() const override { return DType::kBF16; }
   Matrix Upload(const TensorView& tensor, int64_t rows, int64_t cols) override;
   void CopyToHost(MatrixView from, float* to) override;
   void CopyFromHost(const float* from, MatrixView to) override;
