@@ -26,6 +26,7 @@
 #include "model/cuda/cuda_check.h"
 #include "model/cuda/device_array.h"
 #include "model/expansion.h"
+#include "model/presets.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
 
@@ -35,6 +36,8 @@ ABSL_FLAG(int64_t, min_prefill_context, 1024, "shortest prefill context measured
 ABSL_FLAG(bool, decode, true, "measure decode (false: prefill only, e.g. under a profiler)");
 ABSL_FLAG(bool, prefill, true, "measure prefill (false: decode only, e.g. under a profiler)");
 ABSL_FLAG(bool, sampling, true, "measure token sampling (at the decode session counts)");
+ABSL_FLAG(bool, projections, true,
+          "measure the projections that read one input as separate GEMMs and stacked");
 ABSL_FLAG(std::vector<std::string>, decode_sessions,
           std::vector<std::string>({"1", "16", "64", "256"}),
           "session counts decode is measured at, ascending");
@@ -403,6 +406,59 @@ nlohmann::json BenchSampling(int rows, bool greedy, double copy_tbps, cudaStream
       {"rows", rows}, {"vocab", kVocab}, {"mode", mode}, {"us", us}, {"logits_read_us", read_us}};
 }
 
+// The GEMMs of projections that read the same input (a model's q, k, v and gate; SwiGLU's gate
+// and up), BF16 in and fp32 out as the CUDA backend runs them, at `rows` rows: one GEMM a
+// projection, one GEMM of their weights stacked, and the stack padded to a multiple of 64 output
+// features (cuBLAS's tiles). Each as µs a call and TFLOP/s.
+nlohmann::json BenchProjections(const std::string& model, const std::string& group,
+                                int64_t in_features, const std::vector<int64_t>& out_features,
+                                int64_t rows, cudaStream_t stream, cublasHandle_t cublas) {
+  int64_t stacked = 0;
+  for (int64_t features : out_features) stacked += features;
+  const int64_t padded = (stacked + 63) / 64 * 64;
+  DeviceArray<uint16_t> weights, inputs;
+  DeviceArray<float> outputs;
+  weights.Reserve(padded * in_features);
+  inputs.Reserve(rows * in_features);
+  outputs.Reserve(rows * padded);
+  cudaMemsetAsync(weights.Reserve(0), 0, sizeof(uint16_t) * padded * in_features, stream);
+  cudaMemsetAsync(inputs.Reserve(0), 0, sizeof(uint16_t) * rows * in_features, stream);
+  const float alpha = 1.0f, beta = 0.0f;
+  // outᵀ = W·xᵀ in column-major terms, as CudaBackend::Linear calls it.
+  auto gemm = [&](int64_t first_feature, int64_t features) {
+    CublasCheck(cublasGemmEx(cublas, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(features),
+                             static_cast<int>(rows), static_cast<int>(in_features), &alpha,
+                             weights.Reserve(0) + first_feature * in_features, CUDA_R_16BF,
+                             static_cast<int>(in_features), inputs.Reserve(0), CUDA_R_16BF,
+                             static_cast<int>(in_features), &beta, outputs.Reserve(0), CUDA_R_32F,
+                             static_cast<int>(features), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                "projection GEMM");
+  };
+  const std::vector<std::pair<std::string, std::function<void()>>> variants = {
+      {"separate",
+       [&] {
+         int64_t first = 0;
+         for (int64_t features : out_features) {
+           gemm(first, features);
+           first += features;
+         }
+       }},
+      {"stacked", [&] { gemm(0, stacked); }},
+      {"stacked, padded to 64", [&] { gemm(0, padded); }}};
+  nlohmann::json report = {
+      {"model", model}, {"group", group}, {"rows", rows}, {"in_features", in_features}};
+  std::string line;
+  for (const auto& [name, run] : variants) {
+    const double us = 1e3 * TimeMs(stream, 20, run);
+    const double tflops = 2.0 * rows * in_features * stacked / (us * 1e-6) / 1e12;
+    report["us"][name] = us;
+    line += fmt::format("{} {:.1f} us ({:.0f} TFLOP/s); ", name, us, tflops);
+  }
+  spdlog::info("projections {} {} ({} outputs from {}), {} rows: {}", model, group, stacked,
+               in_features, rows, line);
+  return report;
+}
+
 int Run() {
   // Flags first: a bad one fails before any measuring.
   std::vector<int> decode_sessions;
@@ -471,6 +527,21 @@ int Run() {
     for (bool greedy : {true, false}) {
       for (int rows : decode_sessions) {
         report["sampling"].push_back(BenchSampling(rows, greedy, copy_tbps, stream));
+      }
+    }
+  }
+  if (absl::GetFlag(FLAGS_projections)) {
+    for (const char* model : {"124m", "14b"}) {
+      const ModelConfig c = PresetConfig(model).value();
+      std::vector<int64_t> attention_in = {c.num_heads * c.head_dim, c.num_kv_heads * c.head_dim,
+                                           c.num_kv_heads * c.head_dim};
+      if (c.gating) attention_in.push_back(c.num_kv_heads);
+      for (int64_t rows : {1, 16, 256, 8192, 65536}) {
+        report["projections"].push_back(BenchProjections(model, "q, k, v, gate", c.hidden_size,
+                                                         attention_in, rows, stream, cublas));
+        report["projections"].push_back(BenchProjections(model, "SwiGLU gate, up", c.hidden_size,
+                                                         {c.intermediate_size, c.intermediate_size},
+                                                         rows, stream, cublas));
       }
     }
   }

@@ -90,6 +90,7 @@ def build(run_dir, commit, engine_run=None, engine_commit=None, peers_from=None)
             "sdpa_tokens_per_s": sdpa[0]["tokens_per_s"] if sdpa else None,
             "naive_torch_tokens_per_s": naive[0]["tokens_per_s"] if naive else None})
     report["sampling"] = bench.get("sampling", [])
+    report["projections"] = bench.get("projections", [])
     engine_path = os.path.join(engine_run or run_dir, "engine_bench.json")
     if os.path.exists(engine_path):
         with open(engine_path) as f:
@@ -181,6 +182,16 @@ def markdown(report, figures):
         lines += [f"| {x['rows']} | {x['vocab']:,} | {x['mode']} | {x['us']:,.1f} | "
                   f"{x['logits_read_us']:.2f} | {100 * x['logits_read_us'] / x['us']:.1f}% |"
                   for x in report["sampling"]]
+        lines.append("")
+    if report["projections"]:
+        variants = list(report["projections"][0]["us"])
+        lines += ["## Projections reading one input: separate GEMMs or their weights stacked", "",
+                  "cuBLAS, BF16 in, fp32 out, as the CUDA backend's Linear; µs a call.", "",
+                  "| model | projections | rows | " + " | ".join(variants) + " |",
+                  "|---|---|---|" + "---|" * len(variants)]
+        lines += [f"| {x['model']} | {x['group']} | {x['rows']:,} | " +
+                  " | ".join(f"{x['us'][v]:,.1f}" for v in variants) + " |"
+                  for x in report["projections"]]
         lines.append("")
     for model in report.get("whole_model", []):
         lines += [f"## Whole model through the Engine: {model['model']} (commit {report['whole_model_commit'][:10]})", "",

@@ -239,7 +239,7 @@ ab)
     for v in $variants; do
       timeout 200 "$work/variant/$v/cuda_kernels_bench" --out "$logs/bench_${v}_$round.json" "${@:2}" \
         > "$logs/bench_${v}_$round.log" 2>&1 || { status=1; echo "$v r$round: failed, see bench_${v}_$round.log"; }
-      grep -E "\] (decode|prefill|sampling) " "$logs/bench_${v}_$round.log" | sed "s/^.*\] /$v r$round: /" || true
+      grep -E "\] (decode|prefill|sampling|projections) " "$logs/bench_${v}_$round.log" | sed "s/^.*\] /$v r$round: /" || true
     done
   done
   pack_logs
