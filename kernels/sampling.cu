@@ -133,6 +133,7 @@ class RowCluster {
   // Combines every thread's `value` over the cluster; every thread gets the result.
   template <typename T, typename Combine>
   __device__ T Reduce(T value, Combine combine) {
+    static_assert(sizeof(T) <= sizeof(workspace_.warp_partial[0]), "a warp's partial slot");
     for (int offset = 16; offset > 0; offset /= 2)
       value = combine(value, ShuffleXor(value, offset));
     T* partial = reinterpret_cast<T*>(workspace_.warp_partial);
@@ -154,6 +155,7 @@ class RowCluster {
   // sums PeerHistogram(rank, bin) until NextExchange.
   template <typename T>
   __device__ void Publish(const T& value) {
+    static_assert(sizeof(T) <= sizeof(workspace_.published[0]), "a block's published slot");
     *reinterpret_cast<T*>(workspace_.published[parity_]) = value;
   }
   __device__ float* Histogram() { return workspace_.histogram[parity_]; }
