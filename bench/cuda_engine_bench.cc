@@ -14,7 +14,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "absl/strings/numbers.h"
+#include "bench/count_flags.h"
 #include "model/backend_factory.h"
 #include "model/engine.h"
 #include "model/presets.h"
@@ -97,21 +97,6 @@ DecodeTimes TimeDecode(Engine& engine, int64_t batch, int64_t vocab) {
   return times;
 }
 
-// A list flag of positive counts, at most `most`; nullopt (and an error logged) otherwise.
-std::optional<std::vector<int64_t>> Counts(const std::vector<std::string>& values, const char* flag,
-                                           int64_t most) {
-  std::vector<int64_t> counts;
-  for (const std::string& value : values) {
-    int64_t count = 0;
-    if (!absl::SimpleAtoi(value, &count) || count < 1 || count > most) {
-      spdlog::error("--{}: '{}' is not a count from 1 to {}", flag, value, most);
-      return std::nullopt;
-    }
-    counts.push_back(count);
-  }
-  return counts;
-}
-
 nlohmann::json BenchModel(const std::string& name, const std::string& dir,
                           const std::vector<int64_t>& prefill_tokens,
                           const std::vector<int64_t>& batches) {
@@ -169,9 +154,9 @@ nlohmann::json BenchModel(const std::string& name, const std::string& dir,
 
 int Run() {
   const std::optional<std::vector<int64_t>> prefill_tokens =
-      Counts(absl::GetFlag(FLAGS_prefill_tokens), "prefill_tokens", int64_t{1} << 24);
+      ParseCounts(absl::GetFlag(FLAGS_prefill_tokens), "prefill_tokens", int64_t{1} << 24);
   const std::optional<std::vector<int64_t>> batches =
-      Counts(absl::GetFlag(FLAGS_decode_sessions), "decode_sessions", kMaxSessions);
+      ParseCounts(absl::GetFlag(FLAGS_decode_sessions), "decode_sessions", kMaxSessions);
   if (!prefill_tokens || !batches) return 2;
   const std::vector<std::string> models = absl::GetFlag(FLAGS_models);
   for (const std::string& model : models) {

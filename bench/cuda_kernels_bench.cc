@@ -11,13 +11,15 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <limits>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "absl/strings/numbers.h"
+#include "bench/count_flags.h"
 #include "kernels/elementwise.h"
 #include "kernels/power_attention.h"
 #include "kernels/power_prefill_mma.h"
@@ -461,15 +463,10 @@ nlohmann::json BenchProjections(const std::string& model, const std::string& gro
 
 int Run() {
   // Flags first: a bad one fails before any measuring.
-  std::vector<int> decode_sessions;
-  for (const std::string& count : absl::GetFlag(FLAGS_decode_sessions)) {
-    int sessions = 0;
-    if (!absl::SimpleAtoi(count, &sessions) || sessions < 1) {
-      spdlog::error("--decode_sessions: '{}' is not a positive session count", count);
-      return 2;
-    }
-    decode_sessions.push_back(sessions);
-  }
+  const std::optional<std::vector<int64_t>> session_counts = ParseCounts(
+      absl::GetFlag(FLAGS_decode_sessions), "decode_sessions", std::numeric_limits<int>::max());
+  if (!session_counts) return 2;
+  const std::vector<int> decode_sessions(session_counts->begin(), session_counts->end());
   const std::vector<std::string> shapes = absl::GetFlag(FLAGS_decode_shapes);
   const std::vector<std::string> dtypes = absl::GetFlag(FLAGS_decode_state_dtypes);
   for (const std::string& shape : shapes) {
