@@ -25,6 +25,11 @@ constexpr float kFineDigitsPerLogit = 8.0f;
 constexpr int kMaxCandidates = 2048;  // a fine digit's ids a block lists (SelectKey)
 constexpr int kLoadBatch = 8;         // global loads a thread has in flight at once
 
+// Ids of a row each block of its cluster holds (the last block fewer).
+__host__ __device__ constexpr int64_t SliceIds(int64_t vocab) {
+  return (vocab + kClusterBlocks - 1) / kClusterBlocks;
+}
+
 // Orders floats as unsigned integers: a larger key is a larger value.
 __device__ inline uint32_t OrderKey(float value) {
   const uint32_t bits = __float_as_uint(value);
@@ -119,7 +124,7 @@ class RowCluster {
  public:
   __device__ RowCluster(Workspace& workspace, int vocab)
       : workspace_(workspace), cluster_(cg::this_cluster()) {
-    const int slice = (vocab + kClusterBlocks - 1) / kClusterBlocks;
+    const int slice = static_cast<int>(SliceIds(vocab));
     rank_ = static_cast<int>(cluster_.block_rank());
     begin_ = rank_ * slice;
     count_ = max(0, min(vocab - begin_, slice));
@@ -510,10 +515,6 @@ __global__ void __cluster_dims__(kClusterBlocks, 1, 1) __launch_bounds__(kSample
   }
 }
 
-size_t SliceBytes(int64_t vocab) {
-  return static_cast<size_t>((vocab + kClusterBlocks - 1) / kClusterBlocks) * sizeof(float);
-}
-
 }  // namespace
 
 int64_t MaxSampledVocab() {
@@ -539,7 +540,7 @@ void SampleRows(const float* logits, int64_t rows, int64_t vocab, const SampleRo
     ApplyRepetitionPenalty<<<rows, 256, 0, stream>>>(logits, vocab, params, penalized, scratch);
     adjusted = scratch;
   }
-  const size_t slice_bytes = SliceBytes(vocab);
+  const size_t slice_bytes = static_cast<size_t>(SliceIds(vocab)) * sizeof(float);
   cudaFuncSetAttribute(SampleRowsKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                        static_cast<int>(slice_bytes));
   SampleRowsKernel<<<static_cast<unsigned>(rows * kClusterBlocks), kSampleThreads, slice_bytes,
