@@ -144,7 +144,7 @@ class Backend {
                     double theta) = 0;
   // In place: x ← logsigmoid(x + gate_bias), the per-token log forget gate.
   virtual void LogSigmoidGate(MatrixView x, float gate_bias) = 0;
-  // out = silu(gate) · up; out (fp32 or LinearInputDType()) may alias gate.
+  // out = silu(gate) · up; out is fp32 (which may alias gate) or LinearInputDType().
   virtual void SwiGlu(MatrixView gate, MatrixView up, MatrixView out) = 0;
   // In place: tanh-approximated GELU.
   virtual void GeluTanh(MatrixView x) = 0;
