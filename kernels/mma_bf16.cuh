@@ -19,6 +19,14 @@ __device__ inline uint32_t PackBf16(float low, float high) {
   return *reinterpret_cast<const uint32_t*>(&pair);
 }
 
+// The products of two bf16 pairs, each rounded once to bf16: exactly round(a·b) of the pairs'
+// values, since a product of two bf16 is exact in fp32.
+__device__ inline uint32_t MulBf16Pairs(uint32_t a, uint32_t b) {
+  const __nv_bfloat162 product = __hmul2(*reinterpret_cast<const __nv_bfloat162*>(&a),
+                                         *reinterpret_cast<const __nv_bfloat162*>(&b));
+  return *reinterpret_cast<const uint32_t*>(&product);
+}
+
 // c += a·b
 __device__ inline void MmaBf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
   asm volatile(

@@ -14,8 +14,9 @@
 //
 // Three kernels:
 //  1. ChunkValuesKernel, per (sub-chunk of 64 tokens, kv head): the decayed values
-//     exp(G_last − G_t)·[v_t | 1 | 0…] as bf16 and the sub-chunk's decay exp(G_last), once for
-//     every block of kernel 2 to read;
+//     exp(G_last − G_t)·[v_t | 1 | 0…] as bf16, the keys as bf16 token pairs (a φ(K)ᵀ fragment
+//     register, a feature at two tokens, is then one bf16x2 multiply) and the sub-chunk's decay
+//     exp(G_last), once for every block of kernel 2 to read;
 //  2. ChunkStatesKernel, per (block of k-rows, kv head, segment): holds its rows of [S | z] in
 //     registers (fp32) and walks the segment's sub-chunks in order, the next one's keys and
 //     values in flight (cp.async) while this one is multiplied. At each chunk it stores the state
@@ -65,7 +66,9 @@ struct Mma {
   static constexpr int kStages = 2;
   static constexpr int kStageElements = kStageSteps * 16 * kWide;
   static_assert(kSteps % kStageSteps == 0);
-  static constexpr int kKeyStride = kD + 4;    // fp32 keys, conflict-free column reads
+  // Keys as bf16 token pairs (StoreKeyPairs), a row of kD words a pair of tokens; in shared
+  // memory 8 words more, so that a step's loads of four token pairs hit distinct banks.
+  static constexpr int kKeyPairStride = kD + 8;
   static constexpr int kQueryStride = kD + 8;  // fp32 queries, conflict-free float2 reads
   static constexpr int kBf16Stride = kD + 8;   // bf16 rows for ldmatrix: 16-byte aligned
 };
@@ -96,7 +99,9 @@ struct StatesPass {
   static constexpr int kRowTiles = Mma<kD>::kRows / kBlockRows;
   static_assert(Mma<kD>::kRows % kBlockRows == 0 && kTiles <= kRowTiles);
   static constexpr int kValuesElements = kChunk * Mma<kD>::kWide;  // a sub-chunk's values
-  static constexpr int kBuffer = kChunk * Mma<kD>::kKeyStride * 4 + kValuesElements * 2;  // bytes
+  static constexpr int kKeyPairWords = kChunk / 2 * kD;             // a sub-chunk's key pairs
+  static constexpr int kBuffer =
+      (kChunk / 2 * Mma<kD>::kKeyPairStride) * 4 + kValuesElements * 2;  // bytes
   // Two buffers, then the features of the block's k-rows.
   static constexpr size_t kSharedBytes =
       2 * kBuffer + sizeof(int) * (kTiles > 1 ? kTiles * kBlockRows : 0);
@@ -229,6 +234,30 @@ __device__ void StoreValuesKMajor(const float* v, int kv_heads, int kv_head, int
   }
 }
 
+// The keys of a sub-chunk as bf16 token pairs for ChunkStatesKernel: word (p, c) holds column c
+// of tokens 2p (low half) and 2p + 1, zero past n; one bf16x2 multiply then makes a feature's
+// values at both tokens, the pair an A fragment register holds.
+template <int kD, int kChunk, int kThreads>
+__device__ void StoreKeyPairs(const float* k, int kv_heads, int kv_head, int64_t first_row, int n,
+                              uint32_t* to) {
+  constexpr int kPerRow = kD / 4;
+  for (int i = threadIdx.x; i < kChunk / 2 * kPerRow; i += kThreads) {
+    const int p = i / kPerRow, c = (i % kPerRow) * 4;
+    float4 x[2];
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const int t = 2 * p + e;
+      x[e] = t < n ? *reinterpret_cast<const float4*>(k + ((first_row + t) * kv_heads + kv_head) *
+                                                              kD +
+                                                      c)
+                   : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    }
+    *reinterpret_cast<uint4*>(to + p * kD + c) =
+        make_uint4(PackBf16(x[0].x, x[1].x), PackBf16(x[0].y, x[1].y), PackBf16(x[0].z, x[1].z),
+                   PackBf16(x[0].w, x[1].w));
+  }
+}
+
 __device__ inline int RoundUp(int n, int multiple) {
   return (n + multiple - 1) / multiple * multiple;
 }
@@ -274,11 +303,12 @@ __device__ inline void LoadBTrans(uint32_t (&b)[kNTiles][2], const __nv_bfloat16
 }
 
 // grid (sub-chunks, kv heads), 256 threads: a sub-chunk's decayed values [kChunk × kWide] (bf16,
-// StoreValuesKMajor's layout) and its decay (1 for a sub-chunk past its chunk's rows).
+// StoreValuesKMajor's layout), its keys as token pairs (StoreKeyPairs) and its decay (1 for a
+// sub-chunk past its chunk's rows, which has neither values nor keys).
 template <int kD, typename P>
 __global__ void __launch_bounds__(256)
     ChunkValuesKernel(PowerAttentionShape shape, AttentionRows rows, const PrefillChunk* chunks,
-                      __nv_bfloat16* values, float* chunk_decays) {
+                      __nv_bfloat16* values, uint32_t* key_pairs, float* chunk_decays) {
   __shared__ float log_gate[P::kChunk];
   __shared__ float key_decay[P::kChunk];
   const int64_t sub = blockIdx.x;
@@ -301,6 +331,8 @@ __global__ void __launch_bounds__(256)
     key_decay[t] = t < n ? expf(last - log_gate[t]) : 0.0f;
   }
   if (threadIdx.x == 0) *decay = expf(last);
+  StoreKeyPairs<kD, P::kChunk, 256>(rows.k, shape.num_kv_heads, h, first_row, n,
+                                    key_pairs + (sub * shape.num_kv_heads + h) * P::kKeyPairWords);
   __syncthreads();
   StoreValuesKMajor<kD, P::kChunk, 256>(
       rows.v, shape.num_kv_heads, h, first_row, n, key_decay, P::Run(shape.bf16_states),
@@ -315,17 +347,19 @@ template <int kD, typename P, typename Storage>
 __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
     ChunkStatesKernel(PowerAttentionShape shape, AttentionRows rows, const PrefillSegment* segments,
                       const PrefillChunk* chunks, const __nv_bfloat16* decayed_values,
-                      const float* chunk_decays, int tiles_per_block,
+                      const uint32_t* key_pairs, const float* chunk_decays, int tiles_per_block,
                       __nv_bfloat16* before_states) {
   using M = Mma<kD>;
   extern __shared__ float4 shared_storage[];
-  // Two buffers, each: keys fp32 [chunk × kKeyStride], then decayed values bf16 [chunk × kWide]
-  // (StoreValuesKMajor's layout); then the features of the block's k-rows.
+  // Two buffers, each: key pairs [chunk / 2 × kKeyPairStride] (StoreKeyPairs' words), then
+  // decayed values bf16 [chunk × kWide] (StoreValuesKMajor's layout); then the features of the
+  // block's k-rows.
   auto keys_of = [&](int buffer) {
-    return reinterpret_cast<float*>(reinterpret_cast<char*>(shared_storage) + buffer * P::kBuffer);
+    return reinterpret_cast<uint32_t*>(reinterpret_cast<char*>(shared_storage) +
+                                       buffer * P::kBuffer);
   };
   auto values_of = [&](int buffer) {
-    return reinterpret_cast<__nv_bfloat16*>(keys_of(buffer) + P::kChunk * M::kKeyStride);
+    return reinterpret_cast<__nv_bfloat16*>(keys_of(buffer) + P::kChunk / 2 * M::kKeyPairStride);
   };
   int* block_features = reinterpret_cast<int*>(keys_of(2));  // [tiles · kBlockRows]
 
@@ -340,15 +374,18 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
   auto tokens_of = [&](int u) {
     return min(P::kChunk, chunks[u / P::kSubChunks].num_rows - (u % P::kSubChunks) * P::kChunk);
   };
-  // Sub-chunk u's keys and decayed values into a buffer, asynchronously (keys and values past its
-  // tokens are zeros; a sub-chunk without tokens is not multiplied).
+  // Sub-chunk u's key pairs and decayed values into a buffer, asynchronously (both are zeros past
+  // its tokens; a sub-chunk without tokens is not multiplied).
   auto fetch = [&](int u, int buffer) {
-    const PrefillChunk chunk = chunks[u / P::kSubChunks];
-    CopyRowsAsync<kD, P::kChunk>(rows.k, shape.num_kv_heads, h,
-                                 chunk.first_row + (u % P::kSubChunks) * P::kChunk, tokens_of(u),
-                                 keys_of(buffer), M::kKeyStride);
-    const __nv_bfloat16* from =
-        decayed_values + (static_cast<int64_t>(u) * shape.num_kv_heads + h) * P::kValuesElements;
+    const int64_t record = static_cast<int64_t>(u) * shape.num_kv_heads + h;
+    const uint32_t* from_keys = key_pairs + record * P::kKeyPairWords;
+    uint32_t* to_keys = keys_of(buffer);
+    constexpr int kPiecesPerRow = kD / 4;
+    for (int i = threadIdx.x; i < P::kChunk / 2 * kPiecesPerRow; i += blockDim.x) {
+      const int p = i / kPiecesPerRow, c = (i % kPiecesPerRow) * 4;
+      CpAsync16(to_keys + p * M::kKeyPairStride + c, from_keys + p * kD + c);
+    }
+    const __nv_bfloat16* from = decayed_values + record * P::kValuesElements;
     __nv_bfloat16* to = values_of(buffer);
     for (int i = threadIdx.x * 8; i < P::kValuesElements; i += blockDim.x * 8) {
       CpAsync16(to + i, from + i);
@@ -428,7 +465,10 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
       next = rows_of(tile + 1);
       stored.Load(state, D, next.feature, t4);
     }
-    auto fragment_weight = [&](int half) { return kUnweighted ? 1.0f : now.weight[half]; };
+      // A fold's fragments carry the key weights (for degree 2 they are 1 and 2, so weighting the
+    // rounded products is exact).
+    const uint32_t weight_pair[2] = {PackBf16(now.weight[0], now.weight[0]),
+                                     PackBf16(now.weight[1], now.weight[1])};
 
     for (int u = first; u < end; ++u, ++step) {
       const int buffer = resident ? 0 : step % 2;
@@ -474,10 +514,10 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
       }
 
       // acc += φ(K)ᵀ·[decay·v | decay] (without the weights when kUnweighted): A (k-rows ×
-      // tokens) made from the keys in registers, B the values in shared memory, chains of
+      // tokens) made in registers from the key pairs, B the values in shared memory, chains of
       // P::kChainSteps wgmmas of the warpgroup's 64 k-rows by 16 tokens, over the sub-chunk's
       // tokens only (the buffers are zero past them up to kChunk).
-      const float* keys = keys_of(buffer);
+      const uint32_t* keys = keys_of(buffer);
       const __nv_bfloat16* values = values_of(buffer);
       constexpr int kChainTokens = 16 * P::kChainSteps;
       static_assert(P::kChunk % kChainTokens == 0);
@@ -489,14 +529,16 @@ __global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
         for (int s = 0; s < P::kChainSteps; ++s) {
 #pragma unroll
           for (int hi = 0; hi < 2; ++hi) {  // tokens 2t, 2t+1 (hi 0) or 2t+8, 2t+9 (hi 1)
-            const float* k0 = keys + (ks + 16 * s + 2 * t4 + 8 * hi) * M::kKeyStride;
-            const float* k1 = k0 + M::kKeyStride;
-            const float x0 = k0[now.first_factor], x1 = k1[now.first_factor];
-            const float2 y0 = *reinterpret_cast<const float2*>(k0 + now.second_factor);
-            const float2 y1 = *reinterpret_cast<const float2*>(k1 + now.second_factor);
-            const float w0 = fragment_weight(0), w1 = fragment_weight(1);
-            a[s][2 * hi] = PackBf16(w0 * x0 * y0.x, w0 * x1 * y1.x);
-            a[s][2 * hi + 1] = PackBf16(w1 * x0 * y0.y, w1 * x1 * y1.y);
+            const uint32_t* pair = keys + (ks / 2 + 8 * s + t4 + 4 * hi) * M::kKeyPairStride;
+            const uint32_t x = pair[now.first_factor];
+            const uint2 y = *reinterpret_cast<const uint2*>(pair + now.second_factor);
+            uint32_t row_g = MulBf16Pairs(x, y.x), row_g8 = MulBf16Pairs(x, y.y);
+            if constexpr (!kUnweighted) {
+              row_g = MulBf16Pairs(row_g, weight_pair[0]);
+              row_g8 = MulBf16Pairs(row_g8, weight_pair[1]);
+            }
+            a[s][2 * hi] = row_g;
+            a[s][2 * hi + 1] = row_g8;
           }
         }
         WgmmaChainBf16<M::kWide>(acc, a, values + ks * M::kWide);
@@ -591,9 +633,10 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
     for (int e = 0; e < 4; ++e) acc[nt][e] = 0.0f;
   }
 
-  // State form. x_j of the current column block stay in registers: half → columns 16·jb + 4t to
-  // 4t + 3, the A fragment's k-columns 2t, 2t + 8, 2t + 1, 2t + 9 (SecondFactorOffset).
-  float4 second[2];
+  // State form. x_j of the current column block stay in registers as bf16 pairs: half → columns
+  // 16·jb + 4t, + 2 (the A fragment's k-columns 2t, 2t + 1) and 16·jb + 4t + 1, + 3 (k-columns
+  // 2t + 8, 2t + 9) (SecondFactorOffset); a step's values are the scaled x_i times each pair.
+  uint32_t second[2][2];
   int i = 0, jb = -1;
   for (int stage = 0; stage < kStageCount; ++stage) {
     CpAsyncWait<M::kStages - 2>();
@@ -613,16 +656,18 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
 #pragma unroll
           for (int half = 0; half < 2; ++half) {
             const float* q = queries + (warp_row + g + 8 * half) * M::kQueryStride;
-            second[half] = *reinterpret_cast<const float4*>(q + 16 * jb + 4 * t4);
+            const float4 x = *reinterpret_cast<const float4*>(q + 16 * jb + 4 * t4);
+            second[half][0] = PackBf16(x.x, x.z);
+            second[half][1] = PackBf16(x.y, x.w);
           }
         }
 #pragma unroll
         for (int half = 0; half < 2; ++half) {
           const float first =
               query_scale[half] * queries[(warp_row + g + 8 * half) * M::kQueryStride + i];
-          const float4 x = second[half];
-          a[step][half] = PackBf16(first * x.x, first * x.z);
-          a[step][2 + half] = PackBf16(first * x.y, first * x.w);
+          const uint32_t first_pair = PackBf16(first, first);
+          a[step][half] = MulBf16Pairs(first_pair, second[half][0]);
+          a[step][2 + half] = MulBf16Pairs(first_pair, second[half][1]);
         }
         ++i;
       }
@@ -697,19 +742,38 @@ size_t OutputShared() {
              (M::kChunk * M::kBf16Stride + M::kChunk * M::kWide + M::kStages * M::kStageElements);
 }
 
-// Workspace of a pass: the state before every chunk (with outputs only), then every sub-chunk's
-// decayed values, then its decay; in bf16 elements up to the decays.
+// A pass's workspace, in this order: the state before every chunk (with outputs only; bf16), every
+// sub-chunk's decayed values (bf16), its key pairs (words), its decay (float). Each part's size
+// is a multiple of 16 bytes but the last, so every part is as aligned as the workspace.
 template <int kD, typename P>
-int64_t WorkspaceBf16Elements(int kv_heads, int64_t chunks, bool with_outputs) {
-  const int64_t before = with_outputs ? int64_t{Mma<kD>::kRows} * Mma<kD>::kWide : 0;
-  return chunks * kv_heads * (before + P::kSubChunks * P::kValuesElements);
-}
+struct PassWorkspace {
+  static int64_t BeforeFloats(int kv_heads, int64_t chunks, bool with_outputs) {
+    return with_outputs ? chunks * kv_heads * Mma<kD>::kRows * Mma<kD>::kWide / 2 : 0;
+  }
+  static int64_t SubChunks(int kv_heads, int64_t chunks) {
+    return chunks * P::kSubChunks * kv_heads;
+  }
+  static int64_t Floats(int kv_heads, int64_t chunks, bool with_outputs) {
+    return BeforeFloats(kv_heads, chunks, with_outputs) +
+           SubChunks(kv_heads, chunks) * (P::kValuesElements / 2 + P::kKeyPairWords + 1);
+  }
+  static_assert(Mma<kD>::kRows * Mma<kD>::kWide % 8 == 0 && P::kValuesElements % 8 == 0 &&
+                P::kKeyPairWords % 4 == 0);
 
-template <int kD, typename P>
-int64_t WorkspaceFloats(int kv_heads, int64_t chunks, bool with_outputs) {
-  return (WorkspaceBf16Elements<kD, P>(kv_heads, chunks, with_outputs) + 1) / 2 +
-         chunks * P::kSubChunks * kv_heads;
-}
+  PassWorkspace(float* workspace, int kv_heads, int64_t chunks, bool with_outputs) {
+    const int64_t sub_chunks = SubChunks(kv_heads, chunks);
+    before_states = reinterpret_cast<__nv_bfloat16*>(workspace);
+    float* next = workspace + BeforeFloats(kv_heads, chunks, with_outputs);
+    decayed_values = reinterpret_cast<__nv_bfloat16*>(next);
+    next += sub_chunks * P::kValuesElements / 2;
+    key_pairs = reinterpret_cast<uint32_t*>(next);
+    chunk_decays = next + sub_chunks * P::kKeyPairWords;
+  }
+  __nv_bfloat16* before_states;
+  __nv_bfloat16* decayed_values;
+  uint32_t* key_pairs;
+  float* chunk_decays;
+};
 
 // Tiles a block of the states pass walks for `pairs` (segment, kv head) pairs: up to P::kTiles,
 // fewer where the blocks would not fill the GPU about twice over (a fold of one session: a tile a
@@ -723,24 +787,23 @@ int TilesPerBlock(int64_t pairs) {
   return static_cast<int>((P::kRowTiles + blocks - 1) / blocks);
 }
 
-// The chunks' decayed values and the states' pass over them.
+// The chunks' decayed values and key pairs, and the states' pass over them.
 template <int kD, typename P>
 void LaunchStates(const PowerAttentionShape& shape, const AttentionRows& rows,
                   const PrefillSegment* segments, int64_t segment_count, const PrefillChunk* chunks,
-                  int64_t chunk_count, __nv_bfloat16* before_states, __nv_bfloat16* decayed_values,
-                  float* chunk_decays, cudaStream_t stream) {
+                  int64_t chunk_count, const PassWorkspace<kD, P>& work, cudaStream_t stream) {
   ChunkValuesKernel<kD, P>
       <<<dim3(static_cast<unsigned>(chunk_count * P::kSubChunks), shape.num_kv_heads), 256, 0,
-         stream>>>(shape, rows, chunks, decayed_values, chunk_decays);
+         stream>>>(shape, rows, chunks, work.decayed_values, work.key_pairs, work.chunk_decays);
   const int tiles_per_block = TilesPerBlock<P>(shape.num_kv_heads * segment_count);
   const dim3 grid((P::kRowTiles + tiles_per_block - 1) / tiles_per_block, shape.num_kv_heads,
                   static_cast<unsigned>(segment_count));
   auto launch = [&](auto kernel) {
     cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                          static_cast<int>(P::kSharedBytes));
-    kernel<<<grid, P::kWarps * 32, P::kSharedBytes, stream>>>(shape, rows, segments, chunks,
-                                                              decayed_values, chunk_decays,
-                                                              tiles_per_block, before_states);
+    kernel<<<grid, P::kWarps * 32, P::kSharedBytes, stream>>>(
+        shape, rows, segments, chunks, work.decayed_values, work.key_pairs, work.chunk_decays,
+        tiles_per_block, work.before_states);
   };
   if (shape.bf16_states) {
     launch(ChunkStatesKernel<kD, P, __nv_bfloat16>);
@@ -754,29 +817,22 @@ void Launch(const PowerAttentionShape& shape, const AttentionRows& rows,
             const PrefillSegment* segments, int64_t segment_count, const PrefillChunk* chunks,
             int64_t chunk_count, float* workspace, cudaStream_t stream) {
   using M = Mma<kD>;
-  auto* bf16_workspace = reinterpret_cast<__nv_bfloat16*>(workspace);
   if (rows.out == nullptr) {
     using P = FoldStatesPass<kD>;
-    auto* chunk_decays = reinterpret_cast<float*>(
-        bf16_workspace + WorkspaceBf16Elements<kD, P>(shape.num_kv_heads, chunk_count, false));
-    return LaunchStates<kD, P>(shape, rows, segments, segment_count, chunks, chunk_count, nullptr,
-                               bf16_workspace, chunk_decays, stream);
+    return LaunchStates<kD, P>(
+        shape, rows, segments, segment_count, chunks, chunk_count,
+        PassWorkspace<kD, P>(workspace, shape.num_kv_heads, chunk_count, false), stream);
   }
   using P = OutputStatesPass<kD>;
-  __nv_bfloat16* before_states = bf16_workspace;
-  __nv_bfloat16* decayed_values =
-      before_states + chunk_count * shape.num_kv_heads * M::kRows * M::kWide;
-  auto* chunk_decays = reinterpret_cast<float*>(
-      bf16_workspace + WorkspaceBf16Elements<kD, P>(shape.num_kv_heads, chunk_count, true));
-  LaunchStates<kD, P>(shape, rows, segments, segment_count, chunks, chunk_count, before_states,
-                      decayed_values, chunk_decays, stream);
+  const PassWorkspace<kD, P> work(workspace, shape.num_kv_heads, chunk_count, true);
+  LaunchStates<kD, P>(shape, rows, segments, segment_count, chunks, chunk_count, work, stream);
 
   const size_t output_shared = OutputShared<kD>();
   cudaFuncSetAttribute(ChunkOutputKernel<kD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                        static_cast<int>(output_shared));
   const dim3 output_grid(shape.num_heads, static_cast<unsigned>(chunk_count));
   ChunkOutputKernel<kD><<<output_grid, M::kOutputThreads, output_shared, stream>>>(
-      shape, rows, chunks, before_states);
+      shape, rows, chunks, work.before_states);
 }
 
 }  // namespace
@@ -793,11 +849,11 @@ int TensorCorePrefillChunkTokens(int head_dim, bool with_outputs) {
 int64_t TensorCorePrefillWorkspaceFloats(int head_dim, int kv_heads, int64_t chunks,
                                          bool with_outputs) {
   if (head_dim == 64) {
-    return with_outputs ? WorkspaceFloats<64, OutputStatesPass<64>>(kv_heads, chunks, true)
-                        : WorkspaceFloats<64, FoldStatesPass<64>>(kv_heads, chunks, false);
+    return with_outputs ? PassWorkspace<64, OutputStatesPass<64>>::Floats(kv_heads, chunks, true)
+                        : PassWorkspace<64, FoldStatesPass<64>>::Floats(kv_heads, chunks, false);
   }
-  return with_outputs ? WorkspaceFloats<128, OutputStatesPass<128>>(kv_heads, chunks, true)
-                      : WorkspaceFloats<128, FoldStatesPass<128>>(kv_heads, chunks, false);
+  return with_outputs ? PassWorkspace<128, OutputStatesPass<128>>::Floats(kv_heads, chunks, true)
+                      : PassWorkspace<128, FoldStatesPass<128>>::Floats(kv_heads, chunks, false);
 }
 
 std::vector<int32_t> TensorCoreFeatureRows(const std::vector<uint8_t>& monomials, int head_dim) {
