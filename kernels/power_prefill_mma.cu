@@ -635,7 +635,10 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
 
   // State form. x_j of the current column block stay in registers as bf16 pairs: half → columns
   // 16·jb + 4t, + 2 (the A fragment's k-columns 2t, 2t + 1) and 16·jb + 4t + 1, + 3 (k-columns
-  // 2t + 8, 2t + 9) (SecondFactorOffset); a step's values are the scaled x_i times each pair.
+  // 2t + 8, 2t + 9) (SecondFactorOffset); a step's values are the scaled x_i times each pair. A
+  // chain's kChainSteps steps take consecutive i of one column block (a block is 16·(jb + 1)
+  // steps), so the block changes only between chains and the chain's x_i are one load.
+  static_assert(kChainSteps == 4 && 16 % kChainSteps == 0, "a chain's x_i: one float4");
   uint32_t second[2][2];
   int i = 0, jb = -1;
   for (int stage = 0; stage < kStageCount; ++stage) {
@@ -647,30 +650,39 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
     static_assert(M::kStageSteps % kChainSteps == 0);
 #pragma unroll 1
     for (int s = 0; s < M::kStageSteps; s += kChainSteps) {
+      if (jb < 0 || i == 16 * (jb + 1)) {
+        i = 0;
+        ++jb;
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const float* q = queries + (warp_row + g + 8 * half) * M::kQueryStride;
+          const float4 x = *reinterpret_cast<const float4*>(q + 16 * jb + 4 * t4);
+          second[half][0] = PackBf16(x.x, x.z);
+          second[half][1] = PackBf16(x.y, x.w);
+        }
+      }
+      float firsts[2][kChainSteps];
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const float4 x = *reinterpret_cast<const float4*>(
+            queries + (warp_row + g + 8 * half) * M::kQueryStride + i);
+        firsts[half][0] = x.x;
+        firsts[half][1] = x.y;
+        firsts[half][2] = x.z;
+        firsts[half][3] = x.w;
+      }
       uint32_t a[kChainSteps][4];
 #pragma unroll
       for (int step = 0; step < kChainSteps; ++step) {
-        if (jb < 0 || i == 16 * (jb + 1)) {
-          i = 0;
-          ++jb;
-#pragma unroll
-          for (int half = 0; half < 2; ++half) {
-            const float* q = queries + (warp_row + g + 8 * half) * M::kQueryStride;
-            const float4 x = *reinterpret_cast<const float4*>(q + 16 * jb + 4 * t4);
-            second[half][0] = PackBf16(x.x, x.z);
-            second[half][1] = PackBf16(x.y, x.w);
-          }
-        }
 #pragma unroll
         for (int half = 0; half < 2; ++half) {
-          const float first =
-              query_scale[half] * queries[(warp_row + g + 8 * half) * M::kQueryStride + i];
+          const float first = query_scale[half] * firsts[half][step];
           const uint32_t first_pair = PackBf16(first, first);
           a[step][half] = MulBf16Pairs(first_pair, second[half][0]);
           a[step][2 + half] = MulBf16Pairs(first_pair, second[half][1]);
         }
-        ++i;
       }
+      i += kChainSteps;
       WgmmaChainBf16<M::kWide>(acc, a, tile + s * 16 * M::kWide);
     }
   }
