@@ -344,7 +344,9 @@ __global__ void __launch_bounds__(256)
 // without P::kStoresBefore (before_states unused) the states only advance. A segment of one
 // sub-chunk (a fold's) is fetched once for all the tiles.
 template <int kD, typename P, typename Storage>
-__global__ void __launch_bounds__(P::kWarps * 32, P::kMinBlocks)
+__global__ void __launch_bounds__(P::kWarps * 32,
+                                  P::kMinBlocks + (kD == 64 && !P::kStoresBefore &&
+                                                   std::is_same_v<Storage, __nv_bfloat16>))
     ChunkStatesKernel(PowerAttentionShape shape, AttentionRows rows, const PrefillSegment* segments,
                       const PrefillChunk* chunks, const __nv_bfloat16* decayed_values,
                       const uint32_t* key_pairs, const float* chunk_decays, int tiles_per_block,
