@@ -90,6 +90,7 @@ struct StatesPass {
   static constexpr int kSubChunks = kPlanChunk / kChunk;
   static_assert(kPlanChunk % kChunk == 0);
   static constexpr int kMinBlocks = kMinBlocksPerSM;
+  static constexpr int kHeadDim = kD;
   static constexpr int kWarps = kWarpsPerBlock;
   static_assert(kWarps % 4 == 0, "whole warpgroups");
   static constexpr int kChainSteps = kChainStepsPerWait;
@@ -99,7 +100,7 @@ struct StatesPass {
   static constexpr int kRowTiles = Mma<kD>::kRows / kBlockRows;
   static_assert(Mma<kD>::kRows % kBlockRows == 0 && kTiles <= kRowTiles);
   static constexpr int kValuesElements = kChunk * Mma<kD>::kWide;  // a sub-chunk's values
-  static constexpr int kKeyPairWords = kChunk / 2 * kD;             // a sub-chunk's key pairs
+  static constexpr int kKeyPairWords = kChunk / 2 * kD;            // a sub-chunk's key pairs
   static constexpr int kBuffer =
       (kChunk / 2 * Mma<kD>::kKeyPairStride) * 4 + kValuesElements * 2;  // bytes
   // Two buffers, then the features of the block's k-rows.
@@ -112,6 +113,17 @@ struct StatesPass {
     return kStoresBefore ? 2 : (bf16_states ? 8 : 4);
   }
 };
+// The blocks an SM ChunkStatesKernel's launch bounds ask for: a d-64 fold of bf16 states fits one
+// block more than P's (80 registers), whose state loads keep more bytes in flight (a fold 4-5%
+// faster on an H200, bench/results/prefill_session17.md); at d 128 or with fp32 states it would
+// spill.
+template <typename P, typename Storage>
+struct StatesBlocksPerSM {
+  static constexpr int value =
+      P::kMinBlocks +
+      (P::kHeadDim == 64 && !P::kStoresBefore && std::is_same_v<Storage, __nv_bfloat16> ? 1 : 0);
+};
+
 // Sub-chunks of 64 tokens and 16 k-rows a warp keep a block's registers (80 at d 64, 128 at
 // d 128) and shared memory small enough for several blocks an SM, so one block's loads overlap
 // another's multiplies. Measured on an H200 when these passes ran on mma.sync
@@ -247,9 +259,8 @@ __device__ void StoreKeyPairs(const float* k, int kv_heads, int kv_head, int64_t
 #pragma unroll
     for (int e = 0; e < 2; ++e) {
       const int t = 2 * p + e;
-      x[e] = t < n ? *reinterpret_cast<const float4*>(k + ((first_row + t) * kv_heads + kv_head) *
-                                                              kD +
-                                                      c)
+      x[e] = t < n ? *reinterpret_cast<const float4*>(
+                         k + ((first_row + t) * kv_heads + kv_head) * kD + c)
                    : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     }
     *reinterpret_cast<uint4*>(to + p * kD + c) =
@@ -344,9 +355,7 @@ __global__ void __launch_bounds__(256)
 // without P::kStoresBefore (before_states unused) the states only advance. A segment of one
 // sub-chunk (a fold's) is fetched once for all the tiles.
 template <int kD, typename P, typename Storage>
-__global__ void __launch_bounds__(P::kWarps * 32,
-                                  P::kMinBlocks + (kD == 64 && !P::kStoresBefore &&
-                                                   std::is_same_v<Storage, __nv_bfloat16>))
+__global__ void __launch_bounds__(P::kWarps * 32, StatesBlocksPerSM<P, Storage>::value)
     ChunkStatesKernel(PowerAttentionShape shape, AttentionRows rows, const PrefillSegment* segments,
                       const PrefillChunk* chunks, const __nv_bfloat16* decayed_values,
                       const uint32_t* key_pairs, const float* chunk_decays, int tiles_per_block,
@@ -467,7 +476,7 @@ __global__ void __launch_bounds__(P::kWarps * 32,
       next = rows_of(tile + 1);
       stored.Load(state, D, next.feature, t4);
     }
-      // A fold's fragments carry the key weights (for degree 2 they are 1 and 2, so weighting the
+    // A fold's fragments carry the key weights (for degree 2 they are 1 and 2, so weighting the
     // rounded products is exact).
     const uint32_t weight_pair[2] = {PackBf16(now.weight[0], now.weight[0]),
                                      PackBf16(now.weight[1], now.weight[1])};
