@@ -84,10 +84,21 @@ __global__ void LogSigmoidGateKernel(float* x, int64_t n, float gate_bias) {
 }
 
 template <typename Out>
-__global__ void SwiGluKernel(const float* gate, const float* up, Out* out, int64_t n) {
-  for (int64_t i = GlobalThread(); i < n; i += GridThreads()) {
-    const float g = gate[i];
-    Store(out + i, g / (1.0f + expf(-g)) * up[i]);
+__global__ void SwiGluKernel(const float* gate_up, int64_t rows, int64_t width, Out* out) {
+  for (int64_t i = GlobalThread(); i < rows * width; i += GridThreads()) {
+    const float* row = gate_up + i / width * 2 * width;
+    const float g = row[i % width];
+    Store(out + i, g / (1.0f + expf(-g)) * row[width + i % width]);
+  }
+}
+
+__global__ void SplitColumnsKernel(const float* x, int64_t rows, int64_t cols, SplitParts parts) {
+  for (int64_t i = GlobalThread(); i < rows * cols; i += GridThreads()) {
+    const int64_t r = i / cols;
+    int64_t c = i % cols;
+    int p = 0;
+    while (c >= parts.widths[p]) c -= parts.widths[p++];
+    parts.out[p][r * parts.widths[p] + c] = x[i];
   }
 }
 
@@ -160,14 +171,20 @@ void LogSigmoidGate(float* x, int64_t n, float gate_bias, cudaStream_t stream) {
   LogSigmoidGateKernel<<<GridFor(n), kThreads, 0, stream>>>(x, n, gate_bias);
 }
 
-void SwiGlu(const float* gate, const float* up, float* out, int64_t n, cudaStream_t stream) {
-  SwiGluKernel<<<GridFor(n), kThreads, 0, stream>>>(gate, up, out, n);
+void SwiGlu(const float* gate_up, int64_t rows, int64_t width, float* out, cudaStream_t stream) {
+  SwiGluKernel<<<GridFor(rows * width), kThreads, 0, stream>>>(gate_up, rows, width, out);
 }
 
-void SwiGlu(const float* gate, const float* up, uint16_t* out_bf16, int64_t n,
+void SwiGlu(const float* gate_up, int64_t rows, int64_t width, uint16_t* out_bf16,
             cudaStream_t stream) {
-  SwiGluKernel<<<GridFor(n), kThreads, 0, stream>>>(gate, up,
-                                                    reinterpret_cast<__nv_bfloat16*>(out_bf16), n);
+  SwiGluKernel<<<GridFor(rows * width), kThreads, 0, stream>>>(
+      gate_up, rows, width, reinterpret_cast<__nv_bfloat16*>(out_bf16));
+}
+
+void SplitColumns(const float* x, int64_t rows, int64_t cols, const SplitParts& parts,
+                  cudaStream_t stream) {
+  if (rows * cols == 0) return;
+  SplitColumnsKernel<<<GridFor(rows * cols), kThreads, 0, stream>>>(x, rows, cols, parts);
 }
 
 void GeluTanh(float* x, int64_t n, cudaStream_t stream) {

@@ -25,12 +25,23 @@ void HeadRmsNorm(float* x, int64_t rows, int64_t cols, int64_t head_dim, const f
 void Rope(float* x, int64_t rows, int64_t cols, int64_t head_dim, const int64_t* positions,
           double theta, cudaStream_t stream);
 void LogSigmoidGate(float* x, int64_t n, float gate_bias, cudaStream_t stream);
-void SwiGlu(const float* gate, const float* up, float* out, int64_t n, cudaStream_t stream);
-void SwiGlu(const float* gate, const float* up, uint16_t* out_bf16, int64_t n, cudaStream_t stream);
+// out = silu(gate) · up for rows of `width`; a row of gate_up holds the row of gate, then up's.
+void SwiGlu(const float* gate_up, int64_t rows, int64_t width, float* out, cudaStream_t stream);
+void SwiGlu(const float* gate_up, int64_t rows, int64_t width, uint16_t* out_bf16,
+            cudaStream_t stream);
 void GeluTanh(float* x, int64_t n, cudaStream_t stream);
 void Add(float* accumulate, const float* x, int64_t n, cudaStream_t stream);
 // out[r] += bias for each row of `cols`.
 void AddBias(float* out, const float* bias, int64_t rows, int64_t cols, cudaStream_t stream);
+// Where SplitColumns puts each row's consecutive column ranges: part p is widths[p] wide.
+struct SplitParts {
+  static constexpr int kMaxParts = 4;
+  int count = 0;
+  float* out[kMaxParts] = {};
+  int64_t widths[kMaxParts] = {};
+};
+void SplitColumns(const float* x, int64_t rows, int64_t cols, const SplitParts& parts,
+                  cudaStream_t stream);
 // out row i = x row rows[i].
 void GatherRows(const float* x, const int64_t* rows, int64_t count, int64_t cols, float* out,
                 cudaStream_t stream);

@@ -144,12 +144,17 @@ class Backend {
                     double theta) = 0;
   // In place: x ← logsigmoid(x + gate_bias), the per-token log forget gate.
   virtual void LogSigmoidGate(MatrixView x, float gate_bias) = 0;
-  // out = silu(gate) · up; out is fp32 (which may alias gate) or LinearInputDType().
-  virtual void SwiGlu(MatrixView gate, MatrixView up, MatrixView out) = 0;
+  // out = silu(gate) · up, where each row of `gate_up` is a row of gate then one of up (a stacked
+  // projection's output); out is fp32 or LinearInputDType().
+  virtual void SwiGlu(MatrixView gate_up, MatrixView out) = 0;
   // In place: tanh-approximated GELU.
   virtual void GeluTanh(MatrixView x) = 0;
   // out row i = x row rows[i].
   virtual void GatherRows(MatrixView x, std::span<const int64_t> rows, MatrixView out) = 0;
+  // Each row of x cut into consecutive column ranges: parts[i] takes the next parts[i].cols
+  // columns (fp32; at most kMaxSplitParts parts, together x.cols wide).
+  static constexpr int kMaxSplitParts = 4;
+  virtual void SplitColumns(MatrixView x, std::span<const MatrixView> parts) = 0;
   // Power attention for every segment, reading and advancing each segment's state slot. A
   // decode row (a one-row segment) adds its token to the state's decode buffers, which must have
   // room; a prefill segment's state must have empty buffers (FoldDecodeBuffers).

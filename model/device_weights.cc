@@ -1,5 +1,8 @@
 #include "model/device_weights.h"
 
+#include <utility>
+#include <vector>
+
 namespace sympow {
 namespace {
 
@@ -11,6 +14,46 @@ Matrix UploadOptional(const TensorView* tensor, Backend& backend) {
   return backend.Upload(*tensor, rows, cols);
 }
 
+// Uploads `values` as an fp32 tensor of `shape`.
+Matrix UploadFloats(const std::vector<float>& values, std::vector<int64_t> shape,
+                    Backend& backend) {
+  TensorView tensor;
+  tensor.name = "stacked projections";
+  tensor.shape = std::move(shape);
+  tensor.data = reinterpret_cast<const std::byte*>(values.data());
+  tensor.byte_size = values.size() * sizeof(float);
+  const int64_t rows = tensor.shape.size() == 2 ? tensor.shape[0] : 1;
+  return backend.Upload(tensor, rows, tensor.shape.back());
+}
+
+// The matrices' rows one after the other, and their biases likewise (zeros for a matrix
+// without one; none when no matrix has one). The checkpoint binding has checked the shapes.
+struct Stack {
+  Matrix weight, bias;
+};
+Stack UploadStacked(std::vector<const TensorView*> weights, std::vector<const TensorView*> biases,
+                    Backend& backend) {
+  const int64_t cols = weights.front()->shape[1];
+  std::vector<float> stacked, stacked_bias;
+  bool any_bias = false;
+  for (size_t i = 0; i < weights.size(); ++i) {
+    const std::vector<float> part = weights[i]->ToFloat();
+    stacked.insert(stacked.end(), part.begin(), part.end());
+    const int64_t rows = weights[i]->shape[0];
+    if (biases[i] != nullptr) {
+      any_bias = true;
+      const std::vector<float> bias = biases[i]->ToFloat();
+      stacked_bias.insert(stacked_bias.end(), bias.begin(), bias.end());
+    } else {
+      stacked_bias.insert(stacked_bias.end(), rows, 0.0f);
+    }
+  }
+  const int64_t rows = static_cast<int64_t>(stacked.size()) / cols;
+  Stack stack{UploadFloats(stacked, {rows, cols}, backend), Matrix{}};
+  if (any_bias) stack.bias = UploadFloats(stacked_bias, {rows}, backend);
+  return stack;
+}
+
 }  // namespace
 
 DeviceWeights UploadWeights(const ModelTensors& t, bool tied_embeddings, Backend& backend) {
@@ -18,13 +61,24 @@ DeviceWeights UploadWeights(const ModelTensors& t, bool tied_embeddings, Backend
   DeviceWeights w;
   w.embed = up(t.embed);
   for (const LayerTensors& l : t.layers) {
-    w.layers.push_back(DeviceLayerWeights{
-        up(l.input_norm), up(l.input_norm_bias), up(l.q_proj),    up(l.q_proj_bias),
-        up(l.k_proj),     up(l.k_proj_bias),     up(l.v_proj),    up(l.v_proj_bias),
-        up(l.g_proj),     up(l.g_proj_bias),     up(l.q_norm),    up(l.k_norm),
-        up(l.o_proj),     up(l.o_proj_bias),     up(l.post_norm), up(l.post_norm_bias),
-        up(l.mlp_in),     up(l.mlp_in_bias),     up(l.mlp_up),    up(l.mlp_up_bias),
-        up(l.mlp_out),    up(l.mlp_out_bias)});
+    std::vector<const TensorView*> attention_in = {l.q_proj, l.k_proj, l.v_proj};
+    std::vector<const TensorView*> attention_in_bias = {l.q_proj_bias, l.k_proj_bias,
+                                                        l.v_proj_bias};
+    if (l.g_proj != nullptr) {
+      attention_in.push_back(l.g_proj);
+      attention_in_bias.push_back(l.g_proj_bias);
+    }
+    std::vector<const TensorView*> mlp_in = {l.mlp_in}, mlp_in_bias = {l.mlp_in_bias};
+    if (l.mlp_up != nullptr) {
+      mlp_in.push_back(l.mlp_up);
+      mlp_in_bias.push_back(l.mlp_up_bias);
+    }
+    const Stack attention = UploadStacked(attention_in, attention_in_bias, backend);
+    const Stack mlp = UploadStacked(mlp_in, mlp_in_bias, backend);
+    w.layers.push_back(DeviceLayerWeights{up(l.input_norm), up(l.input_norm_bias), attention.weight,
+                                          attention.bias, up(l.q_norm), up(l.k_norm), up(l.o_proj),
+                                          up(l.o_proj_bias), up(l.post_norm), up(l.post_norm_bias),
+                                          mlp.weight, mlp.bias, up(l.mlp_out), up(l.mlp_out_bias)});
   }
   w.final_norm = up(t.final_norm);
   w.final_norm_bias = up(t.final_norm_bias);

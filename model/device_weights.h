@@ -8,14 +8,17 @@
 
 namespace sympow {
 
+// Projections that read the same input are stacked into one matrix (their rows one after the
+// other), so that one GEMM computes them all; a stack's bias is empty when none of its parts has
+// one, and zeros stand in for the parts without.
 struct DeviceLayerWeights {
   Matrix input_norm, input_norm_bias;
-  Matrix q_proj, q_proj_bias, k_proj, k_proj_bias, v_proj, v_proj_bias;
-  Matrix g_proj, g_proj_bias;
+  Matrix attention_in, attention_in_bias;  // q, k, v and (with gating) the gate's projections
   Matrix q_norm, k_norm;
   Matrix o_proj, o_proj_bias;
   Matrix post_norm, post_norm_bias;
-  Matrix mlp_in, mlp_in_bias, mlp_up, mlp_up_bias, mlp_out, mlp_out_bias;
+  Matrix mlp_in, mlp_in_bias;  // SwiGLU: the gate's and the up projections; GELU: the input's
+  Matrix mlp_out, mlp_out_bias;
 };
 
 // Optional tensors stay empty Matrix objects.

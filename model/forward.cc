@@ -1,6 +1,7 @@
 #include "model/forward.h"
 
 #include <algorithm>
+#include <array>
 #include <bit>
 
 namespace sympow {
@@ -61,14 +62,17 @@ void ModelForward::EnsureWorkspace(int64_t rows) {
   const DType linear_input = backend_.LinearInputDType();
   work_.normed = backend_.Allocate(rows, c.hidden_size, linear_input);
   work_.projected = backend_.Allocate(rows, c.hidden_size);
+  work_.attention_in = backend_.Allocate(
+      rows, (c.num_heads + 2 * c.num_kv_heads) * c.head_dim + (c.gating ? c.num_kv_heads : 0));
   work_.q = backend_.Allocate(rows, c.num_heads * c.head_dim);
   work_.k = backend_.Allocate(rows, c.num_kv_heads * c.head_dim);
   work_.v = backend_.Allocate(rows, c.num_kv_heads * c.head_dim);
   work_.log_gate = backend_.Allocate(rows, c.num_kv_heads);
   work_.attention = backend_.Allocate(rows, c.num_heads * c.head_dim);
-  work_.mlp_hidden = backend_.Allocate(rows, c.intermediate_size);
-  work_.mlp_up = backend_.Allocate(rows, c.intermediate_size);
-  if (c.mlp == MlpKind::kSwiGlu) {
+  // With SwiGLU the stacked gate and up projections' outputs, twice as wide.
+  const bool swiglu = c.mlp == MlpKind::kSwiGlu;
+  work_.mlp_hidden = backend_.Allocate(rows, (swiglu ? 2 : 1) * c.intermediate_size);
+  if (swiglu) {
     work_.mlp_product = backend_.Allocate(rows, c.intermediate_size, linear_input);
   }
 }
@@ -101,13 +105,13 @@ MatrixView ModelForward::RunOperations(const ForwardBatch& batch) {
   MatrixView x = work_.residual.view.Rows(0, n);
   MatrixView a = work_.normed.view.Rows(0, n);
   MatrixView projected = work_.projected.view.Rows(0, n);
+  MatrixView attention_in = work_.attention_in.view.Rows(0, n);
   MatrixView q = work_.q.view.Rows(0, n);
   MatrixView k = work_.k.view.Rows(0, n);
   MatrixView v = work_.v.view.Rows(0, n);
   MatrixView log_gate = c.gating ? work_.log_gate.view.Rows(0, n) : MatrixView{};
   MatrixView attention = work_.attention.view.Rows(0, n);
   MatrixView hidden = work_.mlp_hidden.view.Rows(0, n);
-  MatrixView up = work_.mlp_up.view.Rows(0, n);
   MatrixView product = work_.mlp_product.view.Rows(0, n);
 
   b.Embed(w.embed, batch.tokens, x);
@@ -115,9 +119,12 @@ MatrixView ModelForward::RunOperations(const ForwardBatch& batch) {
     const DeviceLayerWeights& l = w.layers[layer];
     // a = Norm(h); h = h + o_proj(PowerAttention(a))
     b.Norm(c.norm, eps, x, l.input_norm, &l.input_norm_bias, a);
-    b.Linear(a, l.q_proj, &l.q_proj_bias, q);
-    b.Linear(a, l.k_proj, &l.k_proj_bias, k);
-    b.Linear(a, l.v_proj, &l.v_proj_bias, v);
+    b.Linear(a, l.attention_in, &l.attention_in_bias, attention_in);
+    if (c.gating) {
+      b.SplitColumns(attention_in, std::array{q, k, v, log_gate});
+    } else {
+      b.SplitColumns(attention_in, std::array{q, k, v});
+    }
     if (c.qk_norm) {
       b.HeadRmsNorm(q, c.head_dim, l.q_norm, eps);
       b.HeadRmsNorm(k, c.head_dim, l.k_norm, eps);
@@ -126,10 +133,7 @@ MatrixView ModelForward::RunOperations(const ForwardBatch& batch) {
       b.Rope(q, c.head_dim, batch.positions, c.rope_theta);
       b.Rope(k, c.head_dim, batch.positions, c.rope_theta);
     }
-    if (c.gating) {
-      b.Linear(a, l.g_proj, &l.g_proj_bias, log_gate);
-      b.LogSigmoidGate(log_gate, static_cast<float>(c.gate_bias));
-    }
+    if (c.gating) b.LogSigmoidGate(log_gate, static_cast<float>(c.gate_bias));
     b.PowerAttention({layer, q, k, v, log_gate, batch.segments, chunk_size_, attention});
     b.Linear(attention, l.o_proj, &l.o_proj_bias, projected);
     b.Add(x, projected);
@@ -137,8 +141,7 @@ MatrixView ModelForward::RunOperations(const ForwardBatch& batch) {
     b.Norm(c.norm, eps, x, l.post_norm, &l.post_norm_bias, a);
     b.Linear(a, l.mlp_in, &l.mlp_in_bias, hidden);
     if (c.mlp == MlpKind::kSwiGlu) {
-      b.Linear(a, l.mlp_up, &l.mlp_up_bias, up);
-      b.SwiGlu(hidden, up, product);
+      b.SwiGlu(hidden, product);
       b.Linear(product, l.mlp_out, &l.mlp_out_bias, projected);
     } else {
       b.GeluTanh(hidden);

@@ -33,11 +33,12 @@ class ModelForward {
 
  private:
   // Activation buffers, grown to the largest batch seen. What only Linear reads (normed,
-  // mlp_product) is in the backend's LinearInputDType; projected takes the fp32 outputs added to
-  // the residual, and the rows gathered for the LM head.
+  // mlp_product) is in the backend's LinearInputDType; attention_in holds the stacked q, k, v and
+  // gate projections before they are split; projected takes the fp32 outputs added to the
+  // residual, and the rows gathered for the LM head.
   struct Workspace {
     int64_t rows = 0;
-    Matrix residual, normed, projected, q, k, v, log_gate, attention, mlp_hidden, mlp_up,
+    Matrix residual, normed, projected, attention_in, q, k, v, log_gate, attention, mlp_hidden,
         mlp_product;
     int64_t logit_rows = 0;
     Matrix logits;

@@ -152,13 +152,15 @@ void CpuBackend::LogSigmoidGate(MatrixView x, float gate_bias) {
   }
 }
 
-void CpuBackend::SwiGlu(MatrixView gate, MatrixView up, MatrixView out) {
-  const int64_t n = gate.rows * gate.cols;
-  const float* g = Floats(gate);
-  const float* u = Floats(up);
-  float* o = Floats(out);
+void CpuBackend::SwiGlu(MatrixView gate_up, MatrixView out) {
+  const int64_t width = out.cols;
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) o[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+  for (int64_t r = 0; r < out.rows; ++r) {
+    const float* g = Floats(gate_up) + r * gate_up.cols;
+    const float* u = g + width;
+    float* o = Floats(out) + r * width;
+    for (int64_t j = 0; j < width; ++j) o[j] = g[j] / (1.0f + std::exp(-g[j])) * u[j];
+  }
 }
 
 void CpuBackend::GeluTanh(MatrixView x) {
@@ -175,6 +177,16 @@ void CpuBackend::GeluTanh(MatrixView x) {
 void CpuBackend::GatherRows(MatrixView x, std::span<const int64_t> rows, MatrixView out) {
   for (size_t i = 0; i < rows.size(); ++i) {
     std::memcpy(Floats(out) + i * out.cols, Floats(x) + rows[i] * x.cols, x.cols * sizeof(float));
+  }
+}
+
+void CpuBackend::SplitColumns(MatrixView x, std::span<const MatrixView> parts) {
+  for (int64_t r = 0; r < x.rows; ++r) {
+    const float* from = Floats(x) + r * x.cols;
+    for (const MatrixView& part : parts) {
+      std::memcpy(Floats(part) + r * part.cols, from, part.cols * sizeof(float));
+      from += part.cols;
+    }
   }
 }
 

@@ -324,12 +324,11 @@ void CudaBackend::LogSigmoidGate(MatrixView x, float gate_bias) {
   CheckLaunch("LogSigmoidGate");
 }
 
-void CudaBackend::SwiGlu(MatrixView gate, MatrixView up, MatrixView out) {
+void CudaBackend::SwiGlu(MatrixView gate_up, MatrixView out) {
   if (out.dtype == DType::kBF16) {
-    kernels::SwiGlu(Floats(gate), Floats(up), static_cast<uint16_t*>(out.data),
-                    gate.rows * gate.cols, stream_);
+    kernels::SwiGlu(Floats(gate_up), out.rows, out.cols, static_cast<uint16_t*>(out.data), stream_);
   } else {
-    kernels::SwiGlu(Floats(gate), Floats(up), Floats(out), gate.rows * gate.cols, stream_);
+    kernels::SwiGlu(Floats(gate_up), out.rows, out.cols, Floats(out), stream_);
   }
   CheckLaunch("SwiGlu");
 }
@@ -345,6 +344,17 @@ void CudaBackend::GatherRows(MatrixView x, std::span<const int64_t> rows, Matrix
   kernels::GatherRows(Floats(x), device_rows, static_cast<int64_t>(rows.size()), x.cols,
                       Floats(out), stream_);
   CheckLaunch("GatherRows");
+}
+
+void CudaBackend::SplitColumns(MatrixView x, std::span<const MatrixView> parts) {
+  static_assert(kMaxSplitParts <= kernels::SplitParts::kMaxParts);
+  kernels::SplitParts split;
+  for (const MatrixView& part : parts) {
+    split.out[split.count] = Floats(part);
+    split.widths[split.count++] = part.cols;
+  }
+  kernels::SplitColumns(Floats(x), x.rows, x.cols, split, stream_);
+  CheckLaunch("SplitColumns");
 }
 
 void CudaBackend::PowerAttention(const PowerAttentionArgs& args) {

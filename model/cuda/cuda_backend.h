@@ -63,9 +63,10 @@ class CudaBackend final : public Backend {
   void Rope(MatrixView x, int64_t head_dim, std::span<const int64_t> positions,
             double theta) override;
   void LogSigmoidGate(MatrixView x, float gate_bias) override;
-  void SwiGlu(MatrixView gate, MatrixView up, MatrixView out) override;
+  void SwiGlu(MatrixView gate_up, MatrixView out) override;
   void GeluTanh(MatrixView x) override;
   void GatherRows(MatrixView x, std::span<const int64_t> rows, MatrixView out) override;
+  void SplitColumns(MatrixView x, std::span<const MatrixView> parts) override;
   void PowerAttention(const PowerAttentionArgs& args) override;
   void FoldDecodeBuffers(std::span<const BufferedSession> sessions) override;
   void Sample(MatrixView logits, std::span<const RowSampling> rows,
