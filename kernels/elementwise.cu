@@ -83,24 +83,40 @@ __global__ void LogSigmoidGateKernel(float* x, int64_t n, float gate_bias) {
   }
 }
 
+// Row-wise kernels walk rows across blocks and columns across a block's threads: no division
+// per element (64-bit divisions made these kernels compute-bound in long prefills).
 template <typename Out>
 __global__ void SwiGluKernel(const float* gate_up, int64_t rows, int64_t width, Out* out) {
-  for (int64_t i = GlobalThread(); i < rows * width; i += GridThreads()) {
-    const float* row = gate_up + i / width * 2 * width;
-    const float g = row[i % width];
-    Store(out + i, g / (1.0f + expf(-g)) * row[width + i % width]);
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const float* gate = gate_up + r * 2 * width;
+    const float* up = gate + width;
+    for (int64_t j = threadIdx.x; j < width; j += blockDim.x) {
+      const float g = gate[j];
+      Store(out + r * width + j, g / (1.0f + expf(-g)) * up[j]);
+    }
   }
 }
 
 __global__ void SplitColumnsKernel(const float* x, int64_t rows, int64_t cols, SplitParts parts) {
-  for (int64_t i = GlobalThread(); i < rows * cols; i += GridThreads()) {
-    const int64_t r = i / cols;
-    int64_t c = i % cols;
-    int p = 0;
-    while (c >= parts.widths[p]) c -= parts.widths[p++];
-    parts.out[p][r * parts.widths[p] + c] = x[i];
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const float* from = x + r * cols;
+    for (int p = 0; p < parts.count; ++p) {
+      const int64_t width = parts.widths[p];
+      float* to = parts.out[p] + r * width;
+      for (int64_t j = threadIdx.x; j < width; j += blockDim.x) to[j] = from[j];
+      from += width;
+    }
   }
 }
+
+__global__ void AddBiasKernel(float* out, const float* bias, int64_t rows, int64_t cols) {
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) out[r * cols + j] += bias[j];
+  }
+}
+
+// Blocks for a kernel that walks rows across blocks.
+unsigned RowBlocks(int64_t rows) { return static_cast<unsigned>(rows < 65535 ? rows : 65535); }
 
 __global__ void GeluTanhKernel(float* x, int64_t n) {
   const float k = 0.7978845608028654f;  // sqrt(2/π)
@@ -112,10 +128,6 @@ __global__ void GeluTanhKernel(float* x, int64_t n) {
 
 __global__ void AddKernel(float* accumulate, const float* x, int64_t n) {
   for (int64_t i = GlobalThread(); i < n; i += GridThreads()) accumulate[i] += x[i];
-}
-
-__global__ void AddBiasKernel(float* out, const float* bias, int64_t rows, int64_t cols) {
-  for (int64_t i = GlobalThread(); i < rows * cols; i += GridThreads()) out[i] += bias[i % cols];
 }
 
 __global__ void GatherRowsKernel(const float* x, const int64_t* rows, int64_t count, int64_t cols,
@@ -172,19 +184,21 @@ void LogSigmoidGate(float* x, int64_t n, float gate_bias, cudaStream_t stream) {
 }
 
 void SwiGlu(const float* gate_up, int64_t rows, int64_t width, float* out, cudaStream_t stream) {
-  SwiGluKernel<<<GridFor(rows * width), kThreads, 0, stream>>>(gate_up, rows, width, out);
+  if (rows == 0) return;
+  SwiGluKernel<<<RowBlocks(rows), kThreads, 0, stream>>>(gate_up, rows, width, out);
 }
 
 void SwiGlu(const float* gate_up, int64_t rows, int64_t width, uint16_t* out_bf16,
             cudaStream_t stream) {
-  SwiGluKernel<<<GridFor(rows * width), kThreads, 0, stream>>>(
+  if (rows == 0) return;
+  SwiGluKernel<<<RowBlocks(rows), kThreads, 0, stream>>>(
       gate_up, rows, width, reinterpret_cast<__nv_bfloat16*>(out_bf16));
 }
 
 void SplitColumns(const float* x, int64_t rows, int64_t cols, const SplitParts& parts,
                   cudaStream_t stream) {
-  if (rows * cols == 0) return;
-  SplitColumnsKernel<<<GridFor(rows * cols), kThreads, 0, stream>>>(x, rows, cols, parts);
+  if (rows == 0) return;
+  SplitColumnsKernel<<<RowBlocks(rows), kThreads, 0, stream>>>(x, rows, cols, parts);
 }
 
 void GeluTanh(float* x, int64_t n, cudaStream_t stream) {
@@ -196,7 +210,8 @@ void Add(float* accumulate, const float* x, int64_t n, cudaStream_t stream) {
 }
 
 void AddBias(float* out, const float* bias, int64_t rows, int64_t cols, cudaStream_t stream) {
-  AddBiasKernel<<<GridFor(rows * cols), kThreads, 0, stream>>>(out, bias, rows, cols);
+  if (rows == 0) return;
+  AddBiasKernel<<<RowBlocks(rows), kThreads, 0, stream>>>(out, bias, rows, cols);
 }
 
 void GatherRows(const float* x, const int64_t* rows, int64_t count, int64_t cols, float* out,
