@@ -152,7 +152,8 @@ class Backend {
   // out row i = x row rows[i].
   virtual void GatherRows(MatrixView x, std::span<const int64_t> rows, MatrixView out) = 0;
   // Each row of x cut into consecutive column ranges: parts[i] takes the next parts[i].cols
-  // columns (fp32; at most kMaxSplitParts parts, together x.cols wide).
+  // columns (fp32; at most kMaxSplitParts parts, together at most x.cols wide: columns past them
+  // are left out).
   static constexpr int kMaxSplitParts = 4;
   virtual void SplitColumns(MatrixView x, std::span<const MatrixView> parts) = 0;
   // Power attention for every segment, reading and advancing each segment's state slot. A

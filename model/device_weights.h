@@ -13,7 +13,9 @@ namespace sympow {
 // one, and zeros stand in for the parts without.
 struct DeviceLayerWeights {
   Matrix input_norm, input_norm_bias;
-  Matrix attention_in, attention_in_bias;  // q, k, v and (with gating) the gate's projections
+  // q, k, v and (with gating) the gate's projections, zero rows padding the outputs to a
+  // multiple of 64 (device_weights.cc says why)
+  Matrix attention_in, attention_in_bias;
   Matrix q_norm, k_norm;
   Matrix o_proj, o_proj_bias;
   Matrix post_norm, post_norm_bias;

@@ -62,8 +62,8 @@ void ModelForward::EnsureWorkspace(int64_t rows) {
   const DType linear_input = backend_.LinearInputDType();
   work_.normed = backend_.Allocate(rows, c.hidden_size, linear_input);
   work_.projected = backend_.Allocate(rows, c.hidden_size);
-  work_.attention_in = backend_.Allocate(
-      rows, (c.num_heads + 2 * c.num_kv_heads) * c.head_dim + (c.gating ? c.num_kv_heads : 0));
+  // As wide as the stacked q/k/v/gate weights' outputs, padding included (UploadWeights).
+  work_.attention_in = backend_.Allocate(rows, weights_.layers.front().attention_in.view.rows);
   work_.q = backend_.Allocate(rows, c.num_heads * c.head_dim);
   work_.k = backend_.Allocate(rows, c.num_kv_heads * c.head_dim);
   work_.v = backend_.Allocate(rows, c.num_kv_heads * c.head_dim);
