@@ -33,10 +33,12 @@ Matrix UploadFloats(const std::vector<float>& values, std::vector<int64_t> shape
 constexpr int64_t kAttentionStackMultiple = 64;
 
 // The matrices' rows one after the other, and their biases likewise (zeros for a matrix
-// without one; none when no matrix has one), then zero rows up to a multiple of row_multiple.
-// The checkpoint binding has checked the shapes.
+// without one; none when no matrix has one), then zero rows up to a multiple of row_multiple;
+// `parts` view each matrix's rows of the stack and `part_biases` its bias (empty where it had
+// none). The checkpoint binding has checked the shapes.
 struct Stack {
   Matrix weight, bias;
+  std::vector<Matrix> parts, part_biases;
 };
 Stack UploadStacked(std::vector<const TensorView*> weights, std::vector<const TensorView*> biases,
                     int64_t row_multiple, Backend& backend) {
@@ -59,8 +61,22 @@ Stack UploadStacked(std::vector<const TensorView*> weights, std::vector<const Te
   const int64_t rows = (unpadded_rows + row_multiple - 1) / row_multiple * row_multiple;
   stacked.resize(rows * cols, 0.0f);
   stacked_bias.resize(rows, 0.0f);
-  Stack stack{UploadFloats(stacked, {rows, cols}, backend), Matrix{}};
+  Stack stack{UploadFloats(stacked, {rows, cols}, backend), Matrix{}, {}, {}};
   if (any_bias) stack.bias = UploadFloats(stacked_bias, {rows}, backend);
+  int64_t first = 0;
+  for (size_t i = 0; i < weights.size(); ++i) {
+    const int64_t part_rows = weights[i]->shape[0];
+    stack.parts.push_back(Matrix{stack.weight.view.Rows(first, part_rows), stack.weight.storage});
+    Matrix part_bias;
+    if (biases[i] != nullptr) {
+      const MatrixView& all = stack.bias.view;
+      part_bias = Matrix{{static_cast<std::byte*>(all.data) + first * DTypeSize(all.dtype),
+                          all.dtype, 1, part_rows},
+                         stack.bias.storage};
+    }
+    stack.part_biases.push_back(part_bias);
+    first += part_rows;
+  }
   return stack;
 }
 
@@ -86,10 +102,28 @@ DeviceWeights UploadWeights(const ModelTensors& t, bool tied_embeddings, Backend
     const Stack attention =
         UploadStacked(attention_in, attention_in_bias, kAttentionStackMultiple, backend);
     const Stack mlp = UploadStacked(mlp_in, mlp_in_bias, 1, backend);
-    w.layers.push_back(DeviceLayerWeights{up(l.input_norm), up(l.input_norm_bias), attention.weight,
-                                          attention.bias, up(l.q_norm), up(l.k_norm), up(l.o_proj),
-                                          up(l.o_proj_bias), up(l.post_norm), up(l.post_norm_bias),
-                                          mlp.weight, mlp.bias, up(l.mlp_out), up(l.mlp_out_bias)});
+    DeviceLayerWeights d;
+    d.input_norm = up(l.input_norm);
+    d.input_norm_bias = up(l.input_norm_bias);
+    d.attention_in = attention.weight;
+    d.attention_in_bias = attention.bias;
+    Matrix* parts[] = {&d.q_proj, &d.k_proj, &d.v_proj, &d.g_proj};
+    Matrix* part_biases[] = {&d.q_proj_bias, &d.k_proj_bias, &d.v_proj_bias, &d.g_proj_bias};
+    for (size_t i = 0; i < attention.parts.size(); ++i) {
+      *parts[i] = attention.parts[i];
+      *part_biases[i] = attention.part_biases[i];
+    }
+    d.q_norm = up(l.q_norm);
+    d.k_norm = up(l.k_norm);
+    d.o_proj = up(l.o_proj);
+    d.o_proj_bias = up(l.o_proj_bias);
+    d.post_norm = up(l.post_norm);
+    d.post_norm_bias = up(l.post_norm_bias);
+    d.mlp_in = mlp.weight;
+    d.mlp_in_bias = mlp.bias;
+    d.mlp_out = up(l.mlp_out);
+    d.mlp_out_bias = up(l.mlp_out_bias);
+    w.layers.push_back(std::move(d));
   }
   w.final_norm = up(t.final_norm);
   w.final_norm_bias = up(t.final_norm_bias);

@@ -14,8 +14,10 @@ namespace sympow {
 struct DeviceLayerWeights {
   Matrix input_norm, input_norm_bias;
   // q, k, v and (with gating) the gate's projections, zero rows padding the outputs to a
-  // multiple of 64 (device_weights.cc says why)
+  // multiple of 64 (device_weights.cc says why); then each of them alone, a view of its rows
+  // (and of its bias's columns; empty where it has none)
   Matrix attention_in, attention_in_bias;
+  Matrix q_proj, q_proj_bias, k_proj, k_proj_bias, v_proj, v_proj_bias, g_proj, g_proj_bias;
   Matrix q_norm, k_norm;
   Matrix o_proj, o_proj_bias;
   Matrix post_norm, post_norm_bias;
