@@ -49,31 +49,41 @@ def manifest_prefill(manifest, shape, context):
     return entry[0]["tokens_per_s"] if entry else None
 
 
+def load_manifest(run_dir):
+    path = os.path.join(run_dir, "manifest.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
 def load_peers(run_dir, peers_from):
-    """The peers and Manifest's figures of this run, or those of an earlier report (peers_from)."""
+    """The peers and Manifest's figures of this run, or those of an earlier report (peers_from);
+    Manifest's of this run wherever it measured them. Returns the commit whose run measured the
+    peers (None: this run) and whether Manifest's figures are this run's."""
+    manifest = load_manifest(run_dir)
     if peers_from is None:
         with open(os.path.join(run_dir, "peers.json")) as f:
             peers = json.load(f)
-        manifest = None
-        if os.path.exists(os.path.join(run_dir, "manifest.json")):
-            with open(os.path.join(run_dir, "manifest.json")) as f:
-                manifest = json.load(f)
-        return peers, manifest, None
+        return peers, manifest, None, True
     with open(peers_from) as f:
         earlier = json.load(f)
-    manifest = earlier["manifest"] if isinstance(earlier["manifest"], dict) else None
+    manifest_here = manifest is not None
+    if not manifest_here:
+        manifest = earlier["manifest"] if isinstance(earlier["manifest"], dict) else None
     # The commit whose run measured them: that report's own peers_commit when it borrowed too.
-    return earlier["peers"], manifest, earlier.get("peers_commit", earlier["commit"])
+    return earlier["peers"], manifest, earlier.get("peers_commit", earlier["commit"]), manifest_here
 
 
 def build(run_dir, commit, engine_run=None, engine_commit=None, peers_from=None):
     with open(os.path.join(run_dir, "kernels_bench.json")) as f:
         bench = json.load(f)
-    peers, manifest, peers_commit = load_peers(run_dir, peers_from)
+    peers, manifest, peers_commit, manifest_here = load_peers(run_dir, peers_from)
     report = {"gpu": bench["gpu"], "commit": commit, "copy_TBps": bench["copy_TBps"],
               "gemm_TFLOPs": bench["gemm_TFLOPs"], "torch": peers["torch"], "decode": [],
               "prefill": [], "peers": peers, "peers_commit": peers_commit or commit,
-              "manifest": manifest or "not measured in this run"}
+              "manifest": manifest or "not measured in this run",
+              "manifest_commit": commit if manifest_here else peers_commit}
     for d in bench["decode"]:
         naive = nearest([n for n in peers["naive_decode"]], "sessions", d["sessions"])
         report["decode"].append({
@@ -118,8 +128,11 @@ def markdown(report, figures):
     lines = [f"# CUDA kernels on {report['gpu']} (commit {report['commit'][:10]})", "",
              ("One run of `tests/gpu/run.sh device`: ceilings, sympow's kernels and the peers were all "
               "measured in it." if same_run else
-              "One run of `tests/gpu/run.sh device`: the ceilings and sympow's kernels were measured in "
-              f"it; the peers (SDPA, naive torch, Manifest) are those of commit {report['peers_commit'][:10]}'s "
+              "One run of `tests/gpu/run.sh device`: the ceilings and sympow's kernels"
+              + (" and Manifest's" if report.get("manifest_commit") == report["commit"] else "")
+              + " were measured in it; the peers (SDPA, naive torch"
+              + ("" if report.get("manifest_commit") == report["commit"] else ", Manifest")
+              + f") are those of commit {report['peers_commit'][:10]}'s "
               "run on the same GPU model (their code did not change).") +
              " Regenerate with `tests/gpu/run.sh report DIR`." + (f" {report['note']}" if report.get("note") else ""), "",
              f"- device copy bandwidth (read + write): **{report['copy_TBps']:.2f} TB/s**",
