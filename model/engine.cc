@@ -56,9 +56,9 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const LoadedModel& model,
   std::unique_ptr<Engine> engine(new Engine(model.config, std::move(backend), options));
   engine->weights_ =
       UploadWeights(model.tensors, model.config.tie_word_embeddings, *engine->backend_);
-  engine->forward_ = std::make_unique<ModelForward>(engine->config_, engine->weights_,
-                                                    *engine->backend_, engine->chunk_size_,
-                                                    options.record_decode_steps);
+  engine->forward_ = std::make_unique<ModelForward>(
+      engine->config_, engine->weights_, *engine->backend_, engine->chunk_size_,
+      options.record_decode_steps, options.stacked_projection_rows);
   return engine;
 }
 

@@ -31,6 +31,8 @@ struct EngineOptions {
   StateTierOptions state_tiers = {};
   // Decode steps replayed from recordings (CUDA graphs) where the backend records them.
   bool record_decode_steps = true;
+  // Passes of up to this many rows compute q, k, v and the gate in one GEMM (ModelForward).
+  int64_t stacked_projection_rows = kDefaultStackedProjectionRows;
 };
 
 struct DecodeInput {

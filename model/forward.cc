@@ -7,14 +7,6 @@
 namespace sympow {
 namespace {
 
-// Passes of at most this many rows (decode steps, short prompts) compute q, k, v and the gate in
-// one GEMM of the stacked weights and split its columns: one launch where four are launch-bound
-// (13-18 us against 45-62 us at 1-256 rows on an H200). Longer passes run the four GEMMs on the
-// stack's row views, writing each output in place: with the stack for every pass, the 124m
-// model's 1,024-token prefill was 6% faster but its 2,048-row prefill passes 5% slower
-// (bench/results/prefill_session17.md).
-constexpr int64_t kStackedProjectionRows = 1024;
-
 bool IsDecodeBatch(const ForwardBatch& batch) {
   const int64_t rows = static_cast<int64_t>(batch.tokens.size());
   if (static_cast<int64_t>(batch.segments.size()) != rows ||
@@ -55,12 +47,14 @@ BatchInputs Inputs(const ForwardBatch& batch) {
 }  // namespace
 
 ModelForward::ModelForward(const ModelConfig& config, const DeviceWeights& weights,
-                           Backend& backend, int64_t chunk_size, bool record_decode_steps)
+                           Backend& backend, int64_t chunk_size, bool record_decode_steps,
+                           int64_t stacked_projection_rows)
     : config_(config),
       weights_(weights),
       backend_(backend),
       chunk_size_(chunk_size),
-      record_decode_steps_(record_decode_steps) {}
+      record_decode_steps_(record_decode_steps),
+      stacked_projection_rows_(stacked_projection_rows) {}
 
 void ModelForward::EnsureWorkspace(int64_t rows) {
   if (rows <= work_.rows) return;
@@ -127,7 +121,7 @@ MatrixView ModelForward::RunOperations(const ForwardBatch& batch) {
     const DeviceLayerWeights& l = w.layers[layer];
     // a = Norm(h); h = h + o_proj(PowerAttention(a))
     b.Norm(c.norm, eps, x, l.input_norm, &l.input_norm_bias, a);
-    if (n <= kStackedProjectionRows) {
+    if (n <= stacked_projection_rows_) {
       b.Linear(a, l.attention_in, &l.attention_in_bias, attention_in);
       if (c.gating) {
         b.SplitColumns(attention_in, std::array{q, k, v, log_gate});

@@ -106,6 +106,26 @@ TEST_F(OracleAgreement, ResultsDoNotDependOnChunkSize) {
   }
 }
 
+// q, k, v and the gate as one stacked GEMM split by columns (short passes) or as four GEMMs on
+// views of the stack (long passes): each way, prefill and decode against the oracle.
+TEST_F(OracleAgreement, StackedAndSeparateProjectionsBothMatch) {
+  for (const OracleCase& c : cases()) {
+    const int64_t n = c.prompt_length;
+    for (int64_t stacked_rows : {int64_t{0}, int64_t{1} << 20}) {
+      auto engine = MakeCpuEngine(c.dir, EngineOptions{.stacked_projection_rows = stacked_rows});
+      SessionId session = engine->CreateSession().value();
+      std::vector<float> logits =
+          engine->Prefill(session, std::span(c.tokens).first(n), LogitsFor::kEveryToken).value();
+      EXPECT_LT(MaxRelativeError(logits, c.LogitsAt(0, n)), ToleranceFor(c))
+          << c.name << " stacked up to " << stacked_rows << " rows";
+      const DecodeInput next{session, c.tokens[n]};
+      std::vector<float> decoded = engine->Decode({&next, 1}).value();
+      EXPECT_LT(MaxRelativeError(decoded, c.LogitsAt(n, 1)), ToleranceFor(c))
+          << c.name << " decode, stacked up to " << stacked_rows << " rows";
+    }
+  }
+}
+
 TEST_F(OracleAgreement, BatchedDecodeEqualsEachSessionAlone) {
   for (const OracleCase& c : cases()) {
     auto engine = MakeCpuEngine(c.dir);
