@@ -76,11 +76,11 @@ struct Mma {
 // How ChunkValuesKernel and ChunkStatesKernel walk segments: each planned chunk of kPlanTokens
 // (PlanPrefill's) in sub-chunks of kChunkTokens; ChunkStatesKernel holds 16 k-rows a warp (four
 // warps: a warpgroup's 64-row wgmma), kWarpsPerBlock warps a block, and asks for kMinBlocksPerSM
-// blocks an SM (its launch bounds), issuing kChainStepsPerWait wgmmas (16 tokens each) before a
-// wait; with kStoresStatesBefore, it stores the state before each planned chunk for
-// ChunkOutputKernel (a fold's pass, without outputs, has none of that code or its registers). A
-// block walks up to kTilesPerBlock tiles of its k-rows (TilesPerBlock), the next tile's state
-// loaded while it works on one (registers for a second state tile).
+// blocks an SM (its launch bounds; StatesBlocksPerSM may add one), issuing kChainStepsPerWait
+// wgmmas (16 tokens each) before a wait; with kStoresStatesBefore, it stores the state before each
+// planned chunk for ChunkOutputKernel (a fold's pass, without outputs, has none of that code or its
+// registers). A block walks up to kTilesPerBlock tiles of its k-rows (TilesPerBlock), the next
+// tile's state loaded while it works on one (registers for a second state tile).
 template <int kD, int kPlanTokens, int kChunkTokens, int kMinBlocksPerSM, int kWarpsPerBlock,
           int kChainStepsPerWait, bool kStoresStatesBefore, int kTilesPerBlock>
 struct StatesPass {
