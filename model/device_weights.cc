@@ -22,8 +22,7 @@ Matrix UploadFloats(const std::vector<float>& values, std::vector<int64_t> shape
   tensor.shape = std::move(shape);
   tensor.data = reinterpret_cast<const std::byte*>(values.data());
   tensor.byte_size = values.size() * sizeof(float);
-  const int64_t rows = tensor.shape.size() == 2 ? tensor.shape[0] : 1;
-  return backend.Upload(tensor, rows, tensor.shape.back());
+  return UploadOptional(&tensor, backend);
 }
 
 // Outputs of the q/k/v/gate stack come in multiples of this, zero rows filling the last: cuBLAS
