@@ -37,6 +37,9 @@ ABSL_FLAG(int64_t, max_prefill_context, 1 << 20, "longest prefill context measur
 ABSL_FLAG(int64_t, min_prefill_context, 1024, "shortest prefill context measured");
 ABSL_FLAG(bool, decode, true, "measure decode (false: prefill only, e.g. under a profiler)");
 ABSL_FLAG(bool, prefill, true, "measure prefill (false: decode only, e.g. under a profiler)");
+ABSL_FLAG(bool, decode_fold_in_step, true,
+          "fold decode buffers in the step that fills them where the decode kernels can "
+          "(false: a separate fold after the step everywhere, as before they could)");
 ABSL_FLAG(bool, sampling, true, "measure token sampling (at the decode session counts)");
 ABSL_FLAG(bool, projections, true,
           "measure the projections that read one input as separate GEMMs and stacked");
@@ -203,17 +206,21 @@ nlohmann::json BenchDecode(const AttentionShape& s, int sessions, bool bf16, dou
   for (int i = 0; i < sessions; ++i) rows.push_back({i, base + i * slot_bytes});
   DeviceArray<kernels::DecodeRow> device_rows;
   device_rows.Upload(rows, stream);
-  auto step = [&] {
+  auto decode_step = [&](bool folds) {
     for (int layer = 0; layer < s.layers; ++layer) {
       const kernels::LayerOffsets offsets{layer * layer_bytes,
                                           state_bytes + layer * layer_buffer_bytes};
       kernels::PowerDecode(shape, act.rows, device_rows.Reserve(0), sessions, offsets, bf16,
-                           scratch.Reserve(0), stream);
+                           scratch.Reserve(0), stream, nullptr, folds);
     }
   };
-  // Decode steps fill the buffers; between timed windows of N − 1 steps they are folded into the
-  // states as CudaBackend::FoldDecodeBuffers does: the buffered tokens gathered into rows and
-  // prefilled without queries or outputs, straight into the states.
+  auto step = [&] { decode_step(false); };
+  // Decode steps fill the buffers. After each timed window of N − 1 steps they are folded into the
+  // states as the CUDA backend does: by the step that fills them where the decode kernels fold
+  // (FoldsInDecode), else as CudaBackend::FoldDecodeBuffers does, the buffered tokens gathered
+  // into rows and prefilled without queries or outputs, straight into the states.
+  const bool in_step =
+      absl::GetFlag(FLAGS_decode_fold_in_step) && kernels::FoldsInDecode(shape, bf16);
   const int window = shape.buffer_tokens - 1;
   if (bf16 && !kernels::UsesTensorCorePrefill(shape.head_dim, shape.degree)) {
     spdlog::critical("{}: a bf16 state folds through the tensor-core prefill only", s.name);
@@ -263,36 +270,51 @@ nlohmann::json BenchDecode(const AttentionShape& s, int sessions, bool bf16, dou
                             fold_workspace.Reserve(0), stream);
     }
   };
-  std::vector<double> fold_times;
-  // Median ms per step over timed windows of N − 1 steps, each after a timed fold.
-  auto time_windows = [&](const std::function<void()>& one_step) {
-    std::vector<double> per_step;
+  // Median ms per step over timed windows of N − 1 steps and of the fold after each (a step that
+  // folds, or the separate fold).
+  struct CycleTimes {
+    double step_ms, fold_ms;
+  };
+  auto time_cycles = [&](const std::function<void()>& one_step, const std::function<void()>& fold) {
+    std::vector<double> per_step, folds;
     for (int repeat = 0; repeat < 4; ++repeat) {  // the first is a warm-up
-      const double fold_ms = ElapsedMs(stream, fold_buffers);
       const double window_ms = ElapsedMs(stream, [&] {
         for (int i = 0; i < window; ++i) one_step();
       });
+      const double fold_ms = ElapsedMs(stream, fold);
       if (repeat > 0) {
-        fold_times.push_back(fold_ms);
         per_step.push_back(window_ms / window);
+        folds.push_back(fold_ms);
       }
     }
-    return Median(per_step);
+    return CycleTimes{Median(per_step), Median(folds)};
   };
-  const double eager_ms = time_windows(step);
-  // The same step captured once as a CUDA graph and replayed, as the server's decode loop can.
-  cudaGraph_t graph;
-  cudaGraphExec_t exec;
-  fold_buffers();
-  CudaCheck(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "capture");
-  step();
-  CudaCheck(cudaStreamEndCapture(stream, &graph), "capture");
-  CudaCheck(cudaGraphInstantiate(&exec, graph, 0), "instantiate");
-  const double graph_ms = time_windows([&] { cudaGraphLaunch(exec, stream); });
-  cudaGraphExecDestroy(exec);
-  cudaGraphDestroy(graph);
-  // A session folds once every N tokens: the step amortised over a buffer's cycle.
-  const double fold_ms = Median(fold_times);
+  auto fold_step = [&] { decode_step(true); };
+  const std::function<void()> eager_fold =
+      in_step ? std::function<void()>(fold_step) : std::function<void()>(fold_buffers);
+  const double eager_ms = time_cycles(step, eager_fold).step_ms;
+  // The same steps captured once as CUDA graphs and replayed, as the server's decode loop can.
+  auto capture = [&](const std::function<void()>& work) {
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    CudaCheck(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "capture");
+    work();
+    CudaCheck(cudaStreamEndCapture(stream, &graph), "capture");
+    CudaCheck(cudaGraphInstantiate(&exec, graph, 0), "instantiate");
+    cudaGraphDestroy(graph);
+    return exec;
+  };
+  cudaGraphExec_t step_graph = capture(step);
+  cudaGraphExec_t fold_graph = in_step ? capture(fold_step) : nullptr;
+  const CycleTimes graph = time_cycles(
+      [&] { cudaGraphLaunch(step_graph, stream); },
+      in_step ? std::function<void()>([&] { cudaGraphLaunch(fold_graph, stream); }) : eager_fold);
+  cudaGraphExecDestroy(step_graph);
+  if (fold_graph != nullptr) cudaGraphExecDestroy(fold_graph);
+  const double graph_ms = graph.step_ms;
+  // A session folds once every N tokens: the step amortised over a buffer's cycle. What folding
+  // adds to a cycle: the step that folds less a plain one, or the separate fold.
+  const double fold_ms = in_step ? graph.fold_ms - graph_ms : graph.fold_ms;
   const double N = shape.buffer_tokens;
   const double amortized_ms = graph_ms + fold_ms / N;
   // Bytes a step moves on average: S and z read once; the buffered keys and values (half full on
@@ -306,10 +328,11 @@ nlohmann::json BenchDecode(const AttentionShape& s, int sessions, bool bf16, dou
   const double effective_tbps = 2.0 * state_bytes * sessions / (amortized_ms * 1e-3) / 1e12;
   spdlog::info(
       "decode {} x{} {}: {:.1f} us/step with folds ({:.1f} without, eager {:.1f}; a fold of every "
-      "session {:.1f} us), {:.2f} TB/s = {:.0f}% of copy moved; {:.0f}% effective (state read "
-      "and written every token)",
+      "session adds {:.1f} us{}), {:.2f} TB/s = {:.0f}% of copy moved; {:.0f}% effective (state "
+      "read and written every token)",
       s.name, sessions, bf16 ? "bf16" : "fp32", amortized_ms * 1e3, graph_ms * 1e3, eager_ms * 1e3,
-      fold_ms * 1e3, tbps, 100 * tbps / copy_tbps, 100 * effective_tbps / copy_tbps);
+      fold_ms * 1e3, in_step ? " to the step that fills the buffers" : "", tbps,
+      100 * tbps / copy_tbps, 100 * effective_tbps / copy_tbps);
   return {{"shape", s.name},
           {"sessions", sessions},
           {"state_dtype", bf16 ? "bfloat16" : "float32"},
@@ -319,6 +342,7 @@ nlohmann::json BenchDecode(const AttentionShape& s, int sessions, bool bf16, dou
           {"us_per_step_without_fold", graph_ms * 1e3},
           {"us_per_step_eager", eager_ms * 1e3},
           {"fold_us", fold_ms * 1e3},
+          {"fold_in_step", in_step},
           {"us_per_session_layer", amortized_ms * 1e3 / (sessions * s.layers)},
           {"state_TBps", tbps},
           {"bw_fraction", tbps / copy_tbps},

@@ -42,6 +42,7 @@ struct PairBuffer : BufferView {
   float new_gate;
   int n;
   int d;
+  int capacity;  // N
 
   __device__ PairBuffer(const PowerAttentionShape& shape, const AttentionRows& rows,
                         const DecodeRow& decode, LayerOffsets layer, int h)
@@ -50,7 +51,8 @@ struct PairBuffer : BufferView {
         new_value(rows.v + (decode.row * shape.num_kv_heads + h) * shape.head_dim),
         new_gate(rows.log_gate ? rows.log_gate[decode.row * shape.num_kv_heads + h] : 0.0f),
         n(static_cast<int>(header[0]) + 1),
-        d(shape.head_dim) {}
+        d(shape.head_dim),
+        capacity(shape.buffer_tokens) {}
 
   __device__ const float* Key(int s) const { return s == n - 1 ? new_key : keys + s * d; }
   __device__ const float* Value(int s) const { return s == n - 1 ? new_value : values + s * d; }
@@ -66,6 +68,16 @@ struct PairBuffer : BufferView {
     if (thread == 0) {
       log_gates[n - 1] = new_gate;
       header[0] = static_cast<float>(n);
+    }
+  }
+
+  // The buffer after the step, as Append; but emptied where the token fills it and the step
+  // folded it into the state (`folded_full`: a launch that folds, kernels/decode_fold.cuh).
+  __device__ void Advance(int thread, int threads, bool folded_full) const {
+    if (!folded_full || n < capacity) {
+      Append(thread, threads);
+    } else if (thread == 0) {
+      header[0] = 0.0f;
     }
   }
 };

@@ -25,8 +25,7 @@ inline size_t FinishWarpsSharedBytes(const PowerAttentionShape& shape) {
 // time (all in flight at once) when the key is aligned (a buffer of an odd token count leaves its
 // rows 4-byte aligned only), one float at a time otherwise.
 template <int kHeadDim, int kGroup>
-__device__ inline void KeyDots(const float* q, const float* key, int group,
-                               float (&dots)[kGroup]) {
+__device__ inline void KeyDots(const float* q, const float* key, int group, float (&dots)[kGroup]) {
   constexpr int kBatch = 8;
   if ((reinterpret_cast<uintptr_t>(key) & 15) == 0) {
 #pragma unroll
@@ -65,7 +64,7 @@ template <int kHeadDim, int kGroup>
 __global__ void __launch_bounds__(kThreads)
     FinishHeadsWarps(PowerAttentionShape shape, AttentionRows rows, const DecodeRow* decode_rows,
                      int64_t items, LayerOffsets layer, DecodeScratch scratch,
-                     const void* padding_state) {
+                     const void* padding_state, bool folds) {
   constexpr int kColumnsPerLane = kHeadDim / 32;
   constexpr int kValueTokens = 32 / kColumnsPerLane;
   extern __shared__ __align__(16) float shared[];
@@ -73,7 +72,7 @@ __global__ void __launch_bounds__(kThreads)
   const int N = shape.buffer_tokens;
   const int group = shape.num_heads / shape.num_kv_heads;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  AllowDependentsToStart();  // as FinishHeads
+  if (!folds) AllowDependentsToStart();  // as FinishHeads
   const int64_t item = int64_t{blockIdx.x} * kFinishWarps + warp;
   if (item >= items) return;
   const int64_t r = item / shape.num_kv_heads;
@@ -151,7 +150,7 @@ __global__ void __launch_bounds__(kThreads)
   }
   __syncwarp();  // every lane has read the denominators, the old count and the buffered tokens
   if (lane < group) scratch.denominators[first_head + lane] = 0.0f;
-  if (decode.state != padding_state) buffer.Append(lane, 32);
+  if (decode.state != padding_state) buffer.Advance(lane, 32, folds);
 }
 
 }  // namespace sympow::kernels

@@ -98,9 +98,15 @@ int64_t DecodeScratchFloats(const PowerAttentionShape& shape, int64_t count);
 // session's state slot (so one row list serves every layer): adds the token to each kv head's
 // decode buffer, which must have room, and writes the outputs from S and z (only read) and the
 // buffer. Rows whose state is `padding_state` (a recorded batch's padding) leave it as it was.
+// With `fold_full_buffers` (only where FoldsInDecode), a row whose token fills its buffer folds
+// the buffer into S and z in the same pass and leaves it empty.
 void PowerDecode(const PowerAttentionShape& shape, const AttentionRows& rows,
                  const DecodeRow* decode_rows, int64_t count, LayerOffsets layer, bool bf16_state,
-                 float* scratch, cudaStream_t stream, const void* padding_state = nullptr);
+                 float* scratch, cudaStream_t stream, const void* padding_state = nullptr,
+                 bool fold_full_buffers = false);
+// Whether PowerDecode can fold full buffers: bf16 states on its tensor-core path (degree 2,
+// head_dim 64 or 128) with buffers of at most 64 tokens.
+bool FoldsInDecode(const PowerAttentionShape& shape, bool bf16_state);
 
 // Copies each session's buffered tokens of one layer into rows (k, v [rows × kv_heads·d], log
 // gates [rows × kv_heads]) and empties the buffers: prefilling those rows into the states folds

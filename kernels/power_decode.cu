@@ -6,8 +6,9 @@
 //    (StreamStates). It is launched to be set up while the kernel before it ends (the previous
 //    layer's FinishHeads, in a step of attention alone) and puts its first rows of S in flight
 //    meanwhile: no kernel that may still run writes a state (the folds and prefills that do are
-//    ordinary launches, over before it). It waits for that kernel before it reads q or touches
-//    the scratch, which FinishHeads zeroes.
+//    ordinary launches, over before it; after a launch 1 that folds, FinishHeads lets the next
+//    launch start only when it ends). It waits for that kernel before it reads q or touches the
+//    scratch, which FinishHeads zeroes.
 // 2. FinishHeads: a block per (session, kv head) adds the token to the head's decode buffer,
 //    attends over the buffer and writes the outputs from both parts (FinishHeadsWarps, a warp
 //    per (session, kv head), for steps of many). It is launched to start while the last blocks
@@ -15,14 +16,16 @@
 //    wait. It zeroes the sums it read, so the scratch needs no clearing before the next layer (no
 //    memset node between layers). It lets the launch after it start at once, so that the next
 //    layer's launch 1 takes the SMs its blocks leave idle.
-// The engine folds buffers that fill (through the prefill, see GatherDecodeBuffers), so a state is
-// written once every N tokens instead of every token.
+// A buffer that fills is folded into its state by launch 1 of the step that fills it, on the bf16
+// tensor-core path (kernels/decode_fold.cuh), else by the engine after the step (through the
+// prefill, see GatherDecodeBuffers): a state is written once every N tokens instead of every token.
 #include <cuda_bf16.h>
 
 #include <algorithm>
 
-#include "kernels/decode_finish_warps.cuh"
 #include "kernels/decode_common.cuh"
+#include "kernels/decode_finish_warps.cuh"
+#include "kernels/decode_fold.cuh"
 #include "kernels/grid.cuh"
 #include "kernels/mma_bf16.cuh"
 #include "kernels/power_attention.h"
@@ -41,8 +44,11 @@ constexpr int BlocksPerSM(int kernel_group) {
   return kernel_group <= 2 ? 4 : (kernel_group <= 5 ? 3 : 2);
 }
 // Blocks of StreamStatesMma an SM holds (a warp's accumulators are 64 columns at any head size):
-// five fit 48 registers a thread with one n-tile of query heads, four with two.
-constexpr int MmaBlocksPerSM(int head_tiles) { return head_tiles == 1 ? 5 : 4; }
+// five fit 48 registers a thread with one n-tile of query heads, four with two; two when the
+// launch folds (with three at 80 registers the accumulators of the advanced rows spill).
+constexpr int MmaBlocksPerSM(int head_tiles, bool folds) {
+  return folds ? 2 : (head_tiles == 1 ? 5 : 4);
+}
 
 // StreamStates streams rows through shared memory in kStages stages of kStageRows rows (16 bytes
 // each) per thread: kStages − 1 stages are always in flight. Each thread reads back only what it
@@ -51,12 +57,13 @@ constexpr int kStages = 4;
 constexpr int kStageRows = 2;
 constexpr size_t kStagingBytes = size_t{kStages} * kStageRows * kThreads * 16;
 // StreamStatesMma: each warp streams its own blocks of 16 rows of (at most) 64 columns through a
-// double buffer.
+// double buffer; through three buffers when it folds, with fewer blocks an SM (MmaBlocksPerSM) to
+// keep as many rows in flight.
 constexpr int kWarps = kThreads / 32;
-constexpr int kMmaStages = 2;
+__host__ __device__ constexpr int MmaStages(bool folds) { return folds ? 3 : 2; }
 __host__ __device__ constexpr int MmaColumns(int head_dim) { return head_dim < 64 ? head_dim : 64; }
-__host__ __device__ constexpr size_t MmaStagingBytes(int head_dim) {
-  return size_t{kWarps} * kMmaStages * 16 * MmaColumns(head_dim) * 2;
+__host__ __device__ constexpr size_t MmaStagingBytes(int head_dim, bool folds) {
+  return size_t{kWarps} * MmaStages(folds) * 16 * MmaColumns(head_dim) * 2;
 }
 
 // Shared memory besides the staging: q, φ(q) of the tile's features, the numerators' sums.
@@ -87,12 +94,13 @@ constexpr int kMinTileFeatures = 64;
 // (tile bytes + set-up), so that a batch of few sessions is cut finer and no last wave runs mostly
 // empty.
 TilePlan PlanTiles(const PowerAttentionShape& shape, int64_t count, int64_t row_bytes, int rounding,
-                   int64_t most_features, int64_t wave) {
+                   int64_t most_features, int64_t wave, int64_t extra_setup_bytes = 0,
+                   int64_t most_tile_bytes = kTileBytes) {
   const int group = shape.num_heads / shape.num_kv_heads;
   const int64_t D = shape.expanded_dim;
   auto round_up = [&](int64_t features) { return (features + rounding - 1) / rounding * rounding; };
   const int64_t largest_tile = std::max<int64_t>(rounding, most_features / rounding * rounding);
-  const int64_t tile_bytes = std::min(kTileBytes, largest_tile * row_bytes);
+  const int64_t tile_bytes = std::min(most_tile_bytes, largest_tile * row_bytes);
   const int64_t fewest_tiles = (D * row_bytes + tile_bytes - 1) / tile_bytes;
   const int64_t pairs = count * shape.num_kv_heads;
   // Beyond two waves' worth of extra tiles, finer cuts only add set-up.
@@ -103,8 +111,9 @@ TilePlan PlanTiles(const PowerAttentionShape& shape, int64_t count, int64_t row_
   for (int64_t tiles = fewest_tiles; tiles <= most_tiles; ++tiles) {
     const int64_t features = round_up((D + tiles - 1) / tiles);
     const int64_t blocks = pairs * ((D + features - 1) / features);
-    const double time = static_cast<double>((blocks + wave - 1) / wave) *
-                        static_cast<double>(features * row_bytes + kSetupBytesPerHead * group);
+    const double time =
+        static_cast<double>((blocks + wave - 1) / wave) *
+        static_cast<double>(features * row_bytes + kSetupBytesPerHead * group + extra_setup_bytes);
     if (best_features == 0 || time < best_time) {
       best_features = features;
       best_time = time;
@@ -158,11 +167,13 @@ __device__ inline void ReadRow(const Vector<Storage>& row, const float* phi_q_co
 
 // The block's item: where its tile of S and z starts, its features, its query heads.
 struct Item {
-  const void* state;  // the kv head's S; its z follows D × d elements on
+  void* state;  // the kv head's S; its z follows D × d elements on (only a fold writes them)
   int first_feature;
   int tile;       // features in this tile
   int64_t head;   // r · H + the kv head's first query head, r the decode row's index (scratch)
   int64_t query;  // the same head in the q rows
+  DecodeRow decode;
+  int kv_head;
 };
 
 // Features [first, first + tile) of (decode row, kv head) pair `pair`.
@@ -175,8 +186,13 @@ __device__ inline Item PairItem(const PowerAttentionShape& shape, const DecodeRo
   const int group = shape.num_heads / shape.num_kv_heads;
   const int64_t kv_head_bytes =
       int64_t{shape.expanded_dim} * (shape.head_dim + 1) * sizeof(Storage);
-  return {static_cast<const char*>(decode.state) + state_offset + h * kv_head_bytes, first, tile,
-          r * shape.num_heads + h * group, decode.row * shape.num_heads + h * group};
+  return {static_cast<char*>(decode.state) + state_offset + h * kv_head_bytes,
+          first,
+          tile,
+          r * shape.num_heads + h * group,
+          decode.row * shape.num_heads + h * group,
+          decode,
+          h};
 }
 
 template <typename Storage>
@@ -345,26 +361,32 @@ __host__ __device__ constexpr int HeadTiles(int group) { return (group + 3) / 4;
 // head_dim 64. Lane (g, t) makes the four φ(q) values of its B fragment (features 2t, 2t + 1,
 // 2t + 8, 2t + 9 of a block; query head g / 2 of each n-tile, part g % 2) itself, block by block
 // (their factors and z fetched a block ahead), and adds φ(q)·z to its head's denominator: no
-// tile-wide φ pass before the stream.
-template <int kHeadDim, int kHeadTiles>
+// tile-wide φ pass before the stream. With kFolds, an item whose buffer fills with this step's
+// token also writes its rows back advanced over the buffer (kernels/decode_fold.cuh).
+template <int kHeadDim, int kHeadTiles, bool kFolds>
 __device__ void StreamItemMma(const PowerAttentionShape& shape, const float* q_rows,
-                              const Item& item, const DecodeScratch& scratch) {
+                              const Item& item, const DecodeScratch& scratch,
+                              const FoldArgs& fold_args) {
   constexpr int kColumns = MmaColumns(kHeadDim);
   constexpr int kParts = kHeadDim / kColumns;
   constexpr int kRowWarps = kWarps / kParts;
-  constexpr int kChunks = kColumns / 8;  // 16-byte chunks per staged row
+  constexpr int kChunks = kColumns / 8;        // 16-byte chunks per staged row
   constexpr int kColumnTiles = kColumns / 16;  // MMA m-tiles
   constexpr int kStageElements = 16 * kColumns;
+  constexpr int kMmaStages = MmaStages(kFolds);
   extern __shared__ __align__(16) float shared[];
   const int group = shape.num_heads / shape.num_kv_heads;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int part = warp % kParts, row_warp = warp / kParts;
   __nv_bfloat16* staging =
       reinterpret_cast<__nv_bfloat16*>(shared) + warp * kMmaStages * kStageElements;
-  float* q = shared + MmaStagingBytes(kHeadDim) / sizeof(float);  // [group × d]
-  float* sums = q + group * kHeadDim;                             // [group × d]
+  float* q = shared + MmaStagingBytes(kHeadDim, kFolds) / sizeof(float);  // [group × d]
+  float* sums = q + group * kHeadDim;                                     // [group × d]
+  const FoldTokens fold_tokens(sums + group * kHeadDim, kHeadDim);
 
-  const __nv_bfloat16* S = static_cast<const __nv_bfloat16*>(item.state) + part * kColumns;
+  __nv_bfloat16* S = static_cast<__nv_bfloat16*>(item.state) + part * kColumns;
+  __nv_bfloat16* z_values =
+      static_cast<__nv_bfloat16*>(item.state) + int64_t{shape.expanded_dim} * kHeadDim;
   const int row_blocks = (item.tile + 15) / 16;
   const int mine = row_warp < row_blocks ? (row_blocks - row_warp + kRowWarps - 1) / kRowWarps : 0;
   auto fetch = [&](int i) {  // this warp's i-th block of 16 rows
@@ -393,8 +415,7 @@ __device__ void StreamItemMma(const PowerAttentionShape& shape, const float* q_r
   const bool low = g % 2 == 1;
   const bool has_head = g / 2 < group;
   const auto* monomials = reinterpret_cast<const uint32_t*>(shape.monomials);
-  const auto* z = reinterpret_cast<const __nv_bfloat162*>(
-      static_cast<const __nv_bfloat16*>(item.state) + int64_t{shape.expanded_dim} * kHeadDim);
+  const auto* z = reinterpret_cast<const __nv_bfloat162*>(z_values);
   struct Factors {
     uint32_t monomials[2];  // two features' factor pairs per word
     __nv_bfloat162 z[2];
@@ -416,6 +437,15 @@ __device__ void StreamItemMma(const PowerAttentionShape& shape, const float* q_r
   Factors next = factors_of(0);
 
   WaitForPrimary();
+  // A folding item's rows g and g + 8 of each block: their factors and z, a block ahead.
+  const bool folds =
+      kFolds && LoadFoldTokens(shape, fold_args, item.decode, item.kv_head, fold_tokens);
+  auto fold_factors_of = [&](int i) {
+    return folds && i < mine
+               ? FoldFactorsOf(shape, item.first_feature + (row_warp + i * kRowWarps) * 16 + g)
+               : 0u;
+  };
+  uint32_t fold_next = fold_factors_of(0);
   LoadQueriesClearSums(item, q_rows, kHeadDim, group, q, sums);
 
   float acc[kHeadTiles][kColumnTiles][4] = {};
@@ -423,6 +453,8 @@ __device__ void StreamItemMma(const PowerAttentionShape& shape, const float* q_r
   for (int i = 0; i < mine; ++i) {
     const Factors now = next;
     next = factors_of(i + 1);
+    const uint32_t fold_now = fold_next;
+    if (folds) fold_next = fold_factors_of(i + 1);
     fetch(i + kMmaStages - 1);
     const int first = (row_warp + i * kRowWarps) * 16;
     uint32_t b[kHeadTiles][2] = {};
@@ -453,7 +485,7 @@ __device__ void StreamItemMma(const PowerAttentionShape& shape, const float* q_r
     }
     CpAsyncWait<kMmaStages - 1>();  // block i has landed, for this lane; the other lanes' after:
     __syncwarp();
-    const __nv_bfloat16* stage = staging + (i % kMmaStages) * kStageElements;
+    __nv_bfloat16* stage = staging + (i % kMmaStages) * kStageElements;
     // Matrices of the x4: features 0-7 then 8-15 (k), each as columns 0-7 and 8-15 (m).
     const int row = (lane & 7) + (lane >> 4) * 8;
 #pragma unroll
@@ -463,6 +495,12 @@ __device__ void StreamItemMma(const PowerAttentionShape& shape, const float* q_r
       LdMatrixX4Trans(a, stage + row * kColumns + (chunk ^ (row & 7)) * 8);
 #pragma unroll
       for (int j = 0; j < kHeadTiles; ++j) MmaBf16(acc[j][mt], a, b[j][0], b[j][1]);
+    }
+    if (folds) {
+      const int64_t feature = item.first_feature + first;
+      FoldRows<kHeadDim, kColumns>(fold_tokens, (shape.buffer_tokens + 15) / 16 * 8, fold_now,
+                                   stage, part * kColumns, item.tile - first, part == 0,
+                                   S + feature * kHeadDim, z_values + feature);
     }
     __syncwarp();  // the block is read before fetch(i + kMmaStages) lands on it
   }
@@ -496,11 +534,12 @@ __device__ void StreamItemMma(const PowerAttentionShape& shape, const float* q_r
 // to end, a pair taking pair_rows (≥ D; rows past D are none), and cut into spans of
 // rows_per_block, a block each, which it takes as the items of the pairs its span crosses. Tiles
 // of whole pairs are pair_rows = tiles × rows_per_block; even spans of one wave, pair_rows = D.
-template <int kHeadDim, int kHeadTiles>
-__global__ void __launch_bounds__(kThreads, MmaBlocksPerSM(kHeadTiles))
+// kFolds: items whose buffers fill fold them (StreamItemMma).
+template <int kHeadDim, int kHeadTiles, bool kFolds>
+__global__ void __launch_bounds__(kThreads, MmaBlocksPerSM(kHeadTiles, kFolds))
     StreamStatesMma(PowerAttentionShape shape, const float* q_rows, const DecodeRow* decode_rows,
                     int64_t state_offset, int64_t pairs, int64_t pair_rows, int64_t rows_per_block,
-                    DecodeScratch scratch) {
+                    DecodeScratch scratch, FoldArgs fold_args) {
   AllowDependentsToStart();
   const int64_t start = blockIdx.x * rows_per_block;
   const int64_t end = min(pairs * pair_rows, start + rows_per_block);
@@ -511,9 +550,10 @@ __global__ void __launch_bounds__(kThreads, MmaBlocksPerSM(kHeadTiles))
     const int tile = min(stop, shape.expanded_dim) - first;
     if (tile > 0) {
       if (row > start) __syncthreads();  // the sums of the item before are added
-      StreamItemMma<kHeadDim, kHeadTiles>(
+      StreamItemMma<kHeadDim, kHeadTiles, kFolds>(
           shape, q_rows,
-          PairItem<__nv_bfloat16>(shape, decode_rows, state_offset, pair, first, tile), scratch);
+          PairItem<__nv_bfloat16>(shape, decode_rows, state_offset, pair, first, tile), scratch,
+          fold_args);
     }
     row = pair * pair_rows + stop;
   }
@@ -549,29 +589,45 @@ void LaunchStreamStates(int group, size_t shared, cudaStream_t stream,
 // of one wave with equal spans of rows (a multiple of 16, at least kMinTileFeatures), where they
 // were 7-13% faster at 16-175 sessions of the 14B shape and 3-5% slower at 64-256 of the 124M one
 // (bench/results/decode_session15.md). No φ is kept in shared memory, so a span is as long as it
-// needs to be.
+// needs to be. A launch that folds (`fold_args` given) is an instance of its own.
 template <int kHeadDim>
 void LaunchStreamStatesMma(cudaStream_t stream, const PowerAttentionShape& shape, const float* q,
                            const DecodeRow* decode_rows, int64_t count, int64_t state_offset,
-                           DecodeScratch scratch) {
+                           DecodeScratch scratch, const FoldArgs* fold_args) {
   const int group = shape.num_heads / shape.num_kv_heads;
   const int64_t pairs = count * shape.num_kv_heads;
-  const int64_t slots = int64_t{MultiprocessorCount()} * MmaBlocksPerSM(HeadTiles(group));
+  const bool folds = fold_args != nullptr;
+  const int64_t slots = int64_t{MultiprocessorCount()} * MmaBlocksPerSM(HeadTiles(group), folds);
   int64_t pair_rows = shape.expanded_dim, rows_per_block = 0;
   if constexpr (kHeadDim == 64) {
-    const TilePlan plan = PlanTiles(shape, count, kHeadDim * 2, 16, shape.expanded_dim, slots);
+    // A folding item also reads its buffer (keys and values in fp32) before it can start, so its
+    // tiles may be as long as a pair.
+    const int64_t fold_setup = folds ? int64_t{shape.buffer_tokens} * kHeadDim * 2 * 4 : 0;
+    const TilePlan plan =
+        PlanTiles(shape, count, kHeadDim * 2, 16, shape.expanded_dim, slots, fold_setup,
+                  folds ? int64_t{shape.expanded_dim} * kHeadDim * 2 : kTileBytes);
     rows_per_block = plan.tile_features;
     pair_rows = int64_t{plan.tiles} * plan.tile_features;
   } else {
     const int64_t even_share = (pairs * pair_rows + slots - 1) / slots;
     rows_per_block = std::max<int64_t>(kMinTileFeatures, (even_share + 15) / 16 * 16);
   }
-  const size_t shared = MmaStagingBytes(kHeadDim) + TileSharedBytes(shape, 0);
-  auto kernel = HeadTiles(group) == 1 ? StreamStatesMma<kHeadDim, 1>
-                                      : StreamStatesMma<kHeadDim, HeadTiles(kMaxGroup)>;
+  const size_t shared = MmaStagingBytes(kHeadDim, folds) + TileSharedBytes(shape, 0) +
+                        (folds ? FoldSharedBytes(kHeadDim) : 0);
+  constexpr int kGroupTiles = HeadTiles(kMaxGroup);
+  auto kernel =
+      HeadTiles(group) == 1
+          ? (folds ? StreamStatesMma<kHeadDim, 1, true> : StreamStatesMma<kHeadDim, 1, false>)
+          : (folds ? StreamStatesMma<kHeadDim, kGroupTiles, true>
+                   : StreamStatesMma<kHeadDim, kGroupTiles, false>);
+  if (folds) {
+    cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         static_cast<int>(shared));
+  }
   const int64_t blocks = (pairs * pair_rows + rows_per_block - 1) / rows_per_block;
   LaunchAfterStarted(kernel, static_cast<unsigned>(blocks), kThreads, shared, stream, shape, q,
-                     decode_rows, state_offset, pairs, pair_rows, rows_per_block, scratch);
+                     decode_rows, state_offset, pairs, pair_rows, rows_per_block, scratch,
+                     folds ? *fold_args : FoldArgs{});
 }
 
 // From this many (row, kv head) items an SM, FinishHeadsWarps finishes a step, below FinishHeads:
@@ -600,10 +656,12 @@ size_t FinishSharedBytes(const PowerAttentionShape& shape) {
 // batch, which nothing folds) attend the same way but leave their buffers empty. Tokens pass
 // through shared memory in chunks, each chunk's keys and values loaded at once. It may start while
 // StreamStates still runs (LaunchAfterStarted): before WaitForPrimary it reads only what earlier
-// launches wrote, never the scratch.
+// launches wrote, never the scratch. After a launch 1 that folds (`folds`), buffers that filled
+// are emptied, and the next launch starts only when this one ends: it may read a state that
+// launch 1 writes (the next step's, with one layer).
 __global__ void FinishHeads(PowerAttentionShape shape, AttentionRows rows,
                             const DecodeRow* decode_rows, LayerOffsets layer, DecodeScratch scratch,
-                            const void* padding_state) {
+                            const void* padding_state, bool folds) {
   constexpr int kOutputsPerThread = kMaxGroup * 128 / kThreads;
   extern __shared__ __align__(16) float shared[];
   const int d = shape.head_dim;
@@ -617,7 +675,7 @@ __global__ void FinishHeads(PowerAttentionShape shape, AttentionRows rows,
   float* weights = values + chunk * d;     // [group × chunk]
   float* decay = weights + group * chunk;  // [N]
   __shared__ float state_decay;
-  AllowDependentsToStart();
+  if (!folds) AllowDependentsToStart();
 
   const PairBuffer buffer(shape, rows, decode, layer, h);
   const int n = buffer.n;
@@ -723,7 +781,7 @@ __global__ void FinishHeads(PowerAttentionShape shape, AttentionRows rows,
     scratch.denominators[blockIdx.y * shape.num_heads + h * group + threadIdx.x] = 0.0f;
   }
   // The token joins the buffer.
-  if (decode.state != padding_state) buffer.Append(threadIdx.x, blockDim.x);
+  if (decode.state != padding_state) buffer.Advance(threadIdx.x, blockDim.x, folds);
 }
 
 // grid (kv heads, sessions): copies a session's buffered tokens of one kv head into rows and
@@ -752,18 +810,26 @@ int64_t DecodeScratchFloats(const PowerAttentionShape& shape, int64_t count) {
   return count * shape.num_heads * (shape.head_dim + 1);
 }
 
+bool FoldsInDecode(const PowerAttentionShape& shape, bool bf16_state) {
+  return bf16_state && shape.degree == 2 && (shape.head_dim == 64 || shape.head_dim == 128) &&
+         shape.buffer_tokens <= kFoldTokens;
+}
+
 void PowerDecode(const PowerAttentionShape& shape, const AttentionRows& rows,
                  const DecodeRow* decode_rows, int64_t count, LayerOffsets layer, bool bf16_state,
-                 float* scratch, cudaStream_t stream, const void* padding_state) {
+                 float* scratch, cudaStream_t stream, const void* padding_state,
+                 bool fold_full_buffers) {
   if (count == 0) return;
   const int group = shape.num_heads / shape.num_kv_heads;
   const DecodeScratch sums(scratch, shape, count);
+  const FoldArgs fold_args{rows, layer, padding_state};
+  const FoldArgs* folds = fold_full_buffers ? &fold_args : nullptr;
   // The tensor-core path reads degree 2's factor pairs.
   const bool tensor_cores = bf16_state && shape.degree == 2;
   if (tensor_cores && shape.head_dim == 64) {
-    LaunchStreamStatesMma<64>(stream, shape, rows.q, decode_rows, count, layer.state, sums);
+    LaunchStreamStatesMma<64>(stream, shape, rows.q, decode_rows, count, layer.state, sums, folds);
   } else if (tensor_cores && shape.head_dim == 128) {
-    LaunchStreamStatesMma<128>(stream, shape, rows.q, decode_rows, count, layer.state, sums);
+    LaunchStreamStatesMma<128>(stream, shape, rows.q, decode_rows, count, layer.state, sums, folds);
   } else {
     // φ of a tile fits the 48 KB a launch gets without opting in, less the kernel's own.
     constexpr size_t kSharedBytes = 47 * 1024;
@@ -788,17 +854,17 @@ void PowerDecode(const PowerAttentionShape& shape, const AttentionRows& rows,
   if (many && (shape.head_dim == 64 || shape.head_dim == 128)) {
     // Without grouped queries a warp holds one head's sums: a third of the registers, and a
     // step of 256 sessions of the 124M shape fits the GPU at once.
-    const auto finish = group == 1 ? (shape.head_dim == 64 ? FinishHeadsWarps<64, 1>
-                                                           : FinishHeadsWarps<128, 1>)
-                                   : (shape.head_dim == 64 ? FinishHeadsWarps<64, kMaxGroup>
-                                                           : FinishHeadsWarps<128, kMaxGroup>);
+    const auto finish =
+        group == 1 ? (shape.head_dim == 64 ? FinishHeadsWarps<64, 1> : FinishHeadsWarps<128, 1>)
+                   : (shape.head_dim == 64 ? FinishHeadsWarps<64, kMaxGroup>
+                                           : FinishHeadsWarps<128, kMaxGroup>);
     LaunchAfterStarted(finish, static_cast<unsigned>((items + kFinishWarps - 1) / kFinishWarps),
                        dim3(kThreads), FinishWarpsSharedBytes(shape), stream, shape, rows,
-                       decode_rows, items, layer, sums, padding_state);
+                       decode_rows, items, layer, sums, padding_state, fold_full_buffers);
   } else {
     LaunchAfterStarted(FinishHeads, dim3(shape.num_kv_heads, static_cast<unsigned>(count)),
                        dim3(kThreads), FinishSharedBytes(shape), stream, shape, rows, decode_rows,
-                       layer, sums, padding_state);
+                       layer, sums, padding_state, fold_full_buffers);
   }
 }
 

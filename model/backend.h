@@ -48,6 +48,9 @@ struct AttentionSegment {
   int64_t first_row = 0;
   int64_t num_rows = 0;
   int32_t state_slot = 0;
+  // A decode row whose token fills its state's decode buffers, to be folded in the step: set only
+  // for a backend that FoldsFullBuffersInDecode().
+  bool folds_buffers = false;
 };
 
 // A session's decode buffers (every layer's and kv head's hold the same `tokens`) to fold.
@@ -162,6 +165,9 @@ class Backend {
   virtual void PowerAttention(const PowerAttentionArgs& args) = 0;
   // Folds the sessions' decode buffers into their S and z, every layer, and empties them.
   virtual void FoldDecodeBuffers(std::span<const BufferedSession> sessions) = 0;
+  // Whether PowerAttention folds the buffers of decode rows marked folds_buffers in the step that
+  // fills them (leaving them empty), instead of the caller's FoldDecodeBuffers after it.
+  virtual bool FoldsFullBuffersInDecode() const { return false; }
   // One token per row of fp32 `logits` [rows × vocab] by the rule in model/sampler.h. This
   // default copies the logits to the host; a GPU backend samples where they are, so that only
   // token ids and log-probs cross.

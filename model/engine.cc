@@ -193,8 +193,9 @@ absl::StatusOr<std::vector<float>> Engine::Prefill(SessionId session,
     // A pass of one token is a decode step (its token joins the decode buffers); a longer one
     // continues the state with its buffers folded.
     if (count > 1) Fold(folded);
+    if (count == 1) batch.segments[0].folds_buffers = FoldsInStep(s);
     forward_->Run(batch, out);
-    if (count == 1 && ++s.buffered == backend_->state_layout().buffer_tokens) Fold(folded);
+    if (count == 1) CountDecoded(folded);
     s.length += count;
     s.prefix = s.prefix.Extended(std::span(batch.tokens));
     if (progress) progress(start + count, total);
@@ -233,7 +234,7 @@ absl::StatusOr<MatrixView> Engine::RunStep(std::span<const StepInput> inputs,
     const int64_t count = static_cast<int64_t>(inputs[i].tokens.size());
     batch.tokens.insert(batch.tokens.end(), inputs[i].tokens.begin(), inputs[i].tokens.end());
     for (int64_t t = 0; t < count; ++t) batch.positions.push_back(parts[i]->length + t);
-    batch.segments.push_back({first, count, *slot});
+    batch.segments.push_back({first, count, *slot, count == 1 && FoldsInStep(*parts[i])});
     if (logits_for[i]) batch.logit_rows.push_back(first + count - 1);
   }
   if (inputs.empty()) return MatrixView{nullptr, DType::kF32, 0, config_.vocab_size};
@@ -243,12 +244,29 @@ absl::StatusOr<MatrixView> Engine::RunStep(std::span<const StepInput> inputs,
     parts[i]->length += static_cast<int64_t>(inputs[i].tokens.size());
     parts[i]->prefix = parts[i]->prefix.Extended(inputs[i].tokens);
   }
-  // A decoded token joined its state's buffers; full buffers are folded before the next step.
-  std::erase_if(decoded, [&](const std::pair<Session*, int32_t>& part) {
-    return ++part.first->buffered < backend_->state_layout().buffer_tokens;
-  });
-  Fold(decoded);
+  CountDecoded(decoded);
   return logits;
+}
+
+bool Engine::FoldsInStep(const Session& session) const {
+  return backend_->FoldsFullBuffersInDecode() &&
+         session.buffered + 1 == backend_->state_layout().buffer_tokens;
+}
+
+void Engine::CountDecoded(std::span<const std::pair<Session*, int32_t>> sessions) {
+  // A decoded token joined its state's buffers. Full ones were folded in the step where the
+  // backend does that (FoldsInStep); otherwise they are folded now, before the next step.
+  const int64_t capacity = backend_->state_layout().buffer_tokens;
+  std::vector<std::pair<Session*, int32_t>> full;
+  for (const auto& part : sessions) {
+    if (++part.first->buffered < capacity) continue;
+    if (backend_->FoldsFullBuffersInDecode()) {
+      part.first->buffered = 0;
+    } else {
+      full.push_back(part);
+    }
+  }
+  Fold(full);
 }
 
 void Engine::Fold(std::span<const std::pair<Session*, int32_t>> sessions) {

@@ -125,6 +125,11 @@ class Engine {
   absl::Status CheckTokens(std::span<const int32_t> tokens, absl::string_view field) const;
   // Folds the decode buffers of the sessions whose slots are given, and notes them empty.
   void Fold(std::span<const std::pair<Session*, int32_t>> sessions);
+  // Whether the session's next decoded token fills its buffers and the step folds them.
+  bool FoldsInStep(const Session& session) const;
+  // After a step: notes the decoded token in each session's buffers and folds those it filled,
+  // unless the step did (FoldsInStep).
+  void CountDecoded(std::span<const std::pair<Session*, int32_t>> sessions);
   // Checks the inputs, gives every session a slot, runs one forward pass and advances the
   // sessions; the logits of the inputs with logits_for[i] (in order) stay in backend memory.
   // `tokens_field` names an input's tokens in errors.

@@ -92,8 +92,11 @@ MatrixView ModelForward::Run(const ForwardBatch& batch) {
   const int64_t rows = static_cast<int64_t>(batch.tokens.size());
   const ForwardBatch padded = Padded(batch, RecordedRows(rows), backend_.PaddingStateSlot());
   backend_.BeginBatch(Inputs(padded));
-  const MatrixView logits = backend_.RunRecorded(static_cast<int64_t>(padded.tokens.size()),
-                                                 [&] { return RunOperations(padded); });
+  // A step that folds buffers runs other kernels: a recording of its own.
+  const bool folds = std::any_of(batch.segments.begin(), batch.segments.end(),
+                                 [](const AttentionSegment& s) { return s.folds_buffers; });
+  const int64_t key = 2 * static_cast<int64_t>(padded.tokens.size()) + (folds ? 1 : 0);
+  const MatrixView logits = backend_.RunRecorded(key, [&] { return RunOperations(padded); });
   return logits.Rows(0, rows);
 }
 

@@ -145,8 +145,11 @@ def markdown(report, figures):
              "decode buffer folds (MODEL.md): µs/step is a step with its share of a fold, "
              "(N − 1 steps + a fold of every session) / N; the traffic counted for the bandwidth is the "
              "same (S and z read every step, read and written once a fold, the buffer read). "
-             "µs/step without folds and the fold (every session, every layer) are also shown.", "",
-             "| shape | sessions | state | bytes/session | µs/step | without folds | a fold | eager µs | "
+             "µs/step without folds and what a fold adds (every session, every layer) are also shown: "
+             "on the bf16 tensor-core path the step that fills the buffers folds them as it streams the "
+             "state (the fold adds that step's time less a plain step's), on the others a separate fold "
+             "follows the step.", "",
+             "| shape | sessions | state | bytes/session | µs/step | without folds | a fold adds | eager µs | "
              "state TB/s | of copy BW | SDPA µs/step at 4k / 128k / 1M | sympow vs SDPA at 128k / 1M | "
              "naive torch µs | Manifest µs/step graph / Python | sympow vs Manifest graph |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]

@@ -1,5 +1,6 @@
 #include "model/cuda/cuda_backend.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -381,9 +382,11 @@ void CudaBackend::PowerAttention(const PowerAttentionArgs& args) {
   if (count > 0) {
     float* scratch =
         decode_scratch_.ReserveZeroed(kernels::DecodeScratchFloats(shape_, count), stream_);
+    const bool folds = std::any_of(args.segments.begin(), args.segments.end(),
+                                   [](const AttentionSegment& s) { return s.folds_buffers; });
     kernels::PowerDecode(shape_, rows, device_rows, count, offsets,
                          layout_.dtype == StateDType::kBFloat16, scratch, stream_,
-                         SlotData(PaddingStateSlot()));
+                         SlotData(PaddingStateSlot()), folds);
     CheckLaunch("PowerDecode");
   }
 }
@@ -451,6 +454,10 @@ void CudaBackend::FoldDecodeBuffers(std::span<const BufferedSession> sessions) {
     }
     Prefill({nullptr, k, v, log_gate, nullptr}, std::move(segments));
   }
+}
+
+bool CudaBackend::FoldsFullBuffersInDecode() const {
+  return kernels::FoldsInDecode(shape_, layout_.dtype == StateDType::kBFloat16);
 }
 
 void CudaBackend::Sample(MatrixView logits, std::span<const RowSampling> rows,

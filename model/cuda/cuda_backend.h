@@ -69,6 +69,7 @@ class CudaBackend final : public Backend {
   void SplitColumns(MatrixView x, std::span<const MatrixView> parts) override;
   void PowerAttention(const PowerAttentionArgs& args) override;
   void FoldDecodeBuffers(std::span<const BufferedSession> sessions) override;
+  bool FoldsFullBuffersInDecode() const override;
   void Sample(MatrixView logits, std::span<const RowSampling> rows,
               std::span<SampledToken> out) override;
 

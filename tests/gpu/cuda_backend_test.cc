@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <span>
 #include <string>
 #include <vector>
@@ -277,6 +278,65 @@ TEST_P(GpuKernels, FoldingManySessionsMatchesTheCpuBackend) {
   }
 }
 
+// One decode step of `segments` (first_row relative to `first`, state_slot a session index) as
+// the engine runs it: a session whose token fills its buffers folds them in the step on a backend
+// that does that, after it otherwise. `buffered` counts each session's buffered tokens.
+void DecodeStepFolding(AttentionRun& run, int64_t first, std::vector<AttentionSegment> segments,
+                       std::vector<int64_t>& buffered) {
+  const bool in_step = run.backend->FoldsFullBuffersInDecode();
+  const int64_t capacity = run.config.decode_buffer_tokens;
+  for (AttentionSegment& segment : segments) {
+    segment.folds_buffers = in_step && buffered[segment.state_slot] + 1 == capacity;
+  }
+  run.Run(first, static_cast<int64_t>(segments.size()), segments);
+  std::vector<BufferedSession> full;
+  for (const AttentionSegment& segment : segments) {
+    int64_t& count = buffered[segment.state_slot];
+    if (++count < capacity) continue;
+    if (!in_step) full.push_back({run.slots[segment.state_slot], count});
+    count = 0;
+  }
+  if (!full.empty()) run.backend->FoldDecodeBuffers(full);
+}
+
+// A whole buffer cycle of decode steps where the CUDA backend folds in the step that fills a
+// buffer, against the CPU backend folding after it. The even sessions decode a token alone first,
+// so that each fold step holds sessions that fold and sessions that do not, and the even ones
+// decode on from their folded states. Every step's outputs and the states at the end.
+TEST_P(GpuKernels, FoldingInTheStepThatFillsTheBuffersMatchesTheCpuBackend) {
+  const KernelShape s = GetParam();
+  const ModelConfig c = s.Config();
+  if (TooLargeFor256Sessions(c)) GTEST_SKIP() << "state too large for 256";
+  const int64_t capacity = c.decode_buffer_tokens;
+  for (const int64_t sessions : {24, 160}) {
+    const SessionBatch batch(sessions);
+    const int64_t evens = (sessions + 1) / 2;
+    const AttentionInputs inputs(c, batch.prompt_rows + evens + sessions * capacity, 19);
+    AttentionRun cpu("cpu", c, inputs, sessions), gpu("cuda", c, inputs, sessions);
+    if (!gpu.backend->FoldsFullBuffersInDecode()) GTEST_SKIP() << "folds after the step";
+    std::vector<AttentionSegment> even_step;
+    for (int64_t i = 0; i < sessions; i += 2) {
+      even_step.push_back({i / 2, 1, static_cast<int32_t>(i)});
+    }
+    for (AttentionRun* run : {&cpu, &gpu}) {
+      std::vector<int64_t> buffered(sessions, 0);
+      run->Run(0, batch.prompt_rows, batch.prompts);
+      DecodeStepFolding(*run, batch.prompt_rows, even_step, buffered);
+      for (int64_t step = 0; step < capacity; ++step) {
+        DecodeStepFolding(*run, batch.prompt_rows + evens + step * sessions, batch.step, buffered);
+      }
+    }
+    const double state_error = StatesError(gpu, cpu);
+    const double output_error = DecodeError(c, batch, gpu, cpu);
+    const std::string name = absl::StrCat(s.Name(), " ", sessions, " sessions");
+    Report(absl::StrCat(name, ": states after folding in the step vs CPU"), state_error);
+    Report(absl::StrCat(name, ": decode outputs over a buffer cycle folding in the step vs CPU"),
+           output_error);
+    EXPECT_LT(state_error, Tolerance(s));
+    EXPECT_LT(output_error, Tolerance(s));
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Shapes, GpuKernels,
                          ::testing::Values(KernelShape{64, 2, 2, 2, true, StateDType::kFloat32},
                                            KernelShape{64, 2, 2, 2, false, StateDType::kFloat32},
@@ -433,6 +493,62 @@ TEST_F(RecordedAndEager, PaddedStepsOverManyBufferCyclesLeaveThePaddingSlotEmpty
   EXPECT_EQ(*buffered, 0);
   Report("padded steps over 3 buffer cycles vs eager steps, logits", worst);
   EXPECT_LT(worst, kBf16StateTolerance);
+}
+
+// The bundled model with bf16 states, whose decode folds a full buffer in the step that fills it:
+// five sessions at different points of their buffer cycles (session i joins the steps at step i)
+// decode over two cycles on the CUDA engine (steps replayed as CUDA graphs, padded to 8 rows) and
+// on the CPU engine, which folds after the step. The logits of every step agree, and the padding
+// slot's buffers stay empty.
+TEST(GpuModel, Bf16StatesFoldingInTheStepMatchTheCpuEngine) {
+  testing::TempDir dir;
+  const std::string source = SourcePath("models/sympow-tiny");
+  for (const char* name : {"model.safetensors", "tokenizer.json"}) {
+    std::filesystem::copy_file(source + "/" + name, dir.File(name));
+  }
+  std::string config = testing::ReadFile(source + "/config.json");
+  const std::string fp32 = "\"state_dtype\": \"float32\"";
+  const size_t at = config.find(fp32);
+  ASSERT_NE(at, std::string::npos);
+  config.replace(at, fp32.size(), "\"state_dtype\": \"bfloat16\"");
+  testing::WriteFile(dir.File("config.json"), config);
+  auto gpu = testing::MakeEngine(dir.path(), "cuda");
+  auto cpu = testing::MakeEngine(dir.path(), "cpu");
+  ASSERT_NE(gpu, nullptr);
+  ASSERT_NE(cpu, nullptr);
+  ASSERT_TRUE(gpu->backend().FoldsFullBuffersInDecode());
+  const std::vector<int32_t> ids = testing::HeldOutTokens(SourcePath(""), *cpu);
+  constexpr int kSessions = 5, kPrompt = 40;
+  std::vector<SessionId> on_gpu, on_cpu;
+  for (int i = 0; i < kSessions; ++i) {
+    const std::span<const int32_t> prompt = std::span(ids).subspan(i * 1000, kPrompt);
+    on_gpu.push_back(gpu->CreateSession().value());
+    on_cpu.push_back(cpu->CreateSession().value());
+    gpu->Prefill(on_gpu.back(), prompt).value();
+    cpu->Prefill(on_cpu.back(), prompt).value();
+  }
+  const int64_t steps = 2 * gpu->config().decode_buffer_tokens + kSessions;
+  std::vector<int64_t> decoded(kSessions, 0);
+  double worst = 0.0;
+  for (int64_t step = 0; step < steps; ++step) {
+    std::vector<DecodeInput> a, b;
+    for (int i = 0; i < kSessions && i <= step; ++i) {
+      const int32_t token = ids[i * 1000 + kPrompt + decoded[i]++];
+      a.push_back({on_gpu[i], token});
+      b.push_back({on_cpu[i], token});
+    }
+    const absl::StatusOr<std::vector<float>> got = gpu->Decode(a);
+    ASSERT_TRUE(got.ok()) << got.status();
+    worst = std::max(worst, MaxRelativeError(*got, cpu->Decode(b).value()));
+  }
+  Backend& backend = gpu->backend();
+  std::vector<std::byte> padding(backend.state_layout().Bytes());
+  backend.ReadStateSlot(backend.PaddingStateSlot(), padding);
+  const absl::StatusOr<int64_t> buffered = BufferedTokens(backend.state_layout(), padding);
+  ASSERT_TRUE(buffered.ok()) << buffered.status();
+  EXPECT_EQ(*buffered, 0);
+  Report("bundled model with bf16 states, decode folding in the step, logits vs CPU", worst);
+  EXPECT_LT(worst, kGpuLogitTolerance);
 }
 
 // The bundled model after a 1M-token prefix on the GPU (the held-out text, cycled): everything
