@@ -412,6 +412,21 @@ TEST(GpuModel, BundledModelLogitsMatchTheCpuEngine) {
   EXPECT_LT(decode_worst, kGpuLogitTolerance);
 }
 
+// A new session on `engine` with `tokens` prefilled.
+SessionId Prefilled(Engine& engine, std::span<const int32_t> tokens) {
+  const SessionId session = engine.CreateSession().value();
+  engine.Prefill(session, tokens).value();
+  return session;
+}
+
+// The tokens in the decode buffers of the slot padding rows decode on (none, as nothing folds
+// them).
+absl::StatusOr<int64_t> PaddingSlotBufferedTokens(Backend& backend) {
+  std::vector<std::byte> padding(backend.state_layout().Bytes());
+  backend.ReadStateSlot(backend.PaddingStateSlot(), padding);
+  return BufferedTokens(backend.state_layout(), padding);
+}
+
 // The bundled model on two CUDA engines, one replaying decode steps as CUDA graphs, one running
 // them operation by operation, with the same sessions prefilled on both (session i from token
 // i·1000 of the held-out text).
@@ -427,10 +442,8 @@ class RecordedAndEager : public ::testing::Test {
     prompt_tokens = prompt;
     for (int i = 0; i < sessions; ++i) {
       const std::span<const int32_t> tokens = std::span(ids).subspan(i * 1000, prompt);
-      on_recorded.push_back(recorded->CreateSession().value());
-      on_eager.push_back(eager->CreateSession().value());
-      recorded->Prefill(on_recorded.back(), tokens).value();
-      eager->Prefill(on_eager.back(), tokens).value();
+      on_recorded.push_back(Prefilled(*recorded, tokens));
+      on_eager.push_back(Prefilled(*eager, tokens));
     }
   }
   // The next decode step of the first `sessions` sessions on both engines; the largest relative
@@ -485,10 +498,7 @@ TEST_F(RecordedAndEager, PaddedStepsOverManyBufferCyclesLeaveThePaddingSlotEmpty
   for (int64_t i = 0; i < 3 * recorded->config().decode_buffer_tokens + 5; ++i) {
     worst = std::max(worst, Step(5));
   }
-  Backend& backend = recorded->backend();
-  std::vector<std::byte> padding(backend.state_layout().Bytes());
-  backend.ReadStateSlot(backend.PaddingStateSlot(), padding);
-  const absl::StatusOr<int64_t> buffered = BufferedTokens(backend.state_layout(), padding);
+  const absl::StatusOr<int64_t> buffered = PaddingSlotBufferedTokens(recorded->backend());
   ASSERT_TRUE(buffered.ok()) << buffered.status();
   EXPECT_EQ(*buffered, 0);
   Report("padded steps over 3 buffer cycles vs eager steps, logits", worst);
@@ -522,10 +532,8 @@ TEST(GpuModel, Bf16StatesFoldingInTheStepMatchTheCpuEngine) {
   std::vector<SessionId> on_gpu, on_cpu;
   for (int i = 0; i < kSessions; ++i) {
     const std::span<const int32_t> prompt = std::span(ids).subspan(i * 1000, kPrompt);
-    on_gpu.push_back(gpu->CreateSession().value());
-    on_cpu.push_back(cpu->CreateSession().value());
-    gpu->Prefill(on_gpu.back(), prompt).value();
-    cpu->Prefill(on_cpu.back(), prompt).value();
+    on_gpu.push_back(Prefilled(*gpu, prompt));
+    on_cpu.push_back(Prefilled(*cpu, prompt));
   }
   const int64_t steps = 2 * gpu->config().decode_buffer_tokens + kSessions;
   std::vector<int64_t> decoded(kSessions, 0);
@@ -541,10 +549,7 @@ TEST(GpuModel, Bf16StatesFoldingInTheStepMatchTheCpuEngine) {
     ASSERT_TRUE(got.ok()) << got.status();
     worst = std::max(worst, MaxRelativeError(*got, cpu->Decode(b).value()));
   }
-  Backend& backend = gpu->backend();
-  std::vector<std::byte> padding(backend.state_layout().Bytes());
-  backend.ReadStateSlot(backend.PaddingStateSlot(), padding);
-  const absl::StatusOr<int64_t> buffered = BufferedTokens(backend.state_layout(), padding);
+  const absl::StatusOr<int64_t> buffered = PaddingSlotBufferedTokens(gpu->backend());
   ASSERT_TRUE(buffered.ok()) << buffered.status();
   EXPECT_EQ(*buffered, 0);
   Report("bundled model with bf16 states, decode folding in the step, logits vs CPU", worst);
