@@ -74,7 +74,8 @@ __device__ inline bool LoadFoldTokens(const PowerAttentionShape& shape, const Fo
     if (threadIdx.x == 0) *tokens.state_decay = all;
   }
   __syncthreads();
-  const float* decay = tokens.log_decays;  // exponentiated now
+  // The decay after token s, exponentiated now; 0 for the padding past the buffer.
+  auto decay = [&](int s) { return s < n ? tokens.log_decays[s] : 0.0f; };
   const int d = shape.head_dim;
   const int pairs = (n + 15) / 16 * 8;
   // Consecutive threads take consecutive columns of a token pair (the global reads coalesce),
@@ -99,16 +100,14 @@ __device__ inline bool LoadFoldTokens(const PowerAttentionShape& shape, const Fo
       const int i = base + b * blockDim.x;
       const int p = i / d, c = i % d;
       if (i < pairs * d) {
-        const float w0 = 2 * p < n ? decay[2 * p] : 0.0f,
-                    w1 = 2 * p + 1 < n ? decay[2 * p + 1] : 0.0f;
         tokens.keys[c * kFoldWords + p] = PackBf16(k[b][0], k[b][1]);
-        tokens.values[c * kFoldWords + p] = PackBf16(v[b][0] * w0, v[b][1] * w1);
+        tokens.values[c * kFoldWords + p] =
+            PackBf16(v[b][0] * decay(2 * p), v[b][1] * decay(2 * p + 1));
       }
     }
   }
   for (int p = threadIdx.x; p < pairs; p += blockDim.x) {
-    tokens.decays[p] =
-        PackBf16(2 * p < n ? decay[2 * p] : 0.0f, 2 * p + 1 < n ? decay[2 * p + 1] : 0.0f);
+    tokens.decays[p] = PackBf16(decay(2 * p), decay(2 * p + 1));
   }
   __syncthreads();
   return true;

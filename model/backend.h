@@ -1,6 +1,7 @@
 // The Backend interface: the operations a forward pass needs, implemented once per device.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -52,6 +53,12 @@ struct AttentionSegment {
   // for a backend that FoldsFullBuffersInDecode().
   bool folds_buffers = false;
 };
+
+// Whether any of the segments folds its buffers in the step (a step of other kernels).
+inline bool AnyFoldsBuffers(std::span<const AttentionSegment> segments) {
+  return std::any_of(segments.begin(), segments.end(),
+                     [](const AttentionSegment& s) { return s.folds_buffers; });
+}
 
 // A session's decode buffers (every layer's and kv head's hold the same `tokens`) to fold.
 struct BufferedSession {

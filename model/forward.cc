@@ -93,9 +93,8 @@ MatrixView ModelForward::Run(const ForwardBatch& batch) {
   const ForwardBatch padded = Padded(batch, RecordedRows(rows), backend_.PaddingStateSlot());
   backend_.BeginBatch(Inputs(padded));
   // A step that folds buffers runs other kernels: a recording of its own.
-  const bool folds = std::any_of(batch.segments.begin(), batch.segments.end(),
-                                 [](const AttentionSegment& s) { return s.folds_buffers; });
-  const int64_t key = 2 * static_cast<int64_t>(padded.tokens.size()) + (folds ? 1 : 0);
+  const int64_t key =
+      2 * static_cast<int64_t>(padded.tokens.size()) + (AnyFoldsBuffers(batch.segments) ? 1 : 0);
   const MatrixView logits = backend_.RunRecorded(key, [&] { return RunOperations(padded); });
   return logits.Rows(0, rows);
 }

@@ -1,7 +1,7 @@
 #include "model/cuda/cuda_backend.h"
 
-#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -382,8 +382,14 @@ void CudaBackend::PowerAttention(const PowerAttentionArgs& args) {
   if (count > 0) {
     float* scratch =
         decode_scratch_.ReserveZeroed(kernels::DecodeScratchFloats(shape_, count), stream_);
-    const bool folds = std::any_of(args.segments.begin(), args.segments.end(),
-                                   [](const AttentionSegment& s) { return s.folds_buffers; });
+    const bool folds = AnyFoldsBuffers(args.segments);
+    if (folds && !FoldsFullBuffersInDecode()) {
+      // Its buffers would be emptied with nothing folded: the tokens lost.
+      spdlog::critical(
+          "PowerAttention: a decode row folds its buffers in the step, which this "
+          "state's decode kernels cannot do");
+      std::abort();
+    }
     kernels::PowerDecode(shape_, rows, device_rows, count, offsets,
                          layout_.dtype == StateDType::kBFloat16, scratch, stream_,
                          SlotData(PaddingStateSlot()), folds);
