@@ -52,6 +52,25 @@ void LaunchAfterStarted(void (*kernel)(Params...), dim3 grid, dim3 block, size_t
   cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
 }
 
+// Barrier 1 + `pair` (pair < 4; 0 is __syncthreads') of two warps: both must call it, as often.
+// The ids are constants, so that the kernel reserves only the barriers it names.
+__device__ inline void PairBarrier(int pair) {
+  switch (pair) {
+    case 0:
+      asm volatile("bar.sync 1, 64;" ::: "memory");
+      break;
+    case 1:
+      asm volatile("bar.sync 2, 64;" ::: "memory");
+      break;
+    case 2:
+      asm volatile("bar.sync 3, 64;" ::: "memory");
+      break;
+    default:
+      asm volatile("bar.sync 4, 64;" ::: "memory");
+      break;
+  }
+}
+
 __device__ inline int64_t GlobalThread() {
   return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
 }

@@ -22,6 +22,7 @@
 #include <cuda_bf16.h>
 
 #include <algorithm>
+#include <type_traits>
 
 #include "kernels/decode_common.cuh"
 #include "kernels/decode_finish_warps.cuh"
@@ -64,6 +65,20 @@ __host__ __device__ constexpr int MmaStages(bool folds) { return folds ? 3 : 2; 
 __host__ __device__ constexpr int MmaColumns(int head_dim) { return head_dim < 64 ? head_dim : 64; }
 __host__ __device__ constexpr size_t MmaStagingBytes(int head_dim, bool folds) {
   return size_t{kWarps} * MmaStages(folds) * 16 * MmaColumns(head_dim) * 2;
+}
+// StreamStatesMma's rows of q in shared memory are 8 floats apart beyond the head, so that lanes
+// making φ(q) of four query heads at once read four distinct sets of banks (the unpadded rows cost
+// a third more shared-memory wavefronts at the 14B shape, bench/results/decode_session19.md).
+__host__ __device__ constexpr int MmaQueryStride(int head_dim) { return head_dim + 8; }
+// Where two warps share a row block (head_dim 128, one warp a column half), they may split the
+// making of φ(q) (kSplitPhi): each makes half of the B fragments and takes the other half from its
+// partner, per warp two slots (alternate row blocks) of a word per lane and n-tile. That saved
+// 11% of a step at 64 and 175 sessions of the 14B shape, where each warp walks over a hundred row
+// blocks, but lost 13% at one session (two row blocks a warp) and nothing at 16 (about 31): blocks
+// of kSplitPhiRows rows or more split (bench/results/decode_session19.md).
+constexpr int64_t kSplitPhiRows = 4096;
+__host__ __device__ constexpr int MmaExchangeWords(bool split_phi, int head_tiles) {
+  return split_phi ? kWarps * 2 * 32 * head_tiles : 0;
 }
 
 // Shared memory besides the staging: q, φ(q) of the tile's features, the numerators' sums.
@@ -204,12 +219,12 @@ __device__ inline Item BlockItem(const PowerAttentionShape& shape, TilePlan plan
                            min(plan.tile_features, shape.expanded_dim - first));
 }
 
-// The block's start on an item: its group's query rows into q [group × d], its sums [group × d]
-// zeroed; ends with a barrier.
+// The block's start on an item: its group's query rows into q [group × q_stride], its sums
+// [group × d] zeroed; ends with a barrier.
 __device__ inline void LoadQueriesClearSums(const Item& item, const float* q_rows, int d, int group,
-                                            float* q, float* sums) {
+                                            int q_stride, float* q, float* sums) {
   for (int i = threadIdx.x; i < group * d; i += blockDim.x) {
-    q[i] = q_rows[item.query * d + i];
+    q[i / d * q_stride + i % d] = q_rows[item.query * d + i];
     sums[i] = 0.0f;
   }
   __syncthreads();
@@ -224,7 +239,7 @@ __device__ void PrepareItem(const PowerAttentionShape& shape, const Item& item, 
                             const DecodeScratch& scratch) {
   const int d = shape.head_dim;
   const int group = shape.num_heads / shape.num_kv_heads;
-  LoadQueriesClearSums(item, q_rows, d, group, q, sums);
+  LoadQueriesClearSums(item, q_rows, d, group, d, q, sums);
   const Storage* z = static_cast<const Storage*>(item.state) + int64_t{shape.expanded_dim} * d;
   float denominator[kMaxGroup] = {};
   for (int f = threadIdx.x; f < padded; f += blockDim.x) {
@@ -363,7 +378,7 @@ __host__ __device__ constexpr int HeadTiles(int group) { return (group + 3) / 4;
 // (their factors and z fetched a block ahead), and adds φ(q)·z to its head's denominator: no
 // tile-wide φ pass before the stream. With kFolds, an item whose buffer fills with this step's
 // token also writes its rows back advanced over the buffer (kernels/decode_fold.cuh).
-template <int kHeadDim, int kHeadTiles, bool kFolds>
+template <int kHeadDim, int kHeadTiles, bool kFolds, bool kSplitPhi>
 __device__ void StreamItemMma(const PowerAttentionShape& shape, const float* q_rows,
                               const Item& item, const DecodeScratch& scratch,
                               const FoldArgs& fold_args) {
@@ -378,10 +393,16 @@ __device__ void StreamItemMma(const PowerAttentionShape& shape, const float* q_r
   const int group = shape.num_heads / shape.num_kv_heads;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int part = warp % kParts, row_warp = warp / kParts;
+  constexpr int kQueryStride = MmaQueryStride(kHeadDim);
+  // Two warps of a row block split the making of φ(q): this one makes the features of pair `part`.
+  static_assert(!kSplitPhi || kParts == 2, "only warps that share row blocks split φ(q)");
+  constexpr int kOwnPairs = kSplitPhi ? 1 : 2;
   __nv_bfloat16* staging =
       reinterpret_cast<__nv_bfloat16*>(shared) + warp * kMmaStages * kStageElements;
-  float* q = shared + MmaStagingBytes(kHeadDim, kFolds) / sizeof(float);  // [group × d]
-  float* sums = q + group * kHeadDim;                                     // [group × d]
+  auto* exchange = reinterpret_cast<uint32_t*>(shared + MmaStagingBytes(kHeadDim, kFolds) /
+                                                            sizeof(float));  // MmaExchangeWords
+  float* q = reinterpret_cast<float*>(exchange + MmaExchangeWords(kSplitPhi, kHeadTiles));
+  float* sums = q + group * kQueryStride;  // [group × d]
   const FoldTokens fold_tokens(sums + group * kHeadDim, kHeadDim);
 
   __nv_bfloat16* S = static_cast<__nv_bfloat16*>(item.state) + part * kColumns;
@@ -417,19 +438,21 @@ __device__ void StreamItemMma(const PowerAttentionShape& shape, const float* q_r
   const auto* monomials = reinterpret_cast<const uint32_t*>(shape.monomials);
   const auto* z = reinterpret_cast<const __nv_bfloat162*>(z_values);
   struct Factors {
-    uint32_t monomials[2];  // two features' factor pairs per word
-    __nv_bfloat162 z[2];
+    uint32_t monomials[kOwnPairs];  // two features' factor pairs per word
+    __nv_bfloat162 z[kOwnPairs];
   };
+  // The feature pair (0: 2t, 2t + 1; 1: 2t + 8, 2t + 9) of this lane's own pair `own`.
+  auto pair_of = [&](int own) { return kSplitPhi ? part : own; };
   auto factors_of = [&](int i) {
     Factors f{};
     if (i < mine && has_head) {
       const int first = item.first_feature + (row_warp + i * kRowWarps) * 16 + 2 * t;
 #pragma unroll
-      for (int pair = 0; pair < 2; ++pair) {
+      for (int own = 0; own < kOwnPairs; ++own) {
         // Features past D read the table's and z's last pair instead; their φ is zeroed below.
-        const int feature = min(first + 8 * pair, shape.expanded_dim - 2);
-        f.monomials[pair] = monomials[feature / 2];
-        f.z[pair] = z[feature / 2];
+        const int feature = min(first + 8 * pair_of(own), shape.expanded_dim - 2);
+        f.monomials[own] = monomials[feature / 2];
+        f.z[own] = z[feature / 2];
       }
     }
     return f;
@@ -446,7 +469,7 @@ __device__ void StreamItemMma(const PowerAttentionShape& shape, const float* q_r
                : 0u;
   };
   uint32_t fold_next = fold_factors_of(0);
-  LoadQueriesClearSums(item, q_rows, kHeadDim, group, q, sums);
+  LoadQueriesClearSums(item, q_rows, kHeadDim, group, kQueryStride, q, sums);
 
   float acc[kHeadTiles][kColumnTiles][4] = {};
   float denominator[kHeadTiles] = {};
@@ -462,25 +485,37 @@ __device__ void StreamItemMma(const PowerAttentionShape& shape, const float* q_r
     for (int j = 0; j < kHeadTiles; ++j) {
       const int head = 4 * j + g / 2;
       if (head < group) {
-        const float* q_head = q + head * kHeadDim;
-        float phi[4];
+        const float* q_head = q + head * kQueryStride;
 #pragma unroll
-        for (int pair = 0; pair < 2; ++pair) {
-          const uint32_t m = now.monomials[pair];
-          const float2 z_pair = __bfloat1622float2(now.z[pair]);
+        for (int own = 0; own < kOwnPairs; ++own) {
+          const uint32_t m = now.monomials[own];
+          const float2 z_pair = __bfloat1622float2(now.z[own]);
+          float phi[2];
 #pragma unroll
           for (int e = 0; e < 2; ++e) {
-            const int feature = first + 2 * t + 8 * pair + e;  // in the tile
+            const int feature = first + 2 * t + 8 * pair_of(own) + e;  // in the tile
             const uint32_t factors = m >> (16 * e);
             const float x = q_head[factors & 0xff] * q_head[(factors >> 8) & 0xff];
-            phi[2 * pair + e] = feature < item.tile ? x : 0.0f;
+            phi[e] = feature < item.tile ? x : 0.0f;
           }
-          if (part == 0 && !low) {
-            denominator[j] += phi[2 * pair] * z_pair.x + phi[2 * pair + 1] * z_pair.y;
-          }
+          if ((kSplitPhi || part == 0) && !low)
+            denominator[j] += phi[0] * z_pair.x + phi[1] * z_pair.y;
+          b[j][kSplitPhi ? 0 : own] = Bf16Part(phi[0], phi[1], low);
         }
-        b[j][0] = Bf16Part(phi[0], phi[1], low);
-        b[j][1] = Bf16Part(phi[2], phi[3], low);
+      }
+    }
+    if constexpr (kSplitPhi) {
+      // b[j][0] holds this warp's pair; the partner's arrives through its slot for block i.
+      uint32_t* slots = exchange + (row_warp * 2 + i % 2) * 2 * 32 * kHeadTiles;
+#pragma unroll
+      for (int j = 0; j < kHeadTiles; ++j) slots[(part * kHeadTiles + j) * 32 + lane] = b[j][0];
+      PairBarrier(row_warp);
+#pragma unroll
+      for (int j = 0; j < kHeadTiles; ++j) {
+        const uint32_t mine_half = b[j][0];
+        const uint32_t theirs = slots[((1 - part) * kHeadTiles + j) * 32 + lane];
+        b[j][0] = part == 0 ? mine_half : theirs;
+        b[j][1] = part == 0 ? theirs : mine_half;
       }
     }
     CpAsyncWait<kMmaStages - 1>();  // block i has landed, for this lane; the other lanes' after:
@@ -512,7 +547,7 @@ __device__ void StreamItemMma(const PowerAttentionShape& shape, const float* q_r
     total += __shfl_xor_sync(0xffffffffu, total, 1);
     total += __shfl_xor_sync(0xffffffffu, total, 2);
     const int head = 4 * j + g / 2;
-    if (head < group && !low && part == 0 && t == 0 && mine > 0) {
+    if (head < group && !low && (kSplitPhi || part == 0) && t == 0 && mine > 0) {
       atomicAdd(&scratch.denominators[item.head + head], total);
     }
     // Accumulator columns 2t and 2t + 1: both parts of query head 4j + t, for state columns g and
@@ -535,7 +570,7 @@ __device__ void StreamItemMma(const PowerAttentionShape& shape, const float* q_r
 // rows_per_block, a block each, which it takes as the items of the pairs its span crosses. Tiles
 // of whole pairs are pair_rows = tiles × rows_per_block; even spans of one wave, pair_rows = D.
 // kFolds: items whose buffers fill fold them (StreamItemMma).
-template <int kHeadDim, int kHeadTiles, bool kFolds>
+template <int kHeadDim, int kHeadTiles, bool kFolds, bool kSplitPhi>
 __global__ void __launch_bounds__(kThreads, MmaBlocksPerSM(kHeadTiles, kFolds))
     StreamStatesMma(PowerAttentionShape shape, const float* q_rows, const DecodeRow* decode_rows,
                     int64_t state_offset, int64_t pairs, int64_t pair_rows, int64_t rows_per_block,
@@ -550,7 +585,7 @@ __global__ void __launch_bounds__(kThreads, MmaBlocksPerSM(kHeadTiles, kFolds))
     const int tile = min(stop, shape.expanded_dim) - first;
     if (tile > 0) {
       if (row > start) __syncthreads();  // the sums of the item before are added
-      StreamItemMma<kHeadDim, kHeadTiles, kFolds>(
+      StreamItemMma<kHeadDim, kHeadTiles, kFolds, kSplitPhi>(
           shape, q_rows,
           PairItem<__nv_bfloat16>(shape, decode_rows, state_offset, pair, first, tile), scratch,
           fold_args);
@@ -612,14 +647,22 @@ void LaunchStreamStatesMma(cudaStream_t stream, const PowerAttentionShape& shape
     const int64_t even_share = (pairs * pair_rows + slots - 1) / slots;
     rows_per_block = std::max<int64_t>(kMinTileFeatures, (even_share + 15) / 16 * 16);
   }
-  const size_t shared = MmaStagingBytes(kHeadDim, folds) + TileSharedBytes(shape, 0) +
-                        (folds ? FoldSharedBytes(kHeadDim) : 0);
   constexpr int kGroupTiles = HeadTiles(kMaxGroup);
-  auto kernel =
-      HeadTiles(group) == 1
-          ? (folds ? StreamStatesMma<kHeadDim, 1, true> : StreamStatesMma<kHeadDim, 1, false>)
-          : (folds ? StreamStatesMma<kHeadDim, kGroupTiles, true>
-                   : StreamStatesMma<kHeadDim, kGroupTiles, false>);
+  constexpr bool kSplitter = kHeadDim / MmaColumns(kHeadDim) == 2;
+  const int head_tiles = HeadTiles(group) == 1 ? 1 : kGroupTiles;
+  const bool split_phi = kSplitter && rows_per_block >= kSplitPhiRows;
+  const size_t shared = MmaStagingBytes(kHeadDim, folds) +
+                        sizeof(float) * MmaExchangeWords(split_phi, head_tiles) +
+                        sizeof(float) * group * (MmaQueryStride(kHeadDim) + kHeadDim) +
+                        (folds ? FoldSharedBytes(kHeadDim) : 0);
+  auto instance = [&](auto split) {
+    constexpr bool kSplit = decltype(split)::value;
+    return HeadTiles(group) == 1 ? (folds ? StreamStatesMma<kHeadDim, 1, true, kSplit>
+                                          : StreamStatesMma<kHeadDim, 1, false, kSplit>)
+                                 : (folds ? StreamStatesMma<kHeadDim, kGroupTiles, true, kSplit>
+                                          : StreamStatesMma<kHeadDim, kGroupTiles, false, kSplit>);
+  };
+  auto kernel = split_phi ? instance(std::bool_constant<kSplitter>{}) : instance(std::false_type{});
   if (folds) {
     cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                          static_cast<int>(shared));
