@@ -63,14 +63,19 @@ constexpr size_t kStagingBytes = size_t{kStages} * kStageRows * kThreads * 16;
 constexpr int kWarps = kThreads / 32;
 __host__ __device__ constexpr int MmaStages(bool folds) { return folds ? 3 : 2; }
 __host__ __device__ constexpr int MmaColumns(int head_dim) { return head_dim < 64 ? head_dim : 64; }
+// Warps that share each block of state rows, one a column part: two at head_dim 128.
+__host__ __device__ constexpr int MmaColumnParts(int head_dim) {
+  return head_dim / MmaColumns(head_dim);
+}
 __host__ __device__ constexpr size_t MmaStagingBytes(int head_dim, bool folds) {
   return size_t{kWarps} * MmaStages(folds) * 16 * MmaColumns(head_dim) * 2;
 }
 // StreamStatesMma's rows of q in shared memory are 8 floats apart beyond the head, so that lanes
-// making φ(q) of four query heads at once read four distinct sets of banks (the unpadded rows cost
-// a third more shared-memory wavefronts at the 14B shape, bench/results/decode_session19.md).
+// making φ(q) of four query heads at once read four distinct sets of banks (Nsight Compute counted
+// a third of the kernel's shared-memory wavefronts as excess at the 14B shape; the padding was
+// measured only together with kSplitPhi, bench/results/decode_session19.md).
 __host__ __device__ constexpr int MmaQueryStride(int head_dim) { return head_dim + 8; }
-// Where two warps share a row block (head_dim 128, one warp a column half), they may split the
+// Where two warps share a row block (MmaColumnParts 2, one warp a column half), they may split the
 // making of φ(q) (kSplitPhi): each makes half of the B fragments and takes the other half from its
 // partner, per warp two slots (alternate row blocks) of a word per lane and n-tile. That saved
 // 11% of a step at 64 and 175 sessions of the 14B shape, where each warp walks over a hundred row
@@ -376,14 +381,16 @@ __host__ __device__ constexpr int HeadTiles(int group) { return (group + 3) / 4;
 // head_dim 64. Lane (g, t) makes the four φ(q) values of its B fragment (features 2t, 2t + 1,
 // 2t + 8, 2t + 9 of a block; query head g / 2 of each n-tile, part g % 2) itself, block by block
 // (their factors and z fetched a block ahead), and adds φ(q)·z to its head's denominator: no
-// tile-wide φ pass before the stream. With kFolds, an item whose buffer fills with this step's
-// token also writes its rows back advanced over the buffer (kernels/decode_fold.cuh).
+// tile-wide φ pass before the stream. With kSplitPhi the two warps of a row block make two values
+// each (features 2t + 8·part, + 1) and exchange them (MmaExchangeWords). With kFolds, an item whose
+// buffer fills with this step's token also writes its rows back advanced over the buffer
+// (kernels/decode_fold.cuh).
 template <int kHeadDim, int kHeadTiles, bool kFolds, bool kSplitPhi>
 __device__ void StreamItemMma(const PowerAttentionShape& shape, const float* q_rows,
                               const Item& item, const DecodeScratch& scratch,
                               const FoldArgs& fold_args) {
   constexpr int kColumns = MmaColumns(kHeadDim);
-  constexpr int kParts = kHeadDim / kColumns;
+  constexpr int kParts = MmaColumnParts(kHeadDim);
   constexpr int kRowWarps = kWarps / kParts;
   constexpr int kChunks = kColumns / 8;        // 16-byte chunks per staged row
   constexpr int kColumnTiles = kColumns / 16;  // MMA m-tiles
@@ -435,6 +442,9 @@ __device__ void StreamItemMma(const PowerAttentionShape& shape, const float* q_r
   const int g = lane / 4, t = lane % 4;
   const bool low = g % 2 == 1;
   const bool has_head = g / 2 < group;
+  // Lanes whose φ values go into the denominators: each part's own pair where φ(q) is split, else
+  // part 0's (both pairs); high parts only.
+  const bool adds_denominator = (kSplitPhi || part == 0) && !low;
   const auto* monomials = reinterpret_cast<const uint32_t*>(shape.monomials);
   const auto* z = reinterpret_cast<const __nv_bfloat162*>(z_values);
   struct Factors {
@@ -498,8 +508,7 @@ __device__ void StreamItemMma(const PowerAttentionShape& shape, const float* q_r
             const float x = q_head[factors & 0xff] * q_head[(factors >> 8) & 0xff];
             phi[e] = feature < item.tile ? x : 0.0f;
           }
-          if ((kSplitPhi || part == 0) && !low)
-            denominator[j] += phi[0] * z_pair.x + phi[1] * z_pair.y;
+          if (adds_denominator) denominator[j] += phi[0] * z_pair.x + phi[1] * z_pair.y;
           b[j][kSplitPhi ? 0 : own] = Bf16Part(phi[0], phi[1], low);
         }
       }
@@ -547,7 +556,7 @@ __device__ void StreamItemMma(const PowerAttentionShape& shape, const float* q_r
     total += __shfl_xor_sync(0xffffffffu, total, 1);
     total += __shfl_xor_sync(0xffffffffu, total, 2);
     const int head = 4 * j + g / 2;
-    if (head < group && !low && (kSplitPhi || part == 0) && t == 0 && mine > 0) {
+    if (head < group && adds_denominator && t == 0 && mine > 0) {
       atomicAdd(&scratch.denominators[item.head + head], total);
     }
     // Accumulator columns 2t and 2t + 1: both parts of query head 4j + t, for state columns g and
@@ -648,7 +657,7 @@ void LaunchStreamStatesMma(cudaStream_t stream, const PowerAttentionShape& shape
     rows_per_block = std::max<int64_t>(kMinTileFeatures, (even_share + 15) / 16 * 16);
   }
   constexpr int kGroupTiles = HeadTiles(kMaxGroup);
-  constexpr bool kSplitter = kHeadDim / MmaColumns(kHeadDim) == 2;
+  constexpr bool kSplitter = MmaColumnParts(kHeadDim) == 2;
   const int head_tiles = HeadTiles(group) == 1 ? 1 : kGroupTiles;
   const bool split_phi = kSplitter && rows_per_block >= kSplitPhiRows;
   const size_t shared = MmaStagingBytes(kHeadDim, folds) +
