@@ -2,13 +2,13 @@
 // 1. A block per item (session, kv head, tile of features; on tensor cores, a span of rows that
 //    may cross items) streams its tile of S through shared memory (cp.async) into partial
 //    numerators φ(q)ᵀS, and z into partial denominators φ(q)·z, added into the scratch. A bf16
-//    state is multiplied on tensor cores (StreamStatesMma), an fp32 one on CUDA cores
-//    (StreamStates). It is launched to be set up while the kernel before it ends (the previous
-//    layer's FinishHeads, in a step of attention alone) and puts its first rows of S in flight
-//    meanwhile: no kernel that may still run writes a state (the folds and prefills that do are
-//    ordinary launches, over before it; after a launch 1 that folds, FinishHeads lets the next
-//    launch start only when it ends). It waits for that kernel before it reads q or touches the
-//    scratch, which FinishHeads zeroes.
+//    state is multiplied on tensor cores (StreamStatesMma), an fp32 one too where queries are
+//    grouped (in TF32 parts), else on CUDA cores (StreamStates). It is launched to be set up while
+//    the kernel before it ends (the previous layer's FinishHeads, in a step of attention alone) and
+//    puts its first rows of S in flight meanwhile: no kernel that may still run writes a state (the
+//    folds and prefills that do are ordinary launches, over before it; after a launch 1 that folds,
+//    FinishHeads lets the next launch start only when it ends). It waits for that kernel before it
+//    reads q or touches the scratch, which FinishHeads zeroes.
 // 2. FinishHeads: a block per (session, kv head) adds the token to the head's decode buffer,
 //    attends over the buffer and writes the outputs from both parts (FinishHeadsWarps, a warp
 //    per (session, kv head), for steps of many). It is launched to start while the last blocks
@@ -27,6 +27,7 @@
 #include "kernels/decode_common.cuh"
 #include "kernels/decode_finish_warps.cuh"
 #include "kernels/decode_fold.cuh"
+#include "kernels/decode_mma_operands.cuh"
 #include "kernels/grid.cuh"
 #include "kernels/mma_bf16.cuh"
 #include "kernels/power_attention.h"
@@ -46,9 +47,11 @@ constexpr int BlocksPerSM(int kernel_group) {
 }
 // Blocks of StreamStatesMma an SM holds (a warp's accumulators are 64 columns at any head size):
 // five fit 48 registers a thread with one n-tile of query heads, four with two; two when the
-// launch folds (with three at 80 registers the accumulators of the advanced rows spill).
-constexpr int MmaBlocksPerSM(int head_tiles, bool folds) {
-  return folds ? 2 : (head_tiles == 1 ? 5 : 4);
+// launch folds (with three at 80 registers the accumulators of the advanced rows spill); two of
+// fp32 state (64 KB of staging a block; at three, 80 registers spilled and a step of the 14B shape
+// took 6-7% longer at 16-87 sessions, 11% less at one, bench/results/decode_session20.md).
+constexpr int MmaBlocksPerSM(int head_tiles, bool folds, int element_bytes) {
+  return folds || element_bytes == 4 ? 2 : (head_tiles == 1 ? 5 : 4);
 }
 
 // StreamStates streams rows through shared memory in kStages stages of kStageRows rows (16 bytes
@@ -67,8 +70,10 @@ __host__ __device__ constexpr int MmaColumns(int head_dim) { return head_dim < 6
 __host__ __device__ constexpr int MmaColumnParts(int head_dim) {
   return head_dim / MmaColumns(head_dim);
 }
-__host__ __device__ constexpr size_t MmaStagingBytes(int head_dim, bool folds) {
-  return size_t{kWarps} * MmaStages(folds) * 16 * MmaColumns(head_dim) * 2;
+// Dynamic shared memory a launch gets without opting in (cudaFuncSetAttribute).
+constexpr size_t kDefaultSharedBytes = 48 * 1024;
+__host__ __device__ constexpr size_t MmaStagingBytes(int head_dim, bool folds, int element_bytes) {
+  return size_t{kWarps} * MmaStages(folds) * 16 * MmaColumns(head_dim) * element_bytes;
 }
 // StreamStatesMma's rows of q in shared memory are 8 floats apart beyond the head, so that lanes
 // making φ(q) of four query heads at once read four distinct sets of banks (Nsight Compute counted
@@ -356,44 +361,37 @@ __device__ inline void CpAsync16OrZeros(void* shared, const void* global, bool c
                "l"(global), "r"(copy ? 16 : 0));
 }
 
-// One part of x as a bf16 pair: its rounding (high) or what that left (low); high + low keeps
-// fp32's precision to about 2^-16.
-__device__ inline uint32_t Bf16Part(float x0, float x1, bool low) {
-  const __nv_bfloat162 rounded = __floats2bfloat162_rn(x0, x1);
-  if (!low) return *reinterpret_cast<const uint32_t*>(&rounded);
-  const float2 back = __bfloat1622float2(rounded);
-  return PackBf16(x0 - back.x, x1 - back.y);
-}
-
 // n-tiles of StreamStatesMma's B: each takes 4 query heads (two columns each).
 __host__ __device__ constexpr int HeadTiles(int group) { return (group + 3) / 4; }
 
-// A block's item of bf16 state at head_dim 64 or 128, degree 2, on tensor cores, the product taken
-// transposed: numeratorsᵀ = Sᵀ·φ(q). A block of 16 features of S is the A operand of mma m16n8k16
-// (m: 16 state columns, k: the features, ldmatrix.trans from the staged rows); B holds φ(q) of
-// four query heads a n-tile, each head as two columns, its bf16 high and low parts (their sum
-// keeps fp32's precision). One MMA per 16 columns thus takes both parts of four heads: 4 MMAs per
-// 2 KB of state at head_dim 64, where φ(q) as A (one row of 16 used without GQA, a second MMA for
-// the low part) took 16. Each warp streams its own blocks of 16 rows through a double buffer,
-// XOR-swizzled by row so that ldmatrix reads without bank conflicts; rows past the tile land as
-// zeros. A warp takes 64 columns of its rows: at head_dim 128 warps 2r and 2r + 1 split row blocks
-// r, r + 4, … by columns, so that a warp's accumulators (and the blocks an SM holds) are those of
-// head_dim 64. Lane (g, t) makes the four φ(q) values of its B fragment (features 2t, 2t + 1,
-// 2t + 8, 2t + 9 of a block; query head g / 2 of each n-tile, part g % 2) itself, block by block
-// (their factors and z fetched a block ahead), and adds φ(q)·z to its head's denominator: no
-// tile-wide φ pass before the stream. With kSplitPhi the two warps of a row block make two values
-// each (features 2t + 8·part, + 1) and exchange them (MmaExchangeWords). With kFolds, an item whose
-// buffer fills with this step's token also writes its rows back advanced over the buffer
-// (kernels/decode_fold.cuh).
-template <int kHeadDim, int kHeadTiles, bool kFolds, bool kSplitPhi>
+// A block's item of state at head_dim 64 or 128, degree 2, on tensor cores, the product taken
+// transposed: numeratorsᵀ = Sᵀ·φ(q) (kernels/decode_mma_operands.cuh: bf16 states as mma
+// m16n8k16, fp32 ones as 3xTF32 m16n8k8). B holds φ(q) of four query heads a n-tile, each head as
+// two columns, its high and low parts: one MMA per 16 columns thus takes both parts of four heads,
+// where φ(q) as A (one row of 16 used without GQA, a second MMA for the low part) took four times
+// as many. Each warp streams its own blocks of 16 rows through a double buffer, XOR-swizzled by
+// row; rows past the tile land as zeros. A warp takes 64 columns of its rows: at head_dim 128
+// warps 2r and 2r + 1 split row blocks r, r + 4, … by columns, so that a warp's accumulators (and
+// the blocks an SM holds) are those of head_dim 64. Lane (g, t) makes the four φ(q) values of its
+// B fragments (features 2t, 2t + 1, 2t + 8, 2t + 9 of a block; query head g / 2 of each n-tile,
+// part g % 2) itself, block by block (their factors and z fetched a block ahead), and adds φ(q)·z
+// to its head's denominator: no tile-wide φ pass before the stream. With kSplitPhi (bf16) the two
+// warps of a row block make two values each (features 2t + 8·part, + 1) and exchange them
+// (MmaExchangeWords). With kFolds (bf16), an item whose buffer fills with this step's token also
+// writes its rows back advanced over the buffer (kernels/decode_fold.cuh).
+template <typename Operands, int kHeadDim, int kHeadTiles, bool kFolds, bool kSplitPhi>
 __device__ void StreamItemMma(const PowerAttentionShape& shape, const float* q_rows,
                               const Item& item, const DecodeScratch& scratch,
                               const FoldArgs& fold_args) {
+  using Element = typename Operands::Element;
+  constexpr bool kBf16 = std::is_same_v<Element, __nv_bfloat16>;
+  static_assert(kBf16 || !(kFolds || kSplitPhi), "only bf16 states fold or split φ(q)");
   constexpr int kColumns = MmaColumns(kHeadDim);
+  static_assert(kColumns == 64, "Operands multiply blocks of 64 columns");
   constexpr int kParts = MmaColumnParts(kHeadDim);
   constexpr int kRowWarps = kWarps / kParts;
-  constexpr int kChunks = kColumns / 8;        // 16-byte chunks per staged row
-  constexpr int kColumnTiles = kColumns / 16;  // MMA m-tiles
+  constexpr int kChunkElements = 16 / sizeof(Element);
+  constexpr int kChunks = kColumns / kChunkElements;  // 16-byte chunks per staged row
   constexpr int kStageElements = 16 * kColumns;
   constexpr int kMmaStages = MmaStages(kFolds);
   extern __shared__ __align__(16) float shared[];
@@ -404,31 +402,29 @@ __device__ void StreamItemMma(const PowerAttentionShape& shape, const float* q_r
   // Two warps of a row block split the making of φ(q): this one makes the features of pair `part`.
   static_assert(!kSplitPhi || kParts == 2, "only warps that share row blocks split φ(q)");
   constexpr int kOwnPairs = kSplitPhi ? 1 : 2;
-  __nv_bfloat16* staging =
-      reinterpret_cast<__nv_bfloat16*>(shared) + warp * kMmaStages * kStageElements;
-  auto* exchange = reinterpret_cast<uint32_t*>(shared + MmaStagingBytes(kHeadDim, kFolds) /
-                                                            sizeof(float));  // MmaExchangeWords
+  Element* staging = reinterpret_cast<Element*>(shared) + warp * kMmaStages * kStageElements;
+  auto* exchange = reinterpret_cast<uint32_t*>(
+      shared + MmaStagingBytes(kHeadDim, kFolds, sizeof(Element)) / sizeof(float));
   float* q = reinterpret_cast<float*>(exchange + MmaExchangeWords(kSplitPhi, kHeadTiles));
   float* sums = q + group * kQueryStride;  // [group × d]
   const FoldTokens fold_tokens(sums + group * kHeadDim, kHeadDim);
 
-  __nv_bfloat16* S = static_cast<__nv_bfloat16*>(item.state) + part * kColumns;
-  __nv_bfloat16* z_values =
-      static_cast<__nv_bfloat16*>(item.state) + int64_t{shape.expanded_dim} * kHeadDim;
+  Element* S = static_cast<Element*>(item.state) + part * kColumns;
+  Element* z_values = static_cast<Element*>(item.state) + int64_t{shape.expanded_dim} * kHeadDim;
   const int row_blocks = (item.tile + 15) / 16;
   const int mine = row_warp < row_blocks ? (row_blocks - row_warp + kRowWarps - 1) / kRowWarps : 0;
   auto fetch = [&](int i) {  // this warp's i-th block of 16 rows
     if (i < mine) {
       const int first = (row_warp + i * kRowWarps) * 16;
-      __nv_bfloat16* stage = staging + (i % kMmaStages) * kStageElements;
+      Element* stage = staging + (i % kMmaStages) * kStageElements;
 #pragma unroll
       for (int c = lane; c < 16 * kChunks; c += 32) {
         const int row = c / kChunks, chunk = c % kChunks;
         const bool inside = first + row < item.tile;
         CpAsync16OrZeros(
-            stage + row * kColumns + (chunk ^ (row & 7)) * 8,
+            stage + row * kColumns + Operands::Chunk(row, chunk) * kChunkElements,
             S + static_cast<int64_t>(item.first_feature + (inside ? first + row : 0)) * kHeadDim +
-                chunk * 8,
+                chunk * kChunkElements,
             inside);
       }
     }
@@ -446,10 +442,10 @@ __device__ void StreamItemMma(const PowerAttentionShape& shape, const float* q_r
   // part 0's (both pairs); high parts only.
   const bool adds_denominator = (kSplitPhi || part == 0) && !low;
   const auto* monomials = reinterpret_cast<const uint32_t*>(shape.monomials);
-  const auto* z = reinterpret_cast<const __nv_bfloat162*>(z_values);
+  const auto* z = reinterpret_cast<const typename Operands::ZPair*>(z_values);
   struct Factors {
     uint32_t monomials[kOwnPairs];  // two features' factor pairs per word
-    __nv_bfloat162 z[kOwnPairs];
+    typename Operands::ZPair z[kOwnPairs];
   };
   // The feature pair (0: 2t, 2t + 1; 1: 2t + 8, 2t + 9) of this lane's own pair `own`.
   auto pair_of = [&](int own) { return kSplitPhi ? part : own; };
@@ -481,7 +477,7 @@ __device__ void StreamItemMma(const PowerAttentionShape& shape, const float* q_r
   uint32_t fold_next = fold_factors_of(0);
   LoadQueriesClearSums(item, q_rows, kHeadDim, group, kQueryStride, q, sums);
 
-  float acc[kHeadTiles][kColumnTiles][4] = {};
+  float acc[kHeadTiles][4][4] = {};
   float denominator[kHeadTiles] = {};
   for (int i = 0; i < mine; ++i) {
     const Factors now = next;
@@ -490,7 +486,7 @@ __device__ void StreamItemMma(const PowerAttentionShape& shape, const float* q_r
     if (folds) fold_next = fold_factors_of(i + 1);
     fetch(i + kMmaStages - 1);
     const int first = (row_warp + i * kRowWarps) * 16;
-    uint32_t b[kHeadTiles][2] = {};
+    uint32_t b[kHeadTiles][Operands::kPhiWords] = {};
 #pragma unroll
     for (int j = 0; j < kHeadTiles; ++j) {
       const int head = 4 * j + g / 2;
@@ -499,7 +495,7 @@ __device__ void StreamItemMma(const PowerAttentionShape& shape, const float* q_r
 #pragma unroll
         for (int own = 0; own < kOwnPairs; ++own) {
           const uint32_t m = now.monomials[own];
-          const float2 z_pair = __bfloat1622float2(now.z[own]);
+          const float2 z_pair = WidenPair(now.z[own]);
           float phi[2];
 #pragma unroll
           for (int e = 0; e < 2; ++e) {
@@ -509,7 +505,7 @@ __device__ void StreamItemMma(const PowerAttentionShape& shape, const float* q_r
             phi[e] = feature < item.tile ? x : 0.0f;
           }
           if (adds_denominator) denominator[j] += phi[0] * z_pair.x + phi[1] * z_pair.y;
-          b[j][kSplitPhi ? 0 : own] = Bf16Part(phi[0], phi[1], low);
+          Operands::PackPhi(phi[0], phi[1], kSplitPhi ? 0 : own, low, b[j]);
         }
       }
     }
@@ -529,22 +525,15 @@ __device__ void StreamItemMma(const PowerAttentionShape& shape, const float* q_r
     }
     CpAsyncWait<kMmaStages - 1>();  // block i has landed, for this lane; the other lanes' after:
     __syncwarp();
-    __nv_bfloat16* stage = staging + (i % kMmaStages) * kStageElements;
-    // Matrices of the x4: features 0-7 then 8-15 (k), each as columns 0-7 and 8-15 (m).
-    const int row = (lane & 7) + (lane >> 4) * 8;
-#pragma unroll
-    for (int mt = 0; mt < kColumnTiles; ++mt) {
-      const int chunk = 2 * mt + ((lane >> 3) & 1);
-      uint32_t a[4];
-      LdMatrixX4Trans(a, stage + row * kColumns + (chunk ^ (row & 7)) * 8);
-#pragma unroll
-      for (int j = 0; j < kHeadTiles; ++j) MmaBf16(acc[j][mt], a, b[j][0], b[j][1]);
-    }
-    if (folds) {
-      const int64_t feature = item.first_feature + first;
-      FoldRows<kHeadDim, kColumns>(fold_tokens, (shape.buffer_tokens + 15) / 16 * 8, fold_now,
-                                   stage, part * kColumns, item.tile - first, part == 0,
-                                   S + feature * kHeadDim, z_values + feature);
+    Element* stage = staging + (i % kMmaStages) * kStageElements;
+    Operands::Multiply(acc, stage, lane, b);
+    if constexpr (kFolds) {
+      if (folds) {
+        const int64_t feature = item.first_feature + first;
+        FoldRows<kHeadDim, kColumns>(fold_tokens, (shape.buffer_tokens + 15) / 16 * 8, fold_now,
+                                     stage, part * kColumns, item.tile - first, part == 0,
+                                     S + feature * kHeadDim, z_values + feature);
+      }
     }
     __syncwarp();  // the block is read before fetch(i + kMmaStages) lands on it
   }
@@ -559,14 +548,14 @@ __device__ void StreamItemMma(const PowerAttentionShape& shape, const float* q_r
     if (head < group && adds_denominator && t == 0 && mine > 0) {
       atomicAdd(&scratch.denominators[item.head + head], total);
     }
-    // Accumulator columns 2t and 2t + 1: both parts of query head 4j + t, for state columns g and
-    // g + 8 of each m-tile.
+    // Accumulator columns 2t and 2t + 1: both parts of query head 4j + t, for accumulator rows g
+    // and g + 8 of each m-tile.
     if (4 * j + t < group) {
+      float* head_sums = &sums[(4 * j + t) * kHeadDim + part * kColumns];
 #pragma unroll
-      for (int mt = 0; mt < kColumnTiles; ++mt) {
-        float* sum = &sums[(4 * j + t) * kHeadDim + part * kColumns + 16 * mt + g];
-        atomicAdd(sum, acc[j][mt][0] + acc[j][mt][1]);
-        atomicAdd(sum + 8, acc[j][mt][2] + acc[j][mt][3]);
+      for (int mt = 0; mt < 4; ++mt) {
+        atomicAdd(&head_sums[Operands::Column(mt, 0, g)], acc[j][mt][0] + acc[j][mt][1]);
+        atomicAdd(&head_sums[Operands::Column(mt, 1, g)], acc[j][mt][2] + acc[j][mt][3]);
       }
     }
   }
@@ -574,13 +563,14 @@ __device__ void StreamItemMma(const PowerAttentionShape& shape, const float* q_r
   AddNumerators(shape, item, sums, scratch);
 }
 
-// grid (blocks): bf16 states on tensor cores (StreamItemMma). Each pair's rows of S are laid end
+// grid (blocks): states on tensor cores (StreamItemMma). Each pair's rows of S are laid end
 // to end, a pair taking pair_rows (≥ D; rows past D are none), and cut into spans of
 // rows_per_block, a block each, which it takes as the items of the pairs its span crosses. Tiles
 // of whole pairs are pair_rows = tiles × rows_per_block; even spans of one wave, pair_rows = D.
 // kFolds: items whose buffers fill fold them (StreamItemMma).
-template <int kHeadDim, int kHeadTiles, bool kFolds, bool kSplitPhi>
-__global__ void __launch_bounds__(kThreads, MmaBlocksPerSM(kHeadTiles, kFolds))
+template <typename Operands, int kHeadDim, int kHeadTiles, bool kFolds, bool kSplitPhi>
+__global__ void __launch_bounds__(kThreads, MmaBlocksPerSM(kHeadTiles, kFolds,
+                                                           sizeof(typename Operands::Element)))
     StreamStatesMma(PowerAttentionShape shape, const float* q_rows, const DecodeRow* decode_rows,
                     int64_t state_offset, int64_t pairs, int64_t pair_rows, int64_t rows_per_block,
                     DecodeScratch scratch, FoldArgs fold_args) {
@@ -594,10 +584,10 @@ __global__ void __launch_bounds__(kThreads, MmaBlocksPerSM(kHeadTiles, kFolds))
     const int tile = min(stop, shape.expanded_dim) - first;
     if (tile > 0) {
       if (row > start) __syncthreads();  // the sums of the item before are added
-      StreamItemMma<kHeadDim, kHeadTiles, kFolds, kSplitPhi>(
+      StreamItemMma<Operands, kHeadDim, kHeadTiles, kFolds, kSplitPhi>(
           shape, q_rows,
-          PairItem<__nv_bfloat16>(shape, decode_rows, state_offset, pair, first, tile), scratch,
-          fold_args);
+          PairItem<typename Operands::Element>(shape, decode_rows, state_offset, pair, first, tile),
+          scratch, fold_args);
     }
     row = pair * pair_rows + stop;
   }
@@ -633,22 +623,25 @@ void LaunchStreamStates(int group, size_t shared, cudaStream_t stream,
 // of one wave with equal spans of rows (a multiple of 16, at least kMinTileFeatures), where they
 // were 7-13% faster at 16-175 sessions of the 14B shape and 3-5% slower at 64-256 of the 124M one
 // (bench/results/decode_session15.md). No φ is kept in shared memory, so a span is as long as it
-// needs to be. A launch that folds (`fold_args` given) is an instance of its own.
-template <int kHeadDim>
+// needs to be. A launch that folds (`fold_args` given, bf16 states) is an instance of its own.
+template <typename Operands, int kHeadDim>
 void LaunchStreamStatesMma(cudaStream_t stream, const PowerAttentionShape& shape, const float* q,
                            const DecodeRow* decode_rows, int64_t count, int64_t state_offset,
                            DecodeScratch scratch, const FoldArgs* fold_args) {
   const int group = shape.num_heads / shape.num_kv_heads;
   const int64_t pairs = count * shape.num_kv_heads;
-  const bool folds = fold_args != nullptr;
-  const int64_t slots = int64_t{MultiprocessorCount()} * MmaBlocksPerSM(HeadTiles(group), folds);
+  constexpr int kElementBytes = sizeof(typename Operands::Element);
+  constexpr bool kBf16 = kElementBytes == 2;
+  const bool folds = kBf16 && fold_args != nullptr;
+  const int64_t slots =
+      int64_t{MultiprocessorCount()} * MmaBlocksPerSM(HeadTiles(group), folds, kElementBytes);
   int64_t pair_rows = shape.expanded_dim, rows_per_block = 0;
   if constexpr (kHeadDim == 64) {
     // A folding item also reads its buffer (keys and values in fp32) before it can start, so its
     // tiles may be as long as a pair.
     const int64_t fold_setup = folds ? int64_t{shape.buffer_tokens} * kHeadDim * 2 * 4 : 0;
     const TilePlan plan =
-        PlanTiles(shape, count, kHeadDim * 2, 16, shape.expanded_dim, slots, fold_setup,
+        PlanTiles(shape, count, kHeadDim * kElementBytes, 16, shape.expanded_dim, slots, fold_setup,
                   folds ? int64_t{shape.expanded_dim} * kHeadDim * 2 : kTileBytes);
     rows_per_block = plan.tile_features;
     pair_rows = int64_t{plan.tiles} * plan.tile_features;
@@ -657,22 +650,23 @@ void LaunchStreamStatesMma(cudaStream_t stream, const PowerAttentionShape& shape
     rows_per_block = std::max<int64_t>(kMinTileFeatures, (even_share + 15) / 16 * 16);
   }
   constexpr int kGroupTiles = HeadTiles(kMaxGroup);
-  constexpr bool kSplitter = MmaColumnParts(kHeadDim) == 2;
+  constexpr bool kSplitter = kBf16 && MmaColumnParts(kHeadDim) == 2;
   const int head_tiles = HeadTiles(group) == 1 ? 1 : kGroupTiles;
   const bool split_phi = kSplitter && rows_per_block >= kSplitPhiRows;
-  const size_t shared = MmaStagingBytes(kHeadDim, folds) +
+  const size_t shared = MmaStagingBytes(kHeadDim, folds, kElementBytes) +
                         sizeof(float) * MmaExchangeWords(split_phi, head_tiles) +
                         sizeof(float) * group * (MmaQueryStride(kHeadDim) + kHeadDim) +
                         (folds ? FoldSharedBytes(kHeadDim) : 0);
   auto instance = [&](auto split) {
     constexpr bool kSplit = decltype(split)::value;
-    return HeadTiles(group) == 1 ? (folds ? StreamStatesMma<kHeadDim, 1, true, kSplit>
-                                          : StreamStatesMma<kHeadDim, 1, false, kSplit>)
-                                 : (folds ? StreamStatesMma<kHeadDim, kGroupTiles, true, kSplit>
-                                          : StreamStatesMma<kHeadDim, kGroupTiles, false, kSplit>);
+    return HeadTiles(group) == 1
+               ? (folds ? StreamStatesMma<Operands, kHeadDim, 1, kBf16, kSplit>
+                        : StreamStatesMma<Operands, kHeadDim, 1, false, kSplit>)
+               : (folds ? StreamStatesMma<Operands, kHeadDim, kGroupTiles, kBf16, kSplit>
+                        : StreamStatesMma<Operands, kHeadDim, kGroupTiles, false, kSplit>);
   };
   auto kernel = split_phi ? instance(std::bool_constant<kSplitter>{}) : instance(std::false_type{});
-  if (folds) {
+  if (shared > kDefaultSharedBytes) {
     cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                          static_cast<int>(shared));
   }
@@ -876,12 +870,21 @@ void PowerDecode(const PowerAttentionShape& shape, const AttentionRows& rows,
   const DecodeScratch sums(scratch, shape, count);
   const FoldArgs fold_args{rows, layer, padding_state};
   const FoldArgs* folds = fold_full_buffers ? &fold_args : nullptr;
-  // The tensor-core path reads degree 2's factor pairs.
-  const bool tensor_cores = bf16_state && shape.degree == 2;
-  if (tensor_cores && shape.head_dim == 64) {
-    LaunchStreamStatesMma<64>(stream, shape, rows.q, decode_rows, count, layer.state, sums, folds);
-  } else if (tensor_cores && shape.head_dim == 128) {
-    LaunchStreamStatesMma<128>(stream, shape, rows.q, decode_rows, count, layer.state, sums, folds);
+  // The tensor-core path reads degree 2's factor pairs. fp32 states take it where queries are
+  // grouped: at the 14B shape (group 5) a step took 13-19% less than on CUDA cores (where each
+  // state value costs an FMA a query head) at 16-87 sessions; without grouping (the 124M shape)
+  // 8-15% more at 64 and 256 (bench/results/decode_session20.md).
+  const bool tensor_cores = shape.degree == 2 && (shape.head_dim == 64 || shape.head_dim == 128);
+  if (tensor_cores && bf16_state) {
+    (shape.head_dim == 64
+         ? LaunchStreamStatesMma<Bf16StateOperands, 64>
+         : LaunchStreamStatesMma<Bf16StateOperands, 128>)(stream, shape, rows.q, decode_rows, count,
+                                                          layer.state, sums, folds);
+  } else if (tensor_cores && group > 1) {
+    (shape.head_dim == 64
+         ? LaunchStreamStatesMma<Fp32StateOperands, 64>
+         : LaunchStreamStatesMma<Fp32StateOperands, 128>)(stream, shape, rows.q, decode_rows, count,
+                                                          layer.state, sums, nullptr);
   } else {
     // φ of a tile fits the 48 KB a launch gets without opting in, less the kernel's own.
     constexpr size_t kSharedBytes = 47 * 1024;

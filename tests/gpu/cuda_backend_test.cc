@@ -224,6 +224,29 @@ double Tolerance(const KernelShape& s) {
   return s.state == StateDType::kBFloat16 ? kBf16StateTolerance : PrefillTolerance(s.Config());
 }
 
+// Decoding from the very same states on both backends (the CPU backend's after its prefill,
+// copied into the GPU's slots) leaves only the decode kernels' own arithmetic, held to about
+// fp32's precision: fp32 states multiply in fp32 or in TF32 parts (3xTF32; one TF32 rounding of
+// the state would be ~5e-4), bf16 ones with φ(q) in two bf16 parts (one part alone ~2e-3).
+TEST_P(GpuKernels, DecodeFromTheSameStatesMatchesTheCpuBackendClosely) {
+  const KernelShape s = GetParam();
+  const ModelConfig c = s.Config();
+  const SessionBatch batch(TooLargeFor256Sessions(c) ? 4 : 64);
+  const AttentionInputs inputs(c, batch.prompt_rows + batch.sessions, 13);
+  AttentionRun cpu("cpu", c, inputs, batch.sessions), gpu("cuda", c, inputs, batch.sessions);
+  cpu.Run(0, batch.prompt_rows, batch.prompts);
+  std::vector<std::byte> state(cpu.backend->state_layout().Bytes());
+  for (int64_t i = 0; i < batch.sessions; ++i) {
+    cpu.backend->ReadStateSlot(cpu.slots[i], state);
+    gpu.backend->WriteStateSlot(gpu.slots[i], state);
+  }
+  batch.Decode(cpu, 0);
+  batch.Decode(gpu, 0);
+  const double error = DecodeError(c, batch, gpu, cpu);
+  Report(absl::StrCat(s.Name(), " decode from the same states vs CPU"), error);
+  EXPECT_LT(error, s.state == StateDType::kBFloat16 ? 1e-3 : 1e-4);
+}
+
 // 256 sessions decoding three steps in a row.
 TEST_P(GpuKernels, BatchOf256DecodingSessionsMatchesTheCpuBackend) {
   const KernelShape s = GetParam();
