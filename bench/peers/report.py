@@ -59,31 +59,33 @@ def load_manifest(run_dir):
 
 def load_peers(run_dir, peers_from):
     """The peers and Manifest's figures of this run, or those of an earlier report (peers_from);
-    Manifest's of this run wherever it measured them. Returns the commit whose run measured the
-    peers (None: this run) and whether Manifest's figures are this run's."""
+    Manifest's of this run wherever it measured them. Returns the commits whose runs measured the
+    peers and Manifest's figures (None: this run)."""
     manifest = load_manifest(run_dir)
     if peers_from is None:
         with open(os.path.join(run_dir, "peers.json")) as f:
             peers = json.load(f)
-        return peers, manifest, None, True
+        return peers, manifest, None, None
     with open(peers_from) as f:
         earlier = json.load(f)
-    manifest_here = manifest is not None
-    if not manifest_here:
+    # The commits whose runs measured them: that report's own when it borrowed them too.
+    peers_commit = earlier.get("peers_commit", earlier["commit"])
+    manifest_commit = None
+    if manifest is None:
         manifest = earlier["manifest"] if isinstance(earlier["manifest"], dict) else None
-    # The commit whose run measured them: that report's own peers_commit when it borrowed too.
-    return earlier["peers"], manifest, earlier.get("peers_commit", earlier["commit"]), manifest_here
+        manifest_commit = earlier.get("manifest_commit", peers_commit)
+    return earlier["peers"], manifest, peers_commit, manifest_commit
 
 
 def build(run_dir, commit, engine_run=None, engine_commit=None, peers_from=None):
     with open(os.path.join(run_dir, "kernels_bench.json")) as f:
         bench = json.load(f)
-    peers, manifest, peers_commit, manifest_here = load_peers(run_dir, peers_from)
+    peers, manifest, peers_commit, manifest_commit = load_peers(run_dir, peers_from)
     report = {"gpu": bench["gpu"], "commit": commit, "copy_TBps": bench["copy_TBps"],
               "gemm_TFLOPs": bench["gemm_TFLOPs"], "torch": peers["torch"], "decode": [],
               "prefill": [], "peers": peers, "peers_commit": peers_commit or commit,
               "manifest": manifest or "not measured in this run",
-              "manifest_commit": commit if manifest_here else peers_commit}
+              "manifest_commit": manifest_commit or commit}
     for d in bench["decode"]:
         naive = nearest([n for n in peers["naive_decode"]], "sessions", d["sessions"])
         report["decode"].append({
@@ -130,10 +132,11 @@ def markdown(report, figures):
               "measured in it." if same_run else
               "One run of `tests/gpu/run.sh device`: the ceilings and sympow's kernels"
               + (" and Manifest's" if report.get("manifest_commit") == report["commit"] else "")
-              + " were measured in it; the peers (SDPA, naive torch"
-              + ("" if report.get("manifest_commit") == report["commit"] else ", Manifest")
-              + f") are those of commit {report['peers_commit'][:10]}'s "
-              "run on the same GPU model (their code did not change).") +
+              + " were measured in it; the peers (SDPA, naive torch) are those of commit "
+              + f"{report['peers_commit'][:10]}'s run"
+              + ("" if report.get("manifest_commit") == report["commit"]
+                 else f", Manifest's those of commit {report['manifest_commit'][:10]}'s report")
+              + " on the same GPU model (their code did not change).") +
              " Regenerate with `tests/gpu/run.sh report DIR`." + (f" {report['note']}" if report.get("note") else ""), "",
              f"- device copy bandwidth (read + write): **{report['copy_TBps']:.2f} TB/s**",
              f"- cuBLAS BF16 GEMM 8192³: **{report['gemm_TFLOPs']:.0f} TFLOP/s**",
@@ -281,7 +284,8 @@ def main():
         f.write("Errors are max |a − b| / max |b| over everything compared. Tolerances: logits vs the "
                 "float64 oracle 3e-2 (BF16 weights and GEMM inputs); attention vs the CPU backend 1.5e-2 "
                 "for the BF16 tensor-core prefill (degree 2, head_dim 64 and 128), 1e-2 for the TF32 one "
-                "(other shapes) and fp32 decode, 1.5e-2 with bf16 state storage.\n\n")
+                "(other shapes) and fp32 decode, 1.5e-2 with bf16 state storage; decode from the very same "
+                "states as the CPU backend 1e-4.\n\n")
         f.write("\n".join(f"- {line}" for line in figures) + "\n")
     print(f"wrote kernels.json, kernels.md, kernels_prefill.png, gpu_correctness.md in {args.results_dir}")
 
