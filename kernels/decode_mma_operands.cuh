@@ -4,9 +4,9 @@
 // (k), B φ(q) of four query heads an n-tile, each head as two columns, its high and low parts
 // (their sum keeps about fp32's precision). Lane (g, t) makes the φ(q) values of features 2t,
 // 2t + 1 (pair 0) and 2t + 8, 2t + 9 (pair 1) of a block, for query head g / 2 of each n-tile,
-// part g % 2, and PackPhi puts them into its B words. Rows are staged in 16-byte chunks whose
-// order within a row is XOR-swizzled by the row (Chunk), so that the fragments read without bank
-// conflicts.
+// part g % 2, and PackPhi puts them into its B words (pair p's at b[p + 2w], w < kPhiWords / 2).
+// Rows are staged in 16-byte chunks whose order within a row is XOR-swizzled by the row (Chunk), so
+// that the fragments read without bank conflicts.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -64,8 +64,8 @@ struct Bf16StateOperands {
   __device__ static int Column(int mt, int half, int g) { return 16 * mt + 8 * half + g; }
 };
 
-// fp32 states: mma m16n8k8 in TF32, each state value as a TF32 high part and the rounding of what
-// that left, two MMAs (3xTF32: only the product of the low parts is lost, ~2^-22 relative). k-step
+// fp32 states: mma m16n8k8 in TF32, each state value as a TF32 high part and what that leaves,
+// two MMAs (3xTF32: only the product of the low parts is lost; ~2^-20 relative). k-step
 // s of a block takes features 2t + s (k = t) and 2t + 8 + s (k = t + 4), so that a lane makes the
 // same features of φ(q) as on bf16; m = g is block column 8g + 2·mt, m = g + 8 the column after,
 // so that a lane reads its A values of a row as two 16-byte loads. 16 MMAs per 4 KB of state.
@@ -106,8 +106,8 @@ struct Fp32StateOperands {
           uint32_t high[4], low[4];
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
-            high[e] = RoundToTf32(values[half][e]);
-            low[e] = RoundToTf32(values[half][e] - __uint_as_float(high[e]));
+            high[e] = Tf32Part(values[half][e], false);
+            low[e] = Tf32Part(values[half][e], true);
           }
           const int mt = 2 * h + half;
 #pragma unroll

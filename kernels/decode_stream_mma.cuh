@@ -48,13 +48,15 @@ __host__ __device__ constexpr size_t MmaStagingBytes(int head_dim, bool folds, i
 __host__ __device__ constexpr int MmaQueryStride(int head_dim) { return head_dim + 8; }
 // Where two warps share a row block (MmaColumnParts 2, one warp a column half), they may split the
 // making of φ(q) (kSplitPhi): each makes half of the B fragments and takes the other half from its
-// partner, per warp two slots (alternate row blocks) of a word per lane and n-tile. That saved
-// 11% of a step at 64 and 175 sessions of the 14B shape, where each warp walks over a hundred row
-// blocks, but lost 13% at one session (two row blocks a warp) and nothing at 16 (about 31): blocks
-// of kSplitPhiRows rows or more split (bench/results/decode_session19.md).
+// partner, per warp two slots (alternate row blocks) of a pair's B words (`pair_words`) per lane
+// and n-tile. That saved 11% of a step of bf16 states at 64 and 175 sessions of the 14B shape,
+// where each warp walks over a hundred row blocks, but lost 13% at one session (two row blocks a
+// warp) and nothing at 16 (about 31): blocks of kSplitPhiRows rows or more split
+// (bench/results/decode_session19.md). fp32 states split alike (with the cheaper TF32 parts,
+// 64 sessions of the 14B shape took 16% less, bench/results/decode_session20.md).
 constexpr int64_t kSplitPhiRows = 4096;
-__host__ __device__ constexpr int MmaExchangeWords(bool split_phi, int head_tiles) {
-  return split_phi ? kMmaWarps * 2 * 32 * head_tiles : 0;
+__host__ __device__ constexpr int MmaExchangeWords(bool split_phi, int head_tiles, int pair_words) {
+  return split_phi ? kMmaWarps * 2 * 32 * head_tiles * pair_words : 0;
 }
 
 __device__ inline void CpAsync16OrZeros(void* shared, const void* global, bool copy) {
@@ -76,8 +78,8 @@ __host__ __device__ constexpr int HeadTiles(int group) { return (group + 3) / 4;
 // the blocks an SM holds) are those of head_dim 64. Lane (g, t) makes the four φ(q) values of its
 // B fragments (features 2t, 2t + 1, 2t + 8, 2t + 9 of a block; query head g / 2 of each n-tile,
 // part g % 2) itself, block by block (their factors and z fetched a block ahead), and adds φ(q)·z
-// to its head's denominator: no tile-wide φ pass before the stream. With kSplitPhi (bf16) the two
-// warps of a row block make two values each (features 2t + 8·part, + 1) and exchange them
+// to its head's denominator: no tile-wide φ pass before the stream. With kSplitPhi the two warps
+// of a row block make two values each (features 2t + 8·part, + 1) and exchange them
 // (MmaExchangeWords). With kFolds (bf16), an item whose buffer fills with this step's token also
 // writes its rows back advanced over the buffer (kernels/decode_fold.cuh).
 template <typename Operands, int kHeadDim, int kHeadTiles, bool kFolds, bool kSplitPhi>
@@ -86,7 +88,7 @@ __device__ void StreamItemMma(const PowerAttentionShape& shape, const float* q_r
                               const FoldArgs& fold_args) {
   using Element = typename Operands::Element;
   constexpr bool kBf16 = std::is_same_v<Element, __nv_bfloat16>;
-  static_assert(kBf16 || !(kFolds || kSplitPhi), "only bf16 states fold or split φ(q)");
+  static_assert(kBf16 || !kFolds, "only bf16 states fold");
   constexpr int kColumns = MmaColumns(kHeadDim);
   static_assert(kColumns == 64, "Operands multiply blocks of 64 columns");
   constexpr int kParts = MmaColumnParts(kHeadDim);
@@ -106,7 +108,10 @@ __device__ void StreamItemMma(const PowerAttentionShape& shape, const float* q_r
   Element* staging = reinterpret_cast<Element*>(shared) + warp * kMmaStages * kStageElements;
   auto* exchange = reinterpret_cast<uint32_t*>(
       shared + MmaStagingBytes(kHeadDim, kFolds, sizeof(Element)) / sizeof(float));
-  float* q = reinterpret_cast<float*>(exchange + MmaExchangeWords(kSplitPhi, kHeadTiles));
+  // B words of one feature pair: pair p's are b[p + 2w] (PackPhi).
+  constexpr int kPairWords = Operands::kPhiWords / 2;
+  float* q =
+      reinterpret_cast<float*>(exchange + MmaExchangeWords(kSplitPhi, kHeadTiles, kPairWords));
   float* sums = q + group * kQueryStride;  // [group × d]
   const FoldTokens fold_tokens(sums + group * kHeadDim, kHeadDim);
 
@@ -211,17 +216,27 @@ __device__ void StreamItemMma(const PowerAttentionShape& shape, const float* q_r
       }
     }
     if constexpr (kSplitPhi) {
-      // b[j][0] holds this warp's pair; the partner's arrives through its slot for block i.
-      uint32_t* slots = exchange + (row_warp * 2 + i % 2) * 2 * 32 * kHeadTiles;
+      // This warp's pair was packed as pair 0 (b[j][2w]); the partner's arrives through its slot
+      // for block i.
+      uint32_t* slots = exchange + (row_warp * 2 + i % 2) * 2 * 32 * kHeadTiles * kPairWords;
+      auto slot = [&](int owner, int j, int w) -> uint32_t& {
+        return slots[((owner * kHeadTiles + j) * kPairWords + w) * 32 + lane];
+      };
 #pragma unroll
-      for (int j = 0; j < kHeadTiles; ++j) slots[(part * kHeadTiles + j) * 32 + lane] = b[j][0];
+      for (int j = 0; j < kHeadTiles; ++j) {
+#pragma unroll
+        for (int w = 0; w < kPairWords; ++w) slot(part, j, w) = b[j][2 * w];
+      }
       PairBarrier(row_warp);
 #pragma unroll
       for (int j = 0; j < kHeadTiles; ++j) {
-        const uint32_t mine_half = b[j][0];
-        const uint32_t theirs = slots[((1 - part) * kHeadTiles + j) * 32 + lane];
-        b[j][0] = part == 0 ? mine_half : theirs;
-        b[j][1] = part == 0 ? theirs : mine_half;
+#pragma unroll
+        for (int w = 0; w < kPairWords; ++w) {
+          const uint32_t own_word = b[j][2 * w];
+          const uint32_t theirs = slot(1 - part, j, w);
+          b[j][2 * w] = part == 0 ? own_word : theirs;
+          b[j][2 * w + 1] = part == 0 ? theirs : own_word;
+        }
       }
     }
     CpAsyncWait<kMmaStages - 1>();  // block i has landed, for this lane; the other lanes' after:
@@ -326,13 +341,14 @@ void LaunchStreamStatesMma(cudaStream_t stream, const PowerAttentionShape& shape
     rows_per_block = std::max<int64_t>(kMinTileFeatures, (even_share + 15) / 16 * 16);
   }
   constexpr int kGroupTiles = HeadTiles(kMaxGroup);
-  constexpr bool kSplitter = kBf16 && MmaColumnParts(kHeadDim) == 2;
+  constexpr bool kSplitter = MmaColumnParts(kHeadDim) == 2;
   const int head_tiles = HeadTiles(group) == 1 ? 1 : kGroupTiles;
   const bool split_phi = kSplitter && rows_per_block >= kSplitPhiRows;
-  const size_t shared = MmaStagingBytes(kHeadDim, folds, kElementBytes) +
-                        sizeof(float) * MmaExchangeWords(split_phi, head_tiles) +
-                        sizeof(float) * group * (MmaQueryStride(kHeadDim) + kHeadDim) +
-                        (folds ? FoldSharedBytes(kHeadDim) : 0);
+  const size_t shared =
+      MmaStagingBytes(kHeadDim, folds, kElementBytes) +
+      sizeof(float) * MmaExchangeWords(split_phi, head_tiles, Operands::kPhiWords / 2) +
+      sizeof(float) * group * (MmaQueryStride(kHeadDim) + kHeadDim) +
+      (folds ? FoldSharedBytes(kHeadDim) : 0);
   auto instance = [&](auto split) {
     constexpr bool kSplit = decltype(split)::value;
     return HeadTiles(group) == 1

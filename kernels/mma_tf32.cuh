@@ -10,18 +10,15 @@
 
 namespace sympow::kernels {
 
-// x rounded to TF32 (10-bit mantissa), in an fp32 register.
-__device__ inline uint32_t RoundToTf32(float x) {
-  uint32_t rounded;
-  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(rounded) : "f"(x));
-  return rounded;
-}
+// The high part of x for a TF32 MMA: x with the 13 mantissa bits TF32 drops cleared.
+__device__ inline uint32_t Tf32High(float x) { return __float_as_uint(x) & 0xffffe000u; }
 
-// One part of x as TF32: its rounding (high) or the rounding of what that left (low); high + low
-// keeps fp32's precision to about 2^-22.
+// One part of x for a TF32 MMA: its high part, or what that leaves (exact in fp32; the MMA reads
+// its top 10 mantissa bits, as it does of any fp32 operand), so that high + low keeps x to about
+// 2^-20. Two integer/fp32 operations, where rounding each part (cvt.rna.tf32) took three.
 __device__ inline uint32_t Tf32Part(float x, bool low) {
-  const uint32_t high = RoundToTf32(x);
-  return low ? RoundToTf32(x - __uint_as_float(high)) : high;
+  const uint32_t high = Tf32High(x);
+  return low ? __float_as_uint(x - __uint_as_float(high)) : high;
 }
 
 // c += a·b

@@ -439,8 +439,9 @@ void PowerDecode(const PowerAttentionShape& shape, const AttentionRows& rows,
   const FoldArgs* folds = fold_full_buffers ? &fold_args : nullptr;
   // The tensor-core path reads degree 2's factor pairs. fp32 states take it where queries are
   // grouped: at the 14B shape (group 5) a step took 13-19% less than on CUDA cores (where each
-  // state value costs an FMA a query head) at 16-87 sessions; without grouping (the 124M shape)
-  // 8-28% more at 64 and 256 (bench/results/decode_session20.md).
+  // state value costs an FMA a query head) at 16-87 sessions, and truncated TF32 parts and the
+  // split φ(q) took 13-16% more off at 16 and 64; without grouping (the 124M shape) 8-28% more at
+  // 64 and 256 (bench/results/decode_session20.md).
   const bool tensor_cores = shape.degree == 2 && (shape.head_dim == 64 || shape.head_dim == 128);
   if (tensor_cores && bf16_state) {
     (shape.head_dim == 64
