@@ -1,8 +1,8 @@
-// How the decode stream kernel (StreamItemMma, kernels/power_decode.cu) multiplies a warp's block
-// of 16 staged state rows × 64 columns by φ(q) on tensor cores, one policy per state storage type.
-// The product is taken transposed, numeratorsᵀ = Sᵀ·φ(q): A holds state columns (m) × features
-// (k), B φ(q) of four query heads an n-tile, each head as two columns, its high and low parts
-// (their sum keeps about fp32's precision). Lane (g, t) makes the φ(q) values of features 2t,
+// How the decode stream kernel (StreamItemMma, kernels/decode_stream_mma.cuh) multiplies a warp's
+// block of 16 staged state rows × 64 columns by φ(q) on tensor cores, one policy per state storage
+// type. The product is taken transposed, numeratorsᵀ = Sᵀ·φ(q): A holds state columns (m) ×
+// features (k), B φ(q) of four query heads an n-tile, each head as two columns, its high and low
+// parts (their sum keeps about fp32's precision). Lane (g, t) makes the φ(q) values of features 2t,
 // 2t + 1 (pair 0) and 2t + 8, 2t + 9 (pair 1) of a block, for query head g / 2 of each n-tile,
 // part g % 2, and PackPhi puts them into its B words (pair p's at b[p + 2w], w < kPhiWords / 2).
 // Rows are staged in 16-byte chunks whose order within a row is XOR-swizzled by the row (Chunk), so
@@ -65,10 +65,11 @@ struct Bf16StateOperands {
 };
 
 // fp32 states: mma m16n8k8 in TF32, each state value as a TF32 high part and what that leaves,
-// two MMAs (3xTF32: only the product of the low parts is lost; ~2^-20 relative). k-step
-// s of a block takes features 2t + s (k = t) and 2t + 8 + s (k = t + 4), so that a lane makes the
-// same features of φ(q) as on bf16; m = g is block column 8g + 2·mt, m = g + 8 the column after,
-// so that a lane reads its A values of a row as two 16-byte loads. 16 MMAs per 4 KB of state.
+// two MMAs (3xTF32: only the product of the low parts is lost; ~2^-20 relative). k-step s of a
+// block takes features 2t + s (k = t) and 2t + 8 + s (k = t + 4), so that a lane makes the same
+// features of φ(q) as on bf16; m = g is block column 8g + 2·mt, m = g + 8 the column after, so
+// that a lane reads its A values of a row as two 16-byte loads. 16 MMAs an n-tile per 4 KB of
+// state.
 struct Fp32StateOperands {
   using Element = float;
   using ZPair = float2;
