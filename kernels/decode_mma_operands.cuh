@@ -4,7 +4,7 @@
 // features (k), B φ(q) of four query heads an n-tile, each head as two columns, its high and low
 // parts (their sum keeps about fp32's precision). Lane (g, t) makes the φ(q) values of features 2t,
 // 2t + 1 (pair 0) and 2t + 8, 2t + 9 (pair 1) of a block, for query head g / 2 of each n-tile,
-// part g % 2, and PackPhi puts them into its B words (pair p's at b[p + 2w], w < kPhiWords / 2).
+// part g % 2, and PackPhi puts them into its B words (pair p's at b[p + 2w], w < kPairWords).
 // Rows are staged in 16-byte chunks whose order within a row is XOR-swizzled by the row (Chunk), so
 // that the fragments read without bank conflicts.
 #pragma once
@@ -37,6 +37,9 @@ struct Bf16StateOperands {
   using Element = __nv_bfloat16;
   using ZPair = __nv_bfloat162;
   static constexpr int kPhiWords = 2;  // B words an n-tile: b[pair], the pair's two features
+  static constexpr int kPairWords = 1;
+  // Whether a step may fold full buffers as it streams (kernels/decode_fold.cuh writes bf16 rows).
+  static constexpr bool kFoldsInStep = true;
 
   __device__ static int Chunk(int row, int chunk) { return chunk ^ (row & 7); }
 
@@ -74,6 +77,8 @@ struct Fp32StateOperands {
   using Element = float;
   using ZPair = float2;
   static constexpr int kPhiWords = 4;  // b[2s + pair]: k-step s, register `pair`
+  static constexpr int kPairWords = 2;
+  static constexpr bool kFoldsInStep = false;
 
   // Lanes t of a quarter warp read rows 2t (+ 1, + 8, + 9) at chunks 2g + h: bits 0 and 1 of t
   // flip bits 0 and 2 of the chunk, that of g sets bit 1, so its eight lanes meet eight chunks.

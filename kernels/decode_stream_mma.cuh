@@ -87,8 +87,7 @@ __device__ void StreamItemMma(const PowerAttentionShape& shape, const float* q_r
                               const Item& item, const DecodeScratch& scratch,
                               const FoldArgs& fold_args) {
   using Element = typename Operands::Element;
-  constexpr bool kBf16 = std::is_same_v<Element, __nv_bfloat16>;
-  static_assert(kBf16 || !kFolds, "only bf16 states fold");
+  static_assert(Operands::kFoldsInStep || !kFolds, "these states fold after the step");
   constexpr int kColumns = MmaColumns(kHeadDim);
   static_assert(kColumns == 64, "Operands multiply blocks of 64 columns");
   constexpr int kParts = MmaColumnParts(kHeadDim);
@@ -109,7 +108,7 @@ __device__ void StreamItemMma(const PowerAttentionShape& shape, const float* q_r
   auto* exchange = reinterpret_cast<uint32_t*>(
       shared + MmaStagingBytes(kHeadDim, kFolds, sizeof(Element)) / sizeof(float));
   // B words of one feature pair: pair p's are b[p + 2w] (PackPhi).
-  constexpr int kPairWords = Operands::kPhiWords / 2;
+  constexpr int kPairWords = Operands::kPairWords;
   float* q =
       reinterpret_cast<float*>(exchange + MmaExchangeWords(kSplitPhi, kHeadTiles, kPairWords));
   float* sums = q + group * kQueryStride;  // [group × d]
@@ -314,7 +313,8 @@ __global__ void __launch_bounds__(kThreads, MmaBlocksPerSM(kHeadTiles, kFolds,
 // of one wave with equal spans of rows (a multiple of 16, at least kMinTileFeatures), where they
 // were 7-13% faster at 16-175 sessions of the 14B shape and 3-5% slower at 64-256 of the 124M one
 // (bench/results/decode_session15.md). No φ is kept in shared memory, so a span is as long as it
-// needs to be. A launch that folds (`fold_args` given, bf16 states) is an instance of its own.
+// needs to be. A launch that folds (`fold_args` given, states whose Operands fold in the step) is
+// an instance of its own; other states ignore `fold_args`.
 template <typename Operands, int kHeadDim>
 void LaunchStreamStatesMma(cudaStream_t stream, const PowerAttentionShape& shape, const float* q,
                            const DecodeRow* decode_rows, int64_t count, int64_t state_offset,
@@ -322,8 +322,8 @@ void LaunchStreamStatesMma(cudaStream_t stream, const PowerAttentionShape& shape
   const int group = shape.num_heads / shape.num_kv_heads;
   const int64_t pairs = count * shape.num_kv_heads;
   constexpr int kElementBytes = sizeof(typename Operands::Element);
-  constexpr bool kBf16 = kElementBytes == 2;
-  const bool folds = kBf16 && fold_args != nullptr;
+  constexpr bool kFoldsInStep = Operands::kFoldsInStep;
+  const bool folds = kFoldsInStep && fold_args != nullptr;
   const int64_t slots =
       int64_t{MultiprocessorCount()} * MmaBlocksPerSM(HeadTiles(group), folds, kElementBytes);
   int64_t pair_rows = shape.expanded_dim, rows_per_block = 0;
@@ -346,15 +346,15 @@ void LaunchStreamStatesMma(cudaStream_t stream, const PowerAttentionShape& shape
   const bool split_phi = kSplitter && rows_per_block >= kSplitPhiRows;
   const size_t shared =
       MmaStagingBytes(kHeadDim, folds, kElementBytes) +
-      sizeof(float) * MmaExchangeWords(split_phi, head_tiles, Operands::kPhiWords / 2) +
+      sizeof(float) * MmaExchangeWords(split_phi, head_tiles, Operands::kPairWords) +
       sizeof(float) * group * (MmaQueryStride(kHeadDim) + kHeadDim) +
       (folds ? FoldSharedBytes(kHeadDim) : 0);
   auto instance = [&](auto split) {
     constexpr bool kSplit = decltype(split)::value;
     return HeadTiles(group) == 1
-               ? (folds ? StreamStatesMma<Operands, kHeadDim, 1, kBf16, kSplit>
+               ? (folds ? StreamStatesMma<Operands, kHeadDim, 1, kFoldsInStep, kSplit>
                         : StreamStatesMma<Operands, kHeadDim, 1, false, kSplit>)
-               : (folds ? StreamStatesMma<Operands, kHeadDim, kGroupTiles, kBf16, kSplit>
+               : (folds ? StreamStatesMma<Operands, kHeadDim, kGroupTiles, kFoldsInStep, kSplit>
                         : StreamStatesMma<Operands, kHeadDim, kGroupTiles, false, kSplit>);
   };
   auto kernel = split_phi ? instance(std::bool_constant<kSplitter>{}) : instance(std::false_type{});

@@ -21,9 +21,6 @@
 // prefill, see GatherDecodeBuffers): a state is written once every N tokens instead of every token.
 #include <cuda_bf16.h>
 
-#include <algorithm>
-#include <type_traits>
-
 #include "kernels/decode_common.cuh"
 #include "kernels/decode_finish_warps.cuh"
 #include "kernels/decode_fold.cuh"
@@ -443,16 +440,13 @@ void PowerDecode(const PowerAttentionShape& shape, const AttentionRows& rows,
   // split φ(q) took 13-16% more off at 16 and 64; without grouping (the 124M shape) 8-28% more at
   // 64 and 256 (bench/results/decode_session20.md).
   const bool tensor_cores = shape.degree == 2 && (shape.head_dim == 64 || shape.head_dim == 128);
-  if (tensor_cores && bf16_state) {
-    (shape.head_dim == 64
-         ? LaunchStreamStatesMma<Bf16StateOperands, 64>
-         : LaunchStreamStatesMma<Bf16StateOperands, 128>)(stream, shape, rows.q, decode_rows, count,
-                                                          layer.state, sums, folds);
-  } else if (tensor_cores && group > 1) {
-    (shape.head_dim == 64
-         ? LaunchStreamStatesMma<Fp32StateOperands, 64>
-         : LaunchStreamStatesMma<Fp32StateOperands, 128>)(stream, shape, rows.q, decode_rows, count,
-                                                          layer.state, sums, nullptr);
+  if (tensor_cores && (bf16_state || group > 1)) {
+    const bool wide = shape.head_dim == 128;
+    const auto launch = bf16_state ? (wide ? LaunchStreamStatesMma<Bf16StateOperands, 128>
+                                           : LaunchStreamStatesMma<Bf16StateOperands, 64>)
+                                   : (wide ? LaunchStreamStatesMma<Fp32StateOperands, 128>
+                                           : LaunchStreamStatesMma<Fp32StateOperands, 64>);
+    launch(stream, shape, rows.q, decode_rows, count, layer.state, sums, folds);
   } else {
     // φ of a tile fits the 48 KB a launch gets without opting in, less the kernel's own.
     constexpr size_t kSharedBytes = 47 * 1024;
