@@ -308,26 +308,35 @@ __global__ void __launch_bounds__(kThreads, MmaBlocksPerSM(kHeadTiles, kFolds,
   }
 }
 
-// The tensor-core path at one head size. At head_dim 64, tiles of whole pairs (PlanTiles) in
-// waves, the last part empty, so that FinishHeads starts on SMs its blocks leave; at 128, blocks
-// of one wave with equal spans of rows (a multiple of 16, at least kMinTileFeatures), where they
-// were 7-13% faster at 16-175 sessions of the 14B shape and 3-5% slower at 64-256 of the 124M one
-// (bench/results/decode_session15.md). No φ is kept in shared memory, so a span is as long as it
-// needs to be. A launch that folds (`fold_args` given, states whose Operands fold in the step) is
-// an instance of its own; other states ignore `fold_args`.
+// The tensor-core path at one head size. Where the step's finish takes a block an item
+// (`finish_blocks`, FinishHeads) and these are at most a third of the blocks the GPU holds at once,
+// their slots are left free and the stream's blocks are one wave with equal spans of rows (a
+// multiple of 16, at least kMinTileFeatures): the finish blocks start at once beside them and
+// attend over their buffers while the states stream, leaving only the final sums after the stream
+// (FinishHeads' blocks use 64 registers, as a stream block). Otherwise, at head_dim 64, tiles of
+// whole pairs (PlanTiles) in waves, the last part empty, so that FinishHeads starts on SMs its
+// blocks leave; at 128 one wave of equal spans, where they were 7-13% faster at 16-175 sessions of
+// the 14B shape and 3-5% slower at 64-256 of the 124M one (bench/results/decode_session15.md). No
+// φ is kept in shared memory, so a span is as long as it needs to be. A launch that folds
+// (`fold_args` given, states whose Operands fold in the step) is an instance of its own, its
+// finish never beside it; other states ignore `fold_args`.
 template <typename Operands, int kHeadDim>
 void LaunchStreamStatesMma(cudaStream_t stream, const PowerAttentionShape& shape, const float* q,
                            const DecodeRow* decode_rows, int64_t count, int64_t state_offset,
-                           DecodeScratch scratch, const FoldArgs* fold_args) {
+                           DecodeScratch scratch, const FoldArgs* fold_args,
+                           int64_t finish_blocks) {
   const int group = shape.num_heads / shape.num_kv_heads;
   const int64_t pairs = count * shape.num_kv_heads;
   constexpr int kElementBytes = sizeof(typename Operands::Element);
   constexpr bool kFoldsInStep = Operands::kFoldsInStep;
   const bool folds = kFoldsInStep && fold_args != nullptr;
-  const int64_t slots =
+  const int64_t all_slots =
       int64_t{MultiprocessorCount()} * MmaBlocksPerSM(HeadTiles(group), folds, kElementBytes);
+  const bool finish_beside =
+      kElementBytes == 4 && !folds && finish_blocks > 0 && 3 * finish_blocks <= all_slots;
+  const int64_t slots = finish_beside ? all_slots - finish_blocks : all_slots;
   int64_t pair_rows = shape.expanded_dim, rows_per_block = 0;
-  if constexpr (kHeadDim == 64) {
+  if (kHeadDim == 64 && !finish_beside) {
     // A folding item also reads its buffer (keys and values in fp32) before it can start, so its
     // tiles may be as long as a pair.
     const int64_t fold_setup = folds ? int64_t{shape.buffer_tokens} * kHeadDim * 2 * 4 : 0;

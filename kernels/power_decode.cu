@@ -434,6 +434,11 @@ void PowerDecode(const PowerAttentionShape& shape, const AttentionRows& rows,
   const DecodeScratch sums(scratch, shape, count);
   const FoldArgs fold_args{rows, layer, padding_state};
   const FoldArgs* folds = fold_full_buffers ? &fold_args : nullptr;
+  const int64_t items = count * shape.num_kv_heads;
+  const bool many = items >= int64_t{kFinishWarpsItemsPerSM} * MultiprocessorCount() &&
+                    (shape.head_dim == 64 || shape.head_dim == 128);
+  // FinishHeads takes a block an item.
+  const int64_t finish_blocks = many ? 0 : items;
   // The tensor-core path reads degree 2's factor pairs. fp32 states take it where queries are
   // grouped: at the 14B shape (group 5) a step took 13-19% less than on CUDA cores (where each
   // state value costs an FMA a query head) at 16-87 sessions, and truncated TF32 parts and the
@@ -446,7 +451,7 @@ void PowerDecode(const PowerAttentionShape& shape, const AttentionRows& rows,
                                            : LaunchStreamStatesMma<Bf16StateOperands, 64>)
                                    : (wide ? LaunchStreamStatesMma<Fp32StateOperands, 128>
                                            : LaunchStreamStatesMma<Fp32StateOperands, 64>);
-    launch(stream, shape, rows.q, decode_rows, count, layer.state, sums, folds);
+    launch(stream, shape, rows.q, decode_rows, count, layer.state, sums, folds, finish_blocks);
   } else {
     // φ of a tile fits the 48 KB a launch gets without opting in, less the kernel's own.
     constexpr size_t kSharedBytes = 47 * 1024;
@@ -466,9 +471,7 @@ void PowerDecode(const PowerAttentionShape& shape, const AttentionRows& rows,
                                 plan, sums);
     }
   }
-  const int64_t items = count * shape.num_kv_heads;
-  const bool many = items >= int64_t{kFinishWarpsItemsPerSM} * MultiprocessorCount();
-  if (many && (shape.head_dim == 64 || shape.head_dim == 128)) {
+  if (many) {
     // Without grouped queries a warp holds one head's sums: a third of the registers, and a
     // step of 256 sessions of the 124M shape fits the GPU at once.
     const auto finish =
