@@ -308,18 +308,20 @@ __global__ void __launch_bounds__(kThreads, MmaBlocksPerSM(kHeadTiles, kFolds,
   }
 }
 
-// The tensor-core path at one head size. Where the step's finish takes a block an item
-// (`finish_blocks`, FinishHeads) and these are at most a third of the blocks the GPU holds at once,
-// their slots are left free and the stream's blocks are one wave with equal spans of rows (a
-// multiple of 16, at least kMinTileFeatures): the finish blocks start at once beside them and
-// attend over their buffers while the states stream, leaving only the final sums after the stream
-// (FinishHeads' blocks use 64 registers, as a stream block). Otherwise, at head_dim 64, tiles of
-// whole pairs (PlanTiles) in waves, the last part empty, so that FinishHeads starts on SMs its
-// blocks leave; at 128 one wave of equal spans, where they were 7-13% faster at 16-175 sessions of
-// the 14B shape and 3-5% slower at 64-256 of the 124M one (bench/results/decode_session15.md). No
-// φ is kept in shared memory, so a span is as long as it needs to be. A launch that folds
-// (`fold_args` given, states whose Operands fold in the step) is an instance of its own, its
-// finish never beside it; other states ignore `fold_args`.
+// The tensor-core path at one head size. For fp32 states (two blocks an SM, ~120 registers a
+// thread) whose step finishes with a block an item (`finish_blocks`, FinishHeads, 96 registers),
+// where these are at most a third of the blocks the GPU holds at once, their slots are left free
+// and the stream's blocks are one wave with equal spans of rows (a multiple of 16, at least
+// kMinTileFeatures): the finish blocks start at once beside them and attend over their buffers
+// while the states stream (one session of the 14B shape: 1,294 -> 1,002-1,052 µs a step). Beside
+// bf16 blocks (four or five an SM) FinishHeads fits only bounded to 64 registers, which lost 16-30%
+// at 16 and 64 sessions of the 14B shape (bench/results/decode_session21.md). Otherwise, at
+// head_dim 64, tiles of whole pairs (PlanTiles) in waves, the last part empty, so that FinishHeads
+// starts on SMs its blocks leave; at 128 one wave of equal spans, where they were 7-13% faster at
+// 16-175 sessions of the 14B shape and 3-5% slower at 64-256 of the 124M one
+// (bench/results/decode_session15.md). No φ is kept in shared memory, so a span is as long as it
+// needs to be. A launch that folds (`fold_args` given, states whose Operands fold in the step) is
+// an instance of its own, its finish never beside it; other states ignore `fold_args`.
 template <typename Operands, int kHeadDim>
 void LaunchStreamStatesMma(cudaStream_t stream, const PowerAttentionShape& shape, const float* q,
                            const DecodeRow* decode_rows, int64_t count, int64_t state_offset,
