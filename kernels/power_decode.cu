@@ -14,9 +14,9 @@
 //    per (session, kv head), for steps of many). It is launched to start while the last blocks
 //    of launch 1 still run (for few sessions of fp32 state on tensor cores, with its first ones:
 //    LaunchStreamStatesMma leaves its blocks room): the buffer's attention needs nothing from
-//    them, only the final sums wait. It zeroes the sums it read, so the scratch needs no clearing before the next layer (no
-//    memset node between layers). It lets the launch after it start at once, so that the next
-//    layer's launch 1 takes the SMs its blocks leave idle.
+//    them, only the final sums wait. It zeroes the sums it read, so the scratch needs no clearing
+//    before the next layer (no memset node between layers). It lets the launch after it start at
+//    once, so that the next layer's launch 1 takes the SMs its blocks leave idle.
 // A buffer that fills is folded into its state by launch 1 of the step that fills it, on the bf16
 // tensor-core path (kernels/decode_fold.cuh), else by the engine after the step (through the
 // prefill, see GatherDecodeBuffers): a state is written once every N tokens instead of every token.
