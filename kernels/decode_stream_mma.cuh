@@ -321,7 +321,7 @@ __global__ void __launch_bounds__(kThreads, MmaBlocksPerSM(kHeadTiles, kFolds,
 // 16-175 sessions of the 14B shape and 3-5% slower at 64-256 of the 124M one
 // (bench/results/decode_session15.md). No φ is kept in shared memory, so a span is as long as it
 // needs to be. A launch that folds (`fold_args` given, states whose Operands fold in the step) is
-// an instance of its own, its finish never beside it; other states ignore `fold_args`.
+// an instance of its own; other states ignore `fold_args`.
 template <typename Operands, int kHeadDim>
 void LaunchStreamStatesMma(cudaStream_t stream, const PowerAttentionShape& shape, const float* q,
                            const DecodeRow* decode_rows, int64_t count, int64_t state_offset,
@@ -335,7 +335,7 @@ void LaunchStreamStatesMma(cudaStream_t stream, const PowerAttentionShape& shape
   const int64_t all_slots =
       int64_t{MultiprocessorCount()} * MmaBlocksPerSM(HeadTiles(group), folds, kElementBytes);
   const bool finish_beside =
-      kElementBytes == 4 && !folds && finish_blocks > 0 && 3 * finish_blocks <= all_slots;
+      kElementBytes == 4 && finish_blocks > 0 && 3 * finish_blocks <= all_slots;
   const int64_t slots = finish_beside ? all_slots - finish_blocks : all_slots;
   int64_t pair_rows = shape.expanded_dim, rows_per_block = 0;
   if (kHeadDim == 64 && !finish_beside) {

@@ -228,8 +228,8 @@ double Tolerance(const KernelShape& s) {
 // copied into the GPU's slots) leaves only the decode kernels' own arithmetic: fp32 states
 // multiplied in fp32 or in TF32 parts (3xTF32), bf16 ones with φ(q) in two bf16 parts, both meant
 // to keep about fp32's precision. 256 sessions, so that at head_dim 128 the column warps split
-// φ(q) (kSplitPhiRows). Measured on an H200 at 64 sessions: at most 3.5e-5 (degree 4), 7.3e-6 at
-// the 3xTF32 shapes (bench/results/raw/gpu_tests_cbd3a79.log).
+// φ(q) (kSplitPhiRows). Measured on an H200 at 256 sessions: at most 3.6e-5 (degree 4), 1.14e-5
+// at the 3xTF32 shapes (bench/results/raw/gpu_tests_c30e7bb.log).
 constexpr double kSameStateDecodeTolerance = 1e-4;
 TEST_P(GpuKernels, DecodeFromTheSameStatesMatchesTheCpuBackendClosely) {
   const KernelShape s = GetParam();
