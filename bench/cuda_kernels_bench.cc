@@ -40,6 +40,9 @@ ABSL_FLAG(bool, prefill, true, "measure prefill (false: decode only, e.g. under 
 ABSL_FLAG(bool, decode_fold_in_step, true,
           "fold decode buffers in the step that fills them where the decode kernels can "
           "(false: a separate fold after the step everywhere, as before they could)");
+ABSL_FLAG(bool, decode_parts, false,
+          "also time a decode step's stream launches alone and its finish launches alone (CUDA "
+          "graphs of plain steps), to place the step's time outside the stream");
 ABSL_FLAG(bool, sampling, true, "measure token sampling (at the decode session counts)");
 ABSL_FLAG(bool, projections, true,
           "measure the projections that read one input as separate GEMMs and stacked");
@@ -206,13 +209,17 @@ nlohmann::json BenchDecode(const AttentionShape& s, int sessions, bool bf16, dou
   for (int i = 0; i < sessions; ++i) rows.push_back({i, base + i * slot_bytes});
   DeviceArray<kernels::DecodeRow> device_rows;
   device_rows.Upload(rows, stream);
-  auto decode_step = [&](bool folds) {
+  // launch(offsets) for every layer, in order.
+  auto each_layer = [&](const std::function<void(kernels::LayerOffsets)>& launch) {
     for (int layer = 0; layer < s.layers; ++layer) {
-      const kernels::LayerOffsets offsets{layer * layer_bytes,
-                                          state_bytes + layer * layer_buffer_bytes};
+      launch({layer * layer_bytes, state_bytes + layer * layer_buffer_bytes});
+    }
+  };
+  auto decode_step = [&](bool folds) {
+    each_layer([&](kernels::LayerOffsets offsets) {
       kernels::PowerDecode(shape, act.rows, device_rows.Reserve(0), sessions, offsets, bf16,
                            scratch.Reserve(0), stream, nullptr, folds);
-    }
+    });
   };
   auto step = [&] { decode_step(false); };
   // Decode steps fill the buffers. After each timed window of N − 1 steps they are folded into the
@@ -304,12 +311,18 @@ nlohmann::json BenchDecode(const AttentionShape& s, int sessions, bool bf16, dou
     cudaGraphDestroy(graph);
     return exec;
   };
-  cudaGraphExec_t step_graph = capture(step);
+  // ms a step of `one_step` replayed as a CUDA graph, folding after each window with `fold`.
+  auto graph_cycles = [&](const std::function<void()>& one_step,
+                          const std::function<void()>& fold) {
+    cudaGraphExec_t exec = capture(one_step);
+    const CycleTimes times = time_cycles([&] { cudaGraphLaunch(exec, stream); }, fold);
+    cudaGraphExecDestroy(exec);
+    return times;
+  };
   cudaGraphExec_t fold_graph = in_step ? capture(fold_step) : nullptr;
-  const CycleTimes graph = time_cycles(
-      [&] { cudaGraphLaunch(step_graph, stream); },
+  const CycleTimes graph = graph_cycles(
+      step,
       in_step ? std::function<void()>([&] { cudaGraphLaunch(fold_graph, stream); }) : eager_fold);
-  cudaGraphExecDestroy(step_graph);
   if (fold_graph != nullptr) cudaGraphExecDestroy(fold_graph);
   const double graph_ms = graph.step_ms;
   // A session folds once every N tokens: the step amortised over a buffer's cycle. What folding
@@ -333,20 +346,53 @@ nlohmann::json BenchDecode(const AttentionShape& s, int sessions, bool bf16, dou
       s.name, sessions, bf16 ? "bf16" : "fp32", amortized_ms * 1e3, graph_ms * 1e3, eager_ms * 1e3,
       fold_ms * 1e3, in_step ? " to the step that fills the buffers" : "", tbps,
       100 * tbps / copy_tbps, 100 * effective_tbps / copy_tbps);
-  return {{"shape", s.name},
-          {"sessions", sessions},
-          {"state_dtype", bf16 ? "bfloat16" : "float32"},
-          {"state_bytes_per_session", state_bytes},
-          {"decode_buffer_tokens", shape.buffer_tokens},
-          {"us_per_step", amortized_ms * 1e3},
-          {"us_per_step_without_fold", graph_ms * 1e3},
-          {"us_per_step_eager", eager_ms * 1e3},
-          {"fold_us", fold_ms * 1e3},
-          {"fold_in_step", in_step},
-          {"us_per_session_layer", amortized_ms * 1e3 / (sessions * s.layers)},
-          {"state_TBps", tbps},
-          {"bw_fraction", tbps / copy_tbps},
-          {"effective_bw_fraction", effective_tbps / copy_tbps}};
+  nlohmann::json result = {{"shape", s.name},
+                           {"sessions", sessions},
+                           {"state_dtype", bf16 ? "bfloat16" : "float32"},
+                           {"state_bytes_per_session", state_bytes},
+                           {"decode_buffer_tokens", shape.buffer_tokens},
+                           {"us_per_step", amortized_ms * 1e3},
+                           {"us_per_step_without_fold", graph_ms * 1e3},
+                           {"us_per_step_eager", eager_ms * 1e3},
+                           {"fold_us", fold_ms * 1e3},
+                           {"fold_in_step", in_step},
+                           {"us_per_session_layer", amortized_ms * 1e3 / (sessions * s.layers)},
+                           {"state_TBps", tbps},
+                           {"bw_fraction", tbps / copy_tbps},
+                           {"effective_bw_fraction", effective_tbps / copy_tbps}};
+  if (absl::GetFlag(FLAGS_decode_parts)) {
+    // Plain steps of one launch kind, the separate fold after each window (the finish alone fills
+    // the buffers; after the stream alone it folds stale tokens, which only moves the states'
+    // values). After the step's own figures: the stream alone leaves its sums in the scratch, for
+    // the finish alone to zero.
+    const double stream_ms =
+        graph_cycles(
+            [&] {
+              each_layer([&](kernels::LayerOffsets offsets) {
+                kernels::PowerDecodeStream(shape, act.rows, device_rows.Reserve(0), sessions,
+                                           offsets, bf16, scratch.Reserve(0), stream);
+              });
+            },
+            fold_buffers)
+            .step_ms;
+    const double finish_ms =
+        graph_cycles(
+            [&] {
+              each_layer([&](kernels::LayerOffsets offsets) {
+                kernels::PowerDecodeFinish(shape, act.rows, device_rows.Reserve(0), sessions,
+                                           offsets, scratch.Reserve(0), stream);
+              });
+            },
+            fold_buffers)
+            .step_ms;
+    spdlog::info(
+        "decode {} x{} {} parts: {:.1f} us/step the stream launches alone, {:.1f} the "
+        "finish launches alone, {:.1f} both",
+        s.name, sessions, bf16 ? "bf16" : "fp32", stream_ms * 1e3, finish_ms * 1e3, graph_ms * 1e3);
+    result["us_per_step_stream_alone"] = stream_ms * 1e3;
+    result["us_per_step_finish_alone"] = finish_ms * 1e3;
+  }
+  return result;
 }
 
 // One layer of one sequence of `context` tokens prefilled from an empty state, in passes of at

@@ -104,6 +104,19 @@ void PowerDecode(const PowerAttentionShape& shape, const AttentionRows& rows,
                  const DecodeRow* decode_rows, int64_t count, LayerOffsets layer, bool bf16_state,
                  float* scratch, cudaStream_t stream, const void* padding_state = nullptr,
                  bool fold_full_buffers = false);
+// PowerDecode's two launches, in its order: the stream over S and z into partial sums in the
+// scratch (folding full buffers where `fold_full_buffers`), then the finish (the buffers'
+// attention, the outputs, the token appended; the scratch zeroed). Separate so that a benchmark can
+// time one without the other: the stream alone leaves its sums in the scratch, the finish alone
+// fills the buffers (a fold must empty them before they are full).
+void PowerDecodeStream(const PowerAttentionShape& shape, const AttentionRows& rows,
+                       const DecodeRow* decode_rows, int64_t count, LayerOffsets layer,
+                       bool bf16_state, float* scratch, cudaStream_t stream,
+                       const void* padding_state = nullptr, bool fold_full_buffers = false);
+void PowerDecodeFinish(const PowerAttentionShape& shape, const AttentionRows& rows,
+                       const DecodeRow* decode_rows, int64_t count, LayerOffsets layer,
+                       float* scratch, cudaStream_t stream, const void* padding_state = nullptr,
+                       bool fold_full_buffers = false);
 // Whether PowerDecode can fold full buffers: bf16 states on its tensor-core path (degree 2,
 // head_dim 64 or 128) with buffers of at most 64 tokens.
 bool FoldsInDecode(const PowerAttentionShape& shape, bool bf16_state);

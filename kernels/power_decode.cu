@@ -247,6 +247,12 @@ void LaunchStreamStates(int group, size_t shared, cudaStream_t stream,
 // 64 sessions and 3,545 → 3,044 at 256; from 1 an SM, 16 sessions went 321 → 536.
 constexpr int kFinishWarpsItemsPerSM = 4;
 
+// Whether a step of `count` rows finishes by FinishHeadsWarps (head_dim 64 and 128 only).
+bool FinishesByWarps(const PowerAttentionShape& shape, int64_t count) {
+  return count * shape.num_kv_heads >= int64_t{kFinishWarpsItemsPerSM} * MultiprocessorCount() &&
+         (shape.head_dim == 64 || shape.head_dim == 128);
+}
+
 // Buffered tokens FinishHeads holds in shared memory at once (keys and values: 32 KB).
 __host__ __device__ inline int FinishChunkTokens(const PowerAttentionShape& shape) {
   return 4096 / shape.head_dim;
@@ -430,16 +436,23 @@ void PowerDecode(const PowerAttentionShape& shape, const AttentionRows& rows,
                  const DecodeRow* decode_rows, int64_t count, LayerOffsets layer, bool bf16_state,
                  float* scratch, cudaStream_t stream, const void* padding_state,
                  bool fold_full_buffers) {
+  PowerDecodeStream(shape, rows, decode_rows, count, layer, bf16_state, scratch, stream,
+                    padding_state, fold_full_buffers);
+  PowerDecodeFinish(shape, rows, decode_rows, count, layer, scratch, stream, padding_state,
+                    fold_full_buffers);
+}
+
+void PowerDecodeStream(const PowerAttentionShape& shape, const AttentionRows& rows,
+                       const DecodeRow* decode_rows, int64_t count, LayerOffsets layer,
+                       bool bf16_state, float* scratch, cudaStream_t stream,
+                       const void* padding_state, bool fold_full_buffers) {
   if (count == 0) return;
   const int group = shape.num_heads / shape.num_kv_heads;
   const DecodeScratch sums(scratch, shape, count);
   const FoldArgs fold_args{rows, layer, padding_state};
   const FoldArgs* folds = fold_full_buffers ? &fold_args : nullptr;
-  const int64_t items = count * shape.num_kv_heads;
-  const bool many = items >= int64_t{kFinishWarpsItemsPerSM} * MultiprocessorCount() &&
-                    (shape.head_dim == 64 || shape.head_dim == 128);
   // FinishHeads takes a block an item.
-  const int64_t finish_blocks = many ? 0 : items;
+  const int64_t finish_blocks = FinishesByWarps(shape, count) ? 0 : count * shape.num_kv_heads;
   // The tensor-core path reads degree 2's factor pairs. fp32 states take it where queries are
   // grouped: at the 14B shape (group 5) a step took 13-19% less than on CUDA cores (where each
   // state value costs an FMA a query head) at 16-87 sessions, and truncated TF32 parts and the
@@ -472,7 +485,17 @@ void PowerDecode(const PowerAttentionShape& shape, const AttentionRows& rows,
                                 plan, sums);
     }
   }
-  if (many) {
+}
+
+void PowerDecodeFinish(const PowerAttentionShape& shape, const AttentionRows& rows,
+                       const DecodeRow* decode_rows, int64_t count, LayerOffsets layer,
+                       float* scratch, cudaStream_t stream, const void* padding_state,
+                       bool fold_full_buffers) {
+  if (count == 0) return;
+  const int group = shape.num_heads / shape.num_kv_heads;
+  const DecodeScratch sums(scratch, shape, count);
+  const int64_t items = count * shape.num_kv_heads;
+  if (FinishesByWarps(shape, count)) {
     // Without grouped queries a warp holds one head's sums: a third of the registers, and a
     // step of 256 sessions of the 124M shape fits the GPU at once.
     const auto finish =
