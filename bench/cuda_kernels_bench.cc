@@ -209,14 +209,14 @@ nlohmann::json BenchDecode(const AttentionShape& s, int sessions, bool bf16, dou
   for (int i = 0; i < sessions; ++i) rows.push_back({i, base + i * slot_bytes});
   DeviceArray<kernels::DecodeRow> device_rows;
   device_rows.Upload(rows, stream);
-  // launch(offsets) for every layer, in order.
-  auto each_layer = [&](const std::function<void(kernels::LayerOffsets)>& launch) {
+  // launch(layer, its offsets in a slot) for every layer, in order.
+  auto each_layer = [&](const std::function<void(int, kernels::LayerOffsets)>& launch) {
     for (int layer = 0; layer < s.layers; ++layer) {
-      launch({layer * layer_bytes, state_bytes + layer * layer_buffer_bytes});
+      launch(layer, {layer * layer_bytes, state_bytes + layer * layer_buffer_bytes});
     }
   };
   auto decode_step = [&](bool folds) {
-    each_layer([&](kernels::LayerOffsets offsets) {
+    each_layer([&](int, kernels::LayerOffsets offsets) {
       kernels::PowerDecode(shape, act.rows, device_rows.Reserve(0), sessions, offsets, bf16,
                            scratch.Reserve(0), stream, nullptr, folds);
     });
@@ -268,14 +268,13 @@ nlohmann::json BenchDecode(const AttentionShape& s, int sessions, bool bf16, dou
   fold_workspace.Reserve(
       kernels::PrefillWorkspaceFloats(fold_shape, static_cast<int64_t>(chunks.size()), false));
   auto fold_buffers = [&] {
-    for (int layer = 0; layer < s.layers; ++layer) {
-      kernels::GatherDecodeBuffers(shape, device_buffered.Reserve(0), sessions,
-                                   {layer * layer_bytes, state_bytes + layer * layer_buffer_bytes},
-                                   keys, values, log_gates, stream);
+    each_layer([&](int layer, kernels::LayerOffsets offsets) {
+      kernels::GatherDecodeBuffers(shape, device_buffered.Reserve(0), sessions, offsets, keys,
+                                   values, log_gates, stream);
       kernels::PowerPrefill(fold_shape, fold, device_segments.Reserve(0) + layer * sessions,
                             sessions, device_chunks.Reserve(0), static_cast<int64_t>(chunks.size()),
                             fold_workspace.Reserve(0), stream);
-    }
+    });
   };
   // Median ms per step over timed windows of N − 1 steps and of the fold after each (a step that
   // folds, or the separate fold).
@@ -365,26 +364,19 @@ nlohmann::json BenchDecode(const AttentionShape& s, int sessions, bool bf16, dou
     // the buffers; after the stream alone it folds stale tokens, which only moves the states'
     // values). After the step's own figures: the stream alone leaves its sums in the scratch, for
     // the finish alone to zero.
-    const double stream_ms =
-        graph_cycles(
-            [&] {
-              each_layer([&](kernels::LayerOffsets offsets) {
-                kernels::PowerDecodeStream(shape, act.rows, device_rows.Reserve(0), sessions,
-                                           offsets, bf16, scratch.Reserve(0), stream);
-              });
-            },
-            fold_buffers)
-            .step_ms;
-    const double finish_ms =
-        graph_cycles(
-            [&] {
-              each_layer([&](kernels::LayerOffsets offsets) {
-                kernels::PowerDecodeFinish(shape, act.rows, device_rows.Reserve(0), sessions,
-                                           offsets, scratch.Reserve(0), stream);
-              });
-            },
-            fold_buffers)
-            .step_ms;
+    auto part_ms = [&](const std::function<void(kernels::LayerOffsets)>& launch) {
+      return graph_cycles([&] { each_layer([&](int, kernels::LayerOffsets o) { launch(o); }); },
+                          fold_buffers)
+          .step_ms;
+    };
+    const double stream_ms = part_ms([&](kernels::LayerOffsets offsets) {
+      kernels::PowerDecodeStream(shape, act.rows, device_rows.Reserve(0), sessions, offsets, bf16,
+                                 scratch.Reserve(0), stream);
+    });
+    const double finish_ms = part_ms([&](kernels::LayerOffsets offsets) {
+      kernels::PowerDecodeFinish(shape, act.rows, device_rows.Reserve(0), sessions, offsets,
+                                 scratch.Reserve(0), stream);
+    });
     spdlog::info(
         "decode {} x{} {} parts: {:.1f} us/step the stream launches alone, {:.1f} the "
         "finish launches alone, {:.1f} both",
