@@ -61,9 +61,12 @@ struct Mma {
   // ChunkOutputKernel: a warp per kWarpRows query rows; the state streamed in stages of steps.
   static constexpr int kOutputWarps = kChunk / kWarpRows;
   static constexpr int kOutputThreads = 32 * kOutputWarps;
-  // Two stages of twice the steps: half the block barriers of three, as many steps in flight.
+  // Stages of 16 steps at d 64 (8 at d 128): fewer block barriers than stages of 8 (4), which
+  // made the kernel wait on barriers (bench/results/prefill_session11.md); four of them, so that
+  // three stages stream in while one is multiplied (the chunk's keys and values load into their
+  // shared memory after the state form, ChunkOutputKernel).
   static constexpr int kStageSteps = kD == 64 ? 16 : 8;
-  static constexpr int kStages = 2;
+  static constexpr int kStages = 4;
   static constexpr int kStageElements = kStageSteps * 16 * kWide;
   static_assert(kSteps % kStageSteps == 0);
   // Keys as bf16 token pairs (StoreKeyPairs), a row of kD words a pair of tokens; in shared
@@ -71,6 +74,9 @@ struct Mma {
   static constexpr int kKeyPairStride = kD + 8;
   static constexpr int kQueryStride = kD + 8;  // fp32 queries, conflict-free float2 reads
   static constexpr int kBf16Stride = kD + 8;   // bf16 rows for ldmatrix: 16-byte aligned
+  // Shared memory for the stages, which the keys and values take over after the state form.
+  static constexpr int kStageAreaElements =
+      std::max(kStages * kStageElements, kChunk* kBf16Stride + kChunk * kWide);
 };
 
 // How ChunkValuesKernel and ChunkStatesKernel walk segments: each planned chunk of kPlanTokens
@@ -583,11 +589,13 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
   using M = Mma<kD>;
   static_assert(M::kOutputWarps % 4 == 0, "whole warpgroups: a wgmma covers 64 query rows");
   extern __shared__ float4 shared_storage[];
-  float* queries = reinterpret_cast<float*>(shared_storage);            // [chunk × kQueryStride]
-  float* log_gate = queries + M::kChunk * M::kQueryStride;              // [chunk]
-  auto* keys = reinterpret_cast<__nv_bfloat16*>(log_gate + M::kChunk);  // [chunk × kBf16Stride]
-  __nv_bfloat16* values = keys + M::kChunk * M::kBf16Stride;            // [chunk × kWide]
-  __nv_bfloat16* stages = values + M::kChunk * M::kWide;  // kStages × [kStageSteps·16 × kWide]
+  float* queries = reinterpret_cast<float*>(shared_storage);  // [chunk × kQueryStride]
+  float* log_gate = queries + M::kChunk * M::kQueryStride;    // [chunk]
+  // kStages × [kStageSteps·16 × kWide] during the state form; then the keys [chunk × kBf16Stride]
+  // and values [chunk × kWide].
+  auto* stages = reinterpret_cast<__nv_bfloat16*>(log_gate + M::kChunk);
+  __nv_bfloat16* keys = stages;
+  __nv_bfloat16* values = keys + M::kChunk * M::kBf16Stride;
 
   const int head = blockIdx.x;
   const int kv_head = head / (shape.num_heads / shape.num_kv_heads);
@@ -598,8 +606,8 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
       before_states +
       (static_cast<int64_t>(blockIdx.y) * shape.num_kv_heads + kv_head) * M::kRows * M::kWide;
 
-  // The queries, then the first stages of the state, stream in while the rest loads; the state
-  // loop's first wait covers the queries (the oldest group) too.
+  // The queries, then the first stages of the state, stream in while the log gates load; the
+  // state loop's first wait covers the queries (the oldest group) too.
   CopyRowsAsync<kD, M::kChunk>(rows.q, shape.num_heads, head, chunk.first_row, n, queries,
                                M::kQueryStride);
   CpAsyncCommit();
@@ -621,10 +629,6 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
     ChunkLogGates<M::kChunk>(rows.log_gate, shape.num_kv_heads, kv_head, chunk.first_row, n,
                              log_gate);
   }
-  LoadRowsBf16<kD, M::kChunk, M::kOutputThreads>(rows.k, shape.num_kv_heads, kv_head,
-                                                 chunk.first_row, n, keys, M::kBf16Stride);
-  LoadValuesWide<kD, M::kChunk, M::kOutputThreads>(rows.v, shape.num_kv_heads, kv_head,
-                                                   chunk.first_row, n, values);
   __syncthreads();
 
   // This thread's query rows: warp base + g + 8·half.
@@ -698,6 +702,15 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
     }
   }
 
+  // The keys and values into the stages' shared memory, once every warp is done with the stages
+  // (the fetches past the last stage were empty).
+  __syncthreads();
+  LoadRowsBf16<kD, M::kChunk, M::kOutputThreads>(rows.k, shape.num_kv_heads, kv_head,
+                                                 chunk.first_row, n, keys, M::kBf16Stride);
+  LoadValuesWide<kD, M::kChunk, M::kOutputThreads>(rows.v, shape.num_kv_heads, kv_head,
+                                                   chunk.first_row, n, values);
+  __syncthreads();
+
   // Attention form inside the chunk: key blocks of 16 up to the warp's last row.
   uint32_t query_frag[kD / 16][4];
 #pragma unroll
@@ -761,8 +774,7 @@ template <int kD>
 size_t OutputShared() {
   using M = Mma<kD>;
   return sizeof(float) * (M::kChunk * M::kQueryStride + M::kChunk) +
-         sizeof(__nv_bfloat16) *
-             (M::kChunk * M::kBf16Stride + M::kChunk * M::kWide + M::kStages * M::kStageElements);
+         sizeof(__nv_bfloat16) * M::kStageAreaElements;
 }
 
 // A pass's workspace, in this order: the state before every chunk (with outputs only; bf16), every
