@@ -62,11 +62,13 @@ struct Mma {
   static constexpr int kOutputWarps = kChunk / kWarpRows;
   static constexpr int kOutputThreads = 32 * kOutputWarps;
   // Stages of 16 steps at d 64 (8 at d 128): fewer block barriers than stages of 8 (4), which
-  // made the kernel wait on barriers (bench/results/prefill_session11.md); four of them, so that
-  // three stages stream in while one is multiplied (the chunk's keys and values load into their
-  // shared memory after the state form, ChunkOutputKernel).
+  // made the kernel wait on barriers (bench/results/prefill_session11.md). The chunk's keys and
+  // values load into the stages' shared memory after the state form (ChunkOutputKernel), which
+  // leaves room for more than two stages, so that more than one streams in while one is
+  // multiplied. Measured on an H200 (bench/results/session24.md), against two stages: at d 64
+  // three 3% faster, four 2.5%; at d 128 four 3.6% faster, three level.
   static constexpr int kStageSteps = kD == 64 ? 16 : 8;
-  static constexpr int kStages = 4;
+  static constexpr int kStages = kD == 64 ? 3 : 4;
   static constexpr int kStageElements = kStageSteps * 16 * kWide;
   static_assert(kSteps % kStageSteps == 0);
   // Keys as bf16 token pairs (StoreKeyPairs), a row of kD words a pair of tokens; in shared
