@@ -77,8 +77,8 @@ struct Mma {
   static constexpr int kQueryStride = kD + 8;  // fp32 queries, conflict-free float2 reads
   static constexpr int kBf16Stride = kD + 8;   // bf16 rows for ldmatrix: 16-byte aligned
   // Shared memory for the stages, which the keys and values take over after the state form.
-  static constexpr int kStageAreaElements =
-      std::max(kStages * kStageElements, kChunk* kBf16Stride + kChunk * kWide);
+  static constexpr int kKeysValuesElements = kChunk * kBf16Stride + kChunk * kWide;
+  static constexpr int kStageAreaElements = std::max(kStages * kStageElements, kKeysValuesElements);
 };
 
 // How ChunkValuesKernel and ChunkStatesKernel walk segments: each planned chunk of kPlanTokens
