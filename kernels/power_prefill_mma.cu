@@ -35,6 +35,7 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "kernels/bulk_copy.cuh"
 #include "kernels/grid.cuh"
 #include "kernels/mma_bf16.cuh"
 #include "kernels/power_attention.h"
@@ -598,6 +599,10 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
   auto* stages = reinterpret_cast<__nv_bfloat16*>(log_gate + M::kChunk);
   __nv_bfloat16* keys = stages;
   __nv_bfloat16* values = keys + M::kChunk * M::kBf16Stride;
+  // Per stage slot: the mbarrier its bulk copy completes on, and how many warps have finished
+  // reading it (over all its uses).
+  auto* stage_loaded = reinterpret_cast<uint64_t*>(stages + M::kStageAreaElements);
+  auto* stage_readers = reinterpret_cast<int*>(stage_loaded + M::kStages);
 
   const int head = blockIdx.x;
   const int kv_head = head / (shape.num_heads / shape.num_kv_heads);
@@ -608,29 +613,36 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
       before_states +
       (static_cast<int64_t>(blockIdx.y) * shape.num_kv_heads + kv_head) * M::kRows * M::kWide;
 
-  // The queries, then the first stages of the state, stream in while the log gates load; the
-  // state loop's first wait covers the queries (the oldest group) too.
+  // The stages of the state stream in by bulk copies that one thread issues, each completing on
+  // its slot's mbarrier: a warp waits only for the stage it multiplies, and the last warp done
+  // with a slot refills it, so the warpgroups drift apart instead of meeting at a block barrier
+  // every stage (which left the tensor cores idle while all of them made fragments at once).
+  constexpr int kStageCount = M::kSteps / M::kStageSteps;
+  static_assert(kStageCount >= M::kStages);
+  constexpr uint32_t kStageBytes = M::kStageElements * sizeof(__nv_bfloat16);
+  auto fetch_stage = [&](int stage) {
+    const int slot = stage % M::kStages;
+    BulkCopyToShared(stages + slot * M::kStageElements,
+                     before + static_cast<int64_t>(stage) * M::kStageElements, kStageBytes,
+                     &stage_loaded[slot]);
+  };
+  if (threadIdx.x == 0) {
+    for (int slot = 0; slot < M::kStages; ++slot) {
+      MbarrierInit(&stage_loaded[slot], 1);
+      stage_readers[slot] = 0;
+    }
+    FenceMbarrierInit();
+    for (int stage = 0; stage < M::kStages; ++stage) fetch_stage(stage);
+  }
+  // The queries stream in while the log gates load.
   CopyRowsAsync<kD, M::kChunk>(rows.q, shape.num_heads, head, chunk.first_row, n, queries,
                                M::kQueryStride);
   CpAsyncCommit();
-  constexpr int kStageCount = M::kSteps / M::kStageSteps;
-  auto fetch_stage = [&](int stage) {
-    if (stage < kStageCount) {
-      const __nv_bfloat16* from = before + static_cast<int64_t>(stage) * M::kStageElements;
-      __nv_bfloat16* to = stages + (stage % M::kStages) * M::kStageElements;
-      for (int i = threadIdx.x * 8; i < M::kStageElements; i += blockDim.x * 8) {
-        CpAsync16(to + i, from + i);
-      }
-    }
-    CpAsyncCommit();
-  };
-#pragma unroll
-  for (int s = 0; s < M::kStages - 1; ++s) fetch_stage(s);
-
   if (threadIdx.x < 32) {
     ChunkLogGates<M::kChunk>(rows.log_gate, shape.num_kv_heads, kv_head, chunk.first_row, n,
                              log_gate);
   }
+  CpAsyncWait<0>();
   __syncthreads();
 
   // This thread's query rows: warp base + g + 8·half.
@@ -659,11 +671,9 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
   uint32_t second[2][2];
   int i = 0, jb = -1;
   for (int stage = 0; stage < kStageCount; ++stage) {
-    CpAsyncWait<M::kStages - 2>();
-    FenceSharedForWgmma();  // this thread's copies, for the wgmma reads after the barrier
-    __syncthreads();
-    fetch_stage(stage + M::kStages - 1);
-    const __nv_bfloat16* tile = stages + (stage % M::kStages) * M::kStageElements;
+    const int slot = stage % M::kStages, use = stage / M::kStages;
+    MbarrierWait(&stage_loaded[slot], use % 2);
+    const __nv_bfloat16* tile = stages + slot * M::kStageElements;
     static_assert(M::kStageSteps % kChainSteps == 0);
 #pragma unroll 1
     for (int s = 0; s < M::kStageSteps; s += kChainSteps) {
@@ -702,10 +712,19 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
       i += kChainSteps;
       WgmmaChainBf16<M::kWide>(acc, a, tile + s * 16 * M::kWide);
     }
+    // This warp's wgmmas have read the slot (waited for); the last warp of the block to get here
+    // refills it. The fences order the other warps' reads before the refill.
+    __syncwarp();
+    if (lane == 0) {
+      __threadfence_block();
+      const bool last = atomicAdd(&stage_readers[slot], 1) == (use + 1) * M::kOutputWarps - 1;
+      __threadfence_block();
+      if (last && stage + M::kStages < kStageCount) fetch_stage(stage + M::kStages);
+    }
   }
 
   // The keys and values into the stages' shared memory, once every warp is done with the stages
-  // (the fetches past the last stage were empty).
+  // (every copy has landed: each was waited for).
   __syncthreads();
   LoadRowsBf16<kD, M::kChunk, M::kOutputThreads>(rows.k, shape.num_kv_heads, kv_head,
                                                  chunk.first_row, n, keys, M::kBf16Stride);
@@ -776,7 +795,8 @@ template <int kD>
 size_t OutputShared() {
   using M = Mma<kD>;
   return sizeof(float) * (M::kChunk * M::kQueryStride + M::kChunk) +
-         sizeof(__nv_bfloat16) * M::kStageAreaElements;
+         sizeof(__nv_bfloat16) * M::kStageAreaElements +
+         (sizeof(uint64_t) + sizeof(int)) * M::kStages;
 }
 
 // A pass's workspace, in this order: the state before every chunk (with outputs only; bf16), every
