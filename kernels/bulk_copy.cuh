@@ -21,14 +21,18 @@ __device__ inline void FenceMbarrierInit() {
   asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
 }
 
-// Copies `bytes` (a multiple of 16; both addresses 16-byte aligned) from global to shared memory:
-// one arrival on `barrier` that expects them, and the copy that completes them.
-__device__ inline void BulkCopyToShared(void* to, const void* from, uint32_t bytes,
-                                        uint64_t* barrier) {
+// One arrival on `barrier` that expects `bytes` more from the copies issued after it.
+__device__ inline void MbarrierArriveExpecting(uint64_t* barrier, uint32_t bytes) {
   asm volatile(
       "mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(SharedAddress(barrier)),
       "r"(bytes)
       : "memory");
+}
+
+// Copies `bytes` (a multiple of 16; both addresses 16-byte aligned) from global to shared memory,
+// completing them on `barrier` (which an arrival expects).
+__device__ inline void BulkCopyToShared(void* to, const void* from, uint32_t bytes,
+                                        uint64_t* barrier) {
   asm volatile(
       "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::
           "r"(SharedAddress(to)),
@@ -48,6 +52,20 @@ __device__ inline void MbarrierWait(uint64_t* barrier, uint32_t parity) {
         : "r"(SharedAddress(barrier)), "r"(parity)
         : "memory");
   }
+}
+
+// Called by each of a block's `warps` warps when it has finished reading a buffer for the use-th
+// time (from 0; `readers` counts over all uses): true in one lane of the last warp, which may then
+// refill it. The fences order the other warps' reads before the refill.
+__device__ inline bool LastReader(int* readers, int use, int warps) {
+  __syncwarp();
+  bool last = false;
+  if (threadIdx.x % 32 == 0) {
+    __threadfence_block();
+    last = atomicAdd(readers, 1) == (use + 1) * warps - 1;
+    __threadfence_block();
+  }
+  return last;
 }
 
 }  // namespace sympow::kernels

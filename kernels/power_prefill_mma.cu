@@ -72,8 +72,9 @@ struct Mma {
   static constexpr int kStages = kD == 64 ? 3 : 4;
   static constexpr int kStageElements = kStageSteps * 16 * kWide;
   static_assert(kSteps % kStageSteps == 0);
-  // Keys as bf16 token pairs (StoreKeyPairs), a row of kD words a pair of tokens; in shared
-  // memory 8 words more, so that a step's loads of four token pairs hit distinct banks.
+  // Keys as bf16 token pairs (StoreKeyPairs), a row of kD words a pair of tokens and 8 more
+  // (unused), so that a step's loads of four token pairs from shared memory hit distinct banks;
+  // rows so spaced in the workspace too, so that a sub-chunk's are one bulk copy.
   static constexpr int kKeyPairStride = kD + 8;
   static constexpr int kQueryStride = kD + 8;  // fp32 queries, conflict-free float2 reads
   static constexpr int kBf16Stride = kD + 8;   // bf16 rows for ldmatrix: 16-byte aligned
@@ -109,12 +110,12 @@ struct StatesPass {
   static constexpr int kRowTiles = Mma<kD>::kRows / kBlockRows;
   static_assert(Mma<kD>::kRows % kBlockRows == 0 && kTiles <= kRowTiles);
   static constexpr int kValuesElements = kChunk * Mma<kD>::kWide;  // a sub-chunk's values
-  static constexpr int kKeyPairWords = kChunk / 2 * kD;            // a sub-chunk's key pairs
-  static constexpr int kBuffer =
-      (kChunk / 2 * Mma<kD>::kKeyPairStride) * 4 + kValuesElements * 2;  // bytes
-  // Two buffers, then the features of the block's k-rows.
-  static constexpr size_t kSharedBytes =
-      2 * kBuffer + sizeof(int) * (kTiles > 1 ? kTiles * kBlockRows : 0);
+  static constexpr int kKeyPairWords = kChunk / 2 * Mma<kD>::kKeyPairStride;  // and key pairs
+  static constexpr int kBuffer = kKeyPairWords * 4 + kValuesElements * 2;     // bytes
+  // Two buffers; for each its mbarrier and reader count (ChunkStatesKernel); then the features of
+  // the block's k-rows.
+  static constexpr size_t kSharedBytes = 2 * kBuffer + 2 * (sizeof(uint64_t) + sizeof(int)) +
+                                         sizeof(int) * (kTiles > 1 ? kTiles * kBlockRows : 0);
   // The state columns a thread moves at once (StateRows): 16 bytes in a fold, which is bound by
   // moving the states; pairs in place with outputs, whose segments are long (measured on an H200
   // (bench/results/decode_session14.md): 16 bytes there made prefill 4-9% slower).
@@ -255,9 +256,9 @@ __device__ void StoreValuesKMajor(const float* v, int kv_heads, int kv_head, int
   }
 }
 
-// The keys of a sub-chunk as bf16 token pairs for ChunkStatesKernel: word (p, c) holds column c
-// of tokens 2p (low half) and 2p + 1, zero past n; one bf16x2 multiply then makes a feature's
-// values at both tokens, the pair an A fragment register holds.
+// The keys of a sub-chunk as bf16 token pairs for ChunkStatesKernel: word (p, c) (row stride
+// kKeyPairStride) holds column c of tokens 2p (low half) and 2p + 1, zero past n; one bf16x2
+// multiply then makes a feature's values at both tokens, the pair an A fragment register holds.
 template <int kD, int kChunk, int kThreads>
 __device__ void StoreKeyPairs(const float* k, int kv_heads, int kv_head, int64_t first_row, int n,
                               uint32_t* to) {
@@ -272,7 +273,7 @@ __device__ void StoreKeyPairs(const float* k, int kv_heads, int kv_head, int64_t
                          k + ((first_row + t) * kv_heads + kv_head) * kD + c)
                    : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     }
-    *reinterpret_cast<uint4*>(to + p * kD + c) =
+    *reinterpret_cast<uint4*>(to + p * Mma<kD>::kKeyPairStride + c) =
         make_uint4(PackBf16(x[0].x, x[1].x), PackBf16(x[0].y, x[1].y), PackBf16(x[0].z, x[1].z),
                    PackBf16(x[0].w, x[1].w));
   }
@@ -372,16 +373,19 @@ __global__ void __launch_bounds__(P::kWarps * 32, StatesBlocksPerSM<P, Storage>:
   using M = Mma<kD>;
   extern __shared__ float4 shared_storage[];
   // Two buffers, each: key pairs [chunk / 2 × kKeyPairStride] (StoreKeyPairs' words), then
-  // decayed values bf16 [chunk × kWide] (StoreValuesKMajor's layout); then the features of the
-  // block's k-rows.
+  // decayed values bf16 [chunk × kWide] (StoreValuesKMajor's layout); for each buffer the
+  // mbarrier its copies complete on and how many warps have finished reading it (over all its
+  // uses); then the features of the block's k-rows.
   auto keys_of = [&](int buffer) {
     return reinterpret_cast<uint32_t*>(reinterpret_cast<char*>(shared_storage) +
                                        buffer * P::kBuffer);
   };
   auto values_of = [&](int buffer) {
-    return reinterpret_cast<__nv_bfloat16*>(keys_of(buffer) + P::kChunk / 2 * M::kKeyPairStride);
+    return reinterpret_cast<__nv_bfloat16*>(keys_of(buffer) + P::kKeyPairWords);
   };
-  int* block_features = reinterpret_cast<int*>(keys_of(2));  // [tiles · kBlockRows]
+  auto* buffer_loaded = reinterpret_cast<uint64_t*>(keys_of(2));     // [2]
+  auto* buffer_readers = reinterpret_cast<int*>(buffer_loaded + 2);  // [2]
+  int* block_features = buffer_readers + 2;                          // [tiles · kBlockRows]
 
   const PrefillSegment segment = segments[blockIdx.z];
   const int h = blockIdx.y;
@@ -394,39 +398,45 @@ __global__ void __launch_bounds__(P::kWarps * 32, StatesBlocksPerSM<P, Storage>:
   auto tokens_of = [&](int u) {
     return min(P::kChunk, chunks[u / P::kSubChunks].num_rows - (u % P::kSubChunks) * P::kChunk);
   };
-  // Sub-chunk u's key pairs and decayed values into a buffer, asynchronously (both are zeros past
-  // its tokens; a sub-chunk without tokens is not multiplied).
-  auto fetch = [&](int u, int buffer) {
-    const int64_t record = static_cast<int64_t>(u) * shape.num_kv_heads + h;
-    const uint32_t* from_keys = key_pairs + record * P::kKeyPairWords;
-    uint32_t* to_keys = keys_of(buffer);
-    constexpr int kPiecesPerRow = kD / 4;
-    for (int i = threadIdx.x; i < P::kChunk / 2 * kPiecesPerRow; i += blockDim.x) {
-      const int p = i / kPiecesPerRow, c = (i % kPiecesPerRow) * 4;
-      CpAsync16(to_keys + p * M::kKeyPairStride + c, from_keys + p * kD + c);
-    }
-    const __nv_bfloat16* from = decayed_values + record * P::kValuesElements;
-    __nv_bfloat16* to = values_of(buffer);
-    for (int i = threadIdx.x * 8; i < P::kValuesElements; i += blockDim.x * 8) {
-      CpAsync16(to + i, from + i);
-    }
-    CpAsyncCommit();
-  };
-  const int first = segment.first_chunk * P::kSubChunks;
-  const int end = (segment.first_chunk + segment.num_chunks) * P::kSubChunks;
-  const bool resident = end - first == 1;
-  if (first < end) fetch(first, 0);
-
-  // A block of several tiles reads its k-rows' features once, into shared memory.
   const int first_tile = blockIdx.x * tiles_per_block;
   const int tiles = P::kTiles == 1 ? 1 : min(tiles_per_block, P::kRowTiles - first_tile);
   const int block_row0 = first_tile * P::kBlockRows;
+
+  // The block walks steps (tile, sub-chunk), sub-chunk fastest; step s multiplies sub-chunk
+  // first + s % sub_chunks from buffer s % 2 (a segment of one sub-chunk: loaded once, buffer 0).
+  // Its key pairs and decayed values arrive by bulk copies that one thread issues (both are zeros
+  // past its tokens; a sub-chunk without tokens is not multiplied); the last warp done with a
+  // buffer loads the step two ahead into it, so no block barrier holds the warps together.
+  const int first = segment.first_chunk * P::kSubChunks;
+  const int sub_chunks = (segment.first_chunk + segment.num_chunks) * P::kSubChunks - first;
+  const bool resident = sub_chunks == 1;
+  const int loads = resident ? 1 : tiles * sub_chunks;
+  auto fetch = [&](int step) {
+    const int buffer = step % 2;
+    const int64_t record = static_cast<int64_t>(first + step % sub_chunks) * shape.num_kv_heads + h;
+    constexpr uint32_t kKeyBytes = P::kKeyPairWords * sizeof(uint32_t);
+    constexpr uint32_t kValueBytes = P::kValuesElements * sizeof(__nv_bfloat16);
+    MbarrierArriveExpecting(&buffer_loaded[buffer], kKeyBytes + kValueBytes);
+    BulkCopyToShared(keys_of(buffer), key_pairs + record * P::kKeyPairWords, kKeyBytes,
+                     &buffer_loaded[buffer]);
+    BulkCopyToShared(values_of(buffer), decayed_values + record * P::kValuesElements, kValueBytes,
+                     &buffer_loaded[buffer]);
+  };
+  if (threadIdx.x == 0) {
+    for (int buffer = 0; buffer < 2; ++buffer) {
+      MbarrierInit(&buffer_loaded[buffer], 1);
+      buffer_readers[buffer] = 0;
+    }
+    FenceMbarrierInit();
+    for (int step = 0; step < 2 && step < loads; ++step) fetch(step);
+  }
+  // A block of several tiles reads its k-rows' features once, into shared memory.
   if constexpr (P::kTiles > 1) {
     for (int i = threadIdx.x; i < tiles * P::kBlockRows; i += blockDim.x) {
       block_features[i] = shape.feature_rows[block_row0 + i];
     }
-    __syncthreads();
   }
+  __syncthreads();
 
   // This thread's k-rows of a tile: row0 + g + 8·half, features x_i·x_j of one step (StepOf)
   // with j = second_factor + half (SecondFactorOffset: adjacent, one 8-byte load for both).
@@ -490,19 +500,9 @@ __global__ void __launch_bounds__(P::kWarps * 32, StatesBlocksPerSM<P, Storage>:
     const uint32_t weight_pair[2] = {PackBf16(now.weight[0], now.weight[0]),
                                      PackBf16(now.weight[1], now.weight[1])};
 
-    for (int u = first; u < end; ++u, ++step) {
+    for (int u = first; u < first + sub_chunks; ++u, ++step) {
       const int buffer = resident ? 0 : step % 2;
-      if (!resident || tile == 0) {
-        if (!resident && (u + 1 < end || tile + 1 < tiles)) {
-          // That buffer's last reader finished before the last barrier.
-          fetch(u + 1 < end ? u + 1 : first, 1 - buffer);
-          CpAsyncWait<1>();
-        } else {
-          CpAsyncWait<0>();
-        }
-        FenceSharedForWgmma();  // this thread's copies, for the wgmma reads after the barrier
-        __syncthreads();
-      }
+      MbarrierWait(&buffer_loaded[buffer], resident ? 0 : step / 2 % 2);
       const float chunk_decay = chunk_decays[static_cast<int64_t>(u) * shape.num_kv_heads + h];
 
       // At a chunk's first sub-chunk, the state before the chunk, for ChunkOutputKernel; then the
@@ -563,7 +563,10 @@ __global__ void __launch_bounds__(P::kWarps * 32, StatesBlocksPerSM<P, Storage>:
         }
         WgmmaChainBf16<M::kWide>(acc, a, values + ks * M::kWide);
       }
-      if (!resident) __syncthreads();  // everyone is done with this buffer before it is refilled
+      if (!resident && LastReader(&buffer_readers[buffer], step / 2, P::kWarps) &&
+          step + 2 < loads) {
+        fetch(step + 2);
+      }
     }
 
     // The tile's state after the segment's last chunk back to the slot.
@@ -624,6 +627,7 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
   constexpr uint32_t kStageBytes = M::kStageElements * sizeof(__nv_bfloat16);
   auto fetch_stage = [&](int stage) {
     const int slot = stage % M::kStages;
+    MbarrierArriveExpecting(&stage_loaded[slot], kStageBytes);
     BulkCopyToShared(stages + slot * M::kStageElements,
                      before + static_cast<int64_t>(stage) * M::kStageElements, kStageBytes,
                      &stage_loaded[slot]);
@@ -714,14 +718,10 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
       i += kChainSteps;
       WgmmaChainBf16<M::kWide>(acc, a, tile + s * 16 * M::kWide);
     }
-    // This warp's wgmmas have read the slot (waited for); the last warp of the block to get here
-    // refills it. The fences order the other warps' reads before the refill.
-    __syncwarp();
-    if (lane == 0) {
-      __threadfence_block();
-      const bool last = atomicAdd(&stage_readers[slot], 1) == (use + 1) * M::kOutputWarps - 1;
-      __threadfence_block();
-      if (last && stage + M::kStages < kStageCount) fetch_stage(stage + M::kStages);
+    // This warp's wgmmas have read the slot (waited for); the last warp to get here refills it.
+    if (LastReader(&stage_readers[slot], use, M::kOutputWarps) &&
+        stage + M::kStages < kStageCount) {
+      fetch_stage(stage + M::kStages);
     }
   }
 
