@@ -19,12 +19,13 @@
 //     exp(G_last), once for every block of kernel 2 to read;
 //  2. ChunkStatesKernel, per (block of k-rows, kv head, segment): holds its rows of [S | z] in
 //     registers (fp32) and walks the segment's sub-chunks in order, the next one's keys and
-//     values in flight (cp.async) while this one is multiplied. At each chunk it stores the state
-//     before it (bf16, [S | z | 0] by k-row, in wgmma's K-major core matrices) in the workspace
-//     when outputs are wanted; each sub-chunk decays the state and adds φ(K)ᵀ·(decayed values)
-//     (wgmma: A = φ(K)ᵀ, B = the values). The final state goes back to the slot. A fold's block
-//     walks several tiles of k-rows over its one sub-chunk, loading the next tile's state while
-//     it multiplies one: one block a tile spent most of its life waiting for its state to arrive.
+//     values in flight (bulk copies on mbarriers) while this one is multiplied. At each chunk it
+//     stores the state before it (bf16, [S | z | 0] by k-row, in wgmma's K-major core matrices)
+//     in the workspace when outputs are wanted; each sub-chunk decays the state and adds
+//     φ(K)ᵀ·(decayed values) (wgmma: A = φ(K)ᵀ, B = the values). The final state goes back to the
+//     slot. A fold's block walks several tiles of k-rows over its one sub-chunk, loading the next
+//     tile's state while it multiplies one: one block a tile spent most of its life waiting for its
+//     state to arrive.
 //  3. ChunkOutputKernel (not when only the states advance), per (query head, chunk):
 //     s²·exp(G_t)·φ(q_t)·[S | z] over the stored state before the chunk (streamed through shared
 //     memory by bulk copies on mbarriers; wgmma: A = φ(q), B = the state), plus the gated causal
