@@ -780,15 +780,22 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
     }
     uint32_t b[M::kNTiles][2];
     LoadBTrans<M::kNTiles>(b, values + kb * 16 * M::kWide, M::kWide);
+    // Every weight is made, then the causal mask of the block that reaches the warp's rows picks
+    // (no branch a weight); rows past the chunk's are never stored.
+    const bool reaches_rows = kb * 16 + 15 > warp_row;
     float p[2][4];
 #pragma unroll
     for (int nt = 0; nt < 2; ++nt) {
+      const float2 key_gate =
+          *reinterpret_cast<const float2*>(log_gate + kb * 16 + nt * 8 + 2 * t4);
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int r = warp_row + g + 8 * (e >> 1);
         const int s = kb * 16 + nt * 8 + 2 * t4 + (e & 1);
         const float x = shape.scale * scores[nt][e];
-        p[nt][e] = s <= r && r < n ? x * x * expf(row_gate[e >> 1] - log_gate[s]) : 0.0f;
+        const float weight =
+            x * x * expf(row_gate[e >> 1] - ((e & 1) == 0 ? key_gate.x : key_gate.y));
+        p[nt][e] = reaches_rows && s > r ? 0.0f : weight;
       }
     }
     const uint32_t a[4] = {PackBf16(p[0][0], p[0][1]), PackBf16(p[0][2], p[0][3]),
