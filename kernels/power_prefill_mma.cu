@@ -79,9 +79,14 @@ struct Mma {
   static constexpr int kKeyPairStride = kD + 8;
   static constexpr int kQueryStride = kD + 8;  // fp32 queries, conflict-free float2 reads
   static constexpr int kBf16Stride = kD + 8;   // bf16 rows for ldmatrix: 16-byte aligned
-  // Shared memory for the stages, which the keys and values take over after the state form.
+  // The chunk's keys [chunk × kBf16Stride] and values [chunk × kWide] as bf16 rows, which
+  // ChunkValuesKernel stores in the workspace and ChunkOutputKernel copies into the two stage
+  // slots that the state form is first done with (from kKeysValuesSlot): it needs them after it.
   static constexpr int kKeysValuesElements = kChunk * kBf16Stride + kChunk * kWide;
-  static constexpr int kStageAreaElements = std::max(kStages * kStageElements, kKeysValuesElements);
+  static constexpr int kStageCount = kSteps / kStageSteps;
+  static constexpr int kKeysValuesSlot = kStageCount % kStages;
+  static_assert(kKeysValuesElements <= 2 * kStageElements && kKeysValuesSlot + 2 <= kStages &&
+                kStages >= 3 && kStageCount >= kStages);
 };
 
 // How ChunkValuesKernel and ChunkStatesKernel walk segments: each planned chunk of kPlanTokens
@@ -326,11 +331,13 @@ __device__ inline void LoadBTrans(uint32_t (&b)[kNTiles][2], const __nv_bfloat16
 
 // grid (sub-chunks, kv heads), 256 threads: a sub-chunk's decayed values [kChunk × kWide] (bf16,
 // StoreValuesKMajor's layout), its keys as token pairs (StoreKeyPairs) and its decay (1 for a
-// sub-chunk past its chunk's rows, which has neither values nor keys).
+// sub-chunk past its chunk's rows, which has neither values nor keys); with outputs, its rows of
+// the chunk's keys and values for ChunkOutputKernel (Mma::kKeysValuesElements a chunk).
 template <int kD, typename P>
 __global__ void __launch_bounds__(256)
     ChunkValuesKernel(PowerAttentionShape shape, AttentionRows rows, const PrefillChunk* chunks,
-                      __nv_bfloat16* values, uint32_t* key_pairs, float* chunk_decays) {
+                      __nv_bfloat16* values, uint32_t* key_pairs, float* chunk_decays,
+                      __nv_bfloat16* keys_values) {
   __shared__ float log_gate[P::kChunk];
   __shared__ float key_decay[P::kChunk];
   const int64_t sub = blockIdx.x;
@@ -353,6 +360,15 @@ __global__ void __launch_bounds__(256)
     key_decay[t] = t < n ? expf(last - log_gate[t]) : 0.0f;
   }
   if (threadIdx.x == 0) *decay = expf(last);
+  if constexpr (P::kStoresBefore) {
+    using M = Mma<kD>;
+    __nv_bfloat16* chunk_keys =
+        keys_values + (sub / P::kSubChunks * shape.num_kv_heads + h) * M::kKeysValuesElements;
+    LoadRowsBf16<kD, P::kChunk, 256>(rows.k, shape.num_kv_heads, h, first_row, n,
+                                     chunk_keys + offset * M::kBf16Stride, M::kBf16Stride);
+    LoadValuesWide<kD, P::kChunk, 256>(rows.v, shape.num_kv_heads, h, first_row, n,
+                                       chunk_keys + M::kChunk * M::kBf16Stride + offset * M::kWide);
+  }
   StoreKeyPairs<kD, P::kChunk, 256>(rows.k, shape.num_kv_heads, h, first_row, n,
                                     key_pairs + (sub * shape.num_kv_heads + h) * P::kKeyPairWords);
   __syncthreads();
@@ -592,21 +608,22 @@ __global__ void __launch_bounds__(P::kWarps * 32, StatesBlocksPerSM<P, Storage>:
 template <int kD>
 __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
     ChunkOutputKernel(PowerAttentionShape shape, AttentionRows rows, const PrefillChunk* chunks,
-                      const __nv_bfloat16* before_states) {
+                      const __nv_bfloat16* before_states, const __nv_bfloat16* keys_values) {
   using M = Mma<kD>;
   static_assert(M::kOutputWarps % 4 == 0, "whole warpgroups: a wgmma covers 64 query rows");
   extern __shared__ float4 shared_storage[];
   float* queries = reinterpret_cast<float*>(shared_storage);  // [chunk × kQueryStride]
   float* log_gate = queries + M::kChunk * M::kQueryStride;    // [chunk]
-  // kStages × [kStageSteps·16 × kWide] during the state form; then the keys [chunk × kBf16Stride]
-  // and values [chunk × kWide].
+  // kStages × [kStageSteps·16 × kWide]; the keys and values take two slots from kKeysValuesSlot
+  // once the state form is done with them.
   auto* stages = reinterpret_cast<__nv_bfloat16*>(log_gate + M::kChunk);
-  __nv_bfloat16* keys = stages;
+  __nv_bfloat16* keys = stages + M::kKeysValuesSlot * M::kStageElements;
   __nv_bfloat16* values = keys + M::kChunk * M::kBf16Stride;
   // Per stage slot: the mbarrier its bulk copy completes on, and how many warps have finished
-  // reading it (over all its uses).
-  auto* stage_loaded = reinterpret_cast<uint64_t*>(stages + M::kStageAreaElements);
-  auto* stage_readers = reinterpret_cast<int*>(stage_loaded + M::kStages);
+  // reading it (over all its uses); then the keys and values' mbarrier.
+  auto* stage_loaded = reinterpret_cast<uint64_t*>(stages + M::kStages * M::kStageElements);
+  auto* stage_readers = reinterpret_cast<int*>(stage_loaded + M::kStages + 1);
+  uint64_t* keys_values_loaded = stage_loaded + M::kStages;
 
   const int head = blockIdx.x;
   const int kv_head = head / (shape.num_heads / shape.num_kv_heads);
@@ -623,8 +640,7 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
   // every stage (where all of them made fragments at once while the tensor cores idled). Measured
   // on an H200 (bench/results/session25.md): a layer's prefill 1.2% faster at d 64, 6.5-9% at
   // d 128.
-  constexpr int kStageCount = M::kSteps / M::kStageSteps;
-  static_assert(kStageCount >= M::kStages);
+  constexpr int kStageCount = M::kStageCount;
   constexpr uint32_t kStageBytes = M::kStageElements * sizeof(__nv_bfloat16);
   auto fetch_stage = [&](int stage) {
     const int slot = stage % M::kStages;
@@ -638,6 +654,7 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
       MbarrierInit(&stage_loaded[slot], 1);
       stage_readers[slot] = 0;
     }
+    MbarrierInit(keys_values_loaded, 1);
     FenceMbarrierInit();
     for (int stage = 0; stage < M::kStages; ++stage) fetch_stage(stage);
   }
@@ -719,21 +736,24 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
       i += kChainSteps;
       WgmmaChainBf16<M::kWide>(acc, a, tile + s * 16 * M::kWide);
     }
-    // This warp's wgmmas have read the slot (waited for); the last warp to get here refills it.
-    if (LastReader(&stage_readers[slot], use, M::kOutputWarps) &&
-        stage + M::kStages < kStageCount) {
-      fetch_stage(stage + M::kStages);
+    // This warp's wgmmas have read the slot (waited for); the last warp to get here refills it,
+    // or, once the keys and values' two slots are done with, copies them in (ChunkValuesKernel
+    // stored them as the attention form reads them), so that they land during the last stages.
+    if (LastReader(&stage_readers[slot], use, M::kOutputWarps)) {
+      if (stage + M::kStages < kStageCount) {
+        fetch_stage(stage + M::kStages);
+      } else if (stage == kStageCount - M::kStages + 1) {
+        constexpr uint32_t kBytes = M::kKeysValuesElements * sizeof(__nv_bfloat16);
+        MbarrierArriveExpecting(keys_values_loaded, kBytes);
+        BulkCopyToShared(
+            keys,
+            keys_values + (static_cast<int64_t>(blockIdx.y) * shape.num_kv_heads + kv_head) *
+                              M::kKeysValuesElements,
+            kBytes, keys_values_loaded);
+      }
     }
   }
-
-  // The keys and values into the stages' shared memory, once every warp is done with the stages
-  // (every copy has landed: each was waited for).
-  __syncthreads();
-  LoadRowsBf16<kD, M::kChunk, M::kOutputThreads>(rows.k, shape.num_kv_heads, kv_head,
-                                                 chunk.first_row, n, keys, M::kBf16Stride);
-  LoadValuesWide<kD, M::kChunk, M::kOutputThreads>(rows.v, shape.num_kv_heads, kv_head,
-                                                   chunk.first_row, n, values);
-  __syncthreads();
+  MbarrierWait(keys_values_loaded, 0);
 
   // Attention form inside the chunk: key blocks of 16 up to the warp's last row.
   uint32_t query_frag[kD / 16][4];
@@ -761,15 +781,22 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
     }
     uint32_t b[M::kNTiles][2];
     LoadBTrans<M::kNTiles>(b, values + kb * 16 * M::kWide, M::kWide);
+    // Every weight is made, then the causal mask of the block that reaches the warp's rows picks
+    // (no branch a weight); rows past the chunk's are never stored.
+    const bool reaches_rows = kb * 16 + 15 > warp_row;
     float p[2][4];
 #pragma unroll
     for (int nt = 0; nt < 2; ++nt) {
+      const float2 key_gate =
+          *reinterpret_cast<const float2*>(log_gate + kb * 16 + nt * 8 + 2 * t4);
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int r = warp_row + g + 8 * (e >> 1);
         const int s = kb * 16 + nt * 8 + 2 * t4 + (e & 1);
         const float x = shape.scale * scores[nt][e];
-        p[nt][e] = s <= r && r < n ? x * x * expf(row_gate[e >> 1] - log_gate[s]) : 0.0f;
+        const float weight =
+            x * x * expf(row_gate[e >> 1] - ((e & 1) == 0 ? key_gate.x : key_gate.y));
+        p[nt][e] = reaches_rows && s > r ? 0.0f : weight;
       }
     }
     const uint32_t a[4] = {PackBf16(p[0][0], p[0][1]), PackBf16(p[0][2], p[0][3]),
@@ -798,38 +825,46 @@ template <int kD>
 size_t OutputShared() {
   using M = Mma<kD>;
   return sizeof(float) * (M::kChunk * M::kQueryStride + M::kChunk) +
-         sizeof(__nv_bfloat16) * M::kStageAreaElements +
-         (sizeof(uint64_t) + sizeof(int)) * M::kStages;
+         sizeof(__nv_bfloat16) * M::kStages * M::kStageElements +
+         (sizeof(uint64_t) + sizeof(int)) * M::kStages + sizeof(uint64_t);
 }
 
-// A pass's workspace, in this order: the state before every chunk (with outputs only; bf16), every
-// sub-chunk's decayed values (bf16), its key pairs (words), its decay (float). Each part's size
-// is a multiple of 16 bytes but the last, so every part is as aligned as the workspace.
+// A pass's workspace, in this order: with outputs only, the state before every chunk and every
+// chunk's keys and values (bf16); every sub-chunk's decayed values (bf16), its key pairs (words),
+// its decay (float). Each part's size is a multiple of 16 bytes but the last, so every part is as
+// aligned as the workspace.
 template <int kD, typename P>
 struct PassWorkspace {
   static int64_t BeforeFloats(int kv_heads, int64_t chunks, bool with_outputs) {
     return with_outputs ? chunks * kv_heads * Mma<kD>::kRows * Mma<kD>::kWide / 2 : 0;
+  }
+  static int64_t KeysValuesFloats(int kv_heads, int64_t chunks, bool with_outputs) {
+    return with_outputs ? chunks * kv_heads * Mma<kD>::kKeysValuesElements / 2 : 0;
   }
   static int64_t SubChunks(int kv_heads, int64_t chunks) {
     return chunks * P::kSubChunks * kv_heads;
   }
   static int64_t Floats(int kv_heads, int64_t chunks, bool with_outputs) {
     return BeforeFloats(kv_heads, chunks, with_outputs) +
+           KeysValuesFloats(kv_heads, chunks, with_outputs) +
            SubChunks(kv_heads, chunks) * (P::kValuesElements / 2 + P::kKeyPairWords + 1);
   }
-  static_assert(Mma<kD>::kRows * Mma<kD>::kWide % 8 == 0 && P::kValuesElements % 8 == 0 &&
-                P::kKeyPairWords % 4 == 0);
+  static_assert(Mma<kD>::kRows * Mma<kD>::kWide % 8 == 0 && Mma<kD>::kKeysValuesElements % 8 == 0 &&
+                P::kValuesElements % 8 == 0 && P::kKeyPairWords % 4 == 0);
 
   PassWorkspace(float* workspace, int kv_heads, int64_t chunks, bool with_outputs) {
     const int64_t sub_chunks = SubChunks(kv_heads, chunks);
     before_states = reinterpret_cast<__nv_bfloat16*>(workspace);
     float* next = workspace + BeforeFloats(kv_heads, chunks, with_outputs);
+    keys_values = reinterpret_cast<__nv_bfloat16*>(next);
+    next += KeysValuesFloats(kv_heads, chunks, with_outputs);
     decayed_values = reinterpret_cast<__nv_bfloat16*>(next);
     next += sub_chunks * P::kValuesElements / 2;
     key_pairs = reinterpret_cast<uint32_t*>(next);
     chunk_decays = next + sub_chunks * P::kKeyPairWords;
   }
   __nv_bfloat16* before_states;
+  __nv_bfloat16* keys_values;
   __nv_bfloat16* decayed_values;
   uint32_t* key_pairs;
   float* chunk_decays;
@@ -854,7 +889,8 @@ void LaunchStates(const PowerAttentionShape& shape, const AttentionRows& rows,
                   int64_t chunk_count, const PassWorkspace<kD, P>& work, cudaStream_t stream) {
   ChunkValuesKernel<kD, P>
       <<<dim3(static_cast<unsigned>(chunk_count * P::kSubChunks), shape.num_kv_heads), 256, 0,
-         stream>>>(shape, rows, chunks, work.decayed_values, work.key_pairs, work.chunk_decays);
+         stream>>>(shape, rows, chunks, work.decayed_values, work.key_pairs, work.chunk_decays,
+                   work.keys_values);
   const int tiles_per_block = TilesPerBlock<P>(shape.num_kv_heads * segment_count);
   const dim3 grid((P::kRowTiles + tiles_per_block - 1) / tiles_per_block, shape.num_kv_heads,
                   static_cast<unsigned>(segment_count));
@@ -892,7 +928,7 @@ void Launch(const PowerAttentionShape& shape, const AttentionRows& rows,
                        static_cast<int>(output_shared));
   const dim3 output_grid(shape.num_heads, static_cast<unsigned>(chunk_count));
   ChunkOutputKernel<kD><<<output_grid, M::kOutputThreads, output_shared, stream>>>(
-      shape, rows, chunks, work.before_states);
+      shape, rows, chunks, work.before_states, work.keys_values);
 }
 
 }  // namespace
