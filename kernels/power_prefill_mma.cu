@@ -63,12 +63,13 @@ struct Mma {
   // ChunkOutputKernel: a warp per kWarpRows query rows; the state streamed in stages of steps.
   static constexpr int kOutputWarps = kChunk / kWarpRows;
   static constexpr int kOutputThreads = 32 * kOutputWarps;
-  // Stages of 16 steps at d 64 (8 at d 128): fewer block barriers than stages of 8 (4), which
-  // made the kernel wait on barriers (bench/results/prefill_session11.md). The chunk's keys and
-  // values load into the stages' shared memory after the state form (ChunkOutputKernel), which
-  // leaves room for more than two stages, so that more than one streams in while one is
-  // multiplied. Measured on an H200 (bench/results/session24.md), against two stages: at d 64
-  // three 3% faster, four 2.5%; at d 128 four 3.6% faster, three level.
+  // Stages of 16 steps at d 64 (8 at d 128): fewer waits than stages of 8 (4), which made the
+  // kernel wait on its block barriers when it had them (bench/results/prefill_session11.md); on
+  // mbarriers, stages of 8 at d 64 were 3-4% slower still (bench/results/session25.md). The
+  // chunk's keys and values take two stage slots after the state form (kKeysValuesSlot), which
+  // leaves room for more than two stages. Measured on an H200 (bench/results/session24.md),
+  // against two stages: at d 64 three 3% faster, four 2.5%; at d 128 four 3.6% faster, three
+  // level.
   static constexpr int kStageSteps = kD == 64 ? 16 : 8;
   static constexpr int kStages = kD == 64 ? 3 : 4;
   static constexpr int kStageElements = kStageSteps * 16 * kWide;
@@ -78,10 +79,13 @@ struct Mma {
   // rows so spaced in the workspace too, so that a sub-chunk's are one bulk copy.
   static constexpr int kKeyPairStride = kD + 8;
   static constexpr int kQueryStride = kD + 8;  // fp32 queries, conflict-free float2 reads
-  static constexpr int kBf16Stride = kD + 8;   // bf16 rows for ldmatrix: 16-byte aligned
+  static constexpr int kBf16Stride = kD + 8;   // bf16 key rows for ldmatrix: 16-byte aligned
   // The chunk's keys [chunk × kBf16Stride] and values [chunk × kWide] as bf16 rows, which
   // ChunkValuesKernel stores in the workspace and ChunkOutputKernel copies into the two stage
-  // slots that the state form is first done with (from kKeysValuesSlot): it needs them after it.
+  // slots that the state form is first done with (from kKeysValuesSlot): it needs them after it,
+  // and they land during its last stages instead of being loaded by every thread between two
+  // block barriers. With the attention form's weights made without a branch each, measured on an
+  // H200 (bench/results/session25.md): a layer's prefill 3% faster at d 64, 7.5% at d 128.
   static constexpr int kKeysValuesElements = kChunk * kBf16Stride + kChunk * kWide;
   static constexpr int kStageCount = kSteps / kStageSteps;
   static constexpr int kKeysValuesSlot = kStageCount % kStages;
