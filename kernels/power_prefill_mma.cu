@@ -198,7 +198,8 @@ __device__ void CopyRowsAsync(const float* source, int heads, int head, int64_t 
   }
 }
 
-// The same rows as bf16 (row stride `stride`), zero past n rows.
+// The same rows as bf16 by plain loads (BatchedPieces), into shared memory or the workspace (row
+// stride `stride`), zero past n rows.
 template <int kD, int kChunk, int kThreads>
 __device__ void LoadRowsBf16(const float* source, int heads, int head, int64_t first_row, int n,
                              __nv_bfloat16* to, int stride) {
@@ -217,7 +218,7 @@ __device__ void LoadRowsBf16(const float* source, int heads, int head, int64_t f
       });
 }
 
-// [v_t | 1 | 0…] as bf16 rows of kWide, zero past n.
+// [v_t | 1 | 0…] as bf16 rows of kWide, into shared memory or the workspace, zero past n.
 template <int kD, int kChunk, int kThreads>
 __device__ void LoadValuesWide(const float* v, int kv_heads, int kv_head, int64_t first_row, int n,
                                __nv_bfloat16* to) {
