@@ -1,8 +1,7 @@
 // Degree-2 chunked prefill on BF16 tensor cores (fp32 accumulation), for head_dim 64 and 128:
-// the state-sized products on sm_90a's warpgroup wgmma (kernels/wgmma.cuh: A in registers, B in
-// shared memory, issued in chains and waited for once), the attention form inside a chunk on
-// mma.sync m16n8k16. φ is never stored: its values are made in registers, straight into the A
-// fragments.
+// the state-sized products and the attention form inside a chunk on sm_90a's warpgroup wgmma
+// (kernels/wgmma.cuh: A in registers, B in shared memory, issued in chains and waited for once).
+// φ is never stored: its values are made in registers, straight into the A fragments.
 //
 // Features are visited in k-steps of 16 rows. Step (i, jb) holds the monomials x_i·x_j for
 // j in [16·jb, 16·jb + 16), in the order SecondFactorOffset gives (a thread's two accumulator
@@ -79,14 +78,14 @@ struct Mma {
   // rows so spaced in the workspace too, so that a sub-chunk's are one bulk copy.
   static constexpr int kKeyPairStride = kD + 8;
   static constexpr int kQueryStride = kD + 8;  // fp32 queries, conflict-free float2 reads
-  static constexpr int kBf16Stride = kD + 8;   // bf16 key rows for ldmatrix: 16-byte aligned
-  // The chunk's keys [chunk × kBf16Stride] and values [chunk × kWide] as bf16 rows, which
+  // The chunk's keys (StoreKeysKMajor: [kD × 64] a block of 64 tokens) and values
+  // (StoreValuesKMajor's layout, [chunk × kWide]) in bf16 for the attention form's wgmmas, which
   // ChunkValuesKernel stores in the workspace and ChunkOutputKernel copies into the two stage
   // slots that the state form is first done with (from kKeysValuesSlot): it needs them after it,
   // and they land during its last stages instead of being loaded by every thread between two
   // block barriers. With the attention form's weights made without a branch each, measured on an
   // H200 (bench/results/session25.md): a layer's prefill 3% faster at d 64, 7.5% at d 128.
-  static constexpr int kKeysValuesElements = kChunk * kBf16Stride + kChunk * kWide;
+  static constexpr int kKeysValuesElements = kChunk * kD + kChunk * kWide;
   static constexpr int kStageCount = kSteps / kStageSteps;
   static constexpr int kKeysValuesSlot = kStageCount % kStages;
   static_assert(kKeysValuesElements <= 2 * kStageElements && kKeysValuesSlot + 2 <= kStages &&
@@ -162,26 +161,6 @@ using FoldStatesPass = StatesPass<kD, 64, 64, 2, 8, kD == 64 ? 2 : 4, false, kD 
 // fragments in registers.
 constexpr int kChainSteps = 4;
 
-// Pieces i in [0, kPieces) of a tile: x = load(i) (a float4), then store(i, x). Each thread issues
-// kBatch loads before it stores any, so their latencies overlap.
-template <int kThreads, int kPieces, typename Load, typename Store>
-__device__ void BatchedPieces(Load load, Store store) {
-  constexpr int kBatch = 8;
-  for (int first = 0; first < kPieces; first += kBatch * kThreads) {
-    float4 x[kBatch];
-#pragma unroll
-    for (int j = 0; j < kBatch; ++j) {
-      const int i = first + j * kThreads + threadIdx.x;
-      if (i < kPieces) x[j] = load(i);
-    }
-#pragma unroll
-    for (int j = 0; j < kBatch; ++j) {
-      const int i = first + j * kThreads + threadIdx.x;
-      if (i < kPieces) store(i, x[j]);
-    }
-  }
-}
-
 // One head's rows [kChunk × kD] of an fp32 [rows × heads·kD] matrix into shared memory as fp32
 // (row stride `stride`), by cp.async: zero past n rows. The caller commits and waits.
 template <int kD, int kChunk>
@@ -198,53 +177,31 @@ __device__ void CopyRowsAsync(const float* source, int heads, int head, int64_t 
   }
 }
 
-// The same rows as bf16 by plain loads (BatchedPieces), into shared memory or the workspace (row
-// stride `stride`), zero past n rows.
+// The keys of a sub-chunk of kChunk (a multiple of 64) tokens as ChunkOutputKernel's wgmma reads B
+// for Q·Kᵀ: per block of 64 tokens a [kD × 64] K-major matrix (d as k, tokens as n:
+// KMajorOffset<64>), a 16-byte row of 8 dimensions per store. Zero past n.
 template <int kD, int kChunk, int kThreads>
-__device__ void LoadRowsBf16(const float* source, int heads, int head, int64_t first_row, int n,
-                             __nv_bfloat16* to, int stride) {
-  constexpr int kPerRow = kD / 4;
-  BatchedPieces<kThreads, kChunk * kPerRow>(
-      [&](int i) {
-        const int t = i / kPerRow, c = (i % kPerRow) * 4;
-        return t < n ? *reinterpret_cast<const float4*>(source +
-                                                        ((first_row + t) * heads + head) * kD + c)
-                     : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-      },
-      [&](int i, float4 x) {
-        const int t = i / kPerRow, c = (i % kPerRow) * 4;
-        *reinterpret_cast<uint2*>(to + t * stride + c) =
-            make_uint2(PackBf16(x.x, x.y), PackBf16(x.z, x.w));
-      });
+__device__ void StoreKeysKMajor(const float* k, int kv_heads, int kv_head, int64_t first_row, int n,
+                                __nv_bfloat16* to) {
+  static_assert(kChunk % 64 == 0);
+  constexpr int kPerRow = kD / 8;
+  for (int i = threadIdx.x; i < kChunk * kPerRow; i += kThreads) {
+    const int t = i / kPerRow, c = (i % kPerRow) * 8;
+    float4 x[2] = {make_float4(0.0f, 0.0f, 0.0f, 0.0f), make_float4(0.0f, 0.0f, 0.0f, 0.0f)};
+    if (t < n) {
+      const float* row = k + ((first_row + t) * kv_heads + kv_head) * kD + c;
+      x[0] = *reinterpret_cast<const float4*>(row);
+      x[1] = *reinterpret_cast<const float4*>(row + 4);
+    }
+    *reinterpret_cast<uint4*>(to + t / 64 * 64 * kD + KMajorOffset<64>(c, t % 64)) =
+        make_uint4(PackBf16(x[0].x, x[0].y), PackBf16(x[0].z, x[0].w), PackBf16(x[1].x, x[1].y),
+                   PackBf16(x[1].z, x[1].w));
+  }
 }
 
-// [v_t | 1 | 0…] as bf16 rows of kWide, into shared memory or the workspace, zero past n.
-template <int kD, int kChunk, int kThreads>
-__device__ void LoadValuesWide(const float* v, int kv_heads, int kv_head, int64_t first_row, int n,
-                               __nv_bfloat16* to) {
-  constexpr int kWide = Mma<kD>::kWide;
-  constexpr int kPerRow = kWide / 4;
-  BatchedPieces<kThreads, kChunk * kPerRow>(
-      [&](int i) {
-        const int t = i / kPerRow, c = (i % kPerRow) * 4;
-        float4 x = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        if (t < n && c < kD) {
-          x = *reinterpret_cast<const float4*>(v + ((first_row + t) * kv_heads + kv_head) * kD + c);
-        } else if (t < n && c == kD) {
-          x.x = 1.0f;
-        }
-        return x;
-      },
-      [&](int i, float4 x) {
-        const int t = i / kPerRow, c = (i % kPerRow) * 4;
-        *reinterpret_cast<uint2*>(to + t * kWide + c) =
-            make_uint2(PackBf16(x.x, x.y), PackBf16(x.z, x.w));
-      });
-}
-
-// [v_t | 1 | 0…]·scale_t as ChunkStatesKernel's wgmma reads B (tokens as k: KMajorOffset; v's
-// columns in StateRows' order for runs of `run`, StateColumn), a 16-byte row of 8 tokens per
-// store. Zero past n.
+// [v_t | 1 | 0…]·scale_t (scale_t = 1 without `scale`) as ChunkStatesKernel's wgmma reads B (tokens
+// as k: KMajorOffset; v's columns in StateRows' order for runs of `run`, StateColumn), a 16-byte
+// row of 8 tokens per store. Zero past n.
 template <int kD, int kChunk, int kThreads>
 __device__ void StoreValuesKMajor(const float* v, int kv_heads, int kv_head, int64_t first_row,
                                   int n, const float* scale, int run, __nv_bfloat16* to) {
@@ -255,11 +212,12 @@ __device__ void StoreValuesKMajor(const float* v, int kv_heads, int kv_head, int
 #pragma unroll
     for (int e = 0; e < 8; ++e) {
       const int t = token_block * 8 + e;
+      const float scale_t = scale == nullptr ? 1.0f : scale[t];
       x[e] = 0.0f;
       if (t < n && c < kD) {
-        x[e] = scale[t] * v[((first_row + t) * kv_heads + kv_head) * kD + StateColumn(c, run)];
+        x[e] = scale_t * v[((first_row + t) * kv_heads + kv_head) * kD + StateColumn(c, run)];
       } else if (t < n && c == kD) {
-        x[e] = scale[t];
+        x[e] = scale_t;
       }
     }
     *reinterpret_cast<uint4*>(to + KMajorOffset<kWide>(token_block * 8, c)) = make_uint4(
@@ -310,30 +268,6 @@ __device__ inline void StepOf(int step, int& i, int& jb) {
 // 1, 3 (one 16-byte load).
 __host__ __device__ inline int SecondFactorOffset(int r) { return r < 8 ? 2 * r : 2 * (r - 8) + 1; }
 
-// B fragments of every n-tile for the 16 k-rows starting at `rows` of a row-major bf16 tile
-// with `stride` elements per row.
-template <int kNTiles>
-__device__ inline void LoadBTrans(uint32_t (&b)[kNTiles][2], const __nv_bfloat16* rows,
-                                  int stride) {
-  const int lane = threadIdx.x % 32;
-  const __nv_bfloat16* row = rows + (((lane >> 3) & 1) * 8 + (lane & 7)) * stride;
-#pragma unroll
-  for (int nt = 0; nt + 1 < kNTiles; nt += 2) {
-    uint32_t r[4];
-    LdMatrixX4Trans(r, row + (nt + (lane >> 4)) * 8);
-    b[nt][0] = r[0];
-    b[nt][1] = r[1];
-    b[nt + 1][0] = r[2];
-    b[nt + 1][1] = r[3];
-  }
-  if constexpr (kNTiles % 2 == 1) {
-    uint32_t r[2];
-    LdMatrixX2Trans(r, row + (kNTiles - 1) * 8);
-    b[kNTiles - 1][0] = r[0];
-    b[kNTiles - 1][1] = r[1];
-  }
-}
-
 // grid (sub-chunks, kv heads), 256 threads: a sub-chunk's decayed values [kChunk × kWide] (bf16,
 // StoreValuesKMajor's layout), its keys as token pairs (StoreKeyPairs) and its decay (1 for a
 // sub-chunk past its chunk's rows, which has neither values nor keys); with outputs, its rows of
@@ -369,10 +303,10 @@ __global__ void __launch_bounds__(256)
     using M = Mma<kD>;
     __nv_bfloat16* chunk_keys =
         keys_values + (sub / P::kSubChunks * shape.num_kv_heads + h) * M::kKeysValuesElements;
-    LoadRowsBf16<kD, P::kChunk, 256>(rows.k, shape.num_kv_heads, h, first_row, n,
-                                     chunk_keys + offset * M::kBf16Stride, M::kBf16Stride);
-    LoadValuesWide<kD, P::kChunk, 256>(rows.v, shape.num_kv_heads, h, first_row, n,
-                                       chunk_keys + M::kChunk * M::kBf16Stride + offset * M::kWide);
+    StoreKeysKMajor<kD, P::kChunk, 256>(rows.k, shape.num_kv_heads, h, first_row, n,
+                                        chunk_keys + offset * kD);
+    StoreValuesKMajor<kD, P::kChunk, 256>(rows.v, shape.num_kv_heads, h, first_row, n, nullptr, 2,
+                                          chunk_keys + M::kChunk * kD + offset * M::kWide);
   }
   StoreKeyPairs<kD, P::kChunk, 256>(rows.k, shape.num_kv_heads, h, first_row, n,
                                     key_pairs + (sub * shape.num_kv_heads + h) * P::kKeyPairWords);
@@ -623,7 +557,7 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
   // once the state form is done with them.
   auto* stages = reinterpret_cast<__nv_bfloat16*>(log_gate + M::kChunk);
   __nv_bfloat16* keys = stages + M::kKeysValuesSlot * M::kStageElements;
-  __nv_bfloat16* values = keys + M::kChunk * M::kBf16Stride;
+  __nv_bfloat16* values = keys + M::kChunk * kD;
   // Per stage slot: the mbarrier its bulk copy completes on, and how many warps have finished
   // reading it (over all its uses); then the keys and values' mbarrier.
   auto* stage_loaded = reinterpret_cast<uint64_t*>(stages + M::kStages * M::kStageElements);
@@ -760,7 +694,10 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
   }
   MbarrierWait(keys_values_loaded, 0);
 
-  // Attention form inside the chunk: key blocks of 16 up to the warp's last row.
+  // Attention form inside the chunk, a warpgroup's 64 rows at a time against key blocks of 64 up
+  // to its last row, on wgmma: scores S = Q·Kᵀ (A = the queries' fragments, B = the block's keys),
+  // then acc += P·V (A = the weights made from S's accumulators, which hold them as mma.sync's A
+  // fragments do, B = the block's values).
   uint32_t query_frag[kD / 16][4];
 #pragma unroll
   for (int kk = 0; kk < kD / 16; ++kk) {
@@ -771,43 +708,41 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
       query_frag[kk][e] = PackBf16(x.x, x.y);
     }
   }
-  const int key_blocks = min(warp_row + M::kWarpRows, RoundUp(n, 16)) / 16;
+  const int group = warp / 4;
+  // The same in the warpgroup's warps; none where all its rows are past the chunk's.
+  const int key_blocks = 64 * group < n ? min(group + 1, (n + 63) / 64) : 0;
 #pragma unroll 1
   for (int kb = 0; kb < key_blocks; ++kb) {
-    float scores[2][4] = {};
+    float scores[8][4] = {};
+    WgmmaChainBf16<64>(scores, query_frag, keys + kb * 64 * kD);
+    // Every weight is made, then the causal mask of the block that reaches the warpgroup's rows
+    // picks (no branch a weight); rows past the chunk's are never stored.
+    const bool reaches_rows = kb == group;
+    uint32_t a[4][4];
 #pragma unroll
-    for (int kk = 0; kk < kD / 16; ++kk) {
-      // Kᵀ as B: key rows, head-dim columns; matrices (keys 0-7 | 8-15) × (dims 0-7 | 8-15).
-      uint32_t r[4];
-      LdMatrixX4(r, keys + (kb * 16 + (lane >> 4) * 8 + (lane & 7)) * M::kBf16Stride + 16 * kk +
-                        ((lane >> 3) & 1) * 8);
-      MmaBf16(scores[0], query_frag[kk], r[0], r[1]);
-      MmaBf16(scores[1], query_frag[kk], r[2], r[3]);
-    }
-    uint32_t b[M::kNTiles][2];
-    LoadBTrans<M::kNTiles>(b, values + kb * 16 * M::kWide, M::kWide);
-    // Every weight is made, then the causal mask of the block that reaches the warp's rows picks
-    // (no branch a weight); rows past the chunk's are never stored.
-    const bool reaches_rows = kb * 16 + 15 > warp_row;
-    float p[2][4];
+    for (int step = 0; step < 4; ++step) {  // keys 16·step … of the block: n-tiles 2·step, + 1
+      float p[2][4];
 #pragma unroll
-    for (int nt = 0; nt < 2; ++nt) {
-      const float2 key_gate =
-          *reinterpret_cast<const float2*>(log_gate + kb * 16 + nt * 8 + 2 * t4);
+      for (int half_step = 0; half_step < 2; ++half_step) {
+        const int nt = 2 * step + half_step;
+        const float2 key_gate =
+            *reinterpret_cast<const float2*>(log_gate + kb * 64 + nt * 8 + 2 * t4);
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int r = warp_row + g + 8 * (e >> 1);
-        const int s = kb * 16 + nt * 8 + 2 * t4 + (e & 1);
-        const float x = shape.scale * scores[nt][e];
-        const float weight =
-            x * x * expf(row_gate[e >> 1] - ((e & 1) == 0 ? key_gate.x : key_gate.y));
-        p[nt][e] = reaches_rows && s > r ? 0.0f : weight;
+        for (int e = 0; e < 4; ++e) {
+          const int r = warp_row + g + 8 * (e >> 1);
+          const int s = kb * 64 + nt * 8 + 2 * t4 + (e & 1);
+          const float x = shape.scale * scores[nt][e];
+          const float weight =
+              x * x * expf(row_gate[e >> 1] - ((e & 1) == 0 ? key_gate.x : key_gate.y));
+          p[half_step][e] = reaches_rows && s > r ? 0.0f : weight;
+        }
       }
+      a[step][0] = PackBf16(p[0][0], p[0][1]);
+      a[step][1] = PackBf16(p[0][2], p[0][3]);
+      a[step][2] = PackBf16(p[1][0], p[1][1]);
+      a[step][3] = PackBf16(p[1][2], p[1][3]);
     }
-    const uint32_t a[4] = {PackBf16(p[0][0], p[0][1]), PackBf16(p[0][2], p[0][3]),
-                           PackBf16(p[1][0], p[1][1]), PackBf16(p[1][2], p[1][3])};
-#pragma unroll
-    for (int nt = 0; nt < M::kNTiles; ++nt) MmaBf16(acc[nt], a, b[nt][0], b[nt][1]);
+    WgmmaChainBf16<M::kWide>(acc, a, values + kb * 64 * M::kWide);
   }
 
   // out = numerator / (denominator + ε); the denominator is column kD, held by lane 4g.
