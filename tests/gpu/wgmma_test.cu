@@ -1,7 +1,7 @@
 // wgmma (kernels/wgmma.cuh) against a host product: A (64×K) from registers in mma.sync's
-// fragment layout, B (K×N) in shared memory in the K-major layout (KMajorOffset), at the two
-// widths the prefill multiplies ([S | z | 0…] at head_dim 64 and 128), one k-step of 16 and a
-// chain of four (WgmmaChainBf16). A wrong descriptor, fragment layout or chain offset fails here
+// fragment layout, B (K×N) in shared memory in the K-major layout (KMajorOffset), at the widths
+// the prefill multiplies ([S | z | 0…] at head_dim 64 and 128, 64 keys), one k-step of 16 and
+// chains (WgmmaChainBf16). A wrong descriptor, fragment layout or chain offset fails here
 // by name rather than as a wrong prefill.
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
@@ -90,6 +90,9 @@ TEST(GpuWgmma, RegisterATimesKMajorSharedBMatchesTheHostAt136Columns) {
 }
 
 TEST(GpuWgmma, AChainOfFourMatchesTheHostAt72Columns) { ExpectProductMatchesTheHost<72, 4>(); }
+
+// The attention form's scores: 64 keys, head_dim 128 (eight steps).
+TEST(GpuWgmma, AChainOfEightMatchesTheHostAt64Columns) { ExpectProductMatchesTheHost<64, 8>(); }
 
 TEST(GpuWgmma, AChainOfFourMatchesTheHostAt136Columns) { ExpectProductMatchesTheHost<136, 4>(); }
 
