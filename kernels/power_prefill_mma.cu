@@ -49,7 +49,14 @@ namespace {
 
 template <int kD>
 struct Mma {
-  static constexpr int kChunk = kD == 64 ? 256 : 128;  // tokens per chunk
+  // Tokens per chunk (a state before each, ChunkStatesKernel's) and query rows per
+  // ChunkOutputKernel block (kBlockRows: a chunk's part; a block attends over its chunk's keys up
+  // to its rows). At d 128 a state before is 2.5 MB a kv head and storing it dominated the states
+  // pass (bench/results/session26.md), while 128 more keys a row add 2.7% to the output's FLOPs:
+  // chunks of two parts.
+  static constexpr int kChunk = 256;
+  static constexpr int kBlockRows = kD == 64 ? 256 : 128;
+  static constexpr int kParts = kChunk / kBlockRows;
   // ChunkOutputKernel's query rows a warp: one 16-row tile, so that at d 64 a chunk is 16 warps,
   // which hide more latency than 8 warps of two tiles (0.30 ms less a 64k-token layer on an
   // H200, bench/results/decode_session8.md), and four warps make a warpgroup's 64-row wgmma.
@@ -60,12 +67,12 @@ struct Mma {
   static constexpr int kSteps = 16 * kColumnBlocks * (kColumnBlocks + 1) / 2;
   static constexpr int kRows = 16 * kSteps;  // k-rows
   // ChunkOutputKernel: a warp per kWarpRows query rows; the state streamed in stages of steps.
-  static constexpr int kOutputWarps = kChunk / kWarpRows;
+  static constexpr int kOutputWarps = kBlockRows / kWarpRows;
   static constexpr int kOutputThreads = 32 * kOutputWarps;
   // Stages of 16 steps at d 64 (8 at d 128): fewer waits than stages of 8 (4), which made the
   // kernel wait on its block barriers when it had them (bench/results/prefill_session11.md); on
-  // mbarriers, stages of 8 at d 64 were 3-4% slower still (bench/results/session25.md). The
-  // chunk's keys and values take two stage slots after the state form (kKeysValuesSlot), which
+  // mbarriers, stages of 8 at d 64 were 3-4% slower still (bench/results/session25.md). Each
+  // part's keys and values take two stage slots after the state form (kKeysValuesSlot), which
   // leaves room for more than two stages. Measured on an H200 (bench/results/session24.md),
   // against two stages: at d 64 three 3% faster, four 2.5%; at d 128 four 3.6% faster, three
   // level.
@@ -78,17 +85,20 @@ struct Mma {
   // rows so spaced in the workspace too, so that a sub-chunk's are one bulk copy.
   static constexpr int kKeyPairStride = kD + 8;
   static constexpr int kQueryStride = kD + 8;  // fp32 queries, conflict-free float2 reads
-  // The chunk's keys (StoreKeysKMajor: [kD × 64] a block of 64 tokens) and values
-  // (StoreValuesKMajor's layout, [chunk × kWide]) in bf16 for the attention form's wgmmas, which
-  // ChunkValuesKernel stores in the workspace and ChunkOutputKernel copies into the two stage
-  // slots that the state form is first done with (from kKeysValuesSlot): it needs them after it,
-  // and they land during its last stages instead of being loaded by every thread between two
-  // block barriers. With the attention form's weights made without a branch each, measured on an
-  // H200 (bench/results/session25.md): a layer's prefill 3% faster at d 64, 7.5% at d 128.
-  static constexpr int kKeysValuesElements = kChunk * kD + kChunk * kWide;
+  // A chunk's keys (StoreKeysKMajor: [kD × 64] a block of 64 tokens) and values
+  // (StoreValuesKMajor's layout) in bf16 for the attention form's wgmmas, part by part (a part's
+  // keys [kBlockRows × kD], then its values [kBlockRows × kWide]), which ChunkValuesKernel stores
+  // in the workspace and ChunkOutputKernel copies into the stage slots that the state form is
+  // first done with: part q into the two from kKeysValuesSlot + 2q, freed by stages
+  // kStageCount − kStages + 2q and + 1. It needs them after the state form, and they land during
+  // its last stages instead of being loaded by every thread between two block barriers. With the
+  // attention form's weights made without a branch each, measured on an H200
+  // (bench/results/session25.md): a layer's prefill 3% faster at d 64, 7.5% at d 128.
+  static constexpr int kPartElements = kBlockRows * kD + kBlockRows * kWide;
+  static constexpr int kKeysValuesElements = kParts * kPartElements;
   static constexpr int kStageCount = kSteps / kStageSteps;
   static constexpr int kKeysValuesSlot = kStageCount % kStages;
-  static_assert(kKeysValuesElements <= 2 * kStageElements && kKeysValuesSlot + 2 <= kStages &&
+  static_assert(kPartElements <= 2 * kStageElements && kKeysValuesSlot + 2 * kParts <= kStages &&
                 kStages >= 3 && kStageCount >= kStages);
 };
 
@@ -271,7 +281,7 @@ __host__ __device__ inline int SecondFactorOffset(int r) { return r < 8 ? 2 * r 
 // grid (sub-chunks, kv heads), 256 threads: a sub-chunk's decayed values [kChunk × kWide] (bf16,
 // StoreValuesKMajor's layout), its keys as token pairs (StoreKeyPairs) and its decay (1 for a
 // sub-chunk past its chunk's rows, which has neither values nor keys); with outputs, its rows of
-// the chunk's keys and values for ChunkOutputKernel (Mma::kKeysValuesElements a chunk).
+// the chunk's keys and values for ChunkOutputKernel (Mma::kKeysValuesElements a chunk, by part).
 template <int kD, typename P>
 __global__ void __launch_bounds__(256)
     ChunkValuesKernel(PowerAttentionShape shape, AttentionRows rows, const PrefillChunk* chunks,
@@ -314,19 +324,21 @@ __global__ void __launch_bounds__(256)
       using M = Mma<kD>;
       __nv_bfloat16* chunk_keys =
           keys_values + (sub / P::kSubChunks * shape.num_kv_heads + h) * M::kKeysValuesElements;
+      const int token = offset + piece;  // in the chunk
+      __nv_bfloat16* part =
+          chunk_keys + token / M::kBlockRows * M::kPartElements;  // keys, then values
+      const int in_part = token % M::kBlockRows;
       StoreKeysKMajor<kD, kPiece, 256>(rows.k, shape.num_kv_heads, h, piece_row, piece_n,
-                                       chunk_keys + (offset + piece) * kD);
-      StoreValuesKMajor<kD, kPiece, 256>(rows.v, shape.num_kv_heads, h, piece_row, piece_n,
-                                         nullptr, 2,
-                                         chunk_keys + M::kChunk * kD + (offset + piece) * M::kWide);
+                                       part + in_part * kD);
+      StoreValuesKMajor<kD, kPiece, 256>(rows.v, shape.num_kv_heads, h, piece_row, piece_n, nullptr,
+                                         2, part + M::kBlockRows * kD + in_part * M::kWide);
     }
     StoreKeyPairs<kD, kPiece, 256>(
         rows.k, shape.num_kv_heads, h, piece_row, piece_n,
         key_pairs + record * P::kKeyPairWords + piece / 2 * Mma<kD>::kKeyPairStride);
     StoreValuesKMajor<kD, kPiece, 256>(
         rows.v, shape.num_kv_heads, h, piece_row, piece_n, key_decay + piece,
-        P::Run(shape.bf16_states),
-        values + record * P::kValuesElements + piece * Mma<kD>::kWide);
+        P::Run(shape.bf16_states), values + record * P::kValuesElements + piece * Mma<kD>::kWide);
   }
 }
 
@@ -556,8 +568,8 @@ __global__ void __launch_bounds__(P::kWarps * 32, StatesBlocksPerSM<P, Storage>:
   }
 }
 
-// grid (query heads, chunks), kOutputWarps warps; warp w owns the chunk's query rows
-// [w·kWarpRows, (w+1)·kWarpRows).
+// grid (query heads, chunks × kParts), kOutputWarps warps: block (head, kParts·c + p) takes part p
+// of chunk c, whose query rows [p·kBlockRows + w·kWarpRows, + kWarpRows) warp w owns.
 template <int kD>
 __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
     ChunkOutputKernel(PowerAttentionShape shape, AttentionRows rows, const PrefillChunk* chunks,
@@ -565,27 +577,29 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
   using M = Mma<kD>;
   static_assert(M::kOutputWarps % 4 == 0, "whole warpgroups: a wgmma covers 64 query rows");
   extern __shared__ float4 shared_storage[];
-  float* queries = reinterpret_cast<float*>(shared_storage);  // [chunk × kQueryStride]
-  float* log_gate = queries + M::kChunk * M::kQueryStride;    // [chunk]
-  // kStages × [kStageSteps·16 × kWide]; the keys and values take two slots from kKeysValuesSlot
-  // once the state form is done with them.
+  float* queries = reinterpret_cast<float*>(shared_storage);    // [kBlockRows × kQueryStride]
+  float* log_gate = queries + M::kBlockRows * M::kQueryStride;  // [chunk]
+  // kStages × [kStageSteps·16 × kWide]; the keys and values of parts 0 … p take two slots each
+  // from kKeysValuesSlot once the state form is done with them.
   auto* stages = reinterpret_cast<__nv_bfloat16*>(log_gate + M::kChunk);
-  __nv_bfloat16* keys = stages + M::kKeysValuesSlot * M::kStageElements;
-  __nv_bfloat16* values = keys + M::kChunk * kD;
+  __nv_bfloat16* keys_values_parts = stages + M::kKeysValuesSlot * M::kStageElements;
   // Per stage slot: the mbarrier its bulk copy completes on, and how many warps have finished
-  // reading it (over all its uses); then the keys and values' mbarrier.
+  // reading it (over all its uses); then each part's keys and values' mbarrier.
   auto* stage_loaded = reinterpret_cast<uint64_t*>(stages + M::kStages * M::kStageElements);
-  auto* stage_readers = reinterpret_cast<int*>(stage_loaded + M::kStages + 1);
-  uint64_t* keys_values_loaded = stage_loaded + M::kStages;
+  uint64_t* keys_values_loaded = stage_loaded + M::kStages;  // [kParts]
+  auto* stage_readers = reinterpret_cast<int*>(keys_values_loaded + M::kParts);
 
   const int head = blockIdx.x;
   const int kv_head = head / (shape.num_heads / shape.num_kv_heads);
-  const PrefillChunk chunk = chunks[blockIdx.y];
-  const int n = chunk.num_rows;
+  const int64_t c = blockIdx.y / M::kParts;
+  const int part = blockIdx.y % M::kParts;
+  const PrefillChunk chunk = chunks[c];
+  const int part_row = part * M::kBlockRows;  // the block's first row in the chunk
+  const int n = min(M::kBlockRows, chunk.num_rows - part_row);
+  if (n <= 0) return;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
   const __nv_bfloat16* before =
-      before_states +
-      (static_cast<int64_t>(blockIdx.y) * shape.num_kv_heads + kv_head) * M::kRows * M::kWide;
+      before_states + (c * shape.num_kv_heads + kv_head) * M::kRows * M::kWide;
 
   // The stages of the state stream in by bulk copies that one thread issues, each completing on
   // its slot's mbarrier: a warp waits only for the stage it multiplies, and the last warp done
@@ -607,29 +621,29 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
       MbarrierInit(&stage_loaded[slot], 1);
       stage_readers[slot] = 0;
     }
-    MbarrierInit(keys_values_loaded, 1);
+    for (int q = 0; q < M::kParts; ++q) MbarrierInit(&keys_values_loaded[q], 1);
     FenceMbarrierInit();
     for (int stage = 0; stage < M::kStages; ++stage) fetch_stage(stage);
   }
   // The queries stream in while the log gates load.
-  CopyRowsAsync<kD, M::kChunk>(rows.q, shape.num_heads, head, chunk.first_row, n, queries,
-                               M::kQueryStride);
+  CopyRowsAsync<kD, M::kBlockRows>(rows.q, shape.num_heads, head, chunk.first_row + part_row, n,
+                                   queries, M::kQueryStride);
   CpAsyncCommit();
   if (threadIdx.x < 32) {
-    ChunkLogGates<M::kChunk>(rows.log_gate, shape.num_kv_heads, kv_head, chunk.first_row, n,
-                             log_gate);
+    ChunkLogGates<M::kChunk>(rows.log_gate, shape.num_kv_heads, kv_head, chunk.first_row,
+                             chunk.num_rows, log_gate);
   }
   CpAsyncWait<0>();
   __syncthreads();
 
-  // This thread's query rows: warp base + g + 8·half.
+  // This thread's query rows: warp base + g + 8·half (in the block; part_row + that in the chunk).
   const int warp_row = warp * M::kWarpRows;
   float row_gate[2], query_scale[2];
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
     const int r = warp_row + g + 8 * half;
-    row_gate[half] = log_gate[r];
-    query_scale[half] = r < n ? shape.scale_pow * expf(log_gate[r]) : 0.0f;
+    row_gate[half] = log_gate[part_row + r];
+    query_scale[half] = r < n ? shape.scale_pow * expf(log_gate[part_row + r]) : 0.0f;
   }
 
   float acc[M::kNTiles][4];
@@ -690,23 +704,23 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
       WgmmaChainBf16<M::kWide>(acc, a, tile + s * 16 * M::kWide);
     }
     // This warp's wgmmas have read the slot (waited for); the last warp to get here refills it,
-    // or, once the keys and values' two slots are done with, copies them in (ChunkValuesKernel
-    // stored them as the attention form reads them), so that they land during the last stages.
+    // or, once a part's two slots are done with, copies that part's keys and values in
+    // (ChunkValuesKernel stored them as the attention form reads them; parts past the block's
+    // are not needed), so that they land during the last stages.
     if (LastReader(&stage_readers[slot], use, M::kOutputWarps)) {
+      const int freed_part = (stage - (kStageCount - M::kStages + 1)) / 2;
       if (stage + M::kStages < kStageCount) {
         fetch_stage(stage + M::kStages);
-      } else if (stage == kStageCount - M::kStages + 1) {
-        constexpr uint32_t kBytes = M::kKeysValuesElements * sizeof(__nv_bfloat16);
-        MbarrierArriveExpecting(keys_values_loaded, kBytes);
-        BulkCopyToShared(
-            keys,
-            keys_values + (static_cast<int64_t>(blockIdx.y) * shape.num_kv_heads + kv_head) *
-                              M::kKeysValuesElements,
-            kBytes, keys_values_loaded);
+      } else if ((stage - (kStageCount - M::kStages + 1)) % 2 == 0 && freed_part <= part) {
+        constexpr uint32_t kBytes = M::kPartElements * sizeof(__nv_bfloat16);
+        MbarrierArriveExpecting(&keys_values_loaded[freed_part], kBytes);
+        BulkCopyToShared(keys_values_parts + freed_part * 2 * M::kStageElements,
+                         keys_values + (c * shape.num_kv_heads + kv_head) * M::kKeysValuesElements +
+                             freed_part * M::kPartElements,
+                         kBytes, &keys_values_loaded[freed_part]);
       }
     }
   }
-  MbarrierWait(keys_values_loaded, 0);
 
   // Attention form inside the chunk, a warpgroup's 64 rows at a time against key blocks of 64 up
   // to its last row, on wgmma: scores S = Q·Kᵀ (A = the queries' fragments, B = the block's keys),
@@ -724,15 +738,23 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
     }
   }
   const int group = warp / 4;
-  // The same in the warpgroup's warps; none where all its rows are past the chunk's.
-  const int key_blocks = 64 * group < n ? min(group + 1, (n + 63) / 64) : 0;
+  // The same in the warpgroup's warps: every key block of the parts before, then those of its
+  // own part up to its rows; none where all its rows are past the chunk's.
+  constexpr int kPartBlocks = M::kBlockRows / 64;
+  const int key_blocks = 64 * group < n ? part * kPartBlocks + min(group + 1, (n + 63) / 64) : 0;
 #pragma unroll 1
   for (int kb = 0; kb < key_blocks; ++kb) {
+    const int key_part = kb / kPartBlocks, in_part = kb % kPartBlocks;
+    if (in_part == 0) MbarrierWait(&keys_values_loaded[key_part], 0);
+    const __nv_bfloat16* keys =
+        keys_values_parts + key_part * 2 * M::kStageElements + in_part * 64 * kD;
+    const __nv_bfloat16* values = keys_values_parts + key_part * 2 * M::kStageElements +
+                                  M::kBlockRows * kD + in_part * 64 * M::kWide;
     float scores[8][4] = {};
-    WgmmaChainBf16<64>(scores, query_frag, keys + kb * 64 * kD);
+    WgmmaChainBf16<64>(scores, query_frag, keys);
     // Every weight is made, then the causal mask of the block that reaches the warpgroup's rows
     // picks (no branch a weight); rows past the chunk's are never stored.
-    const bool reaches_rows = kb == group;
+    const bool reaches_rows = kb == part * kPartBlocks + group;
     uint32_t a[4][4];
 #pragma unroll
     for (int step = 0; step < 4; ++step) {  // keys 16·step … of the block: n-tiles 2·step, + 1
@@ -744,7 +766,7 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
             *reinterpret_cast<const float2*>(log_gate + kb * 64 + nt * 8 + 2 * t4);
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-          const int r = warp_row + g + 8 * (e >> 1);
+          const int r = part_row + warp_row + g + 8 * (e >> 1);  // in the chunk, as s
           const int s = kb * 64 + nt * 8 + 2 * t4 + (e & 1);
           const float x = shape.scale * scores[nt][e];
           const float weight =
@@ -757,7 +779,7 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
       a[step][2] = PackBf16(p[1][0], p[1][1]);
       a[step][3] = PackBf16(p[1][2], p[1][3]);
     }
-    WgmmaChainBf16<M::kWide>(acc, a, values + kb * 64 * M::kWide);
+    WgmmaChainBf16<M::kWide>(acc, a, values);
   }
 
   // out = numerator / (denominator + ε); the denominator is column kD, held by lane 4g.
@@ -767,7 +789,7 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
         __shfl_sync(0xffffffffu, acc[kD / 8][2 * half], lane & ~3) + kNormalizerEpsilon;
     const int r = warp_row + g + 8 * half;
     if (r >= n) continue;
-    float* out = rows.out + ((chunk.first_row + r) * shape.num_heads + head) * kD;
+    float* out = rows.out + ((chunk.first_row + part_row + r) * shape.num_heads + head) * kD;
 #pragma unroll
     for (int nt = 0; nt < kD / 8; ++nt) {
       *reinterpret_cast<float2*>(out + nt * 8 + 2 * t4) =
@@ -779,9 +801,9 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
 template <int kD>
 size_t OutputShared() {
   using M = Mma<kD>;
-  return sizeof(float) * (M::kChunk * M::kQueryStride + M::kChunk) +
+  return sizeof(float) * (M::kBlockRows * M::kQueryStride + M::kChunk) +
          sizeof(__nv_bfloat16) * M::kStages * M::kStageElements +
-         (sizeof(uint64_t) + sizeof(int)) * M::kStages + sizeof(uint64_t);
+         (sizeof(uint64_t) + sizeof(int)) * M::kStages + sizeof(uint64_t) * M::kParts;
 }
 
 // A pass's workspace, in this order: with outputs only, the state before every chunk and every
@@ -881,7 +903,7 @@ void Launch(const PowerAttentionShape& shape, const AttentionRows& rows,
   const size_t output_shared = OutputShared<kD>();
   cudaFuncSetAttribute(ChunkOutputKernel<kD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                        static_cast<int>(output_shared));
-  const dim3 output_grid(shape.num_heads, static_cast<unsigned>(chunk_count));
+  const dim3 output_grid(shape.num_heads, static_cast<unsigned>(chunk_count * M::kParts));
   ChunkOutputKernel<kD><<<output_grid, M::kOutputThreads, output_shared, stream>>>(
       shape, rows, chunks, work.before_states, work.keys_values);
 }
