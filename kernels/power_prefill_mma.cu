@@ -51,9 +51,9 @@ template <int kD>
 struct Mma {
   // Tokens per chunk (a state before each, ChunkStatesKernel's) and query rows per
   // ChunkOutputKernel block (kBlockRows: a chunk's part; a block attends over its chunk's keys up
-  // to its rows). At d 128 a state before is 2.5 MB a kv head and storing it dominated the states
-  // pass (bench/results/session26.md), while 128 more keys a row add 2.7% to the output's FLOPs:
-  // chunks of two parts.
+  // to its rows). At d 128 a state before is 2.5 MB a kv head, while 128 more keys a row add 2.7%
+  // to the output pass's FLOPs: chunks of two parts, against chunks of 128 tokens a 14b layer's
+  // prefill 4% faster on an H200 (bench/results/session26.md).
   static constexpr int kChunk = 256;
   static constexpr int kBlockRows = kD == 64 ? 256 : 128;
   static constexpr int kParts = kChunk / kBlockRows;
