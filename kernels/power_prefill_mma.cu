@@ -25,11 +25,11 @@
 //     slot. A fold's block walks several tiles of k-rows over its one sub-chunk, loading the next
 //     tile's state while it multiplies one: one block a tile spent most of its life waiting for its
 //     state to arrive.
-//  3. ChunkOutputKernel (not when only the states advance), per (query head, chunk):
-//     s²·exp(G_t)·φ(q_t)·[S | z] over the stored state before the chunk (streamed through shared
-//     memory by bulk copies on mbarriers; wgmma: A = φ(q), B = the state), plus the gated causal
-//     attention (s·q·k)²·exp(G_t − G_s) inside the chunk, both on tensor cores into one
-//     accumulator; out = numerator / (denominator + ε).
+//  3. ChunkOutputKernel (not when only the states advance), per (query head, chunk part of
+//     Mma::kBlockRows rows): s²·exp(G_t)·φ(q_t)·[S | z] over the stored state before the chunk
+//     (streamed through shared memory by bulk copies on mbarriers; wgmma: A = φ(q), B = the
+//     state), plus the gated causal attention (s·q·k)²·exp(G_t − G_s) over the chunk's keys up to
+//     the part's rows (wgmma), both into one accumulator; out = numerator / (denominator + ε).
 #include <cuda_bf16.h>
 
 #include <algorithm>
