@@ -708,10 +708,12 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
     // (ChunkValuesKernel stored them as the attention form reads them; parts past the block's
     // are not needed), so that they land during the last stages.
     if (LastReader(&stage_readers[slot], use, M::kOutputWarps)) {
-      const int freed_part = (stage - (kStageCount - M::kStages + 1)) / 2;
+      // Past the last fetch, every second stage frees a part's two slots.
+      const int past_fetches = stage - (kStageCount - M::kStages + 1);
+      const int freed_part = past_fetches / 2;
       if (stage + M::kStages < kStageCount) {
         fetch_stage(stage + M::kStages);
-      } else if ((stage - (kStageCount - M::kStages + 1)) % 2 == 0 && freed_part <= part) {
+      } else if (past_fetches % 2 == 0 && freed_part <= part) {
         constexpr uint32_t kBytes = M::kPartElements * sizeof(__nv_bfloat16);
         MbarrierArriveExpecting(&keys_values_loaded[freed_part], kBytes);
         BulkCopyToShared(keys_values_parts + freed_part * 2 * M::kStageElements,
@@ -746,10 +748,9 @@ __global__ void __launch_bounds__(Mma<kD>::kOutputThreads)
   for (int kb = 0; kb < key_blocks; ++kb) {
     const int key_part = kb / kPartBlocks, in_part = kb % kPartBlocks;
     if (in_part == 0) MbarrierWait(&keys_values_loaded[key_part], 0);
-    const __nv_bfloat16* keys =
-        keys_values_parts + key_part * 2 * M::kStageElements + in_part * 64 * kD;
-    const __nv_bfloat16* values = keys_values_parts + key_part * 2 * M::kStageElements +
-                                  M::kBlockRows * kD + in_part * 64 * M::kWide;
+    const __nv_bfloat16* part_keys = keys_values_parts + key_part * 2 * M::kStageElements;
+    const __nv_bfloat16* keys = part_keys + in_part * 64 * kD;
+    const __nv_bfloat16* values = part_keys + M::kBlockRows * kD + in_part * 64 * M::kWide;
     float scores[8][4] = {};
     WgmmaChainBf16<64>(scores, query_frag, keys);
     // Every weight is made, then the causal mask of the block that reaches the warpgroup's rows
