@@ -27,7 +27,9 @@
 #                             NAME/ in build/variants.tar.xz (carry it with the bundle)
 #   tests/gpu/run.sh variant-tests   on the GPU machine: the GPU tests of each variant but HEAD
 #                             (~4 minutes each; $GTEST_FILTER narrows them, $VARIANTS names the
-#                             variants), logs in $OUT/variant-tests_TIME.tgz
+#                             variants, $VARIANT_TIMEOUT bounds each, 300 s by default), logs in
+#                             $OUT/variant-tests_TIME.tgz, packed again after each variant so that
+#                             a call cut short keeps those done
 #   tests/gpu/run.sh ab [BENCH FLAGS]   on the GPU machine: two interleaved rounds of the kernels
 #                             bench of every variant (or of $VARIANTS) with FLAGS (e.g.
 #                             --prefill=false --decode_state_dtypes=bfloat16), logs and JSON in
@@ -60,7 +62,8 @@ unpack_variants() {
   mkdir -p "$logs"
 }
 pack_logs() {
-  tar -C "$logs" -czf "$OUT/${step}_$(date +%H%M%S).tgz" .
+  : "${archive:=$OUT/${step}_$(date +%H%M%S).tgz}"
+  tar -C "$logs" -czf "$archive" .
 }
 
 case "$step" in
@@ -226,10 +229,14 @@ variant-tests)
   status=0
   for v in $variants; do
     [[ $v == HEAD ]] && continue  # tested by `device tests`
-    timeout 300 "$work/variant/$v/cuda_backend_test" > "$logs/tests_$v.log" 2>&1 || status=1
-    echo "$v: GPU tests $(grep -E '^\[  (PASSED|FAILED) ' "$logs/tests_$v.log" | tr '\n' ' ')"
+    result=0
+    timeout "${VARIANT_TIMEOUT:-300}" "$work/variant/$v/cuda_backend_test" > "$logs/tests_$v.log" 2>&1 ||
+      result=$?
+    [[ $result == 0 ]] || status=1
+    [[ $result == 124 ]] && echo "$v: timed out after ${VARIANT_TIMEOUT:-300} s" >> "$logs/tests_$v.log"
+    echo "$v: GPU tests $(grep -E '^\[  (PASSED|FAILED) |timed out after' "$logs/tests_$v.log" | tr '\n' ' ')"
+    pack_logs
   done
-  pack_logs
   exit $status
   ;;
 ab)
