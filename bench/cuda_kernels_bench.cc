@@ -20,6 +20,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "bench/count_flags.h"
+#include "bench/wgmma_ceiling.h"
 #include "kernels/elementwise.h"
 #include "kernels/power_attention.h"
 #include "kernels/power_prefill_mma.h"
@@ -125,6 +126,16 @@ double GemmTeraflops(cudaStream_t stream, cublasHandle_t cublas) {
                 "gemm");
   });
   return 2.0 * n * n * n / (ms * 1e-3) / 1e12;
+}
+
+// TFLOP/s of the prefill passes' wgmma pattern alone (bench/wgmma_ceiling.h) at `columns`.
+double WgmmaChainTeraflops(int columns, cudaStream_t stream) {
+  DeviceArray<float> sink;
+  const double ms = TimeMs(stream, 5, [&] {
+    bench::LaunchWgmmaChains(columns, sink.Reserve(bench::WgmmaChainsSinkFloats()), stream);
+    CheckLaunch("WgmmaChains");
+  });
+  return bench::WgmmaChainsFlops(columns) / (ms * 1e-3) / 1e12;
 }
 
 // The device tables of φ for a shape, kept alive with the shape that points at them.
@@ -561,6 +572,13 @@ int Run() {
                gemm_tflops);
   report["copy_TBps"] = copy_tbps;
   report["gemm_TFLOPs"] = gemm_tflops;
+  const double wgmma_64 = WgmmaChainTeraflops(72, stream);
+  const double wgmma_128 = WgmmaChainTeraflops(136, stream);
+  spdlog::info(
+      "wgmma chains as the prefill passes issue them, alone: m64n72k16 {:.0f} TFLOP/s ({:.0f}% "
+      "of GEMM), m64n136k16 {:.0f} TFLOP/s ({:.0f}%)",
+      wgmma_64, 100 * wgmma_64 / gemm_tflops, wgmma_128, 100 * wgmma_128 / gemm_tflops);
+  report["wgmma_chain_TFLOPs"] = {{"head_dim_64", wgmma_64}, {"head_dim_128", wgmma_128}};
 
   size_t free_bytes = 0, total_bytes = 0;
   cudaMemGetInfo(&free_bytes, &total_bytes);

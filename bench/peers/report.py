@@ -77,12 +77,24 @@ def load_peers(run_dir, peers_from):
     return earlier["peers"], manifest, peers_commit, manifest_commit
 
 
+def wgmma_line(report):
+    """The prefill passes' wgmma pattern alone, where the run measured it (bench/wgmma_ceiling.h)."""
+    chains = report.get("wgmma_chain_TFLOPs")
+    if not chains:
+        return []
+    return ["- the prefill passes' wgmma pattern alone (m64nNk16, A in registers, chains of four each "
+            "waited for, four warpgroups an SM; no fragment making, no loads): "
+            f"**{chains['head_dim_64']:.0f} TFLOP/s** at N = 72 (head_dim 64), "
+            f"**{chains['head_dim_128']:.0f} TFLOP/s** at N = 136 (head_dim 128)"]
+
+
 def build(run_dir, commit, engine_run=None, engine_commit=None, peers_from=None):
     with open(os.path.join(run_dir, "kernels_bench.json")) as f:
         bench = json.load(f)
     peers, manifest, peers_commit, manifest_commit = load_peers(run_dir, peers_from)
     report = {"gpu": bench["gpu"], "commit": commit, "copy_TBps": bench["copy_TBps"],
-              "gemm_TFLOPs": bench["gemm_TFLOPs"], "torch": peers["torch"], "decode": [],
+              "gemm_TFLOPs": bench["gemm_TFLOPs"], "wgmma_chain_TFLOPs": bench.get("wgmma_chain_TFLOPs"),
+              "torch": peers["torch"], "decode": [],
               "prefill": [], "peers": peers, "peers_commit": peers_commit or commit,
               "manifest": manifest or "not measured in this run",
               "manifest_commit": manifest_commit or commit}
@@ -140,6 +152,7 @@ def markdown(report, figures):
              " Regenerate with `tests/gpu/run.sh report DIR`." + (f" {report['note']}" if report.get("note") else ""), "",
              f"- device copy bandwidth (read + write): **{report['copy_TBps']:.2f} TB/s**",
              f"- cuBLAS BF16 GEMM 8192³: **{report['gemm_TFLOPs']:.0f} TFLOP/s**",
+             *wgmma_line(report),
              f"- peers: torch {report['torch']} SDPA (FlashAttention backend) for a 12×64 softmax layer; "
              "a plain PyTorch power attention (quadratic form for prefill, expanded-state einsum for decode)",
              manifest_line(report), "",
